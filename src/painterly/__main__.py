@@ -1,0 +1,5 @@
+"""``python -m painterly`` is the ``painterly`` command."""
+
+from painterly.cli import main
+
+raise SystemExit(main())

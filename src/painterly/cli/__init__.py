@@ -1,0 +1,126 @@
+"""The ``painterly`` command: parse → config → API → save.
+
+    painterly CONTENT STYLE [STYLE ...] -o OUT [options]     stylise (also: painterly stylize ...)
+    painterly texture STYLE [STYLE ...] -o OUT [options]     style reconstruction from noise
+    painterly reconstruct CONTENT --layer relu3_1 -o OUT     content reconstruction from one layer
+    painterly demo [-o OUT] [options]                        the built-in pair, offline
+    painterly resume CHECKPOINT [-o OUT]                     continue a checkpointed run
+    painterly serve [--host 127.0.0.1] [--port 8000]         the local web studio
+
+Errors are one line on stderr with exit status 2 (bad usage or input) or 1 (failure at run time);
+``--debug`` shows tracebacks. Ctrl-C / SIGTERM stop cleanly, keep the image so far, and exit 130 / 143.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Sequence
+
+from .. import __version__
+from ..errors import ConfigError, PainterlyError
+
+COMMANDS = ("stylize", "texture", "reconstruct", "demo", "resume", "serve")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports a usage error in one line and exits 2 (not a usage dump)."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        sys.stderr.write(f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+        raise SystemExit(2)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from .options import add_config_options, add_output_options
+
+    parser = _Parser(
+        prog="painterly",
+        description="Neural style transfer (Gatys et al.): paint a photo in the style of a painting.",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=(
+            "A bare `painterly CONTENT STYLE... -o OUT` means `painterly stylize ...`.\n"
+            "Run `painterly COMMAND --help` for the options of each command."
+        ),
+    )
+    parser.add_argument("--version", action="version", version=f"painterly {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    def common(p: argparse.ArgumentParser, mode: str, skip: Sequence[str] = ()) -> None:
+        add_output_options(p)
+        add_config_options(p, mode, skip=skip)
+        p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+        p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+
+    p = sub.add_parser("stylize", help="paint CONTENT in the style of STYLE (the default command)", description="Paint CONTENT in the style of one or more STYLE images.")
+    p.add_argument("content", help="content image (JPEG, PNG, WebP, BMP, TIFF)")
+    p.add_argument("styles", nargs="+", metavar="style", help="style image(s); several are blended (see --style-blend)")
+    p.add_argument("-o", "--output", required=True, help="output image; its extension sets the format")
+    common(p, "stylize")
+
+    p = sub.add_parser("texture", help="synthesise a texture from STYLE (style loss only, from noise)", description="Style reconstruction: white noise optimised to match the style's Gram matrices only.")
+    p.add_argument("styles", nargs="+", metavar="style", help="style image(s)")
+    p.add_argument("-o", "--output", required=True, help="output image")
+    common(p, "texture", skip=("content_weight", "content_loss", "content_layers", "original_colors"))
+
+    p = sub.add_parser("reconstruct", help="reconstruct CONTENT from one layer's features", description="Content reconstruction from white noise using one layer's features (Gatys et al., fig. 1).")
+    p.add_argument("content", help="content image")
+    p.add_argument("--layer", default="relu3_1", help="the layer to reconstruct from (default: relu3_1)")
+    p.add_argument("-o", "--output", required=True, help="output image")
+    common(p, "reconstruct", skip=("style_weight", "style_layers", "style_layer_weights", "style_scale", "style_blend", "original_colors", "content_layers"))
+
+    p = sub.add_parser("demo", help="stylise the built-in demo pair (offline)", description="Stylise the built-in content image with the built-in style image.")
+    p.add_argument("-o", "--output", default="painterly-demo.png", help="output image (default: painterly-demo.png)")
+    common(p, "stylize")
+
+    p = sub.add_parser("resume", help="continue a run from its checkpoint", description="Continue a run saved with --checkpoint-every.")
+    p.add_argument("checkpoint", help="checkpoint file written by --checkpoint-every")
+    p.add_argument("-o", "--output", help="output image (default: the original run's)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+
+    p = sub.add_parser("serve", help="start the local web studio", description="Start the local web studio.")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
+    p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    p.add_argument("--workdir", default=None, help="where results are kept (default: a folder in the user cache)")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+    return parser
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    sys.stderr.write(f"painterly: note: {message}\n")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # `painterly CONTENT STYLE -o OUT` is `painterly stylize ...`.
+    if argv and argv[0] not in COMMANDS and not argv[0].startswith("-"):
+        argv.insert(0, "stylize")
+    debug = "--debug" in argv
+    warnings.showwarning = _show_warning
+    try:
+        args = build_parser().parse_args(argv)
+        if args.command is None:
+            build_parser().print_help(sys.stderr)
+            return 2
+        from .commands import run_command
+
+        return run_command(args)
+    except PainterlyError as exc:
+        if debug:
+            raise
+        sys.stderr.write(f"painterly: error: {exc}\n")
+        return exc.exit_code
+    except KeyboardInterrupt:
+        sys.stderr.write("painterly: interrupted\n")
+        return 130
+    except SystemExit:
+        raise
+    except Exception as exc:  # a bug, not a user error: still one line unless --debug
+        if debug:
+            raise
+        sys.stderr.write(f"painterly: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)\n")
+        return 1

@@ -1,0 +1,111 @@
+"""Command-line options built from the :class:`~painterly.config.Config` fields.
+
+The config is the only home of defaults and help texts; this module turns each field into an
+``argparse`` option (``style_weight`` → ``--style-weight``). Options the user does not give are left
+out of the parsed namespace (``SUPPRESS``), so that a mode's own defaults (texture: no content loss)
+apply unless overridden.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import math
+import typing
+from typing import Any, Iterable
+
+from ..config import Config, OutputOptions
+
+# Fields that belong together in --help, in this order.
+GROUPS: dict[str, tuple[str, ...]] = {
+    "images": ("size", "style_scale", "style_blend", "original_colors", "init", "init_noise", "max_pixels"),
+    "losses": ("content_weight", "style_weight", "tv_weight", "content_loss", "content_layers", "style_layers", "style_layer_weights"),
+    "optimisation": ("optimizer", "iterations", "learning_rate", "lr_decay", "lr_decay_steps", "lbfgs_history", "seed"),
+    "network": ("weights", "pooling"),
+    "speed": ("multiscale", "min_size", "level_iterations", "precision", "device"),
+}
+
+
+def _number(kind: type, flag: str):
+    def parse(text: str) -> Any:
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{flag} expects {'an integer' if kind is int else 'a number'}, got {text!r}")
+        if kind is float and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"{flag} must be a finite number, got {text!r}")
+        return value
+
+    return parse
+
+
+def _default_text(value: Any) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, tuple):
+        return ",".join(map(str, value)) if value else "none"
+    return str(value)
+
+
+def _add_field(group: argparse._ArgumentGroup, f: dataclasses.Field, default: Any) -> None:
+    meta = dict(f.metadata)
+    flag = "--" + f.name.replace("_", "-")
+    help_text = f"{meta.pop('help')} (default: {_default_text(default)})"
+    hint = typing.get_type_hints(Config if f.name in Config.__dataclass_fields__ else OutputOptions)[f.name]
+    origin = typing.get_args(hint) or (hint,)
+    base = next((t for t in origin if t is not type(None)), hint)
+    kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
+    if "metavar" in meta:
+        kwargs["metavar"] = meta["metavar"]
+    if base is bool:
+        group.add_argument(flag, action=argparse.BooleanOptionalAction, **kwargs)
+        return
+    if "choices" in meta:
+        kwargs["choices"] = meta["choices"]
+    if f.name == "original_colors":
+        # `--original-colors` alone means the classic luminance-only transfer.
+        kwargs.update(nargs="?", const="luminance")
+    if base is int:
+        kwargs["type"] = _number(int, flag)
+    elif base is float:
+        kwargs["type"] = _number(float, flag)
+    group.add_argument(flag, **kwargs)
+
+
+def add_config_options(parser: argparse.ArgumentParser, mode: str, skip: Iterable[str] = ()) -> None:
+    """Add every Config field as an option, grouped, with the mode's defaults in the help."""
+    defaults = Config.for_mode(mode)
+    fields = {f.name: f for f in dataclasses.fields(Config)}
+    skip = set(skip)
+    placed: set[str] = set()
+    for title, names in GROUPS.items():
+        group = parser.add_argument_group(title)
+        for name in names:
+            if name in skip:
+                continue
+            _add_field(group, fields[name], getattr(defaults, name))
+            placed.add(name)
+    leftover = [n for n in fields if n not in placed and n not in skip]
+    if leftover:  # a new field nobody grouped still gets an option
+        group = parser.add_argument_group("other")
+        for name in leftover:
+            _add_field(group, fields[name], getattr(defaults, name))
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("output")
+    for f in dataclasses.fields(OutputOptions):
+        _add_field(group, f, f.default)
+
+
+def config_options(ns: argparse.Namespace) -> dict[str, Any]:
+    """The Config fields the user gave on the command line."""
+    names = {f.name for f in dataclasses.fields(Config)}
+    return {k: v for k, v in vars(ns).items() if k in names}
+
+
+def output_options(ns: argparse.Namespace) -> OutputOptions:
+    names = {f.name for f in dataclasses.fields(OutputOptions)}
+    return OutputOptions(**{k: v for k, v in vars(ns).items() if k in names})

@@ -1,0 +1,351 @@
+"""Run configuration: one frozen, validated dataclass, and the only home of defaults.
+
+The CLI builds its options from the fields below (their ``metadata`` holds the help text), the web
+studio accepts the same names in its JSON ``options``, and the Python API takes them as keyword
+arguments. A :class:`Config` that exists is valid: ``__post_init__`` raises :class:`ConfigError` with a
+one-line message for anything wrong.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .errors import ConfigError
+from .layers import LAYER_NAMES, is_layer
+
+OPTIMIZERS = ("lbfgs", "adam", "sgd")
+CONTENT_LOSSES = ("mse", "cosine")
+POOLINGS = ("max", "avg")
+ORIGINAL_COLORS = ("off", "luminance", "histogram")
+PRECISIONS = ("auto", "fp32", "bf16")
+DEVICES = ("auto", "cpu", "cuda", "mps")
+INITS = ("noise", "content", "style")
+
+# Learning rates when --learning-rate is not given. The image is optimised in RGB [0, 1] units.
+# Adam's step is about lr per pixel per iteration, so 0.02 ≈ 5/255 (jcjohnson's Adam default of 10
+# in Caffe's 0-255 units was too coarse for fine brushwork). SGD's step is lr × gradient; the value
+# is the one at which the Keras example's schedule (×0.96 every 100 steps) converges without
+# oscillating under these loss weights. L-BFGS uses a strong-Wolfe line search, so lr 1 is the
+# natural first trial step (plain L-BFGS with lr 1 and no line search diverges on these losses).
+DEFAULT_LEARNING_RATES = {"lbfgs": 1.0, "adam": 0.02, "sgd": 0.002}
+
+
+def _opt(help: str, **cli: Any) -> dict[str, Any]:
+    return {"help": help, **cli}
+
+
+@dataclass(frozen=True)
+class Config:
+    """Every knob of a run. Defaults reproduce the look of the published Gatys/jcjohnson examples."""
+
+    # --- images -------------------------------------------------------------------------------
+    size: int = field(default=512, metadata=_opt("longest side of the output, in pixels", metavar="PX"))
+    style_scale: float = field(
+        default=1.0,
+        metadata=_opt("size of the style images relative to --size (smaller → finer brushwork)"),
+    )
+    style_blend: tuple[float, ...] | None = field(
+        default=None,
+        metadata=_opt(
+            "weights of several style images, comma-separated (e.g. 3,7); default: equal",
+            metavar="W,W,...",
+        ),
+    )
+    max_pixels: int = field(
+        default=100_000_000,
+        metadata=_opt("refuse input images with more pixels than this (decompression-bomb guard)"),
+    )
+    # --- network ------------------------------------------------------------------------------
+    weights: str = field(
+        default="caffe",
+        metadata=_opt(
+            "VGG19 weights: caffe (original, offline), torchvision (downloaded once) or a .pth/.safetensors path",
+            metavar="SOURCE",
+        ),
+    )
+    pooling: str = field(default="max", metadata=_opt("pooling layers of the network", choices=POOLINGS))
+    content_layers: tuple[str, ...] = field(
+        default=("relu4_2",), metadata=_opt("layers for the content loss, comma-separated", metavar="LAYERS")
+    )
+    style_layers: tuple[str, ...] = field(
+        default=("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1"),
+        metadata=_opt("layers for the style loss, comma-separated", metavar="LAYERS"),
+    )
+    style_layer_weights: tuple[float, ...] | None = field(
+        default=None,
+        metadata=_opt("multiplier of each style layer's loss, comma-separated; default: 1 each", metavar="W,W,..."),
+    )
+    # --- losses -------------------------------------------------------------------------------
+    content_weight: float = field(default=5.0, metadata=_opt("weight of the content loss (alpha)"))
+    style_weight: float = field(default=100.0, metadata=_opt("weight of the style loss (beta)"))
+    tv_weight: float = field(default=1e6, metadata=_opt("weight of the total-variation smoothing loss"))
+    content_loss: str = field(
+        default="mse",
+        metadata=_opt("content loss: mse (the paper) or cosine (direction of features only)", choices=CONTENT_LOSSES),
+    )
+    # --- optimisation -------------------------------------------------------------------------
+    optimizer: str = field(default="lbfgs", metadata=_opt("optimiser of the image's pixels", choices=OPTIMIZERS))
+    iterations: int = field(
+        default=500, metadata=_opt("optimisation steps in all (split over the levels when multi-scale)")
+    )
+    learning_rate: float | None = field(
+        default=None,
+        metadata=_opt("step size; default lbfgs 1, adam 0.02, sgd 0.002", metavar="LR"),
+    )
+    lr_decay: float = field(default=0.96, metadata=_opt("sgd: multiply the learning rate by this ..."))
+    lr_decay_steps: int = field(default=100, metadata=_opt("... every this many steps"))
+    lbfgs_history: int = field(default=100, metadata=_opt("lbfgs: number of past steps it remembers"))
+    init: str = field(
+        default="content",
+        metadata=_opt("starting image: noise, content, style or a path to an image", metavar="INIT"),
+    )
+    init_noise: float = field(
+        default=0.0,
+        metadata=_opt("blend this much white noise into a content/style/path init (0..1)"),
+    )
+    seed: int | None = field(default=None, metadata=_opt("random seed; fixes a CPU run bit for bit"))
+    original_colors: str = field(
+        default="off",
+        metadata=_opt(
+            "keep the content's colours: luminance (transfer brightness only) or histogram (recolour the style first)",
+            choices=ORIGINAL_COLORS,
+        ),
+    )
+    # --- speed --------------------------------------------------------------------------------
+    multiscale: bool = field(
+        default=True, metadata=_opt("optimise coarse to fine: a pyramid from --min-size up to --size")
+    )
+    min_size: int = field(default=128, metadata=_opt("multi-scale: size of the first level", metavar="PX"))
+    level_iterations: tuple[int, ...] | None = field(
+        default=None,
+        metadata=_opt("multi-scale: iterations per level, coarse to fine (sets the number of levels)", metavar="N,N,..."),
+    )
+    precision: str = field(
+        default="auto",
+        metadata=_opt("arithmetic: bf16 where the hardware has it (auto), or force fp32/bf16", choices=PRECISIONS),
+    )
+    device: str = field(default="auto", metadata=_opt("where to compute", choices=DEVICES))
+
+    def __post_init__(self) -> None:
+        # Normalise list-like inputs (the API accepts lists and comma strings) to tuples, then check.
+        for name, conv in (
+            ("content_layers", str),
+            ("style_layers", str),
+            ("style_blend", float),
+            ("style_layer_weights", float),
+            ("level_iterations", int),
+        ):
+            value = getattr(self, name)
+            if value is not None:
+                object.__setattr__(self, name, _as_tuple(name, value, conv))
+        _check_int(self, "size", 1)
+        _check_int(self, "iterations", 1)
+        _check_int(self, "max_pixels", 1)
+        _check_int(self, "lr_decay_steps", 1)
+        _check_int(self, "lbfgs_history", 1)
+        _check_int(self, "min_size", 16)
+        if self.seed is not None and (not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0):
+            raise ConfigError(f"--seed must be a non-negative integer, got {self.seed!r}")
+        for name in ("content_weight", "style_weight", "tv_weight"):
+            _check_float(self, name, minimum=0.0)
+        _check_float(self, "style_scale", minimum=0.0, strict=True)
+        _check_float(self, "lr_decay", minimum=0.0, strict=True)
+        if self.lr_decay > 1.0:
+            raise ConfigError(f"--lr-decay must be in (0, 1], got {self.lr_decay}")
+        _check_float(self, "init_noise", minimum=0.0)
+        if self.init_noise > 1.0:
+            raise ConfigError(f"--init-noise must be in [0, 1], got {self.init_noise}")
+        if self.learning_rate is not None:
+            _check_float(self, "learning_rate", minimum=0.0, strict=True)
+        for name, choices in (
+            ("pooling", POOLINGS),
+            ("content_loss", CONTENT_LOSSES),
+            ("optimizer", OPTIMIZERS),
+            ("original_colors", ORIGINAL_COLORS),
+            ("precision", PRECISIONS),
+            ("device", DEVICES),
+        ):
+            value = getattr(self, name)
+            if value not in choices:
+                raise ConfigError(f"--{_flag(name)} must be one of {', '.join(choices)}; got {value!r}")
+        for name in ("content_layers", "style_layers"):
+            layers = getattr(self, name)
+            unknown = [n for n in layers if not is_layer(n)]
+            if unknown:
+                raise ConfigError(
+                    f"--{_flag(name)}: unknown layer {unknown[0]!r}; valid layers: {', '.join(LAYER_NAMES)}"
+                )
+            if len(set(layers)) != len(layers):
+                raise ConfigError(f"--{_flag(name)} names a layer twice: {','.join(layers)}")
+        if self.content_weight > 0 and not self.content_layers:
+            raise ConfigError("--content-weight is positive but --content-layers is empty")
+        if self.style_weight > 0 and not self.style_layers:
+            raise ConfigError("--style-weight is positive but --style-layers is empty")
+        if self.content_weight == 0 and self.style_weight == 0 and self.tv_weight == 0:
+            raise ConfigError("all loss weights are zero: nothing to optimise")
+        if self.style_layer_weights is not None:
+            if len(self.style_layer_weights) != len(self.style_layers):
+                raise ConfigError(
+                    f"--style-layer-weights has {len(self.style_layer_weights)} values "
+                    f"for {len(self.style_layers)} style layers"
+                )
+            _check_all_finite("style_layer_weights", self.style_layer_weights, positive_sum=True)
+        if self.style_blend is not None:
+            _check_all_finite("style_blend", self.style_blend, positive_sum=True)
+        if self.level_iterations is not None:
+            if any(n < 0 for n in self.level_iterations) or sum(self.level_iterations) < 1:
+                raise ConfigError(
+                    f"--level-iterations must be non-negative with a positive sum, got "
+                    f"{','.join(map(str, self.level_iterations))}"
+                )
+        if not isinstance(self.init, str) or not self.init:
+            raise ConfigError("--init must be noise, content, style or a path to an image")
+
+    # --- derived values -------------------------------------------------------------------------
+    @property
+    def lr(self) -> float:
+        """The learning rate in effect (the optimiser's default when none was given)."""
+        return self.learning_rate if self.learning_rate is not None else DEFAULT_LEARNING_RATES[self.optimizer]
+
+    @property
+    def uses_content(self) -> bool:
+        return self.content_weight > 0 and bool(self.content_layers)
+
+    @property
+    def uses_style(self) -> bool:
+        return self.style_weight > 0 and bool(self.style_layers)
+
+    @property
+    def layers_needed(self) -> tuple[str, ...]:
+        """Every layer whose output some loss reads."""
+        names: list[str] = []
+        if self.uses_content:
+            names += self.content_layers
+        if self.uses_style:
+            names += [n for n in self.style_layers if n not in names]
+        return tuple(names)
+
+    @classmethod
+    def for_mode(cls, mode: str, **options: Any) -> "Config":
+        """A config for one of the three modes, with that mode's defaults under ``options``.
+
+        * ``stylize`` — content + style (the field defaults above);
+        * ``texture`` — style reconstruction from white noise, style loss only (seed document 002);
+        * ``reconstruct`` — content reconstruction from white noise, content loss only, from one layer
+          (Gatys et al., fig. 1); no smoothing, so that what the layer keeps is what you see.
+        """
+        if mode not in MODE_DEFAULTS:
+            raise ConfigError(f"unknown mode {mode!r}; use one of {', '.join(MODE_DEFAULTS)}")
+        merged = {**MODE_DEFAULTS[mode], **{k.replace("-", "_"): v for k, v in options.items()}}
+        return cls.from_mapping(merged)
+
+    def replace(self, **changes: Any) -> "Config":
+        """A copy with some fields changed (validated again)."""
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain JSON-able values (tuples become lists)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in dataclasses.asdict(self).items()}
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> "Config":
+        """Build from option names as the CLI spells them (``style-weight``) or as fields (``style_weight``).
+
+        Unknown names are a :class:`ConfigError` (a typo should never be silently ignored).
+        """
+        names = {f.name for f in dataclasses.fields(cls)}
+        kwargs: dict[str, Any] = {}
+        for key, value in values.items():
+            name = str(key).replace("-", "_")
+            if name not in names:
+                raise ConfigError(f"unknown option {key!r}")
+            kwargs[name] = value
+        try:
+            return cls(**kwargs)
+        except TypeError as exc:  # e.g. a value of a type that cannot be compared
+            raise ConfigError(str(exc)) from None
+
+
+def _flag(name: str) -> str:
+    return name.replace("_", "-")
+
+
+def _as_tuple(name: str, value: Any, conv: type) -> tuple:
+    if isinstance(value, str):
+        parts = [p.strip() for p in value.split(",") if p.strip()]
+    elif isinstance(value, (list, tuple)):
+        parts = list(value)
+    else:
+        raise ConfigError(f"--{_flag(name)} must be a comma-separated list, got {value!r}")
+    try:
+        if conv is int:
+            out = []
+            for p in parts:
+                if isinstance(p, bool) or (isinstance(p, float) and not p.is_integer()):
+                    raise ValueError
+                out.append(int(p))
+            return tuple(out)
+        if conv is float:
+            return tuple(float(p) for p in parts)
+        return tuple(str(p) for p in parts)
+    except (TypeError, ValueError):
+        raise ConfigError(f"--{_flag(name)}: cannot read {value!r} as a list of {conv.__name__} values") from None
+
+
+def _check_int(cfg: Config, name: str, minimum: int) -> None:
+    value = getattr(cfg, name)
+    if isinstance(value, bool) or not isinstance(value, int):
+        if isinstance(value, float) and value.is_integer():
+            object.__setattr__(cfg, name, int(value))
+            value = int(value)
+        else:
+            raise ConfigError(f"--{_flag(name)} must be an integer, got {value!r}")
+    if value < minimum:
+        raise ConfigError(f"--{_flag(name)} must be at least {minimum}, got {value}")
+
+
+def _check_float(cfg: Config, name: str, minimum: float, strict: bool = False) -> None:
+    value = getattr(cfg, name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(f"--{_flag(name)} must be a number, got {value!r}")
+    if not math.isfinite(value):
+        raise ConfigError(f"--{_flag(name)} must be a finite number, got {value}")
+    if value < minimum or (strict and value == minimum):
+        bound = "greater than" if strict else "at least"
+        raise ConfigError(f"--{_flag(name)} must be {bound} {minimum:g}, got {value:g}")
+    object.__setattr__(cfg, name, float(value))
+
+
+def _check_all_finite(name: str, values: tuple[float, ...], positive_sum: bool) -> None:
+    if any(not math.isfinite(v) or v < 0 for v in values):
+        raise ConfigError(f"--{_flag(name)} values must be finite and non-negative, got {','.join(map(str, values))}")
+    if positive_sum and sum(values) <= 0:
+        raise ConfigError(f"--{_flag(name)} values must not all be zero")
+
+
+MODE_DEFAULTS: dict[str, dict[str, Any]] = {
+    "stylize": {},
+    "texture": {"content_weight": 0.0, "content_layers": (), "init": "noise"},
+    "reconstruct": {"style_weight": 0.0, "style_layers": (), "init": "noise", "tv_weight": 0.0},
+}
+"""Each mode's departures from the field defaults (the user's options override them)."""
+
+
+@dataclass(frozen=True)
+class OutputOptions:
+    """What the command line does with a run besides the final image (the library itself writes nothing)."""
+
+    save_every: int = field(default=0, metadata=_opt("also write the image every N iterations (0: never)", metavar="N"))
+    log: str | None = field(default=None, metadata=_opt("write the loss history as JSON lines to FILE", metavar="FILE.jsonl"))
+    checkpoint_every: int = field(
+        default=0, metadata=_opt("save a resumable checkpoint every N iterations (0: never)", metavar="N")
+    )
+
+    def __post_init__(self) -> None:
+        for name in ("save_every", "checkpoint_every"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+                raise ConfigError(f"--{_flag(name)} must be a non-negative integer, got {value!r}")

@@ -1,0 +1,72 @@
+"""Choosing the device and the arithmetic precision of a run."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import torch
+
+from .errors import ConfigError
+
+
+def resolve_device(name: str | torch.device = "auto") -> torch.device:
+    """``auto`` → CUDA if present, else Apple MPS, else CPU. Asking for an absent device is a
+    :class:`ConfigError` (never a silent fallback: the user asked for that device on purpose)."""
+    if isinstance(name, torch.device):
+        return name
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    if name.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise ConfigError("--device cuda: no CUDA GPU is available to this PyTorch build")
+        return torch.device(name)
+    if name == "mps":
+        if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():
+            raise ConfigError("--device mps: Apple's Metal backend is not available here")
+        return torch.device("mps")
+    if name == "cpu":
+        return torch.device("cpu")
+    raise ConfigError(f"--device must be auto, cpu, cuda or mps; got {name!r}")
+
+
+@functools.lru_cache(maxsize=1)
+def cpu_has_native_bf16() -> bool:
+    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX). Without it oneDNN emulates bf16
+    and it is slower than fp32, so ``--precision auto`` only picks bf16 when this is true."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            flags = set(line.split(":", 1)[1].split())
+            return bool(flags & {"avx512_bf16", "amx_bf16"})
+    return False
+
+
+def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
+    """The autocast dtype for the network, or ``None`` for plain fp32.
+
+    Only the convolutions run in bf16; Gram matrices and losses are accumulated in fp32 (see
+    :mod:`painterly.losses`), and the image being optimised stays fp32.
+    """
+    if name == "fp32":
+        return None
+    if name == "bf16":
+        if device.type == "cuda" and not torch.cuda.is_bf16_supported():
+            raise ConfigError("--precision bf16: this GPU does not support bfloat16")
+        if device.type == "mps":
+            raise ConfigError("--precision bf16 is not supported on MPS; use fp32")
+        return torch.bfloat16
+    if name == "auto":
+        if device.type == "cuda":
+            return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
+        if device.type == "cpu":
+            return torch.bfloat16 if cpu_has_native_bf16() else None
+        return None
+    raise ConfigError(f"--precision must be auto, fp32 or bf16; got {name!r}")
