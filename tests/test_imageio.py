@@ -20,7 +20,6 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from painterly import imageio
 from painterly.errors import ConfigError, ImageError, PainterlyWarning
 from painterly.imageio import (
     DEFAULT_MAX_PIXELS,
@@ -111,7 +110,8 @@ def test_every_format_round_trips(tmp_path: Path, ext: str) -> None:
     source = smooth_rgb()
     path = save_image(source, tmp_path / f"img{ext}")
     assert path == tmp_path / f"img{ext}"
-    assert Image.open(path).format == OUTPUT_FORMATS[ext]
+    with Image.open(path) as written:
+        assert written.format == OUTPUT_FORMATS[ext]
 
     t = load_image(path)
     assert t.shape == (1, 3, 24, 32) and t.dtype == torch.float32
@@ -333,7 +333,12 @@ def test_exif_orientation_applied(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "fmt,match",
-    [("GIF", "first frame"), ("WEBP", "first frame"), ("PNG", "first frame"), ("TIFF", "first page")],
+    [
+        ("GIF", "first frame"),
+        ("WEBP", "first frame"),
+        ("PNG", "first frame"),  # APNG
+        ("TIFF", "first page"),
+    ],
 )
 def test_animated_uses_first_frame_with_warning(tmp_path: Path, fmt: str, match: str) -> None:
     frames = [Image.new("RGB", (8, 6), c) for c in ((255, 0, 0), (0, 255, 0), (0, 0, 255))]
@@ -583,7 +588,8 @@ def test_save_creates_parents_and_leaves_no_temp(tmp_path: Path) -> None:
     target = tmp_path / "a" / "b" / "out.png"
     written = save_image(torch.rand(1, 3, 5, 6), target)
     assert written == target and target.is_file()
-    assert Image.open(target).size == (6, 5)
+    with Image.open(target) as written:
+        assert written.size == (6, 5)
     assert no_temp_files(target.parent)
     # Overwriting an existing file also goes through a temp file and leaves none.
     save_image(torch.rand(1, 3, 5, 6), str(target))
@@ -656,8 +662,9 @@ def test_save_options_and_errors(tmp_path: Path) -> None:
 
     rgba = Image.new("RGBA", (4, 4), (0, 0, 0, 0))
     save_image(rgba, tmp_path / "flat.jpg")
-    assert Image.open(tmp_path / "flat.jpg").mode == "RGB"
-    assert min(Image.open(tmp_path / "flat.jpg").getpixel((1, 1))) > 250
+    with Image.open(tmp_path / "flat.jpg") as flat:
+        assert flat.mode == "RGB"
+        assert min(flat.getpixel((1, 1))) > 250  # transparent → white
 
 
 def test_png_metadata(tmp_path: Path) -> None:
@@ -667,7 +674,8 @@ def test_png_metadata(tmp_path: Path) -> None:
         "note": "café ✓",  # not Latin-1: stored as iTXt
     }
     save_image(torch.rand(1, 3, 3, 3), tmp_path / "meta.png", metadata=meta)
-    assert Image.open(tmp_path / "meta.png").text == meta
+    with Image.open(tmp_path / "meta.png") as written:
+        assert written.text == meta
     with pytest.raises(ConfigError):
         save_image(torch.rand(1, 3, 3, 3), tmp_path / "bad.png", metadata={"": "x"})
     # Other formats accept (and ignore) metadata.

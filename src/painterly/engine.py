@@ -283,9 +283,11 @@ class Run:
         """One iteration of the optimiser; ``None`` if the run is over or was stopped."""
         if self.done:
             return None
-        if not self._level_ready:
-            self._start_level()
         try:
+            # Inside the try: a new level computes its targets at a larger size, and can be what
+            # runs out of memory.
+            if not self._level_ready:
+                self._start_level()
             self._step_once()
         except _Cancelled:
             return None
@@ -494,7 +496,10 @@ class Run:
         else:
             if cfg.optimizer == "sgd":
                 # The Keras example's ExponentialDecay: lr · decay^(step / decay_steps), continuous.
+                # Times the pixel count: every loss here is a mean, so a pixel's gradient shrinks as
+                # the image grows, and a plain step size that suits 128 px would crawl at 1024 px.
                 step_lr = cfg.lr * self._lr_scale * cfg.lr_decay ** (self.iteration / cfg.lr_decay_steps)
+                step_lr *= self._x.shape[-1] * self._x.shape[-2]
                 for group in self._opt.param_groups:
                     group["lr"] = step_lr
             total, grad, terms = self._objective(self._x)

@@ -112,8 +112,8 @@ def open_image(
     """Open and fully decode an image, normalised for :func:`image_to_tensor`.
 
     ``source`` is a path, the file's bytes, a binary file object (read from its current position)
-    or an already-open PIL image. ``name`` is how the file is called in error messages; it defaults to the
-    path as given (or ``"image data"`` for bytes and anonymous streams).
+    or an already-open PIL image. ``name`` is how the file is called in error messages; it defaults
+    to the path as given (or ``"image data"`` for bytes and anonymous streams).
 
     The result is a new, fully loaded image (no open file behind it) with the EXIF orientation
     applied, in one of these modes:
@@ -549,8 +549,8 @@ def _decode(fp: BinaryIO, label: str, max_pixels: int) -> tuple[Image.Image, str
             )
         if img.tell() != 0:
             img.seek(0)
-        # catch_warnings is process-wide before Python 3.14; at worst a concurrent thread also misses
-        # Pillow's bomb warning, which our own limit makes redundant anyway.
+        # catch_warnings is process-wide before Python 3.14; at worst a concurrent thread also
+        # misses Pillow's bomb warning, which our own limit makes redundant anyway.
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", Image.DecompressionBombWarning)
             # load() forces every byte to be decoded now, while fp is open, so truncation is an

@@ -114,5 +114,9 @@ def total_variation(image: Tensor, exponent: float = 2.0) -> Tensor:
     sq = dx.pow(2) + dy.pow(2)
     if exponent == 2.0:
         return sq.mean()
-    # A tiny epsilon keeps the gradient finite where neighbours are equal and exponent < 2.
+    if exponent > 2.0:
+        # d/ds s^(e/2) = (e/2)·s^(e/2 − 1) is 0, not infinite, at s = 0: no epsilon needed, so a
+        # constant image is exactly 0 as documented.
+        return sq.pow(exponent / 2.0).mean()
+    # Below 2 the gradient at s = 0 is infinite: a tiny epsilon keeps it finite where neighbours are equal.
     return (sq + 1e-12).pow(exponent / 2.0).mean()

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
 import warnings
 from pathlib import Path
@@ -100,27 +101,59 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv and argv[0] not in COMMANDS and not argv[0].startswith("-"):
         argv.insert(0, "stylize")
     debug = "--debug" in argv
+    old_showwarning = warnings.showwarning
     warnings.showwarning = _show_warning
+    old_sigterm = None
     try:
         args = build_parser().parse_args(argv)
         if args.command is None:
             build_parser().print_help(sys.stderr)
             return 2
-        from .commands import run_command
+        from .commands import _raise_interrupted, run_command
 
+        if args.command != "serve":  # the server handles its own shutdown
+            # SIGTERM before (or after) the run itself ends the command like Ctrl-C does: temporary
+            # files are removed on the way out, and the exit status is 143. During the run,
+            # commands._Signals stops it cleanly instead.
+            old_sigterm = _set_signal(signal.SIGTERM, _raise_interrupted)
         return run_command(args)
     except PainterlyError as exc:
         if debug:
             raise
-        sys.stderr.write(f"painterly: error: {exc}\n")
+        sys.stderr.write(f"painterly: error: {_one_line(exc)}\n")
         return exc.exit_code
-    except KeyboardInterrupt:
-        sys.stderr.write("painterly: interrupted\n")
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", signal.SIGINT)
+        sys.stderr.write(f"painterly: {'terminated' if signum == signal.SIGTERM else 'interrupted'}\n")
+        return 128 + signum
     except SystemExit:
         raise
+    except MemoryError:
+        if debug:
+            raise
+        sys.stderr.write("painterly: error: out of memory; try a smaller --size\n")
+        return 1
     except Exception as exc:  # a bug, not a user error: still one line unless --debug
         if debug:
             raise
-        sys.stderr.write(f"painterly: internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)\n")
+        sys.stderr.write(
+            f"painterly: internal error: {type(exc).__name__}: {_one_line(exc)} (run with --debug for the traceback)\n"
+        )
         return 1
+    finally:
+        warnings.showwarning = old_showwarning
+        if old_sigterm is not None:
+            _set_signal(signal.SIGTERM, old_sigterm)
+
+
+def _set_signal(signum: int, handler):  # noqa: ANN001, ANN202
+    """Install a handler; returns the old one, or None where that is impossible (not the main thread)."""
+    try:
+        return signal.signal(signum, handler)
+    except ValueError:
+        return None
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= 1000 else text[:997] + "..."

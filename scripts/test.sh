@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Install what the tests need on a fresh machine and run the whole suite.
+# Used by the README and by .ci/run. Extra arguments go to pytest.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# The browser tests drive Debian's Chromium through Playwright (no browser download).
+if ! command -v chromium >/dev/null 2>&1; then
+    SUDO=""; [ "$(id -u)" -ne 0 ] && SUDO="sudo"
+    $SUDO apt-get update -qq && $SUDO apt-get install -y -qq chromium >/dev/null
+fi
+
+python3 -m venv .venv
+# torch==2.13.0 is the CPU wheel; an unpinned torch would pull several GB of CUDA packages.
+.venv/bin/python -m pip install -q --disable-pip-version-check torch==2.13.0 -e '.[test]'
+
+export PAINTERLY_REQUIRE_BROWSER=1
+exec .venv/bin/python -m pytest "$@"

@@ -1,0 +1,336 @@
+"""The studio's HTTP application: the page, the JSON API under it, and the job queue behind it.
+
+``create_app()`` builds a FastAPI app; ``painterly serve`` runs it with uvicorn. Every endpoint is in
+``/openapi.json`` (and browsable at ``/docs``). Errors are JSON ``{"detail": "<one line>"}`` with a
+status that says what went wrong: 400 bad options or a corrupt image, 404 unknown job, 409 not
+ready, 413 too large, 415 not an image, 429 queue full.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any, AsyncIterator, Mapping
+
+from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
+from fastapi.staticfiles import StaticFiles
+from PIL import Image
+
+from .. import __version__
+from ..config import Config
+from ..errors import ConfigError, PainterlyError
+from .jobs import FINAL, EncoderFactory, Job, JobManager, QueueFull
+from .limits import BodyLimit
+from .options import Limits, build_config, parse_options, public_options
+from .uploads import UploadRejected, decode_upload, read_limited
+
+STATIC_DIR = Path(__file__).with_name("static")
+MB = 1024 * 1024
+
+DEFAULT_MAX_PIXELS = 50_000_000
+"""50 megapixels: every camera, while bounding what one decode may cost (150 MB as 8-bit RGB)."""
+
+EVENT_POLL_S = 0.1
+KEEPALIVE_S = 15.0
+
+PRESETS = {
+    "draft": {"size": 256, "iterations": 150},
+    "normal": {"size": 512, "iterations": 300},
+    "high": {"size": 768, "iterations": 600},
+}
+"""Quality presets the page offers (size + iterations)."""
+
+
+def create_app(
+    workdir: Path | str | None = None,
+    *,
+    max_upload_bytes: int = 20 * MB,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    queue_size: int = 8,
+    workers: int = 1,
+    encoder_factory: EncoderFactory | None = None,
+    default_options: Mapping[str, Any] | None = None,
+    limits: Limits | None = None,
+) -> FastAPI:
+    """Build the studio app.
+
+    Args:
+        workdir: where results are kept (``<workdir>/jobs/<id>/``); default: ``studio`` in the
+            painterly cache directory.
+        max_upload_bytes: largest accepted image file (413 above it).
+        max_pixels: largest accepted ``width * height`` of an image (413 above it).
+        queue_size: how many jobs may wait (429 beyond that).
+        workers: jobs run at the same time (one per worker thread).
+        encoder_factory: ``config -> VGG19Encoder``, to supply the network (tests use a tiny one).
+        default_options: the server's defaults under every request's options; may set ``weights``
+            to a path, which a request never can.
+        limits: the largest size, iteration count and number of style images a job may ask for.
+    """
+    from . import default_workdir
+
+    root = Path(workdir) if workdir is not None else default_workdir()
+    limits = limits or Limits()
+    defaults = dict(default_options or {})
+    Config.for_mode("stylize", **defaults)  # a bad server default fails now, not on the first job
+    manager = JobManager(root, queue_size=queue_size, workers=workers, encoder_factory=encoder_factory)
+    manager.restore()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        manager.start()
+        yield
+        await asyncio.to_thread(manager.shutdown)
+
+    app = FastAPI(
+        title="painterly studio",
+        version=__version__,
+        description="Neural style transfer in the browser: submit a job, watch it paint, download the result.",
+        lifespan=lifespan,
+    )
+    app.state.jobs = manager
+    app.state.workdir = root
+    # Whole requests: every file at its limit, plus room for the form fields.
+    app.add_middleware(BodyLimit, max_bytes=max_upload_bytes * (limits.max_styles + 2) + MB)
+    _add_error_handlers(app)
+    app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
+
+    def find(job_id: str) -> Job:
+        job = manager.get(job_id)
+        if job is None:
+            raise HTTPException(404, f"no job {job_id!r} on this server")
+        return job
+
+    # --- the page ----------------------------------------------------------------------------
+    @app.get("/", include_in_schema=False)
+    def index() -> FileResponse:
+        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+    # --- server information -------------------------------------------------------------------
+    @app.get("/api/config", tags=["studio"], summary="Defaults, choices and limits for the page")
+    def get_config() -> dict[str, Any]:
+        base = public_options(Config.for_mode("stylize", **defaults))
+        return {
+            "defaults": base,
+            "presets": PRESETS,
+            "limits": {
+                "max_upload_bytes": max_upload_bytes,
+                "max_pixels": max_pixels,
+                "max_size": limits.max_size,
+                "max_iterations": limits.max_iterations,
+                "max_styles": limits.max_styles,
+                "queue_size": queue_size,
+            },
+            "version": __version__,
+        }
+
+    @app.get("/api/demo", tags=["studio"], summary="The built-in demo pair")
+    def get_demo() -> dict[str, Any]:
+        return {"content": "/api/demo/content", "styles": ["/api/demo/style"]}
+
+    @app.get("/api/demo/{which}", tags=["studio"], summary="One image of the built-in demo pair")
+    def get_demo_image(which: str) -> FileResponse:
+        from ..demo import demo_images
+
+        content, styles = demo_images()
+        if which == "content":
+            path = content
+        elif which == "style":
+            path = styles[0]
+        else:
+            raise HTTPException(404, "the demo images are 'content' and 'style'")
+        return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
+
+    # --- jobs -----------------------------------------------------------------------------------
+    @app.post("/api/jobs", status_code=202, tags=["jobs"], summary="Submit a job")
+    def submit_job(
+        content: UploadFile | None = File(None, description="the content image"),
+        style: list[UploadFile] | None = File(None, description="style image(s); repeat the field for several"),
+        options: str | None = Form(None, description='JSON object of CLI options, e.g. {"size": 256, "iterations": 100}'),
+        demo: bool = Form(False, description="use the built-in demo pair instead of uploads"),
+        init_job: str | None = Form(None, description="start from the result of this (finished) job"),
+    ) -> JSONResponse:
+        # Cheap refusals first: no point decoding images for a full queue or bad options.
+        if not manager.has_room():
+            raise HTTPException(429, f"the queue is full ({queue_size} jobs waiting); try again when one has finished")
+        config = build_config(parse_options(options), defaults, limits)
+        styles_in = [s for s in (style or []) if s is not None]
+        inputs: dict[str, Any]
+        if demo:
+            if content is not None or styles_in:
+                raise HTTPException(400, "send either demo=true or image files, not both")
+            content_img, style_imgs = _demo_images(config.max_pixels, limits.max_size)
+            inputs = {"demo": True, "content": "demo content", "styles": ["demo style"]}
+        else:
+            if content is None:
+                raise HTTPException(400, "content: no file uploaded (or send demo=true)")
+            if not styles_in:
+                raise HTTPException(400, "style: upload at least one style image")
+            if len(styles_in) > limits.max_styles:
+                raise HTTPException(400, f"style: at most {limits.max_styles} style images, got {len(styles_in)}")
+            content_img = _read_image(content, "content image", max_upload_bytes, max_pixels, limits.max_size)
+            style_imgs = [
+                _read_image(s, f"style image {i + 1}", max_upload_bytes, max_pixels, limits.max_size)
+                for i, s in enumerate(styles_in)
+            ]
+            inputs = {"content": _client_name(content), "styles": [_client_name(s) for s in styles_in]}
+        if config.style_blend is not None and len(config.style_blend) != len(style_imgs):
+            raise ConfigError(f"--style-blend has {len(config.style_blend)} values for {len(style_imgs)} style images")
+        init_img = None
+        if init_job:
+            init_img = _result_image(find(init_job))
+            # The engine starts from the tensor passed as init=; the config only records where it came from.
+            config = config.replace(init=f"job:{init_job}")
+            inputs["init_job"] = init_job
+
+        job_id, directory = manager.new_directory()
+        job = Job(
+            id=job_id,
+            directory=directory,
+            options=public_options(config),
+            config=config,
+            content=content_img,
+            styles=style_imgs,
+            init=init_img,
+            inputs=inputs,
+            total_iterations=sum(config.level_iterations) if config.level_iterations else config.iterations,
+        )
+        try:
+            manager.submit(job)
+        except QueueFull as exc:
+            directory.rmdir()
+            raise HTTPException(429, str(exc)) from None
+        snapshot = manager.snapshot(job)
+        return JSONResponse(snapshot, status_code=202, headers={"Location": snapshot["urls"]["self"]})
+
+    @app.get("/api/jobs", tags=["jobs"], summary="Every job on this server, newest first (the gallery)")
+    def list_jobs() -> dict[str, Any]:
+        return {"jobs": [manager.snapshot(j) for j in manager.jobs()], "queue": manager.counts()}
+
+    @app.get("/api/jobs/{job_id}", tags=["jobs"], summary="A job's status, progress, options and loss history")
+    def get_job(job_id: str) -> dict[str, Any]:
+        return manager.snapshot(find(job_id), history=True)
+
+    @app.delete("/api/jobs/{job_id}", tags=["jobs"], summary="Cancel a queued or running job")
+    def cancel_job(job_id: str) -> dict[str, Any]:
+        job = find(job_id)
+        before = manager.snapshot(job)["status"]
+        if before in FINAL:
+            raise HTTPException(409, f"job {job_id} is already {before}")
+        manager.cancel(job, wait=2.0)
+        return manager.snapshot(job)
+
+    @app.get("/api/jobs/{job_id}/events", tags=["jobs"], summary="Progress as a server-sent event stream")
+    async def job_events(job_id: str, request: Request) -> StreamingResponse:
+        job = find(job_id)
+        return StreamingResponse(
+            _event_stream(manager, job, request),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    @app.get("/api/jobs/{job_id}/preview", tags=["jobs"], summary="The latest preview (JPEG)")
+    def job_preview(job_id: str) -> Response:
+        job = find(job_id)
+        data, frame = manager.preview(job)
+        if data is None:
+            raise HTTPException(404, "no preview yet: the job has not started painting")
+        # A finished job's last frame never changes (and its URL names the frame): let browsers keep it.
+        cache = "private, max-age=3600" if job.status in FINAL else "no-store"
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": cache, "X-Frame": str(frame)})
+
+    @app.get("/api/jobs/{job_id}/result", tags=["jobs"], summary="The result (PNG)")
+    def job_result(job_id: str, download: bool = Query(False, description="as an attachment")) -> FileResponse:
+        job = find(job_id)
+        snap = manager.snapshot(job)
+        if not snap["has_result"]:
+            if snap["status"] in FINAL:
+                reason = f": {snap['error']}" if snap["error"] else ""
+                raise HTTPException(409, f"job {job_id} is {snap['status']} and has no result{reason}")
+            raise HTTPException(409, f"job {job_id} is {snap['status']}; the result is ready when it is done")
+        filename = f"painterly-{job_id[:8]}.png"
+        return FileResponse(
+            job.result_path,
+            media_type="image/png",
+            filename=filename if download else None,
+            headers={"Cache-Control": "no-cache"},
+        )
+
+    return app
+
+
+# --- helpers ----------------------------------------------------------------------------------------
+
+
+def _add_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(UploadRejected)
+    async def _upload(_: Request, exc: UploadRejected) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+
+    @app.exception_handler(ConfigError)
+    async def _config(_: Request, exc: ConfigError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+    @app.exception_handler(PainterlyError)
+    async def _painterly(_: Request, exc: PainterlyError) -> JSONResponse:
+        return JSONResponse({"detail": str(exc)}, status_code=400)
+
+
+def _client_name(upload: UploadFile) -> str:
+    """The file name the browser sent, for display only (never used as a path)."""
+    return os.path.basename(upload.filename or "")[:200] or "upload"
+
+
+def _read_image(upload: UploadFile, label: str, max_bytes: int, max_pixels: int, max_side: int) -> Image.Image:
+    data = read_limited(upload.file, max_bytes, label)
+    return decode_upload(data, label, max_pixels=max_pixels, max_side=max_side)
+
+
+def _demo_images(max_pixels: int, max_side: int) -> tuple[Image.Image, list[Image.Image]]:
+    from ..demo import demo_images
+    from ..imageio import open_image
+
+    content, styles = demo_images()
+    return open_image(content, max_pixels=max_pixels), [open_image(s, max_pixels=max_pixels) for s in styles]
+
+
+def _result_image(job: Job) -> Image.Image:
+    from ..imageio import open_image
+
+    if not job.has_result or job.status not in FINAL:
+        raise HTTPException(409, f"init_job: job {job.id} has no result to start from (it is {job.status})")
+    return open_image(job.result_path, name="init_job result")
+
+
+def _sse(event: str, data: Mapping[str, Any]) -> str:
+    return f"event: {event}\ndata: {json.dumps(data, separators=(',', ':'))}\n\n"
+
+
+async def _event_stream(manager: JobManager, job: Job, request: Request) -> AsyncIterator[str]:
+    """``progress`` events while the job changes (with the loss points since the last event), then one
+    ``end`` event. The page loads the preview from the URL in each event (no base64 in the stream)."""
+    yield "retry: 2000\n\n"
+    sent_points = 0
+    last_version = -1
+    last_write = time.monotonic()
+    while True:
+        snap = manager.snapshot(job, history_from=sent_points)
+        if snap["version"] != last_version:
+            last_version = snap["version"]
+            sent_points = snap.pop("points_end")
+            yield _sse("progress", snap)
+            last_write = time.monotonic()
+        if snap["status"] in FINAL:
+            snap.pop("points", None)
+            yield _sse("end", snap)
+            return
+        if time.monotonic() - last_write > KEEPALIVE_S:
+            yield ": keep-alive\n\n"  # proxies and browsers drop silent connections
+            last_write = time.monotonic()
+        if await request.is_disconnected():
+            return
+        await asyncio.sleep(EVENT_POLL_S)

@@ -1,0 +1,117 @@
+"""Uploaded files → images, under the studio's limits.
+
+The checks run cheapest first, and each failure has its own HTTP status:
+
+* more bytes than the upload limit → 413 (read stops one byte past the limit);
+* bytes that do not start like a supported image, whatever the file is called → 415;
+* an image whose header declares more pixels than the server accepts → 413 (refused before any
+  pixel is decoded, so a "decompression bomb" costs nothing);
+* an image that cannot be decoded (truncated, corrupt) → 400.
+
+Decoding holds one of a few slots, so that a burst of large uploads cannot take all the memory at
+once; decoded images are then shrunk to the largest size a run can use.
+"""
+
+from __future__ import annotations
+
+import io
+import threading
+from typing import BinaryIO
+
+from PIL import Image
+
+from ..errors import ImageError
+from ..imageio import image_to_tensor, open_image, resize_longest, tensor_to_pil
+
+# (leading bytes, format); WebP is RIFF....WEBP and is checked separately.
+_SIGNATURES: tuple[tuple[bytes, str], ...] = (
+    (b"\x89PNG\r\n\x1a\n", "PNG"),
+    (b"\xff\xd8\xff", "JPEG"),
+    (b"GIF87a", "GIF"),
+    (b"GIF89a", "GIF"),
+    (b"II*\x00", "TIFF"),
+    (b"MM\x00*", "TIFF"),
+    (b"BM", "BMP"),
+)
+
+ACCEPTED = "PNG, JPEG, WebP, GIF, BMP or TIFF"
+
+_DECODE_SLOTS = threading.BoundedSemaphore(2)
+
+
+class UploadRejected(Exception):
+    """An upload the server refuses: ``status`` is the HTTP status, the message says why (one line)."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+def sniff(head: bytes) -> str | None:
+    """The image format that ``head`` (the first bytes of a file) starts like, or None."""
+    for magic, fmt in _SIGNATURES:
+        if head.startswith(magic):
+            return fmt
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return None
+
+
+def read_limited(stream: BinaryIO, limit: int, label: str) -> bytes:
+    """Read a whole upload, refusing (413) one byte past ``limit``."""
+    data = stream.read(limit + 1)
+    if len(data) > limit:
+        raise UploadRejected(413, f"{label}: the file is larger than the upload limit of {_megabytes(limit)}")
+    if not data:
+        raise UploadRejected(400, f"{label}: empty file")
+    return data
+
+
+def decode_upload(data: bytes, label: str, *, max_pixels: int, max_side: int) -> Image.Image:
+    """Check and decode one uploaded image; the result's longest side is at most ``max_side``."""
+    fmt = sniff(data[:16])
+    if fmt is None:
+        raise UploadRejected(415, f"{label}: not an image this studio reads ({ACCEPTED})")
+    with _DECODE_SLOTS:
+        try:
+            image = open_image(data, max_pixels=max_pixels, name=label)
+        except ImageError as exc:
+            too_big = _too_many_pixels(data, fmt, max_pixels)
+            if too_big is not None:
+                raise UploadRejected(413, f"{label}: {too_big}; this server accepts at most {_megapixels(max_pixels)}") from None
+            raise UploadRejected(400, str(exc)) from None
+        return _shrink(image, max_side)
+
+
+def _too_many_pixels(data: bytes, fmt: str, max_pixels: int) -> str | None:
+    """Say how big the image claims to be if that is over the limit (from its header only)."""
+    try:
+        with Image.open(io.BytesIO(data), formats=[fmt]) as img:
+            width, height = img.size
+    except Image.DecompressionBombError:
+        return "the image declares an enormous number of pixels"
+    except Exception:
+        return None
+    if width * height > max_pixels:
+        return f"{width}x{height} is {_megapixels(width * height)}"
+    return None
+
+
+def _shrink(image: Image.Image, max_side: int) -> Image.Image:
+    """Images bigger than any run can use are reduced now, so a queued job holds little memory."""
+    if max(image.size) <= max_side:
+        return image
+    if image.mode == "RGB":
+        image = image.copy()
+        image.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
+        return image
+    # High-bit-depth grayscale: through the tensor path, which knows each mode's range.
+    return tensor_to_pil(resize_longest(image_to_tensor(image), max_side))
+
+
+def _megabytes(n: int) -> str:
+    return f"{n / (1024 * 1024):g} MB"
+
+
+def _megapixels(n: int) -> str:
+    return f"{n / 1e6:.3g} megapixels"
