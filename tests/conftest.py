@@ -17,9 +17,10 @@ and torch's thread count is left alone.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pytest
@@ -179,17 +180,25 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Images:
 
 
 
-@pytest.fixture
-def single_thread() -> Iterable[None]:
-    """Run torch on one intra-op thread for the duration of a test, then restore the previous count.
-
-    The engine tests work on 32 px images through an 8-channel network: there is nothing to share
-    between threads, and on a busy 2-core machine OpenMP's spinning threads made such runs 10-100×
-    slower than one thread. Used by the engine/API test modules only; nothing leaks past a test.
-    """
+@contextlib.contextmanager
+def torch_threads(n: int) -> Iterator[None]:
+    """Run torch on ``n`` intra-op threads inside the block, then restore the previous count."""
     before = torch.get_num_threads()
-    torch.set_num_threads(1)
+    torch.set_num_threads(n)
     try:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+@pytest.fixture
+def single_thread() -> Iterable[None]:
+    """One torch thread for the duration of a test (restored afterwards; nothing leaks).
+
+    The engine tests work on 32 px images through an 8-channel network, and the real-weights tests on
+    64 px: on a busy 2-core machine OpenMP's spinning threads made such runs 10× slower than a single
+    thread, and there is little to share between threads at these sizes anyway. Module-scoped
+    fixtures run before this one: they use :func:`torch_threads` themselves.
+    """
+    with torch_threads(1):
+        yield

@@ -258,6 +258,32 @@ def test_finished_jobs_come_back_after_a_restart(make_client, tmp_path):
     assert second.get(f"/api/jobs/{job_id}/preview").status_code == 200
 
 
+def test_encoder_factory_supplies_the_network(make_client):
+    from painterly.encoder import VGG19Encoder
+
+    built: list[tuple[str, ...]] = []
+
+    def factory(config):
+        built.append(config.layers_needed)
+        return VGG19Encoder(random_state(), "caffe", config.layers_needed, config.pooling)
+
+    # No weights anywhere: every layer of the tiny random network is available.
+    client = make_client(encoder_factory=factory, default_options={"size": 32, "iterations": 3, "multiscale": False})
+    job = wait_for(client, submit(client).json()["id"], finished)
+    assert job["status"] == "done", job["error"]
+    assert job["options"]["weights"] == "caffe"
+    assert built == [("relu4_2", "relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")]
+
+
+def test_importing_the_web_package_stays_light():
+    import subprocess
+    import sys
+
+    code = "import sys, painterly.web; print(sorted(m for m in ('fastapi', 'uvicorn', 'torch') if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
+
+
 # --- cancelling and the queue -----------------------------------------------------------------------
 
 
@@ -450,3 +476,36 @@ def test_serve_reports_a_busy_port_in_one_line(capsys, tmp_path):
     assert code == 1
     err = capsys.readouterr().err
     assert f"cannot listen on 127.0.0.1:{port}" in err and err.count("\n") == 1
+
+
+def test_painterly_serve_prints_its_url_and_serves(tmp_path):
+    import signal
+    import subprocess
+    import sys
+    import threading
+
+    import httpx
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "painterly", "serve", "--port", "0", "--workdir", str(tmp_path / "w")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        lines: list[str] = []
+        reader = threading.Thread(target=lambda: lines.append(proc.stdout.readline()), daemon=True)
+        reader.start()
+        reader.join(60)
+        assert lines and lines[0].startswith("painterly studio: http://127.0.0.1:"), (lines, proc.poll())
+        url = lines[0].split()[2]
+        assert httpx.get(url + "/api/config", timeout=10).json()["defaults"]["weights"] == "caffe"
+        assert "painterly" in httpx.get(url + "/", timeout=10).text
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            code = proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert code in (0, 130), proc.stderr.read()

@@ -2,8 +2,8 @@
 
 It owns its input preprocessing (the rest of painterly sees RGB in [0, 1]), is frozen (no weight
 gradients: they would cost ~50 % more time per step and nobody needs them), is cut right after the
-deepest layer a run reads, and uses non-inplace ReLUs so that both a ``convX_Y`` and its ``reluX_Y``
-can be read in one pass.
+deepest layer a run reads, and applies a ReLU in place only where the convolution before it is not
+one of the layers read, so that both a ``convX_Y`` and its ``reluX_Y`` can be read in one pass.
 """
 
 from __future__ import annotations
@@ -91,6 +91,12 @@ class VGG19Encoder(nn.Module):
             else:
                 modules.append(nn.MaxPool2d(2, 2) if pooling == "max" else nn.AvgPool2d(2, 2))
         self.net = nn.ModuleList(modules)
+        # A ReLU whose convolution output nobody reads may overwrite it: one large tensor fewer to
+        # allocate and write per layer (the modules stay non-inplace, for anyone who runs them alone).
+        wanted = set(self.layers)
+        self._relu_in_place = tuple(
+            lay.kind == "relu" and self._plan[i - 1].name not in wanted for i, lay in enumerate(self._plan)
+        )
 
         if preprocessing == "caffe":
             mean = torch.tensor(CAFFE_MEAN_BGR).flip(0) / 255.0  # as RGB in [0, 1]
@@ -128,8 +134,8 @@ class VGG19Encoder(nn.Module):
         wanted = set(self.layers)
         out: dict[str, Tensor] = {}
         x = self.preprocess(image)
-        for lay, module in zip(self._plan, self.net):
-            x = module(x)
+        for lay, module, in_place in zip(self._plan, self.net, self._relu_in_place):
+            x = torch.relu_(x) if in_place else module(x)
             if lay.name in wanted:
                 out[lay.name] = x * self.feature_scale if self.feature_scale != 1.0 else x
         return out

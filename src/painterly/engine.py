@@ -11,6 +11,7 @@ whole state (for checkpoints) is a plain dict from :meth:`Run.state_dict`.
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 import time
@@ -445,7 +446,13 @@ class Run:
             self._opt = torch.optim.SGD([self._x], lr=lr)
 
     def _opt_state(self) -> dict[str, Any]:
-        return self._opt.state_dict()
+        if isinstance(self._opt, LBFGS):
+            # Its history tensors are replaced, never modified in place: sharing them is safe and
+            # spares copying up to 2 × lbfgs_history images.
+            return self._opt.state_dict()
+        # torch optimisers update their state (Adam's moments, its step count) in place: copy it, or a
+        # state dict kept in memory while the run goes on would drift with it.
+        return copy.deepcopy(self._opt.state_dict())
 
     def _load_opt_state(self, state: dict[str, Any]) -> None:
         state = _to_device(state, self.device)
@@ -510,13 +517,20 @@ class Run:
                 # displayable range chasing the style; L-BFGS stays unconstrained (clipping between
                 # its iterations would invalidate its curvature pairs) and is clamped on output.
                 self._x.clamp_(0, 1)
-        values = terms.tolist() if terms is not None else [math.nan] * 4
+        # One transfer from the device per iteration (progress reporting): the loss terms, plus the
+        # image's sum that _check_finite reads (NaN/Inf anywhere makes the sum non-finite).
+        x_sum = self._x.detach().sum().reshape(1)
+        if terms is not None:
+            values = torch.cat([terms.reshape(-1).to(x_sum.dtype), x_sum]).tolist()
+        else:
+            values = [math.nan] * 4 + x_sum.tolist()
+        self._x_sum = values.pop()
         self._losses = dict(zip(LOSS_TERMS, values))
 
     def _check_finite(self) -> bool:
         """Catch NaN/Inf in the loss or the image: restore the last good image, make the optimiser more
         careful, and carry on; after MAX_RECOVERIES give up with a DivergenceError."""
-        x_sum = float(self._x.detach().sum())  # one reduction: NaN/Inf anywhere makes the sum non-finite
+        x_sum = self._x_sum  # read with the losses in _step_once
         if math.isfinite(self._losses["total"]) and math.isfinite(x_sum):
             self._good = self._x.detach().clone()
             return False

@@ -84,17 +84,21 @@ class LBFGS:
         return f, g.reshape(-1), aux
 
     def _direction(self, g: Tensor) -> Tensor:
-        """The two-loop recursion: −H·g with H the L-BFGS inverse-Hessian estimate."""
+        """The two-loop recursion: −H·g with H the L-BFGS inverse-Hessian estimate.
+
+        The coefficients stay 0-d tensors on the vectors' device: on a GPU, converting each of the
+        2 × history dot products to a Python float would wait for the device every time.
+        """
         q = g.neg()
         alphas = []
         for s, y, rho in zip(reversed(self.old_s), reversed(self.old_y), reversed(self.rho)):
-            a = rho * float(s.dot(q))
+            a = s.dot(q) * rho
             alphas.append(a)
-            q.add_(y, alpha=-a)
+            q.addcmul_(y, a, value=-1.0)
         q.mul_(self.h_diag)
         for (s, y, rho), a in zip(zip(self.old_s, self.old_y, self.rho), reversed(alphas)):
-            b = rho * float(y.dot(q))
-            q.add_(s, alpha=a - b)
+            b = y.dot(q) * rho
+            q.addcmul_(s, a - b)
         return q
 
     def step(self, x: Tensor, fn: Objective) -> tuple[float, Any]:

@@ -285,14 +285,19 @@ def _execute(config, content_t, style_ts, init_t, output: Path, outputs, args, r
                     _save_checkpoint(run, output, outputs, ckpt)
     except PainterlyError as exc:
         image = getattr(exc, "image", None)
-        if image is not None:
-            kept = output.with_name(f"{output.stem}-last-good{output.suffix}")
-            try:
-                save_image(image, kept, metadata=meta)
-                sys.stderr.write(f"painterly: kept the last good image in {kept}\n")
-            except PainterlyError as save_exc:
-                sys.stderr.write(f"painterly: could not keep the last good image: {save_exc}\n")
-        raise
+        if image is None:
+            raise
+        # A run that failed (diverged) still has its last good image: keep it, and say where in
+        # the one error line.
+        kept = output.with_name(f"{output.stem}-last-good{output.suffix}")
+        try:
+            save_image(image, kept, metadata=meta)
+            note = f"; kept the last good image in {kept}"
+        except PainterlyError as save_exc:
+            note = f"; could not keep the last good image: {save_exc}"
+        failure = type(exc)(f"{exc}{note}")
+        failure.image = image  # type: ignore[attr-defined]
+        raise failure from None
     finally:
         bar.close()
         log.close()
@@ -310,8 +315,11 @@ def _execute(config, content_t, style_ts, init_t, output: Path, outputs, args, r
         return 128 + signals.received
     image = run.result()
     save_image(image, output, metadata=meta)
-    if ckpt.exists() and outputs.checkpoint_every:
-        ckpt.unlink()  # the run finished: its checkpoint has nothing left to give
+    # The run finished: its checkpoints (this output's, and the one it was resumed from, if another)
+    # have nothing left to give.
+    for done in {ckpt, Path(args.checkpoint)} if resumed_at is not None else {ckpt}:
+        if done.is_file() and (outputs.checkpoint_every or done != ckpt):
+            done.unlink()
     if not quiet:
         h, w = image.shape[-2:]
         sys.stderr.write(

@@ -154,16 +154,15 @@ def create_app(
         demo: bool = Form(False, description="use the built-in demo pair instead of uploads"),
         init_job: str | None = Form(None, description="start from the result of this (finished) job"),
     ) -> JSONResponse:
-        # Cheap refusals first: no point decoding images for a full queue or bad options.
-        if not manager.has_room():
-            raise HTTPException(429, f"the queue is full ({queue_size} jobs waiting); try again when one has finished")
+        # Everything wrong with the request itself is reported before "queue full": a 429 says "try
+        # again later", which would be a lie for a request that can never succeed.
         config = build_config(parse_options(options), defaults, limits)
         styles_in = [s for s in (style or []) if s is not None]
         inputs: dict[str, Any]
         if demo:
             if content is not None or styles_in:
                 raise HTTPException(400, "send either demo=true or image files, not both")
-            content_img, style_imgs = _demo_images(config.max_pixels, limits.max_size)
+            content_img, style_imgs = _demo_images()
             inputs = {"demo": True, "content": "demo content", "styles": ["demo style"]}
         else:
             if content is None:
@@ -187,6 +186,8 @@ def create_app(
             config = config.replace(init=f"job:{init_job}")
             inputs["init_job"] = init_job
 
+        if not manager.has_room():
+            raise HTTPException(429, f"the queue is full ({queue_size} jobs waiting); try again when one has finished")
         job_id, directory = manager.new_directory()
         job = Job(
             id=job_id,
@@ -290,12 +291,12 @@ def _read_image(upload: UploadFile, label: str, max_bytes: int, max_pixels: int,
     return decode_upload(data, label, max_pixels=max_pixels, max_side=max_side)
 
 
-def _demo_images(max_pixels: int, max_side: int) -> tuple[Image.Image, list[Image.Image]]:
+def _demo_images() -> tuple[Image.Image, list[Image.Image]]:
     from ..demo import demo_images
     from ..imageio import open_image
 
     content, styles = demo_images()
-    return open_image(content, max_pixels=max_pixels), [open_image(s, max_pixels=max_pixels) for s in styles]
+    return open_image(content), [open_image(s) for s in styles]
 
 
 def _result_image(job: Job) -> Image.Image:

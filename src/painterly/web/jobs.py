@@ -95,10 +95,6 @@ class Job:
     def result_path(self) -> Path:
         return self.directory / RESULT_FILE
 
-    @property
-    def finished_state(self) -> bool:
-        return self.status in FINAL
-
 
 class JobManager:
     """The queue, the workers and the record of every job this server has seen."""
@@ -323,13 +319,6 @@ class JobManager:
             data["points"] = [list(p) for p in job.history[history_from:]]
             data["points_end"] = len(job.history)
         return data
-
-    def wait_for_change(self, job: Job, version: int, timeout: float) -> int:
-        """Block (a thread, not the event loop) until ``job.version`` differs from ``version``."""
-        with self._lock:
-            if job.version == version:
-                self._changed.wait(timeout)
-            return job.version
 
     # --- the worker ------------------------------------------------------------------------------
     def _work(self) -> None:

@@ -1,0 +1,155 @@
+"""The studio page in a real browser: Chromium driven by Playwright, against the real server.
+
+Uses Debian's Chromium (``/usr/bin/chromium``, or ``$PAINTERLY_CHROMIUM``), never a downloaded one.
+Skipped when there is no Chromium or no Playwright, unless ``PAINTERLY_REQUIRE_BROWSER`` is set, in
+which case that is a failure. Screenshots go to ``test-artifacts/``.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from painterly.encoder import random_state
+from painterly.weights import Weights, save_weights
+
+pytestmark = pytest.mark.browser
+
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def chromium_path() -> str | None:
+    for candidate in (os.environ.get("PAINTERLY_CHROMIUM"), "/usr/bin/chromium", shutil.which("chromium")):
+        if candidate and Path(candidate).is_file():
+            return candidate
+    return None
+
+
+def require_browser() -> tuple[object, str]:
+    """(playwright.sync_api module, chromium path), or skip — or fail when a browser is required."""
+    why = None
+    try:
+        import playwright.sync_api as sync_api
+    except ImportError:
+        sync_api, why = None, "Playwright for Python is not installed (pip install playwright)"
+    path = chromium_path()
+    if path is None and why is None:
+        why = "no Chromium at /usr/bin/chromium (apt-get install chromium)"
+    if why is not None:
+        if os.environ.get("PAINTERLY_REQUIRE_BROWSER"):
+            pytest.fail(f"PAINTERLY_REQUIRE_BROWSER is set but {why}")
+        pytest.skip(why)
+    return sync_api, path
+
+
+def write_png(path: Path, width: int, height: int, seed: int) -> Path:
+    rng = np.random.default_rng(seed)
+    y, x = np.mgrid[0:height, 0:width]
+    base = np.stack([x * 255 // width, y * 255 // height, (x ^ y) % 256], -1)
+    arr = (base + rng.integers(0, 60, (height, width, 3))).clip(0, 255).astype(np.uint8)
+    Image.fromarray(arr).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def studio_url(tmp_path_factory):
+    from painterly.web import running_server
+    from painterly.web.app import create_app
+
+    tmp = tmp_path_factory.mktemp("studio")
+    state = random_state((64, 128, 32, 32, 32), seed=3)
+    weights = tmp / "tiny-vgg.safetensors"
+    save_weights(Weights({k: v for k, v in state.items() if k.startswith(("conv1_", "conv2_"))}, "caffe", "test"), weights)
+    app = create_app(
+        tmp / "work",
+        default_options={"weights": str(weights), "content_layers": "relu2_2", "style_layers": "relu1_1,relu2_1"},
+    )
+    with running_server(app) as url:
+        yield url
+
+
+@pytest.fixture
+def page(studio_url):
+    sync_api, path = require_browser()
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_api.sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+        pg = context.new_page()
+        errors: list[str] = []
+        pg.on("pageerror", lambda exc: errors.append(str(exc)))
+        pg.goto(studio_url)
+        yield pg
+        context.close()
+        browser.close()
+        assert not errors, f"JavaScript errors on the page: {errors}"
+
+
+def test_upload_watch_cancel_then_complete_and_download(page, tmp_path):
+    content = write_png(tmp_path / "photo.png", 64, 48, seed=1)
+    style = write_png(tmp_path / "painting.png", 56, 56, seed=2)
+    page.set_input_files("#content-input", str(content))
+    page.set_input_files("#style-input", str(style))
+    assert page.locator("#content-thumbs img").count() == 1
+    assert page.locator("#style-thumbs img").count() == 1
+
+    # A long job: watch it paint, then cancel it.
+    page.select_option("#preset", "custom")
+    page.fill("#size", "64")
+    page.fill("#iterations", "5000")
+    page.uncheck("#multiscale")
+    page.click("#start")
+    page.wait_for_function("document.getElementById('status').textContent === 'running'", timeout=20_000)
+    page.wait_for_function("Number(document.getElementById('frame-count').textContent) >= 1", timeout=20_000)
+    first_src = page.get_attribute("#preview", "src")
+    page.wait_for_function("Number(document.getElementById('frame-count').textContent) >= 3", timeout=20_000)
+    assert page.get_attribute("#preview", "src") != first_src  # the picture really changed
+    page.wait_for_function("document.getElementById('chart') && document.getElementById('loss-total').textContent !== '–'")
+    page.screenshot(path=str(ARTIFACTS / "studio-running.png"), full_page=True)
+    page.click("#cancel")
+    page.wait_for_function("document.getElementById('status').textContent === 'cancelled'", timeout=3_000)
+    assert page.is_disabled("#cancel")
+
+    # A short one: let it finish and download the PNG.
+    page.fill("#iterations", "20")
+    page.click("#start")
+    page.wait_for_function("document.getElementById('status').textContent === 'done'", timeout=30_000)
+    page.wait_for_selector("#download:not([hidden])")
+    page.screenshot(path=str(ARTIFACTS / "studio-done.png"), full_page=True)
+    with page.expect_download(timeout=10_000) as info:
+        page.click("#download")
+    download = info.value
+    data = Path(download.path()).read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert Image.open(io.BytesIO(data)).size == (64, 48)
+    assert download.suggested_filename.endswith(".png")
+
+    # The gallery shows the finished job, and it can seed the next run.
+    page.wait_for_selector(".card .badge[data-status=done]", timeout=10_000)
+    page.locator(".card", has=page.locator(".badge[data-status=done]")).first.get_by_text("Use as start").click()
+    assert page.is_visible("#init-job-chip")
+    assert page.is_disabled("#init")
+
+
+def test_demo_pair_and_a_bad_option_shows_the_servers_message(page):
+    page.click("#use-demo")
+    assert page.get_attribute("#content-thumbs img", "src") == "/api/demo/content"
+    page.select_option("#preset", "custom")
+    page.fill("#size", "100000")  # over the server's limit: the message comes back to the form
+    page.click("#start")
+    page.wait_for_selector("#form-error:not([hidden])", timeout=10_000)
+    assert "at most 2048" in page.text_content("#form-error")
