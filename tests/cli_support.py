@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -130,7 +129,7 @@ def finish(proc: subprocess.Popen[str], timeout: float = SUBPROCESS_TIMEOUT) -> 
     return proc.returncode, err
 
 
-def wait_for(predicate, proc: subprocess.Popen[str] | None = None, timeout: float = 30.0, what: str = "") -> None:  # noqa: ANN001
+def wait_for(predicate, proc: subprocess.Popen[str] | None = None, timeout: float = 60.0, what: str = "") -> None:  # noqa: ANN001
     """Poll ``predicate()`` every 5 ms until it holds; fail if ``proc`` exits first or time runs out."""
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -151,10 +150,6 @@ def log_lines(path: Path) -> int:
         return path.read_bytes().count(b"\n")
     except FileNotFoundError:
         return 0
-
-
-def interrupt(proc: subprocess.Popen[str], signum: int = signal.SIGINT) -> None:
-    proc.send_signal(signum)
 
 
 def snapshot(root: Path, exclude: Iterable[Path] = ()) -> dict[str, str]:

@@ -11,8 +11,9 @@ Everything here is small and synthetic so that the default suite stays fast on a
 * ``PAINTERLY_CACHE_DIR`` points at a session temporary directory, so no test reads or writes the
   user's cache (the real-weights tests decode the caffe weights there once).
 
-Nothing here changes global state beyond the session: the environment variable is restored at the end
-and torch's thread count is left alone.
+Nothing here changes global state beyond its scope: the environment variable is restored at the end
+of the session, and ``single_thread`` / ``torch_threads`` restore torch's thread count after the test
+or block that asked for one thread.
 """
 
 from __future__ import annotations

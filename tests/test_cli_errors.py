@@ -12,6 +12,7 @@ import errno
 import os
 import signal
 import struct
+import threading
 import zlib
 from pathlib import Path
 from typing import Callable
@@ -189,10 +190,30 @@ def test_output_is_an_input(which: str, spelling: str, capsys, tmp_path: Path, i
     assert target.read_bytes() == original  # byte-identical
 
 
+@pytest.mark.parametrize("name", ["result-interrupted.png", "result-last-good.png", "result_0002.png"])
+def test_files_written_beside_the_output_would_overwrite_an_input(name: str, capsys, tmp_path: Path, inputs: Path, work: Path, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    """The image kept on Ctrl-C, the last good one, the intermediates: none may land on an input."""
+    victim = _write(work / name, (inputs / "content.png").read_bytes())
+    argv = stylize(tiny_weights_file, str(victim), [str(inputs / "style.png")], output="result.png")
+    refused(capsys, tmp_path, argv, 2, "result.png", name, "another output name")
+
+
 def test_output_is_a_directory(capsys, tmp_path: Path, inputs: Path, work: Path, tiny_weights_file: Path) -> None:  # noqa: ANN001
     (work / "pics.png").mkdir()
     argv = stylize(tiny_weights_file, str(inputs / "content.png"), [str(inputs / "style.png")], output="pics.png")
     refused(capsys, tmp_path, argv, 2, "pics.png", "is a directory")
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="needs POSIX permissions, as non-root")
+def test_output_folder_not_writable(capsys, tmp_path: Path, inputs: Path, work: Path, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    locked = work / "locked"
+    locked.mkdir()
+    locked.chmod(0o555)
+    try:
+        argv = stylize(tiny_weights_file, str(inputs / "content.png"), [str(inputs / "style.png")], output="locked/out.png")
+        refused(capsys, tmp_path, argv, 2, "locked/out.png", "permission denied")
+    finally:
+        locked.chmod(0o755)
 
 
 def test_output_folder_blocked_by_a_file(capsys, tmp_path: Path, inputs: Path, work: Path, tiny_weights_file: Path) -> None:  # noqa: ANN001
@@ -455,6 +476,7 @@ def test_debug_lets_the_exception_through(capsys, tmp_path: Path, inputs: Path, 
     assert snapshot(tmp_path) == before
 
 
+@pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals need the main thread")
 def test_sigterm_before_the_run_starts(capsys, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, inputs: Path, work: Path, tiny_weights_file: Path) -> None:  # noqa: ANN001
     """SIGTERM while the weights load (before there is a run to stop): exit 143, nothing written."""
     import painterly.weights as weights
@@ -463,6 +485,8 @@ def test_sigterm_before_the_run_starts(capsys, monkeypatch: pytest.MonkeyPatch, 
 
     def load_then_terminated(*args, **kwargs):  # noqa: ANN002, ANN003, ANN202
         result = real(*args, **kwargs)
+        # Only with main's handler in place: the default one would end the test process itself.
+        assert signal.getsignal(signal.SIGTERM) not in (signal.SIG_DFL, signal.SIG_IGN, None, old)
         os.kill(os.getpid(), signal.SIGTERM)
         return result
 

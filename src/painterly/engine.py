@@ -552,9 +552,10 @@ class Run:
         return True
 
     def _present(self, x: Tensor) -> Tensor:
+        """The image as users see it: in [0, 1] (L-BFGS itself is unconstrained), colours applied."""
         if self.config.original_colors == "luminance" and self._content_full is not None:
             return color.join_luminance(x.clamp(0, 1), self._content_full.to(x.device))
-        return x
+        return x.clamp(0, 1)
 
     def _oom(self, exc: BaseException) -> ResourceError:
         h, w = self._x.shape[-2:] if self._x is not None else (self.level.size, self.level.size)

@@ -50,6 +50,33 @@ def _check_parent(path: Path, label: str) -> None:
         parent = parent.parent
     if not parent.is_dir():
         raise ConfigError(f"{label}: cannot create its folder: {parent} is a file")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        # Found now, not after an hour of optimisation.
+        raise ConfigError(f"{label}: cannot write there: permission denied on {parent}")
+
+
+def _check_side_files(output: Path, outputs, inputs: Sequence[str]) -> None:  # noqa: ANN001
+    """The files written beside the output (intermediates, the image kept on Ctrl-C or divergence,
+    the checkpoint) must not land on an input either."""
+    import re
+
+    from ..imageio import same_file
+
+    derived = [
+        output.with_name(f"{output.stem}-interrupted{output.suffix}"),
+        output.with_name(f"{output.stem}-last-good{output.suffix}"),
+        _checkpoint_path(output),
+    ]
+    numbered = re.compile(rf"{re.escape(output.stem)}_\d{{4,}}{re.escape(output.suffix)}")
+    for source in inputs:
+        clash = next((d for d in derived if same_file(d, source)), None)
+        if clash is None and outputs.save_every and numbered.fullmatch(Path(source).name):
+            if same_file(output.with_name(Path(source).name), source):
+                clash = Path(source)
+        if clash is not None:
+            raise ConfigError(
+                f"{output}: this run may write {clash}, which is the input {source}; choose another output name"
+            )
 
 
 def _check_log(log: str | None, output: Path, inputs: Sequence[str]) -> None:
@@ -116,6 +143,7 @@ def _run_mode(args: argparse.Namespace) -> int:
     init_path = config.init if config.init not in ("noise", "content", "style") else None
     named_inputs = [str(x) for x in [content, *styles, init_path] if isinstance(x, (str, os.PathLike))]
     output = _check_output(args.output, named_inputs)
+    _check_side_files(output, outputs, named_inputs)
     _check_log(outputs.log, output, named_inputs)
     if init_path is not None and not Path(init_path).exists():
         raise ImageError(f"--init {init_path}: no such file (use noise, content, style or the path of an image)")
