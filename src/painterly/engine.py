@@ -38,6 +38,20 @@ MAX_RECOVERIES = 5
 # Smallest side the network can take: relu5_x sits behind four 2×2 pools.
 MIN_SIDE = 16
 
+# L-BFGS remembers two images per step: --lbfgs-history 100 at 2048×1536 px would be 7.5 GB, more than
+# the network's own activations. Past this budget it remembers fewer steps (it matters above ~1400 px;
+# the default multi-scale schedule gives a 2048 px level only ~16 iterations anyway).
+LBFGS_HISTORY_BYTES = 1 << 30
+MIN_LBFGS_HISTORY = 10
+
+
+def lbfgs_history_for(requested: int, shape: Sequence[int]) -> int:
+    """The number of L-BFGS steps remembered for an image of ``shape``: ``requested``, capped so that
+    the history (2 float32 images per step) stays within LBFGS_HISTORY_BYTES, but not below
+    MIN_LBFGS_HISTORY."""
+    per_step = 2 * 4 * math.prod(shape)
+    return min(requested, max(MIN_LBFGS_HISTORY, LBFGS_HISTORY_BYTES // per_step))
+
 
 @dataclass(frozen=True)
 class Progress:
@@ -437,7 +451,7 @@ class Run:
         cfg = self.config
         lr = cfg.lr * self._lr_scale
         if cfg.optimizer == "lbfgs":
-            self._opt: Any = LBFGS(history=cfg.lbfgs_history, lr=lr)
+            self._opt: Any = LBFGS(history=lbfgs_history_for(cfg.lbfgs_history, self._x.shape), lr=lr)
         elif cfg.optimizer == "adam":
             self._x.requires_grad_(True)
             self._opt = torch.optim.Adam([self._x], lr=lr)
@@ -536,10 +550,12 @@ class Run:
             return False
         self.recoveries += 1
         if self.recoveries > MAX_RECOVERIES:
-            err = DivergenceError(
-                f"the optimisation diverged (NaN/Inf) {self.recoveries} times; try a smaller --learning-rate "
-                f"or --style-weight, or --optimizer lbfgs"
+            hint = (
+                "try a smaller --style-weight or --content-weight"
+                if self.config.optimizer == "lbfgs"
+                else "try a smaller --learning-rate or --style-weight, or --optimizer lbfgs"
             )
+            err = DivergenceError(f"the optimisation diverged (NaN/Inf) {self.recoveries} times; {hint}")
             err.image = self.current()  # type: ignore[attr-defined]
             raise err
         with torch.no_grad():
