@@ -7,7 +7,7 @@ from the repository root, with the bench extra installed (``pip install -e '.[be
 
     python benchmarks/bench.py --content ../shared/images/tubingen.jpg --style ../shared/images/starry_night.jpg
 
-Quick validation of the script itself (256 px, 30 iterations, a few minutes; numbers not comparable):
+Quick validation of the script itself (128 px, 30 iterations, a few minutes; numbers not comparable):
 
     python benchmarks/bench.py --quick --content ../shared/images/tubingen.jpg --style ../shared/images/starry_night.jpg
 
@@ -46,6 +46,7 @@ import os
 import platform
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -401,6 +402,7 @@ class Bench:
         a = self.a
         self.say(f"naive L-BFGS loop, {a.iterations} iterations at {a.size} px (fp32, NCHW)")
         snaps = self.work / "naive_snapshots"
+        shutil.rmtree(snaps, ignore_errors=True)
         out = self.work / "naive.png"
         wall, rss, text, _ = run_child(
             [sys.executable, str(ROOT / "benchmarks" / "naive.py"), "--content", self.inputs["content"], "--style",
@@ -430,6 +432,7 @@ class Bench:
         every = max(1, steps // 20)
         self.say(f"pastiche, {steps} L-BFGS steps at {a.size} px")
         ws = self.work / "pastiche_ws"
+        shutil.rmtree(ws, ignore_errors=True)
         out = self.work / "pastiche.png"
         exe = Path(sys.executable).with_name("pastiche")
         cmd = [str(exe) if exe.exists() else "pastiche"]
@@ -697,7 +700,7 @@ class Bench:
         if "precision" in R:
             f = R["precision"]["fp32"]
             ax.plot([f["seconds"]], [f["eval"]["total"]], "x", ms=8, label="painterly --precision fp32")
-        ax.set_xscale("log")
+        ax.set_xlim(left=0)
         ax.set_yscale("log")
         ax.set_xlabel("wall seconds (optimisation)")
         ax.set_ylabel("loss (common fp32 evaluator)")
@@ -740,25 +743,25 @@ def main(argv: list[str] | None = None) -> int:
         default_content, default_style = c, s[0]
     ap.add_argument("--content", default=str(default_content))
     ap.add_argument("--style", default=str(default_style))
-    ap.add_argument("--quick", action="store_true", help="256 px, 30 iterations: validates the script in minutes")
-    ap.add_argument("--size", type=int, help="benchmark size (default 512; quick 256)")
+    ap.add_argument("--quick", action="store_true", help="128 px, 30 iterations: validates the script in minutes")
+    ap.add_argument("--size", type=int, help="benchmark size (default 512; quick 128)")
     ap.add_argument("--iterations", type=int, help="naive loop iterations: the bar (default 500; quick 30)")
     ap.add_argument("--pastiche-steps", type=int, help="pastiche steps (default 1000, its own default; quick 60)")
     ap.add_argument("--budgets", help="painterly --iterations budgets to try, comma-separated")
     ap.add_argument("--refine", type=int, default=2, help="bisection steps between the last budget that missed and the first that made it")
-    ap.add_argument("--mem-sizes", help="sizes for the memory table (default 256,512,1024,2048; quick 256,512)")
+    ap.add_argument("--mem-sizes", help="sizes for the memory table (default 256,512,1024,2048; quick 128,256)")
     ap.add_argument("--skip", default="", help="comma-separated steps to skip: peak,throughput,naive,pastiche,painterly,precision,memory")
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "painterly-bench"))
     ap.add_argument("--no-docs", action="store_true", help="do not write docs/benchmarks.md and the plot")
     a = ap.parse_args(argv)
     q = a.quick
-    a.size = a.size or (256 if q else 512)
+    a.size = a.size or (128 if q else 512)
     a.iterations = a.iterations or (30 if q else 500)
     a.pastiche_steps = a.pastiche_steps or (2 * a.iterations if q else 1000)
     a.default_iterations = a.iterations if q else 500
     a.budgets = [int(x) for x in a.budgets.split(",")] if a.budgets else (
-        [10, 20, 30, 45, 60, 90] if q else [50, 100, 150, 200, 300, 500, 750, 1000, 1500, 2000])
-    a.mem_sizes = [int(x) for x in a.mem_sizes.split(",")] if a.mem_sizes else ([256, 512] if q else [256, 512, 1024, 2048])
+        [5, 10, 20, 30, 45, 60, 90] if q else [50, 100, 150, 200, 300, 500, 750, 1000, 1500, 2000])
+    a.mem_sizes = [int(x) for x in a.mem_sizes.split(",")] if a.mem_sizes else ([128, 256] if q else [256, 512, 1024, 2048])
     a.mem_iterations = 2 if q else 3
     a.throughput_sizes = [256, 512]
     a.throughput_iterations = 3 if q else 8

@@ -341,7 +341,10 @@ def _check_all_finite(name: str, values: tuple[float, ...], positive_sum: bool) 
 
 MODE_DEFAULTS: dict[str, dict[str, Any]] = {
     "stylize": {},
-    "texture": {"content_weight": 0.0, "content_layers": (), "init": "noise"},
+    # Texture: no level below 256 px. At 128 px relu5_1 has fewer positions (~40) than channels
+    # (512), so matching its Gram matrix pins down the layout and the "texture" comes out as a copy
+    # of the painting (seen with starry_night); from 256 px up the result is a rearranged texture.
+    "texture": {"content_weight": 0.0, "content_layers": (), "init": "noise", "min_size": 256},
     "reconstruct": {"style_weight": 0.0, "style_layers": (), "init": "noise", "tv_weight": 0.0},
 }
 """Each mode's departures from the field defaults (the user's options override them)."""
