@@ -595,6 +595,17 @@ def _open_past_pillow_limit(fp: BinaryIO) -> Image.Image | None:
     return None
 
 
+def sniff_format(head: bytes) -> str | None:
+    """The image format (PIL's name) that ``head``, a file's first bytes, starts like; ``None`` if none
+    of the formats painterly decodes. Judges by content, never by file name."""
+    for magic, fmt in _IMAGE_MAGIC:
+        if head.startswith(magic):
+            return fmt
+    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
+        return "WEBP"
+    return None
+
+
 def _why_unidentified(fp: BinaryIO) -> str:
     """Say what a file Pillow could not identify looks like, for the error message."""
     try:
@@ -602,11 +613,9 @@ def _why_unidentified(fp: BinaryIO) -> str:
         head = fp.read(1024)
     except Exception:
         return "not an image file"
-    for magic, fmt in _IMAGE_MAGIC:
-        if head.startswith(magic):
-            return f"truncated or corrupt image data ({fmt})"
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "truncated or corrupt image data (WebP)"
+    fmt = sniff_format(head)
+    if fmt is not None:
+        return f"truncated or corrupt image data ({'WebP' if fmt == 'WEBP' else fmt})"
     if head[4:8] == b"ftyp":
         return "not a supported image format (HEIC/AVIF-style container; convert it to PNG or JPEG)"
     if head.startswith(b"%PDF"):

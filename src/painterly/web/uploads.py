@@ -21,18 +21,7 @@ from typing import BinaryIO
 from PIL import Image
 
 from ..errors import ImageError
-from ..imageio import image_to_tensor, open_image, resize_longest, tensor_to_pil
-
-# (leading bytes, format); WebP is RIFF....WEBP and is checked separately.
-_SIGNATURES: tuple[tuple[bytes, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", "PNG"),
-    (b"\xff\xd8\xff", "JPEG"),
-    (b"GIF87a", "GIF"),
-    (b"GIF89a", "GIF"),
-    (b"II*\x00", "TIFF"),
-    (b"MM\x00*", "TIFF"),
-    (b"BM", "BMP"),
-)
+from ..imageio import image_to_tensor, open_image, resize_longest, sniff_format, tensor_to_pil
 
 ACCEPTED = "PNG, JPEG, WebP, GIF, BMP or TIFF"
 
@@ -49,12 +38,7 @@ class UploadRejected(Exception):
 
 def sniff(head: bytes) -> str | None:
     """The image format that ``head`` (the first bytes of a file) starts like, or None."""
-    for magic, fmt in _SIGNATURES:
-        if head.startswith(magic):
-            return fmt
-    if head[:4] == b"RIFF" and head[8:12] == b"WEBP":
-        return "WEBP"
-    return None
+    return sniff_format(head)
 
 
 def read_limited(stream: BinaryIO, limit: int, label: str) -> bytes:
