@@ -31,9 +31,23 @@ class LBFGS:
         lr: the first trial step of each line search (1 is natural for a quasi-Newton direction).
         max_evals: the most function evaluations one line search may spend.
         c1, c2: the Wolfe constants (sufficient decrease, curvature).
+        bounds: ``(low, high)`` to keep every element of ``x`` in a box (``None``: unconstrained).
+            A projected variant: ``x`` is clamped into the box first; variables at a bound whose
+            gradient points out of the box are held there for the iteration; the line search follows
+            the projected path ``clamp(x + t·d)`` (with its directional derivative), and the stored
+            pair is the step actually taken, so the curvature pairs stay true secant pairs.
     """
 
-    def __init__(self, history: int = 100, lr: float = 1.0, max_evals: int = 25, c1: float = 1e-4, c2: float = 0.9):
+    def __init__(
+        self,
+        history: int = 100,
+        lr: float = 1.0,
+        max_evals: int = 25,
+        c1: float = 1e-4,
+        c2: float = 0.9,
+        bounds: tuple[float, float] | None = None,
+    ):
+        self.bounds = bounds
         self.history = history
         self.lr = lr
         self.max_evals = max_evals
@@ -108,38 +122,56 @@ class LBFGS:
         left as it was and the history is cleared, so the next call starts again from steepest descent.
         """
         flat = x.detach().view(-1)
+        bounds = self.bounds
         if self.f is None or self.g is None:
+            if bounds is not None:
+                with torch.no_grad():
+                    flat.clamp_(*bounds)
             self.f, self.g, self.aux = self._evaluate(fn, x.detach())
         f0, g0 = self.f, self.g
+        # With bounds, the variables pinned at a bound by their gradient take no part this iteration.
+        free = None if bounds is None else ~(((flat <= bounds[0]) & (g0 > 0)) | ((flat >= bounds[1]) & (g0 < 0)))
+        gf = g0 if free is None else g0 * free
         if self.n_iter == 0 or not self.old_s:
-            d = g0.neg()
+            d = gf.neg()
             # The first step has no curvature information: scale it so that it moves the
             # image by about lr in total (as torch.optim.LBFGS does).
-            t = min(1.0, 1.0 / max(float(g0.abs().sum()), 1e-30)) * self.lr
+            t = min(1.0, 1.0 / max(float(gf.abs().sum()), 1e-30)) * self.lr
         else:
-            d = self._direction(g0)
+            d = self._direction(gf)
+            if free is not None:
+                # Nothing moves out of the box from a bound: then g·d is the projected path's slope.
+                d.mul_(free & ~(((flat <= bounds[0]) & (d < 0)) | ((flat >= bounds[1]) & (d > 0))))
             t = self.lr
         gtd0 = float(g0.dot(d))
         if not gtd0 < 0:  # not a descent direction (numerical trouble): fall back to the gradient
             self.old_s, self.old_y, self.rho = [], [], []
-            d = g0.neg()
+            d = gf.neg()
             gtd0 = float(g0.dot(d))
-            t = min(1.0, 1.0 / max(float(g0.abs().sum()), 1e-30)) * self.lr
+            t = min(1.0, 1.0 / max(float(gf.abs().sum()), 1e-30)) * self.lr
             if not gtd0 < 0:  # zero gradient: a stationary point, nothing to do
                 self.n_iter += 1
                 return f0, self.aux
 
+        def point_at(step: float) -> Tensor:
+            point = flat + step * d
+            return point if bounds is None else point.clamp_(*bounds)
+
         def phi(step: float) -> tuple[float, Tensor, float, Any]:
-            point = (flat + step * d).view_as(x)
-            f, g, aux = self._evaluate(fn, point)
-            return f, g, float(g.dot(d)), aux
+            point = point_at(step)
+            f, g, aux = self._evaluate(fn, point.view_as(x))
+            if bounds is None:
+                return f, g, float(g.dot(d)), aux
+            # The projected path moves only the variables strictly inside the box at this step.
+            moving = (point > bounds[0]) & (point < bounds[1])
+            return f, g, float(g.dot(d * moving)), aux
 
         t, f_new, g_new, aux = self._line_search(phi, t, f0, g0, gtd0)
         self.n_iter += 1
         if t == 0.0:
             self.old_s, self.old_y, self.rho = [], [], []
             return f0, self.aux
-        s = d.mul(t)
+        s = d.mul(t) if bounds is None else point_at(t).sub_(flat)
         y = g_new - g0
         ys = float(y.dot(s))
         if ys > 1e-10:  # keep only pairs with positive curvature: H must stay positive definite
