@@ -19,14 +19,6 @@ import tempfile
 import time
 from pathlib import Path
 
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def main() -> int:
@@ -44,7 +36,7 @@ def main() -> int:
 
     from playwright.sync_api import sync_playwright
 
-    from painterly.web import running_server
+    from painterly.web import CHROMIUM_ARGS, running_server
     from painterly.web.app import create_app
 
     output = Path(args.output)
@@ -54,7 +46,7 @@ def main() -> int:
         app = create_app(Path(workdir))
         with running_server(app) as url, sync_playwright() as pw:
             print(f"studio at {url}", flush=True)
-            browser = pw.chromium.launch(executable_path=args.chromium, headless=True, args=CHROMIUM_ARGS)
+            browser = pw.chromium.launch(executable_path=args.chromium, headless=True, args=list(CHROMIUM_ARGS))
             page = browser.new_page(viewport={"width": 1360, "height": 940}, device_scale_factor=1)
             page.goto(url)
             page.click("#use-demo")

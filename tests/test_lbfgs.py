@@ -167,6 +167,21 @@ def test_first_step_is_scaled_steepest_descent():
     assert torch.allclose(step / step.norm(), -torch.tensor([3.0, -4.0], dtype=torch.float64) / 5)
 
 
+def test_first_step_with_bounds_moves_the_furthest_element_by_a_fraction_of_the_box():
+    x = torch.tensor([0.5, 0.25, 0.75], dtype=torch.float64)
+    target = torch.tensor([0.1, 0.2, 0.9], dtype=torch.float64)
+    seen = []
+
+    def fn(point):
+        seen.append(point.clone())
+        return float(0.5 * ((point - target) ** 2).sum()), point - target, None
+
+    LBFGS(bounds=(0.0, 2.0), first_step=0.05).step(x.clone(), fn)
+    step = seen[1] - x
+    assert step.abs().max().item() == pytest.approx(0.05 * 2.0)
+    assert torch.allclose(step / step.norm(), -(x - target) / (x - target).norm())
+
+
 def test_nan_region_line_search_backs_off():
     # A quadratic with its minimum at 10, undefined (NaN) beyond 1.5: quasi-Newton steps aim into the
     # NaN region and the line search has to shorten them.

@@ -17,19 +17,12 @@ import pytest
 from PIL import Image
 
 from painterly.encoder import random_state
+from painterly.web import CHROMIUM_ARGS
 from painterly.weights import Weights, save_weights
 
 pytestmark = pytest.mark.browser
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 
 
 def chromium_path() -> str | None:
@@ -87,7 +80,7 @@ def page(studio_url):
     sync_api, path = require_browser()
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_api.sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=path, headless=True, args=CHROMIUM_ARGS)
+        browser = pw.chromium.launch(executable_path=path, headless=True, args=list(CHROMIUM_ARGS))
         context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
         pg = context.new_page()
         errors: list[str] = []

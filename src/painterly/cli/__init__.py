@@ -6,6 +6,7 @@
     painterly demo [-o OUT] [options]                        the built-in pair, offline
     painterly resume CHECKPOINT [-o OUT]                     continue a checkpointed run
     painterly serve [--host 127.0.0.1] [--port 8000]         the local web studio
+    painterly info                                           versions, device, precision, allocator
 
 Errors are one line on stderr with exit status 2 (bad usage or input) or 1 (failure at run time);
 ``--debug`` shows tracebacks. Ctrl-C / SIGTERM stop cleanly, keep the image so far, and exit 130 / 143.
@@ -24,7 +25,7 @@ from typing import Sequence
 from .. import __version__
 from ..errors import ConfigError, PainterlyError
 
-COMMANDS = ("stylize", "texture", "reconstruct", "demo", "resume", "serve")
+COMMANDS = ("stylize", "texture", "reconstruct", "demo", "resume", "serve", "info")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -88,6 +89,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     p.add_argument("--workdir", default=None, help="where results are kept (default: a folder in the user cache)")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
+
+    p = sub.add_parser("info", help="show versions, device, precision, allocator and weight cache", description="Show what this installation runs on: versions, device and precision chosen by `auto`, threads, memory allocator, weight cache.")
+    p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     return parser
 
 
@@ -96,6 +100,11 @@ def _show_warning(message, category, filename, lineno, file=None, line=None) -> 
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from .allocator import maybe_reexec
+
+    # First, before torch is imported: run as the `painterly` command, re-exec once under tcmalloc
+    # if it is installed (≈ 10 % faster CPU runs, see cli/allocator.py); never when called from Python.
+    maybe_reexec(argv)
     argv = list(sys.argv[1:] if argv is None else argv)
     # `painterly CONTENT STYLE -o OUT` is `painterly stylize ...`.
     if argv and argv[0] not in COMMANDS and not argv[0].startswith("-"):

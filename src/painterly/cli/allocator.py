@@ -64,6 +64,23 @@ def find_library(choice: str = "auto") -> str | None:
     return None
 
 
+def active_allocator() -> tuple[str, str | None]:
+    """The allocator this process runs under: ``("tcmalloc", path)``, ``("jemalloc", path)`` or
+    ``("system", None)``, read from the libraries mapped into the process (Linux; ``system``
+    elsewhere)."""
+    try:
+        maps = Path("/proc/self/maps").read_text()
+    except OSError:
+        return "system", None
+    for line in maps.splitlines():
+        path = line.split()[-1] if line.count("/") else ""
+        name = os.path.basename(path)
+        for kind in ("tcmalloc", "jemalloc"):
+            if name.startswith(f"lib{kind}"):
+                return kind, path
+    return "system", None
+
+
 def _invoked_as_command(argv: Sequence[str] | None) -> bool:
     if argv is not None:  # main(["..."]) from Python code: leave that process alone
         return False

@@ -21,6 +21,12 @@ def run_command(args: argparse.Namespace) -> int:
         return serve(host=args.host, port=args.port, workdir=args.workdir)
     if args.command == "resume":
         return _resume(args)
+    if args.command == "info":
+        from .info import environment_report
+
+        for key, value in environment_report():
+            print(f"{key}: {value}")
+        return 0
     return _run_mode(args)
 
 

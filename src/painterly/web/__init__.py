@@ -63,6 +63,19 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workdir: str | os.PathLike[
     return 0
 
 
+# Flags for driving a headless Chromium at the studio (the browser tests and the screenshot script):
+# no sandbox (containers run as root), no GPU, and none of the background traffic an offline
+# machine cannot serve.
+CHROMIUM_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+
+
 @contextlib.contextmanager
 def running_server(app: Any, host: str = "127.0.0.1", port: int = 0, *, startup_timeout: float = 20.0) -> Iterator[str]:
     """Run ``app`` with uvicorn in a background thread; yields its base URL (``http://host:port``).
