@@ -97,15 +97,13 @@ def emit(obj) -> None:
 
 def painterly_env(allocator: bool = True) -> dict[str, str]:
     """Environment for painterly subprocesses: the allocator the CLI would re-exec itself with."""
-    env = dict(os.environ)
-    env.pop("LD_PRELOAD", None)
+    env = plain_env()
     if allocator:
-        from painterly.cli.allocator import find_library
+        from painterly.cli.allocator import find_library, preloaded_env
 
         lib = find_library(os.environ.get("PAINTERLY_ALLOCATOR", "auto"))
         if lib:
-            env["LD_PRELOAD"] = lib
-            env["TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD"] = str(1 << 62)
+            env = preloaded_env(lib, env)
     env["PAINTERLY_ALLOCATOR"] = "system"  # already preloaded above: no second re-exec
     return env
 

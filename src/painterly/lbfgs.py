@@ -136,7 +136,7 @@ class LBFGS:
             self.f, self.g, self.aux = self._evaluate(fn, x.detach())
         f0, g0 = self.f, self.g
         # With bounds, the variables pinned at a bound by their gradient take no part this iteration.
-        free = None if bounds is None else ~(((flat <= bounds[0]) & (g0 > 0)) | ((flat >= bounds[1]) & (g0 < 0)))
+        free = None if bounds is None else ~_leaving_box(flat, g0.neg(), bounds)
         gf = g0 if free is None else g0 * free
         if self.n_iter == 0 or not self.old_s:
             d = gf.neg()
@@ -145,7 +145,7 @@ class LBFGS:
             d = self._direction(gf)
             if free is not None:
                 # Nothing moves out of the box from a bound: then g·d is the projected path's slope.
-                d.mul_(free & ~(((flat <= bounds[0]) & (d < 0)) | ((flat >= bounds[1]) & (d > 0))))
+                d.mul_(free & ~_leaving_box(flat, d, bounds))
             t = self.lr
         gtd0 = float(g0.dot(d))
         if not gtd0 < 0:  # not a descent direction (numerical trouble): fall back to the gradient
@@ -252,6 +252,11 @@ class LBFGS:
         if t_lo == 0.0:
             return 0.0, f0, g_lo, aux_lo
         return t_lo, f_lo, g_lo, aux_lo
+
+
+def _leaving_box(flat: Tensor, direction: Tensor, bounds: tuple[float, float]) -> Tensor:
+    """Mask of the elements at a bound that ``direction`` would move out of the box."""
+    return ((flat <= bounds[0]) & (direction < 0)) | ((flat >= bounds[1]) & (direction > 0))
 
 
 def _cubic_min(x1: float, f1: float, g1: float, x2: float, f2: float, g2: float, lo: float, hi: float) -> float:

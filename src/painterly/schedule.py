@@ -56,8 +56,7 @@ def plan_levels(config: Config) -> tuple[Level, ...]:
     sizes.reverse()
     if len(sizes) == 1:
         return (Level(size, total),)
-    shares = [1.0] * len(sizes)
-    counts = [int(total * s / sum(shares)) for s in shares]
+    counts = [total // len(sizes)] * len(sizes)
     counts[-1] += total - sum(counts)  # rounding remainder to the final level
     # Every level gets at least one step when there are enough iterations to go round.
     levels = [Level(s, c) for s, c in zip(sizes, counts) if c > 0]

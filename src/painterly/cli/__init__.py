@@ -103,7 +103,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from .allocator import maybe_reexec
 
     # First, before torch is imported: run as the `painterly` command, re-exec once under tcmalloc
-    # if it is installed (≈ 10 % faster CPU runs, see cli/allocator.py); never when called from Python.
+    # if it is installed (≈ 13 % faster CPU runs, see cli/allocator.py); never when called from Python.
     maybe_reexec(argv)
     argv = list(sys.argv[1:] if argv is None else argv)
     # `painterly CONTENT STYLE -o OUT` is `painterly stylize ...`.

@@ -27,7 +27,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Sequence
+from typing import Mapping, Sequence
 
 ENV = "PAINTERLY_ALLOCATOR"
 # Set in the re-executed process: never re-exec twice (and tells what was preloaded).
@@ -62,6 +62,16 @@ def find_library(choice: str = "auto") -> str | None:
             if os.path.isfile(path):
                 return path
     return None
+
+
+def preloaded_env(lib: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """A copy of ``environ`` that preloads the allocator ``lib`` in front of any ``LD_PRELOAD``."""
+    env = dict(environ)
+    preload = env.get("LD_PRELOAD", "")
+    env["LD_PRELOAD"] = f"{lib}{os.pathsep}{preload}" if preload else lib
+    # tcmalloc reports every allocation above 1 GB on stderr (a 2048 px fp32 run makes some).
+    env.setdefault("TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD", str(1 << 62))
+    return env
 
 
 def active_allocator() -> tuple[str, str | None]:
@@ -114,11 +124,8 @@ def maybe_reexec(argv: Sequence[str] | None = None) -> None:
     preload = os.environ.get("LD_PRELOAD", "")
     if "malloc" in preload:  # the user preloads an allocator already (ours or another): theirs wins
         return
-    env = dict(os.environ)
-    env["LD_PRELOAD"] = f"{lib}{os.pathsep}{preload}" if preload else lib
+    env = preloaded_env(lib, os.environ)
     env[_MARK] = lib
-    # tcmalloc reports every allocation above 1 GB on stderr (a 2048 px fp32 run makes some).
-    env.setdefault("TCMALLOC_LARGE_ALLOC_REPORT_THRESHOLD", str(1 << 62))
     # The interpreter's own command line (python -X ... -m painterly ...), or the console script.
     args = list(getattr(sys, "orig_argv", []) or [sys.executable, *sys.argv])
     try:

