@@ -64,6 +64,11 @@ def test_system_allocator_on_request() -> None:
     assert report["allocator"].startswith("system malloc; PAINTERLY_ALLOCATOR=system")
 
 
+def test_info_says_when_the_setting_names_no_allocator() -> None:
+    report = info([sys.executable, "-m", "painterly"], PAINTERLY_ALLOCATOR="bogus")
+    assert report["allocator"].startswith("system malloc; PAINTERLY_ALLOCATOR=bogus names no installed allocator")
+
+
 def test_info_reports_the_basics() -> None:
     report = info([sys.executable, "-m", "painterly"], PAINTERLY_ALLOCATOR="system")
     for key in ("painterly", "python", "torch", "cpu", "cuda", "device (auto)", "precision (auto)", "weights cache"):

@@ -35,8 +35,11 @@ def environment_report() -> list[tuple[str, str]]:
         rows.append(("allocator", f"{kind} ({path})"))
     else:
         installed = find_library("auto")
-        if os.environ.get(ENV, "").strip().lower() == "system":
+        choice = os.environ.get(ENV, "").strip()
+        if choice.lower() == "system":
             why = f"{ENV}=system"
+        elif choice and choice.lower() != "auto" and find_library(choice) is None:
+            why = f"{ENV}={choice} names no installed allocator (tcmalloc, jemalloc, system or a library path)"
         elif installed:
             why = f"{installed} is installed but not in use (painterly uses it when run as a command)"
         else:
