@@ -80,7 +80,7 @@ HIDDEN = {
     "stylize": set(),
     "demo": set(),
     "texture": {"content_weight", "content_loss", "content_layers", "original_colors"},
-    "reconstruct": {"style_weight", "style_layers", "style_layer_weights", "style_scale", "style_blend", "original_colors", "content_layers"},
+    "reconstruct": {"style_weight", "style_layers", "style_layer_weights", "style_scale", "style_blend", "original_colors", "init_colors", "content_layers"},
 }
 
 

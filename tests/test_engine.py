@@ -118,9 +118,9 @@ def test_every_init_works(init, images, tiny_config, tiny_transfer):
     init_tensor = None
     if init == "tensor":
         init_tensor = images.style2_t
-        cfg = tiny_config(init="some/start.png", iterations=2)
+        cfg = tiny_config(init="some/start.png", iterations=2, init_colors="own")
     else:
-        cfg = tiny_config(init=init, iterations=2)
+        cfg = tiny_config(init=init, iterations=2, init_colors="own")
     run = tiny_transfer(cfg).start(images.content_t, [images.style_t], init=init_tensor)
     start = run.current()
     assert start.shape == (1, 3, 24, 32)
@@ -133,6 +133,42 @@ def test_every_init_works(init, images, tiny_config, tiny_transfer):
     progress = run_all(run)
     assert len(progress) == 2 and math.isfinite(progress[-1].loss)
     assert run.result().shape == (1, 3, 24, 32)
+
+
+def _colour_stats(image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    pixels = image.double().flatten(2).squeeze(0)
+    return pixels.mean(1), torch.cov(pixels)
+
+
+@pytest.mark.parametrize("init", ["content", "tensor"])
+def test_init_colors_style_starts_from_the_style_palette(init, images, tiny_config, tiny_transfer):
+    # (A start with colours in all three directions: the two-colour test patterns have rank-1 colour
+    # covariances, which no linear colour map can turn into one another.)
+    init_tensor = images.content_t.flip(-1) if init == "tensor" else None
+    cfg = tiny_config(init="start.png" if init == "tensor" else init, init_colors="style", iterations=1)
+    start = tiny_transfer(cfg).start(images.content_t, [images.style_t], init=init_tensor).current()
+    own = tiny_transfer(cfg.replace(init_colors="own")).start(images.content_t, [images.style_t], init=init_tensor).current()
+    mean, cov = _colour_stats(start)
+    style_mean, style_cov = _colour_stats(images.style_t)
+    own_mean, own_cov = _colour_stats(own)
+    # Recoloured: the style's mean and covariance (up to the clamp to [0, 1]), unlike the image as it is.
+    assert torch.allclose(mean, style_mean, atol=0.03), (mean, style_mean)
+    assert torch.allclose(cov, style_cov, rtol=0.2, atol=0.005), (cov, style_cov)
+    assert (own_mean - style_mean).abs().max() > 0.05 or (own_cov - style_cov).abs().max() > 0.02
+    # ... and still the same picture: recolouring is one affine colour map applied to every pixel
+    # (exactly, but for the clamp to [0, 1]).
+    x = torch.cat([own.double().flatten(2).squeeze(0).T, torch.ones(own[0, 0].numel(), 1, dtype=torch.float64)], 1)
+    y = start.double().flatten(2).squeeze(0).T
+    fit = torch.linalg.lstsq(x, y).solution
+    assert (x @ fit - y).pow(2).mean().sqrt() < 0.03
+
+
+@pytest.mark.parametrize("colors", ["luminance", "histogram"])
+def test_init_colors_is_ignored_when_the_original_colours_are_kept(colors, images, tiny_config, tiny_transfer):
+    cfg = tiny_config(init="content", original_colors=colors, iterations=1)
+    recoloured = tiny_transfer(cfg).start(images.content_t, [images.style_t]).current()
+    own = tiny_transfer(cfg.replace(init_colors="own")).start(images.content_t, [images.style_t]).current()
+    assert torch.equal(recoloured, own)
 
 
 def test_init_noise_blends_noise_into_the_init(images, tiny_config, tiny_transfer):
@@ -391,6 +427,36 @@ def test_progress_image_is_the_current_image_in_range(original_colors, images, t
     if original_colors == "off":
         # L-BFGS is bounded to the displayable range: the iterate itself never leaves [0, 1].
         assert 0.0 <= run._x.min().item() and run._x.max().item() <= 1.0
+
+
+@pytest.mark.parametrize("keep_detail", [True, False])
+def test_a_level_starts_from_the_coarser_result_upsampled(keep_detail, images, tiny_config, tiny_transfer):
+    cfg = tiny_config(size=48, min_size=24, multiscale=True, level_iterations=(2, 1), init_colors="own", keep_detail=keep_detail)
+    run = tiny_transfer(cfg).start(images.content_t, [images.style_t])
+    run.step(), run.step()
+    coarse = run._x.detach().clone()
+    assert coarse.shape[-2:] == (18, 24)
+    run._start_level()  # what the next step does first
+    up = lambda t, hw: torch.nn.functional.interpolate(t, size=hw, mode="bicubic", align_corners=False).clamp(0, 1)  # noqa: E731
+    down = lambda t, hw: torch.nn.functional.interpolate(  # noqa: E731
+        t, size=hw, mode="bicubic", align_corners=False, antialias=True
+    ).clamp(0, 1)
+    expected = up(coarse, (36, 48))
+    if keep_detail:
+        # The start's detail band (what the 18x24 level could not hold) is added back.
+        fine = down(images.content_t, (36, 48))
+        expected = (expected + fine - up(down(fine, (18, 24)), (36, 48))).clamp(0, 1)
+    assert torch.allclose(run._x, expected, atol=1e-5)
+
+
+def test_keep_detail_needs_a_starting_image(images, tiny_config, tiny_transfer):
+    # From noise there is no detail to keep: the level starts from the coarser result alone.
+    cfg = tiny_config(size=48, min_size=24, multiscale=True, level_iterations=(1, 1), init="noise", seed=3)
+    runs = [tiny_transfer(cfg.replace(keep_detail=k)).start(images.content_t, [images.style_t]) for k in (True, False)]
+    for run in runs:
+        run.step()
+        run._start_level()
+    assert torch.equal(runs[0]._x, runs[1]._x)
 
 
 def test_run_properties_track_the_run(images, tiny_config, tiny_transfer):

@@ -12,9 +12,11 @@ import pytest
 import torch
 
 from painterly.config import Config
+from painterly.demo import demo_images
 from painterly.devices import cpu_has_native_bf16
 from painterly.encoder import VGG19Encoder
 from painterly.engine import Progress, StyleTransfer
+from painterly.imageio import load_image
 from painterly.layers import CONV_LAYERS, layer
 from painterly.weights import CACHE_FILE, load_weights
 
@@ -95,6 +97,28 @@ def test_texture_from_noise_lowers_the_style_loss(caffe, images):
     style = [p.losses["style"] for p in progress]
     assert all(p.losses["content"] == 0 for p in progress)
     assert style[-1] < 0.5 * style[0], style
+
+
+@pytest.fixture(scope="module")
+def demo_pair():
+    """The built-in photo and painting: the synthetic test patterns have no fine detail to keep."""
+    content, (style,) = demo_images()
+    return load_image(content), load_image(style)
+
+
+def test_keep_detail_hands_the_finer_level_a_better_start(caffe, demo_pair):
+    # Two levels, 32 then 64 px: the loss after the 64 px level's first iteration, with and without
+    # the starting image's detail band added to the upsampled 32 px result.
+    first_fine = {}
+    for keep in (True, False):
+        cfg = _config(multiscale=True, min_size=32, level_iterations=(6, 1), keep_detail=keep)
+        first_fine[keep] = _run(caffe, cfg, demo_pair[0], [demo_pair[1]])[-1].loss
+    assert first_fine[True] < 0.8 * first_fine[False], first_fine
+
+
+def test_init_colors_style_lowers_the_starting_loss(caffe, demo_pair):
+    start = {c: _run(caffe, _config(iterations=1, init_colors=c), demo_pair[0], [demo_pair[1]])[0].losses for c in ("style", "own")}
+    assert start["style"]["total"] < start["own"]["total"], start
 
 
 @pytest.mark.skipif(not cpu_has_native_bf16(), reason="this CPU has no native bf16 (oneDNN would emulate it)")

@@ -23,6 +23,7 @@ ORIGINAL_COLORS = ("off", "luminance", "histogram")
 PRECISIONS = ("auto", "fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 INITS = ("noise", "content", "style")
+INIT_COLORS = ("style", "own")
 
 # Learning rates when --learning-rate is not given. The image is optimised in RGB [0, 1] units.
 # Adam's step is about lr per pixel per iteration, so 0.02 ≈ 5/255 (jcjohnson's Adam default of 10
@@ -107,6 +108,14 @@ class Config:
         default=0.0,
         metadata=_opt("blend this much white noise into a content/style/path init (0..1)"),
     )
+    init_colors: str = field(
+        default="style",
+        metadata=_opt(
+            "colours of a content or image start: style (recoloured to the style's palette first, where the "
+            "optimisation heads anyway: it gets there sooner) or own (as it is); ignored when the original colours are kept",
+            choices=INIT_COLORS,
+        ),
+    )
     seed: int | None = field(default=None, metadata=_opt("random seed; fixes a CPU run bit for bit"))
     original_colors: str = field(
         default="off",
@@ -120,6 +129,13 @@ class Config:
         default=True, metadata=_opt("optimise coarse to fine: a pyramid from --min-size up to --size")
     )
     min_size: int = field(default=128, metadata=_opt("multi-scale: size of the first level", metavar="PX"))
+    keep_detail: bool = field(
+        default=True,
+        metadata=_opt(
+            "multi-scale: start each level from the coarser result plus the fine detail of the starting "
+            "image that the coarser level could not hold (off: the coarser result, upsampled)"
+        ),
+    )
     level_iterations: tuple[int, ...] | None = field(
         default=None,
         metadata=_opt("multi-scale: iterations per level, coarse to fine (sets the number of levels)", metavar="N,N,..."),
@@ -148,9 +164,10 @@ class Config:
         _check_int(self, "lr_decay_steps", 1)
         _check_int(self, "lbfgs_history", 1)
         _check_int(self, "min_size", 16)
-        if not isinstance(self.multiscale, bool):
-            # A JSON/API "false" string would otherwise count as true.
-            raise ConfigError(f"--multiscale must be true or false, got {self.multiscale!r}")
+        for name in ("multiscale", "keep_detail"):
+            if not isinstance(getattr(self, name), bool):
+                # A JSON/API "false" string would otherwise count as true.
+                raise ConfigError(f"--{_flag(name)} must be true or false, got {getattr(self, name)!r}")
         if not isinstance(self.weights, str) or not self.weights:
             raise ConfigError(f"--weights must be caffe, torchvision or a path, got {self.weights!r}")
         if self.seed is not None and (not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0):
@@ -171,6 +188,7 @@ class Config:
             ("content_loss", CONTENT_LOSSES),
             ("optimizer", OPTIMIZERS),
             ("original_colors", ORIGINAL_COLORS),
+            ("init_colors", INIT_COLORS),
             ("precision", PRECISIONS),
             ("device", DEVICES),
         ):

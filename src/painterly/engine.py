@@ -240,6 +240,7 @@ class Run:
         self._reference = reference
         self.levels: tuple[Level, ...] = plan_levels(cfg)
         self.total_iterations = sum(level.iterations for level in self.levels)
+        self._start = self._starting_image(_fit(reference, self.levels[-1].size))
         layer_w = cfg.style_layer_weights or (1.0,) * len(cfg.style_layers)
         # Summed over layers with weight 1 each by default, as jcjohnson/neural-style does, so that
         # --style-weight means what it means there (the paper's w_l = 1/5 is a factor of 5 in beta).
@@ -407,7 +408,7 @@ class Run:
         dev = self.device
         if image is None:
             if self._x is not None:
-                image = _resize(self._x.detach(), hw)  # the previous level's result, upsampled
+                image = self._upsample(self._x.detach(), hw)
             else:
                 image = self._initial_image(hw)
         self._x = image.to(dev).contiguous()
@@ -430,22 +431,58 @@ class Run:
         self._make_optimizer()
         self._level_ready = True
 
+    def _starting_image(self, hw: tuple[int, int]) -> Tensor | None:
+        """The image a run starts from, at the final size ``hw`` and before any noise; ``None`` for
+        noise. (Coarser levels resize it down, from an image no larger than the result.)"""
+        cfg = self.config
+        if cfg.init == "noise":
+            return None
+        if cfg.init == "content":
+            base = self._content
+        elif cfg.init == "style":
+            base = self._styles[0]
+        else:
+            base = self._init_full
+        base = _resize(base, hw)
+        styles = self._styles
+        if cfg.original_colors == "luminance" and cfg.init != "content":
+            base = color.luminance(base)
+        if cfg.init_colors == "style" and cfg.original_colors == "off" and cfg.init != "style" and styles:
+            # The style loss's shallow layers (relu1_1 is nearly linear in colour) move the image to
+            # the style's palette within the first iterations anyway; starting there saves them
+            # (single scale at 512 px: the naive loop's 500-iteration loss in ~26 iterations, not ~30;
+            # docs/benchmarks.md). With several styles, the palette of the most weighted one.
+            main = styles[max(range(len(styles)), key=lambda i: self._weights[i])]
+            base = color.match_color(base, _resize(main, _fit(main, max(hw))))
+        return base
+
     def _initial_image(self, hw: tuple[int, int]) -> Tensor:
         cfg = self.config
         noise = torch.rand((1, 3, *hw), generator=self._generator)
-        if cfg.init == "noise":
+        if self._start is None:
             return noise
-        if cfg.init == "content":
-            base = _resize(self._content, hw)
-        elif cfg.init == "style":
-            base = _resize(self._styles[0], hw)
-        else:
-            base = _resize(self._init_full, hw)
-        if cfg.original_colors == "luminance" and cfg.init != "content":
-            base = color.luminance(base)
+        base = _resize(self._start, hw)
         if cfg.init_noise > 0:
             base = (1 - cfg.init_noise) * base + cfg.init_noise * noise
         return base.clone()
+
+    def _upsample(self, coarse: Tensor, hw: tuple[int, int]) -> Tensor:
+        """The start of a finer level: the coarser level's result resized to ``hw`` and, with
+        ``keep_detail``, the starting image's detail band that the coarser size could not hold.
+
+        Plain upsampling hands the next level a blurred image: the shallow Grams (relu1_1, relu2_1)
+        that measure fine texture, and the content's edges, are as far from their targets as at the
+        very start (at 512 px the loss jumps back to ~8e7, near the content image's ~1e8), and the
+        finer level spends as many iterations rebuilding them as a single-scale run would. Adding
+        ``start − up(down(start))`` — equivalently, the full-size start plus the *change* the coarse
+        level made, upsampled — keeps the coarse level's large strokes and the start's sharp detail.
+        """
+        image = _resize(coarse, hw)
+        if not self.config.keep_detail or self._start is None:
+            return image
+        fine = _resize(self._start, hw)
+        blurred = _resize(_resize(self._start, tuple(coarse.shape[-2:])), hw)
+        return (image + fine.to(image) - blurred.to(image)).clamp(0, 1)
 
     def _make_optimizer(self) -> None:
         cfg = self.config

@@ -72,7 +72,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("content", help="content image")
     p.add_argument("--layer", default="relu3_1", help="the layer to reconstruct from (default: relu3_1)")
     p.add_argument("-o", "--output", required=True, help="output image")
-    common(p, "reconstruct", skip=("style_weight", "style_layers", "style_layer_weights", "style_scale", "style_blend", "original_colors", "content_layers"))
+    common(p, "reconstruct", skip=("style_weight", "style_layers", "style_layer_weights", "style_scale", "style_blend", "original_colors", "init_colors", "content_layers"))
 
     p = sub.add_parser("demo", help="stylise the built-in demo pair (offline)", description="Stylise the built-in content image with the built-in style image.")
     p.add_argument("-o", "--output", default="painterly-demo.png", help="output image (default: painterly-demo.png)")
