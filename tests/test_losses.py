@@ -106,6 +106,21 @@ def test_gram_accumulates_low_precision_in_fp32():
     assert gram_matrix(f.double()).dtype == torch.float64
 
 
+@pytest.mark.parametrize("channels_last", [True, False])
+def test_bf16_gram_over_many_positions_is_close_to_exact(channels_last):
+    # 128x128 positions: many partial products, each rounded to bf16 once and summed in fp32.
+    f = (_rand(1, 16, 128, 128, seed=5).relu() * 50).bfloat16()
+    if channels_last:
+        f = f.contiguous(memory_format=torch.channels_last)
+    exact = gram_matrix(f.double())  # of the same bf16 values
+    g = gram_matrix(f)
+    assert g.dtype == torch.float32
+    rel = ((g.double() - exact).abs() / exact.abs().max()).max().item()
+    # One bf16 rounding of the whole sum can be off by 2⁻⁸ ≈ 4e-3 of an entry; 8 partials summed in
+    # fp32 stay well inside that.
+    assert rel < 2e-3, rel
+
+
 # --- style loss ------------------------------------------------------------------------------------------
 
 

@@ -37,9 +37,15 @@ def gram_matrix(features: Tensor) -> Tensor:
     return _Gram.apply(features)
 
 
-# Rows of the (positions × channels) matrix upcast at a time when features are bf16/fp16: a few MB,
-# so the fp32 copy stays in cache and is never allocated (and page-faulted) whole.
-_GRAM_CHUNK_ELEMENTS = 1 << 20
+# Positions per partial product when features are bf16/fp16 on a CPU. oneDNN's bf16 GEMM accumulates
+# each partial product in fp32 and rounds it once to bf16 (relative error ≤ 2⁻⁸); the partials are
+# summed in fp32, so the roundings of many small partials average out instead of one rounding of the
+# whole sum. At 512 px this Gram takes ~40 % of the time of an fp32 one (on this CPU the fp32 GEMM
+# runs at ~190 GFLOP/s, the bf16 one several times faster): 0.41 → 0.39 s per evaluation, with the
+# same results (evaluator loss 2.742e6 vs 2.756e6 after 26 iterations, 1.8514e6 both after 500;
+# docs/benchmarks.md). Elsewhere (cuBLAS may reduce bf16 in reduced precision) the features are
+# upcast to fp32 a chunk at a time instead.
+_GRAM_CHUNK_POSITIONS = 2048
 
 
 def _positions_by_channels(features: Tensor) -> tuple[Tensor, bool]:
@@ -70,19 +76,17 @@ class _Gram(torch.autograd.Function):
         if features.dtype in (torch.float32, torch.float64):
             gram = flat.transpose(1, 2) @ flat if positions_first else flat @ flat.transpose(1, 2)
         else:
-            # Low-precision features: sums over many positions must be accumulated in fp32, which
-            # keeps bf16 runs within a fraction of a percent of fp32 runs. Upcast a slice at a time.
+            # Low-precision features: products over a few thousand positions at a time, summed in fp32
+            # (see _GRAM_CHUNK_POSITIONS), which keeps bf16 runs within a fraction of a percent of
+            # fp32 runs.
             gram = features.new_zeros((n, c, c), dtype=acc)
-            if positions_first:
-                rows = max(1, _GRAM_CHUNK_ELEMENTS // c)
-                for start in range(0, h * w, rows):
-                    part = flat[:, start : start + rows].to(acc)
-                    gram.baddbmm_(part.transpose(1, 2), part)
-            else:
-                cols = max(1, _GRAM_CHUNK_ELEMENTS // c)
-                for start in range(0, h * w, cols):
-                    part = flat[:, :, start : start + cols].to(acc)
-                    gram.baddbmm_(part, part.transpose(1, 2))
+            step = _GRAM_CHUNK_POSITIONS
+            upcast = features.device.type != "cpu"
+            for start in range(0, h * w, step):
+                part = flat[:, start : start + step] if positions_first else flat[:, :, start : start + step]
+                if upcast:
+                    part = part.to(acc)
+                gram += part.transpose(1, 2) @ part if positions_first else part @ part.transpose(1, 2)
         ctx.save_for_backward(features)
         return gram / (c * h * w)
 
