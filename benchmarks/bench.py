@@ -872,7 +872,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--pastiche-snapshot-steps", type=int, default=150, help="pastiche steps run again with snapshots (default 150)")
     ap.add_argument("--pastiche-snapshot-every", type=int, help="snapshot every N of those steps (default 3; quick 1)")
     ap.add_argument("--budgets", help="painterly --iterations budgets to try, comma-separated")
-    ap.add_argument("--refine", type=int, default=4, help="bisection steps between the last budget that missed and the first that made it")
+    ap.add_argument("--refine", type=int, default=5, help="bisection steps between the last budget that missed and the first that made it")
     ap.add_argument("--mem-sizes", help="sizes for the memory table (default 256,512,1024,2048; quick 128,256)")
     ap.add_argument("--skip", default="", help="comma-separated steps to skip: peak,throughput,naive,pastiche,painterly,precision,memory")
     ap.add_argument("--workdir", default=os.path.join(tempfile.gettempdir(), "painterly-bench"))
