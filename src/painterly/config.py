@@ -111,8 +111,8 @@ class Config:
     init_colors: str = field(
         default="style",
         metadata=_opt(
-            "colours of a content or image start: style (recoloured to the style's palette first, where the "
-            "optimisation heads anyway: it gets there sooner) or own (as it is); ignored when the original colours are kept",
+            "--init content: style (the content recoloured to the style's palette, where the optimisation "
+            "heads anyway: it gets there sooner) or own (as it is); ignored when the original colours are kept",
             choices=INIT_COLORS,
         ),
     )

@@ -447,11 +447,12 @@ class Run:
         styles = self._styles
         if cfg.original_colors == "luminance" and cfg.init != "content":
             base = color.luminance(base)
-        if cfg.init_colors == "style" and cfg.original_colors == "off" and cfg.init != "style" and styles:
+        if cfg.init_colors == "style" and cfg.original_colors == "off" and cfg.init == "content" and styles:
             # The style loss's shallow layers (relu1_1 is nearly linear in colour) move the image to
             # the style's palette within the first iterations anyway; starting there saves them
             # (single scale at 512 px: the naive loop's 500-iteration loss in ~26 iterations, not ~30;
-            # docs/benchmarks.md). With several styles, the palette of the most weighted one.
+            # docs/benchmarks.md). With several styles, the palette of the most weighted one. An image
+            # given as the start (a previous result, say) is the user's choice and stays as it is.
             main = styles[max(range(len(styles)), key=lambda i: self._weights[i])]
             base = color.match_color(base, _resize(main, _fit(main, max(hw))))
         return base
