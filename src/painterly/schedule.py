@@ -32,10 +32,10 @@ def plan_levels(config: Config) -> tuple[Level, ...]:
 
     Why equal, not coarse-heavy (measured at 512 px, docs/benchmarks.md): iterations at the coarse
     levels buy the large-scale arrangement (the big swirls), but little of the final loss. Even with
-    the start's detail kept at each level change (``keep_detail``), the upsampled coarse strokes lack
-    the fine texture the shallow Grams measure, and the final level needs ~20 iterations to reach
-    what a single-scale run reaches in ~26; coarse iterations past the first ten or so change the
-    final loss by a few per cent. The former 4:2:1 split spent most of the budget where it was cheap
+    the start's detail kept at each level change (``keep_detail``), the upsampled coarse result is
+    far from the finer level's style statistics again (mostly relu4_1's), and the final level needs
+    ~21 iterations to reach what a single-scale run reaches in ~26; coarse iterations past the first
+    ten or so change the final loss by a few per cent. The former 4:2:1 split spent most of the budget where it was cheap
     but of little use; an equal split keeps the coarse-to-fine look and reaches a given loss in about
     half the time (as does 1:2:4, which would make large sizes far slower: 2048 px would spend half
     of all iterations at 2048 px).
