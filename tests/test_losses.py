@@ -8,7 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from painterly.losses import content_loss, cosine_content_loss, gram_matrix, style_loss, total_variation
+from painterly.losses import _low_precision_gram, content_loss, cosine_content_loss, gram_matrix, style_loss, total_variation
 
 
 def _rand(*shape, seed=0, dtype=torch.float32):
@@ -119,6 +119,20 @@ def test_bf16_gram_over_many_positions_is_close_to_exact(channels_last):
     # One bf16 rounding of the whole sum can be off by 2⁻⁸ ≈ 4e-3 of an entry; 8 partials summed in
     # fp32 stay well inside that.
     assert rel < 2e-3, rel
+
+
+@pytest.mark.parametrize("positions_first", [True, False])
+def test_both_low_precision_gram_paths_agree(positions_first):
+    # The CPU path (bf16 partial products) and the one other devices take (fp32 products of upcast
+    # slices), run side by side on the CPU.
+    f = (_rand(1, 16, 128, 128, seed=6).relu() * 50).bfloat16().flatten(2)
+    flat = f.transpose(1, 2) if positions_first else f
+    exact = (f.double() @ f.double().transpose(1, 2)).float()
+    cpu = _low_precision_gram(flat, positions_first, upcast=False)
+    other = _low_precision_gram(flat, positions_first, upcast=True)
+    assert cpu.dtype == other.dtype == torch.float32
+    assert torch.allclose(other, exact, rtol=1e-5)
+    assert ((cpu - exact).abs().max() / exact.abs().max()).item() < 2e-3
 
 
 # --- style loss ------------------------------------------------------------------------------------------

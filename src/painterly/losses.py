@@ -44,8 +44,26 @@ def gram_matrix(features: Tensor) -> Tensor:
 # runs at ~190 GFLOP/s, the bf16 one several times faster): 0.41 → 0.39 s per evaluation, with the
 # same results (evaluator loss 2.742e6 vs 2.756e6 after 26 iterations, 1.8514e6 both after 500;
 # docs/benchmarks.md). Elsewhere (cuBLAS may reduce bf16 in reduced precision) the features are
-# upcast to fp32 a chunk at a time instead.
+# upcast to fp32 instead, _GRAM_UPCAST_ELEMENTS at a time (a few MB: the copy is never allocated whole).
 _GRAM_CHUNK_POSITIONS = 2048
+_GRAM_UPCAST_ELEMENTS = 1 << 20
+
+
+def _low_precision_gram(flat: Tensor, positions_first: bool, upcast: bool) -> Tensor:
+    """``FᵀF`` (unnormalised, fp32) of bf16/fp16 features given as :func:`_positions_by_channels`
+    returns them: low-precision partial products summed in fp32, or with ``upcast`` fp32 products of
+    upcast slices (see _GRAM_CHUNK_POSITIONS). Both keep bf16 runs within a fraction of a percent of
+    fp32 runs."""
+    n = flat.shape[0]
+    c, positions = (flat.shape[2], flat.shape[1]) if positions_first else (flat.shape[1], flat.shape[2])
+    gram = flat.new_zeros((n, c, c), dtype=torch.float32)
+    step = max(1, _GRAM_UPCAST_ELEMENTS // c) if upcast else _GRAM_CHUNK_POSITIONS
+    for start in range(0, positions, step):
+        part = flat[:, start : start + step] if positions_first else flat[:, :, start : start + step]
+        if upcast:
+            part = part.float()
+        gram += part.transpose(1, 2) @ part if positions_first else part @ part.transpose(1, 2)
+    return gram
 
 
 def _positions_by_channels(features: Tensor) -> tuple[Tensor, bool]:
@@ -72,21 +90,11 @@ class _Gram(torch.autograd.Function):
     def forward(ctx, features: Tensor) -> Tensor:  # type: ignore[override]
         n, c, h, w = features.shape
         flat, positions_first = _positions_by_channels(features)
-        acc = torch.float64 if features.dtype == torch.float64 else torch.float32
         if features.dtype in (torch.float32, torch.float64):
             gram = flat.transpose(1, 2) @ flat if positions_first else flat @ flat.transpose(1, 2)
         else:
-            # Low-precision features: products over a few thousand positions at a time, summed in fp32
-            # (see _GRAM_CHUNK_POSITIONS), which keeps bf16 runs within a fraction of a percent of
-            # fp32 runs.
-            gram = features.new_zeros((n, c, c), dtype=acc)
-            step = _GRAM_CHUNK_POSITIONS
-            upcast = features.device.type != "cpu"
-            for start in range(0, h * w, step):
-                part = flat[:, start : start + step] if positions_first else flat[:, :, start : start + step]
-                if upcast:
-                    part = part.to(acc)
-                gram += part.transpose(1, 2) @ part if positions_first else part @ part.transpose(1, 2)
+            # bf16/fp16 (autocast): accumulated in fp32 all the same.
+            gram = _low_precision_gram(flat, positions_first, upcast=features.device.type != "cpu")
         ctx.save_for_backward(features)
         return gram / (c * h * w)
 

@@ -35,10 +35,10 @@ def plan_levels(config: Config) -> tuple[Level, ...]:
     the start's detail kept at each level change (``keep_detail``), the upsampled coarse result is
     far from the finer level's style statistics again (mostly relu4_1's), and the final level needs
     ~21 iterations to reach what a single-scale run reaches in ~26; coarse iterations past the first
-    ten or so change the final loss by a few per cent. The former 4:2:1 split spent most of the budget where it was cheap
-    but of little use; an equal split keeps the coarse-to-fine look and reaches a given loss in about
-    half the time (as does 1:2:4, which would make large sizes far slower: 2048 px would spend half
-    of all iterations at 2048 px).
+    ten or so change the final loss by a few per cent. The former 4:2:1 split spent most of the
+    budget where it was cheap but of little use; an equal split keeps the coarse-to-fine look and
+    reaches a given loss in about half the time (as does 1:2:4, which would make large sizes far
+    slower: 2048 px would spend half of all iterations at 2048 px).
     """
     size, total = config.size, config.iterations
     if config.level_iterations is not None:
