@@ -81,6 +81,8 @@ def test_every_field_has_help_text():
         ({"level_iterations": (1.5, 2)}, "--level-iterations"),
         ({"init": ""}, "--init"),
         ({"multiscale": "false"}, "--multiscale"),
+        ({"keep_detail": "false"}, "--keep-detail"),
+        ({"init_colors": "painting"}, "--init-colors"),
         ({"weights": ""}, "--weights"),
         ({"content_layers": ()}, "--content-layers"),
         ({"style_layers": ()}, "--style-layers"),
