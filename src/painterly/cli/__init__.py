@@ -66,7 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("texture", help="synthesise a texture from STYLE (style loss only, from noise)", description="Style reconstruction: white noise optimised to match the style's Gram matrices only.")
     p.add_argument("styles", nargs="+", metavar="style", help="style image(s)")
     p.add_argument("-o", "--output", required=True, help="output image")
-    common(p, "texture", skip=("content_weight", "content_loss", "content_layers", "original_colors"))
+    common(p, "texture", skip=("content_weight", "content_loss", "content_layers", "original_colors", "init_colors"))
 
     p = sub.add_parser("reconstruct", help="reconstruct CONTENT from one layer's features", description="Content reconstruction from white noise using one layer's features (Gatys et al., fig. 1).")
     p.add_argument("content", help="content image")
