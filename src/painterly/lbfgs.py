@@ -195,9 +195,10 @@ class LBFGS:
     def _first_trial(self, gf: Tensor) -> float:
         """The first trial step along ``-gf`` when no curvature is known (see ``first_step``)."""
         if self.bounds is not None:
-            # An image's pixel scale is known: moving the furthest pixel by 5 % of [0, 1] is a
-            # sensible first guess. The L1 rule below moves a 512 px image by ~1e-6 per pixel,
-            # so its line search spends four or five evaluations (a few seconds) just growing the step.
+            # An image's pixel scale is known: moving the furthest pixel by a fixed fraction of the
+            # box (first_step, 5 % by default) is a sensible first guess. The L1 rule below moves a
+            # 512 px image by ~1e-6 per pixel, so its line search spends four or five evaluations (a
+            # few seconds) just growing the step.
             width = self.bounds[1] - self.bounds[0]
             return self.first_step * width / max(float(gf.abs().max()), 1e-30) * self.lr
         return min(1.0, 1.0 / max(float(gf.abs().sum()), 1e-30)) * self.lr

