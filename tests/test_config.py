@@ -40,6 +40,8 @@ def test_every_field_has_help_text():
         ({"max_pixels": 0}, "--max-pixels"),
         ({"min_size": 8}, "--min-size"),
         ({"lbfgs_history": 0}, "--lbfgs-history"),
+        ({"lbfgs_precondition": -0.5}, "--lbfgs-precondition"),
+        ({"lbfgs_precondition": math.nan}, "--lbfgs-precondition"),
         ({"lr_decay_steps": 0}, "--lr-decay-steps"),
         ({"content_weight": -1.0}, "--content-weight"),
         ({"style_weight": -1e-9}, "--style-weight"),

@@ -53,6 +53,24 @@ def test_loss_decreases(optimizer, lr, images, tiny_config, tiny_transfer):
     assert 0.0 <= result.min().item() and result.max().item() <= 1.0
 
 
+def test_lbfgs_gets_a_preconditioner_for_each_level_unless_turned_off(images, tiny_config, tiny_transfer):
+    cfg = tiny_config(multiscale=True, size=64, min_size=32, level_iterations=(1, 1))
+    run = tiny_transfer(cfg).start(images.content_t, [images.style_t])
+    for _ in run:
+        # Built for the level's own image shape: it maps a flat image of that size to one of the same.
+        flat = torch.ones(run._x.numel())
+        smoothed = run._opt.precondition(flat)
+        assert smoothed.shape == flat.shape and smoothed.max() > 1.5  # a smooth field is amplified
+    plain = tiny_transfer(tiny_config(lbfgs_precondition=0.0)).start(images.content_t, [images.style_t])
+    next(iter(plain))
+    assert plain._opt.precondition is None
+
+
+def test_reconstruct_mode_runs_plain_lbfgs(tiny_config):
+    assert tiny_config("reconstruct").lbfgs_precondition == 0.0
+    assert tiny_config("reconstruct", lbfgs_precondition=1.0).lbfgs_precondition == 1.0
+
+
 def test_first_order_optimisers_keep_pixels_in_range(images, tiny_config, tiny_transfer):
     cfg = tiny_config(optimizer="adam", learning_rate=0.5, iterations=3)
     run = tiny_transfer(cfg).start(images.content_t, [images.style_t])

@@ -256,3 +256,53 @@ def test_cubic_min():
     assert _cubic_min(0.0, 0.0, -1.0, 1.0, float("nan"), float("nan"), 0.2, 0.4) == pytest.approx(0.3)
     # Equal abscissae (division by zero): the midpoint.
     assert _cubic_min(1.0, 0.0, -1.0, 1.0, 0.0, 1.0, 0.0, 2.0) == pytest.approx(1.0)
+
+
+def _smooth_field_problem(side=32, pull=0.01):
+    """A quadratic over a (1, 3, side, side) image with slow smooth components: a weak pull towards
+    a target plus a strong penalty on neighbour differences, so the error decays fast in fine detail
+    and slowly in broad shape, the situation the pyramid preconditioner is for. Returns f and its
+    minimum value (solved exactly: (pull·I + L) x* = pull·t per channel, L the grid Laplacian)."""
+    gen = torch.Generator().manual_seed(0)
+    target = torch.rand(1, 3, side, side, generator=gen, dtype=torch.float64)
+
+    def f(x):
+        dx, dy = x[..., 1:, :] - x[..., :-1, :], x[..., :, 1:] - x[..., :, :-1]
+        return pull * ((x - target) ** 2).sum() + (dx**2).sum() + (dy**2).sum()
+
+    path = torch.diag(torch.cat([torch.ones(1), 2 * torch.ones(side - 2), torch.ones(1)])).double()
+    path -= torch.diag(torch.ones(side - 1, dtype=torch.float64), 1) + torch.diag(torch.ones(side - 1, dtype=torch.float64), -1)
+    eye = torch.eye(side, dtype=torch.float64)
+    system = pull * torch.eye(side * side, dtype=torch.float64) + torch.kron(eye, path) + torch.kron(path, eye)
+    best = torch.linalg.solve(system, pull * target.reshape(3, -1).T).T.reshape(target.shape)
+    return f, float(f(best))
+
+
+def test_a_smoothing_preconditioner_converges_sooner_on_a_smooth_problem():
+    from painterly.precondition import pyramid_preconditioner
+
+    f, f_min = _smooth_field_problem()
+    excess = {}
+    for name, pre in (("plain", None), ("pyramid", pyramid_preconditioner((1, 3, 32, 32), 1.4))):
+        x = torch.zeros(1, 3, 32, 32, dtype=torch.float64)
+        opt = LBFGS(precondition=pre)
+        fn = _objective(f)
+        losses = [opt.step(x, fn)[0] for _ in range(15)]
+        # Still a descent method: every accepted step lowers the loss.
+        assert all(b <= a for a, b in zip(losses, losses[1:]))
+        excess[name] = losses[-1] - f_min
+    # Measured: 0.084 plain, 0.013 preconditioned.
+    assert 0 <= excess["pyramid"] < 0.3 * excess["plain"], excess
+
+
+def test_preconditioner_equal_to_the_inverse_hessian_solves_a_diagonal_quadratic_at_once():
+    # f = ½ Σ a_i x_i² − b·x with a spread over four decades: with P = A⁻¹ the first quasi-Newton
+    # step after the steepest-descent one lands on the solution.
+    a = torch.logspace(0, 4, 20, dtype=torch.float64)
+    b = torch.ones(20, dtype=torch.float64)
+    x = torch.zeros(20, dtype=torch.float64)
+    opt = LBFGS(precondition=lambda q: q / a)
+    fn = _objective(lambda v: 0.5 * (a * v * v).sum() - b @ v)
+    for _ in range(3):
+        opt.step(x, fn)
+    assert torch.allclose(x, b / a, rtol=1e-6)

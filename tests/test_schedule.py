@@ -14,18 +14,28 @@ def test_single_scale():
     assert plan_levels(Config(size=512, iterations=300, multiscale=False)) == (Level(512, 300),)
 
 
-def test_multiscale_512_is_128_256_512_split_equally():
-    levels = plan_levels(Config(size=512, iterations=700, min_size=128))
+def test_multiscale_512_is_128_256_512_split_two_one_two():
+    levels = plan_levels(Config(size=512, iterations=500, min_size=128))
     assert [lv.size for lv in levels] == [128, 256, 512]
-    assert [lv.iterations for lv in levels] == [233, 233, 234]
+    assert [lv.iterations for lv in levels] == [200, 100, 200]
 
 
 def test_multiscale_split_sums_to_iterations_with_remainder_on_the_last_level():
-    levels = plan_levels(Config(size=512, iterations=500, min_size=128))
+    levels = plan_levels(Config(size=512, iterations=47, min_size=128))
     counts = [lv.iterations for lv in levels]
-    assert sum(counts) == 500
-    assert counts == [166, 166, 168]
-    assert counts[0] == counts[1] <= counts[2]
+    assert sum(counts) == 47
+    assert counts == [18, 9, 20]
+
+
+def test_levels_between_get_one_share_the_ends_two():
+    levels = plan_levels(Config(size=2048, iterations=600, min_size=128))
+    assert [lv.size for lv in levels] == [128, 256, 512, 1024, 2048]
+    assert [lv.iterations for lv in levels] == [171, 85, 85, 85, 174]
+
+
+def test_two_levels_split_equally():
+    levels = plan_levels(Config(size=256, iterations=101, min_size=128))
+    assert [lv.iterations for lv in levels] == [50, 51]
 
 
 def test_default_config_plans_three_levels():

@@ -28,6 +28,7 @@ from .devices import resolve_device, resolve_precision
 from .encoder import VGG19Encoder
 from .errors import ConfigError, DivergenceError, ResourceError
 from .lbfgs import LBFGS
+from .precondition import pyramid_preconditioner
 from .losses import content_loss, cosine_content_loss, gram_matrix, style_loss, total_variation
 from .schedule import Level, plan_levels
 
@@ -495,7 +496,10 @@ class Run:
             # [0, 1] chasing the style, and the clamped image that is delivered then scores ~40 %
             # worse than the optimiser believes, worse the longer it runs (docs/benchmarks.md).
             self._opt: Any = LBFGS(
-                history=lbfgs_history_for(cfg.lbfgs_history, self._x.shape), lr=lr, bounds=(0.0, 1.0)
+                history=lbfgs_history_for(cfg.lbfgs_history, self._x.shape),
+                lr=lr,
+                bounds=(0.0, 1.0),
+                precondition=pyramid_preconditioner(self._x.shape, cfg.lbfgs_precondition),
             )
         elif cfg.optimizer == "adam":
             self._x.requires_grad_(True)

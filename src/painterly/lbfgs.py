@@ -40,6 +40,9 @@ class LBFGS:
             known yet) moves the fastest-moving element by this fraction of the box's width, times
             ``lr``. Without bounds there is no natural scale, and the step moves ``x`` by ``lr`` in
             L1 norm in total, as torch.optim.LBFGS does.
+        precondition: a symmetric positive-definite operator ``P`` on flat vectors: the two-loop
+            recursion starts from ``H₀ = γ·P`` instead of ``γ·I`` (painterly passes
+            :func:`painterly.precondition.pyramid_preconditioner`). ``None``: plain L-BFGS.
     """
 
     def __init__(
@@ -51,8 +54,10 @@ class LBFGS:
         c2: float = 0.9,
         bounds: tuple[float, float] | None = None,
         first_step: float = 0.05,
+        precondition: Callable[[Tensor], Tensor] | None = None,
     ):
         self.bounds = bounds
+        self.precondition = precondition
         self.first_step = first_step
         self.history = history
         self.lr = lr
@@ -115,6 +120,8 @@ class LBFGS:
             a = s.dot(q) * rho
             alphas.append(a)
             q.addcmul_(y, a, value=-1.0)
+        if self.precondition is not None:
+            q = self.precondition(q)
         q.mul_(self.h_diag)
         for (s, y, rho), a in zip(zip(self.old_s, self.old_y, self.rho), reversed(alphas)):
             b = y.dot(q) * rho

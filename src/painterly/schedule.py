@@ -28,17 +28,24 @@ def plan_levels(config: Config) -> tuple[Level, ...]:
     * ``--level-iterations a,b,c``: that many levels, sizes spaced geometrically from ``--min-size``
       to ``--size``.
     * otherwise: sizes halve from ``--size`` down to no less than ``--min-size``; the iterations are
-      split equally between the levels (the rounding remainder goes to the final one).
+      shared out 2 : 1 : … : 1 : 2 — two shares each for the coarsest and the final level, one for
+      each level between (two levels: equal) — with the rounding remainder on the final level.
 
-    Why equal, not coarse-heavy (measured at 512 px, docs/benchmarks.md): iterations at the coarse
-    levels buy the large-scale arrangement (the big swirls), but little of the final loss. Even with
-    the start's detail kept at each level change (``keep_detail``), the upsampled coarse result is
-    far from the finer level's style statistics again (mostly relu4_1's), and the final level needs
-    ~21 iterations to reach what a single-scale run reaches in ~26; coarse iterations past the first
-    ten or so change the final loss by a few per cent. The former 4:2:1 split spent most of the
-    budget where it was cheap but of little use; an equal split keeps the coarse-to-fine look and
-    reaches a given loss in about half the time (as does 1:2:4, which would make large sizes far
-    slower: 2048 px would spend half of all iterations at 2048 px).
+    Why this split (measured at 512 px, tubingen × starry_night, docs/benchmarks.md):
+
+    * The coarsest level draws the large-scale arrangement, the big swirls of the sky, and it is
+      cheap (1/16 of a final-size iteration at 128 px). Runs with 18 or more iterations there have
+      the large swirls whatever the 256 px level got; with 10 they are visibly smaller.
+    * The final level decides the loss. The upsampled coarse result lacks the style's finest octave
+      (relu4_1's Gram term jumps at every level change), and the final level needs ~20 iterations to
+      rebuild it, however many the coarse levels had: iterations at the coarse levels beyond what
+      the look needs change the final loss by a few per cent.
+    * The levels between carry the hand-off; their iterations cost 1/4 of a final one at 256 px and
+      bought neither look nor loss beyond the first few.
+
+    Against the former equal split this reaches a given loss ~15 % sooner with the same large strokes
+    (47 iterations, 18/9/20, vs 60, 20/20/20). 4:2:1 (coarse-heavy) starved the final level; 1:2:4
+    would make large sizes slow (half of all iterations at 2048 px).
     """
     size, total = config.size, config.iterations
     if config.level_iterations is not None:
@@ -58,7 +65,8 @@ def plan_levels(config: Config) -> tuple[Level, ...]:
     sizes.reverse()
     if len(sizes) == 1:
         return (Level(size, total),)
-    counts = [total // len(sizes)] * len(sizes)
+    shares = [2] + [1] * (len(sizes) - 2) + [2] if len(sizes) > 2 else [1] * len(sizes)
+    counts = [total * share // sum(shares) for share in shares]
     counts[-1] += total - sum(counts)  # rounding remainder to the final level
     # Every level gets at least one step when there are enough iterations to go round.
     levels = [Level(s, c) for s, c in zip(sizes, counts) if c > 0]

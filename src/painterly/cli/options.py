@@ -20,7 +20,7 @@ from ..config import Config, OutputOptions
 GROUPS: dict[str, tuple[str, ...]] = {
     "images": ("size", "style_scale", "style_blend", "original_colors", "init", "init_noise", "init_colors", "max_pixels"),
     "losses": ("content_weight", "style_weight", "tv_weight", "content_loss", "content_layers", "style_layers", "style_layer_weights"),
-    "optimisation": ("optimizer", "iterations", "learning_rate", "lr_decay", "lr_decay_steps", "lbfgs_history", "seed"),
+    "optimisation": ("optimizer", "iterations", "learning_rate", "lr_decay", "lr_decay_steps", "lbfgs_history", "lbfgs_precondition", "seed"),
     "network": ("weights", "pooling"),
     "speed": ("multiscale", "min_size", "level_iterations", "keep_detail", "precision", "device"),
 }
