@@ -28,8 +28,8 @@ from .devices import resolve_device, resolve_precision
 from .encoder import VGG19Encoder
 from .errors import ConfigError, DivergenceError, ResourceError
 from .lbfgs import LBFGS
-from .precondition import pyramid_preconditioner
 from .losses import content_loss, cosine_content_loss, gram_matrix, style_loss, total_variation
+from .precondition import pyramid_preconditioner
 from .schedule import Level, plan_levels
 
 LOSS_TERMS = ("total", "content", "style", "tv")
