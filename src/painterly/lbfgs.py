@@ -193,13 +193,7 @@ class LBFGS:
             self.old_s.append(s)
             self.old_y.append(y)
             self.rho.append(1.0 / ys)
-            # γ of H₀ = γ·P: the scale that best fits the newest secant pair in P's metric
-            # (sᵀy / yᵀPy; with P = I the usual sᵀy / yᵀy). With sᵀy / yᵀy and P ⪰ I the steps came
-            # out up to ~2× too long once the history filled: the line search then spent a second
-            # evaluation on a third of the iterations (the demo pair's 512 px level: 265
-            # evaluations for 200 iterations instead of 202, for the same loss).
-            py = y if self.precondition is None else self.precondition(y)
-            self.h_diag = ys / float(y.dot(py))
+            self.h_diag = ys / float(y.dot(y))
         with torch.no_grad():
             flat.add_(s)
         self.f, self.g, self.aux = f_new, g_new, aux
