@@ -123,7 +123,7 @@ def test_init_colors_style_lowers_the_starting_loss(caffe, demo_pair):
 
 def test_the_smoothing_preconditioner_reaches_a_lower_loss(caffe, demo_pair):
     # 64 px, 20 iterations: measured 1.65e7 preconditioned vs 2.14e7 plain (0.77×); at 512 px the
-    # same loss comes ~15 % sooner (docs/benchmarks.md).
+    # same loss comes in 12–16 % fewer iterations (docs/benchmarks.md).
     final = {s: _run(caffe, _config(iterations=20, lbfgs_precondition=s), demo_pair[0], [demo_pair[1]])[-1].loss for s in (1.4, 0.0)}
     assert final[1.4] < 0.9 * final[0.0], final
 

@@ -100,7 +100,7 @@ class Config:
     lr_decay: float = field(default=0.96, metadata=_opt("sgd: multiply the learning rate by this ..."))
     lr_decay_steps: int = field(default=100, metadata=_opt("... every this many steps"))
     lbfgs_history: int = field(default=100, metadata=_opt("lbfgs: number of past steps it remembers"))
-    # 1.4: measured at 512 px (docs/benchmarks.md): ~15 % fewer iterations to a given loss; 2 made the
+    # 1.4: measured at 512 px (docs/benchmarks.md): 12–16 % fewer iterations to a given loss; 2 made the
     # line search spend extra evaluations.
     lbfgs_precondition: float = field(
         default=1.4,

@@ -16,9 +16,10 @@ the L-BFGS estimate stays positive definite and its directions stay descent dire
 
 Measured (tubingen × starry_night, 512 px, single scale, bounded L-BFGS; docs/benchmarks.md): with
 ``s = 1.4`` the loss after 24 iterations is 2.62e6 instead of 2.81e6, after 32 iterations 2.37e6
-instead of 2.52e6 — the same loss in about 15 % fewer iterations. Larger strengths (2) made the line
-search spend extra evaluations; preconditioning the very first (steepest-descent) step, or scaling
-γ by ``y·P·y``, did no better.
+instead of 2.52e6 — the same loss in 12–16 % fewer iterations. Larger strengths (2) made the line
+search spend extra evaluations; preconditioning the very first (steepest-descent) step did no
+better. Scaling γ by ``y·P·y`` instead of ``y·y`` sizes the steps better in long runs (fewer wasted
+line-search evaluations) but reached the benchmark's bar later; not kept (docs/benchmarks.md).
 """
 
 from __future__ import annotations
