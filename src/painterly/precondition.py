@@ -69,14 +69,13 @@ def pyramid_preconditioner(
         if key not in kernels:
             kernels[key] = _kernel(*key)
         kernel = kernels[key]
-        # Downward: r_k = D_k x, remembering each level's size for the exact adjoint on the way up.
-        pyramid, sizes = [x], []
+        # Downward: r_k = D_k x.
+        pyramid = [x]
         for _ in weights:
             cur = pyramid[-1]
             ch, cw = cur.shape[-2:]
             if min(ch, cw) < _MIN_SIDE:
                 break
-            sizes.append((ch, cw))
             # Pad odd sides to even with zeros (its adjoint crops them off again).
             cur = F.pad(cur, (0, cw % 2, 0, ch % 2))
             pyramid.append(F.conv2d(cur, kernel, stride=2, padding=1))
@@ -88,7 +87,7 @@ def pyramid_preconditioner(
             term = weights[k - 1] * pyramid[k]
             acc = term if acc is None else acc + term
             acc = F.conv_transpose2d(acc, kernel, stride=2, padding=1)
-            ch, cw = sizes[k - 1]
+            ch, cw = pyramid[k - 1].shape[-2:]  # the finer level's size, before its padding
             acc = acc[..., :ch, :cw]
         return (x + acc).reshape(v.shape)
 
