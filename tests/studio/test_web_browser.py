@@ -22,7 +22,7 @@ from painterly.weights import Weights, save_weights
 
 pytestmark = pytest.mark.browser
 
-ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 
 
 def chromium_path() -> str | None:

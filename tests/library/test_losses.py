@@ -8,7 +8,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from painterly.losses import _low_precision_gram, content_loss, cosine_content_loss, gram_matrix, style_loss, total_variation
+from painterly.losses import content_loss, cosine_content_loss, gram_matrix, style_loss, total_variation
+from painterly.losses.gram import _low_precision_gram
 
 
 def _rand(*shape, seed=0, dtype=torch.float32):
