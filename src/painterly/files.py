@@ -1,0 +1,146 @@
+"""The one home of two file rules: atomic writes and painterly's cache folder.
+
+Every file painterly writes for a user (images, checkpoints, logs rewritten on resume, the weight
+cache, the studio's job records) goes through :func:`atomic_write`: the data goes to a hidden
+temporary file in the target's own folder, is flushed and fsynced, then renamed over the target, and
+the folder is fsynced so that the rename survives a crash. A reader sees the old file or the whole new
+one, never half of one, and the temporary file is removed on every way out (an exception, Ctrl-C,
+SIGTERM turned into an exception).
+
+New files are private to the user (0600) unless the caller says otherwise; a file replaced keeps
+its permission bits.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import stat
+from pathlib import Path
+from typing import BinaryIO, Callable, Iterator
+
+PRIVATE_FILE = 0o600
+PRIVATE_FOLDER = 0o700
+TEMP_SUFFIX = ".tmp"
+
+
+def temp_name(target: Path) -> Path:
+    """The hidden temporary file used while ``target`` is written (``.<name>.<random>.tmp``)."""
+    # Long names are cut so that the temporary name stays under NAME_MAX (255).
+    return target.with_name(f".{target.name[:200]}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+
+
+def is_temp_name(name: str) -> bool:
+    """Whether ``name`` looks like one of :func:`temp_name`'s files (for clean-ups)."""
+    return name.startswith(".") and name.endswith(TEMP_SUFFIX)
+
+
+@contextlib.contextmanager
+def atomic_write(target: str | os.PathLike[str], *, mode: int = PRIVATE_FILE) -> Iterator[BinaryIO]:
+    """Open a temporary file for writing that becomes ``target`` when the block ends normally.
+
+    Usage::
+
+        with atomic_write(path) as fh:
+            fh.write(data)
+
+    Missing parent folders are created (0700). ``mode`` applies to a new file; an existing target
+    keeps its permission bits. On any exception (``BaseException`` included: a signal mid-write) the
+    temporary file is removed and ``target`` is left as it was. ``OSError`` propagates: each caller
+    names the file in its own words.
+    """
+    target = Path(target)
+    parent = target.parent
+    make_folder(parent)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    for _ in range(100):
+        tmp = temp_name(target)
+        try:
+            fd = os.open(tmp, flags, mode)
+            break
+        except FileExistsError:
+            continue
+    else:
+        raise FileExistsError(f"could not create a temporary file in {parent}")
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        _keep_permissions(target, tmp)
+        os.replace(tmp, target)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    fsync_folder(parent)
+
+
+def write_bytes(target: str | os.PathLike[str], data: bytes, *, mode: int = PRIVATE_FILE) -> None:
+    """:func:`atomic_write` of a whole byte string."""
+    with atomic_write(target, mode=mode) as fh:
+        fh.write(data)
+
+
+def write_with(target: str | os.PathLike[str], writer: Callable[[Path], None], *, mode: int = PRIVATE_FILE) -> None:
+    """Atomic write for libraries that insist on a file *name* (``safetensors.save_file``,
+    ``torch.save`` to a path): ``writer(tmp_path)`` fills the temporary file, which then replaces
+    ``target`` as in :func:`atomic_write`."""
+    with atomic_write(target, mode=mode) as fh:
+        writer(Path(fh.name))
+        # The writer wrote through its own handle: move ours to the end so flush/fsync see it all.
+        fh.seek(0, os.SEEK_END)
+
+
+def make_folder(path: str | os.PathLike[str], *, mode: int = PRIVATE_FOLDER) -> Path:
+    """Create ``path`` and its missing parents (new ones with ``mode``); an existing one is left as it is."""
+    path = Path(path)
+    if not path.is_dir():
+        # makedirs applies the mode to each folder it creates (the umask permitting).
+        os.makedirs(path, mode=mode, exist_ok=True)
+    return path
+
+
+def fsync_folder(folder: str | os.PathLike[str]) -> None:
+    """Make a rename in ``folder`` durable. Best effort: not every platform can fsync a folder."""
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_quietly(path: str | os.PathLike[str]) -> None:
+    """Delete a file if it is there; never raises (for clean-ups on the way out)."""
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+def cache_dir(override: str | os.PathLike[str] | None = None) -> Path:
+    """painterly's cache folder: ``override``, else ``$PAINTERLY_CACHE_DIR``, else the user cache
+    (``~/.cache/painterly`` on Linux). Not created here."""
+    if override is not None:
+        return Path(override).expanduser()
+    env = os.environ.get("PAINTERLY_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    import platformdirs  # only needed when nothing else says where the cache lives
+
+    return Path(platformdirs.user_cache_dir("painterly"))
+
+
+def _keep_permissions(target: Path, tmp: Path) -> None:
+    try:
+        bits = stat.S_IMODE(os.stat(target).st_mode)
+    except OSError:
+        return  # no existing file: the new file's mode stands
+    with contextlib.suppress(OSError):  # permission bits are a courtesy, not worth failing over
+        os.chmod(tmp, bits)
