@@ -50,7 +50,34 @@ def atomic_write(target: str | os.PathLike[str], *, mode: int = PRIVATE_FILE) ->
     temporary file is removed and ``target`` is left as it was. ``OSError`` propagates: each caller
     names the file in its own words.
     """
-    target = Path(target)
+    with _replacing(Path(target), mode) as (tmp, fd):
+        with os.fdopen(fd, "wb") as fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+
+
+def write_bytes(target: str | os.PathLike[str], data: bytes, *, mode: int = PRIVATE_FILE) -> None:
+    """:func:`atomic_write` of a whole byte string."""
+    with atomic_write(target, mode=mode) as fh:
+        fh.write(data)
+
+
+def write_with(target: str | os.PathLike[str], writer: Callable[[Path], None], *, mode: int = PRIVATE_FILE) -> None:
+    """Atomic write for libraries that insist on a file *name* (``safetensors.save_file``,
+    ``torch.save`` to a path): ``writer(tmp_path)`` fills the temporary file, which then replaces
+    ``target`` as in :func:`atomic_write`."""
+    with _replacing(Path(target), mode) as (tmp, fd):
+        os.close(fd)
+        writer(tmp)
+        with open(tmp, "rb") as fh:
+            os.fsync(fh.fileno())
+
+
+@contextlib.contextmanager
+def _replacing(target: Path, mode: int) -> Iterator[tuple[Path, int]]:
+    """A new temporary file beside ``target`` (path and open descriptor) that replaces ``target``
+    when the block ends normally and is removed when it does not."""
     parent = target.parent
     make_folder(parent)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
@@ -64,10 +91,7 @@ def atomic_write(target: str | os.PathLike[str], *, mode: int = PRIVATE_FILE) ->
     else:
         raise FileExistsError(f"could not create a temporary file in {parent}")
     try:
-        with os.fdopen(fd, "wb") as fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
+        yield tmp, fd
         _keep_permissions(target, tmp)
         os.replace(tmp, target)
     except BaseException:
@@ -75,22 +99,6 @@ def atomic_write(target: str | os.PathLike[str], *, mode: int = PRIVATE_FILE) ->
             os.unlink(tmp)
         raise
     fsync_folder(parent)
-
-
-def write_bytes(target: str | os.PathLike[str], data: bytes, *, mode: int = PRIVATE_FILE) -> None:
-    """:func:`atomic_write` of a whole byte string."""
-    with atomic_write(target, mode=mode) as fh:
-        fh.write(data)
-
-
-def write_with(target: str | os.PathLike[str], writer: Callable[[Path], None], *, mode: int = PRIVATE_FILE) -> None:
-    """Atomic write for libraries that insist on a file *name* (``safetensors.save_file``,
-    ``torch.save`` to a path): ``writer(tmp_path)`` fills the temporary file, which then replaces
-    ``target`` as in :func:`atomic_write`."""
-    with atomic_write(target, mode=mode) as fh:
-        writer(Path(fh.name))
-        # The writer wrote through its own handle: move ours to the end so flush/fsync see it all.
-        fh.seek(0, os.SEEK_END)
 
 
 def make_folder(path: str | os.PathLike[str], *, mode: int = PRIVATE_FOLDER) -> Path:
