@@ -1,74 +1,24 @@
 """The one-call API: ``painterly.stylize("photo.jpg", "starry.jpg").save("out.png")``.
 
-These functions accept paths, PIL images or tensors, build a :class:`~painterly.engine.StyleTransfer`
-and run it to the end. For step-by-step control (progress, cancel, checkpoints) use
+These functions accept paths, PIL images or tensors, load them with :func:`load_inputs` (the one way in,
+shared with the CLI and the studio), build a :class:`~painterly.engine.StyleTransfer` and run it to the
+end. For step-by-step control (progress, cancel, checkpoints) use
 :class:`~painterly.engine.StyleTransfer` and :class:`~painterly.engine.Run` directly.
 """
 
 from __future__ import annotations
 
-import os
-import warnings
-from typing import Any, Sequence, Union
+from typing import Any, Sequence
 
 import PIL.Image
 import torch
-from torch import Tensor
 
 from .config import Config
 from .encoder import VGG19Encoder
-from .engine import ProgressCallback, StyleTransfer
-from .errors import ConfigError, PainterlyWarning
-from .imageio import image_to_tensor, load_image, tensor_to_pil
+from .engine import ImageLike, ProgressCallback, StyleTransfer, load_inputs, to_tensor
+from .imageio import tensor_to_pil
 
-ImageLike = Union[str, "os.PathLike[str]", PIL.Image.Image, Tensor]
-
-
-def to_tensor(image: ImageLike, *, name: str = "image", max_pixels: int | None = None) -> Tensor:
-    """Any accepted image form → ``(1, 3, H, W)`` float32 in [0, 1] (full resolution)."""
-    if isinstance(image, Tensor):
-        return image if image.ndim == 4 else image.unsqueeze(0)
-    if isinstance(image, PIL.Image.Image):
-        return image_to_tensor(image)
-    if isinstance(image, (str, os.PathLike)):
-        kwargs = {} if max_pixels is None else {"max_pixels": max_pixels}
-        return load_image(image, **kwargs)
-    raise ConfigError(f"{name}: expected a path, a PIL image or a tensor, got {type(image).__name__}")
-
-
-def _warn_if_small(image: Tensor, size: int, name: str) -> None:
-    longest = max(image.shape[-2:])
-    if longest < size:
-        warnings.warn(
-            f"{name} is only {image.shape[-1]}x{image.shape[-2]} px; upscaled to {size} px", PainterlyWarning, stacklevel=3
-        )
-
-
-def prepare(
-    mode: str,
-    content: ImageLike | None,
-    styles: Sequence[ImageLike],
-    init: ImageLike | None = None,
-    *,
-    config: Config | None = None,
-    **options: Any,
-) -> tuple[Config, Tensor | None, list[Tensor], Tensor | None]:
-    """Resolve the config and load the images of a run (shared by the API, the CLI and the studio)."""
-    cfg = config if config is not None else Config.for_mode(mode, **options)
-    if config is not None and options:
-        cfg = config.replace(**options)
-    content_t = None
-    if content is not None:
-        name = str(content) if isinstance(content, (str, os.PathLike)) else "content image"
-        content_t = to_tensor(content, name=name, max_pixels=cfg.max_pixels)
-        _warn_if_small(content_t, cfg.size, name)
-    style_ts = [to_tensor(s, name="style image", max_pixels=cfg.max_pixels) for s in styles]
-    init_t = None
-    if init is None and cfg.init not in ("noise", "content", "style"):
-        init = cfg.init
-    if init is not None:
-        init_t = to_tensor(init, name="init image", max_pixels=cfg.max_pixels)
-    return cfg, content_t, style_ts, init_t
+__all__ = ["stylize", "texture", "reconstruct", "load_inputs", "to_tensor", "ImageLike"]
 
 
 def _run(
@@ -83,9 +33,13 @@ def _run(
     device: str | torch.device | None,
     options: dict[str, Any],
 ) -> PIL.Image.Image:
-    cfg, content_t, style_ts, init_t = prepare(mode, content, styles, init, config=config, **options)
-    transfer = StyleTransfer(cfg, encoder=encoder, device=device)
-    result = transfer.run(content_t, style_ts, init=init_t, callback=callback)
+    if init is not None:
+        options.setdefault("init", "image")  # an image given to start from is what the run starts from
+    cfg = config.replace(**options) if config is not None and options else config
+    if cfg is None:
+        cfg = Config.for_mode(mode, **options)
+    inputs = load_inputs(cfg, content, styles, init)
+    result = StyleTransfer(cfg, encoder=encoder, device=device).run(inputs, callback=callback)
     return tensor_to_pil(result)
 
 

@@ -22,7 +22,8 @@ POOLINGS = ("max", "avg")
 ORIGINAL_COLORS = ("off", "luminance", "histogram")
 PRECISIONS = ("auto", "fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
-INITS = ("noise", "content", "style")
+INITS = ("noise", "content", "style", "image")
+"""Where a run starts: white noise, the content, the (first) style, or an image passed in (``init=``)."""
 INIT_COLORS = ("style", "own")
 
 # Learning rates when --learning-rate is not given. The image is optimised in RGB [0, 1] units.
@@ -32,6 +33,9 @@ INIT_COLORS = ("style", "own")
 # steadily at 128 and 256 px under the default loss weights (measured: 1.6e-8 diverges at once). The
 # number is tiny because these losses are means over millions of Caffe-scale feature values. L-BFGS uses a strong-Wolfe line search, so lr 1 is the
 # natural first trial step (plain L-BFGS with lr 1 and no line search diverges on these losses).
+MAX_SIZE = 16384
+"""The largest output side painterly accepts (a 16384 px square is 268 megapixels)."""
+
 DEFAULT_LEARNING_RATES = {"lbfgs": 1.0, "adam": 0.02, "sgd": 5e-12}
 
 
@@ -112,7 +116,7 @@ class Config:
     )
     init: str = field(
         default="content",
-        metadata=_opt("starting image: noise, content, style or a path to an image", metavar="INIT"),
+        metadata=_opt("starting image: noise, content, style, or image (an image passed in as init)", metavar="INIT"),
     )
     init_noise: float = field(
         default=0.0,
@@ -168,7 +172,7 @@ class Config:
             value = getattr(self, name)
             if value is not None:
                 object.__setattr__(self, name, _as_tuple(name, value, conv))
-        _check_int(self, "size", 1)
+        _check_int(self, "size", 1, maximum=MAX_SIZE)
         _check_int(self, "iterations", 1)
         _check_int(self, "max_pixels", 1)
         _check_int(self, "lr_decay_steps", 1)
@@ -177,21 +181,23 @@ class Config:
         for name in ("multiscale", "keep_detail"):
             if not isinstance(getattr(self, name), bool):
                 # A JSON/API "false" string would otherwise count as true.
-                raise ConfigError(f"--{_flag(name)} must be true or false, got {getattr(self, name)!r}")
+                raise ConfigError(f"`{name}` must be true or false, got {getattr(self, name)!r}")
         if not isinstance(self.weights, str) or not self.weights:
-            raise ConfigError(f"--weights must be caffe, torchvision or a path, got {self.weights!r}")
-        if self.seed is not None and (not isinstance(self.seed, int) or isinstance(self.seed, bool) or self.seed < 0):
-            raise ConfigError(f"--seed must be a non-negative integer, got {self.seed!r}")
+            raise ConfigError(f"`weights` must be caffe, torchvision or a path, got {self.weights!r}")
+        if self.seed is not None and (
+            not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**63
+        ):
+            raise ConfigError(f"`seed` must be a non-negative integer below 2**63, got {self.seed!r}")
         for name in ("content_weight", "style_weight", "tv_weight"):
             _check_float(self, name, minimum=0.0)
         _check_float(self, "style_scale", minimum=0.0, strict=True)
         _check_float(self, "lr_decay", minimum=0.0, strict=True)
         if self.lr_decay > 1.0:
-            raise ConfigError(f"--lr-decay must be in (0, 1], got {self.lr_decay}")
+            raise ConfigError(f"`lr_decay` must be in (0, 1], got {self.lr_decay}")
         _check_float(self, "init_noise", minimum=0.0)
         _check_float(self, "lbfgs_precondition", minimum=0.0)
         if self.init_noise > 1.0:
-            raise ConfigError(f"--init-noise must be in [0, 1], got {self.init_noise}")
+            raise ConfigError(f"`init_noise` must be in [0, 1], got {self.init_noise}")
         if self.learning_rate is not None:
             _check_float(self, "learning_rate", minimum=0.0, strict=True)
         for name, choices in (
@@ -200,31 +206,32 @@ class Config:
             ("optimizer", OPTIMIZERS),
             ("original_colors", ORIGINAL_COLORS),
             ("init_colors", INIT_COLORS),
+            ("init", INITS),
             ("precision", PRECISIONS),
             ("device", DEVICES),
         ):
             value = getattr(self, name)
             if value not in choices:
-                raise ConfigError(f"--{_flag(name)} must be one of {', '.join(choices)}; got {value!r}")
+                raise ConfigError(f"`{name}` must be one of {', '.join(choices)}; got {value!r}")
         for name in ("content_layers", "style_layers"):
             layers = getattr(self, name)
             unknown = [n for n in layers if not is_layer(n)]
             if unknown:
                 raise ConfigError(
-                    f"--{_flag(name)}: unknown layer {unknown[0]!r}; valid layers: {', '.join(LAYER_NAMES)}"
+                    f"`{name}`: unknown layer {unknown[0]!r}; valid layers: {', '.join(LAYER_NAMES)}"
                 )
             if len(set(layers)) != len(layers):
-                raise ConfigError(f"--{_flag(name)} names a layer twice: {','.join(layers)}")
+                raise ConfigError(f"`{name}` names a layer twice: {','.join(layers)}")
         if self.content_weight > 0 and not self.content_layers:
-            raise ConfigError("--content-weight is positive but --content-layers is empty")
+            raise ConfigError("`content_weight` is positive but `content_layers` is empty")
         if self.style_weight > 0 and not self.style_layers:
-            raise ConfigError("--style-weight is positive but --style-layers is empty")
+            raise ConfigError("`style_weight` is positive but `style_layers` is empty")
         if self.content_weight == 0 and self.style_weight == 0 and self.tv_weight == 0:
-            raise ConfigError("--content-weight, --style-weight and --tv-weight are all zero: nothing to optimise")
+            raise ConfigError("`content_weight`, `style_weight` and `tv_weight` are all zero: nothing to optimise")
         if self.style_layer_weights is not None:
             if len(self.style_layer_weights) != len(self.style_layers):
                 raise ConfigError(
-                    f"--style-layer-weights has {len(self.style_layer_weights)} values "
+                    f"`style_layer_weights` has {len(self.style_layer_weights)} values "
                     f"for {len(self.style_layers)} style layers"
                 )
             _check_all_finite("style_layer_weights", self.style_layer_weights, positive_sum=True)
@@ -233,11 +240,9 @@ class Config:
         if self.level_iterations is not None:
             if any(n < 0 for n in self.level_iterations) or sum(self.level_iterations) < 1:
                 raise ConfigError(
-                    f"--level-iterations must be non-negative with a positive sum, got "
+                    f"`level_iterations` must be non-negative with a positive sum, got "
                     f"{','.join(map(str, self.level_iterations))}"
                 )
-        if not isinstance(self.init, str) or not self.init:
-            raise ConfigError("--init must be noise, content, style or a path to an image")
 
     # --- derived values -------------------------------------------------------------------------
     @property
@@ -311,9 +316,6 @@ class Config:
             raise ConfigError(str(exc)) from None
 
 
-def _flag(name: str) -> str:
-    return name.replace("_", "-")
-
 
 def _as_tuple(name: str, value: Any, conv: type) -> tuple:
     if isinstance(value, str):
@@ -321,7 +323,7 @@ def _as_tuple(name: str, value: Any, conv: type) -> tuple:
     elif isinstance(value, (list, tuple)):
         parts = list(value)
     else:
-        raise ConfigError(f"--{_flag(name)} must be a comma-separated list, got {value!r}")
+        raise ConfigError(f"`{name}` must be a comma-separated list, got {value!r}")
     try:
         if conv is int:
             out = []
@@ -334,38 +336,40 @@ def _as_tuple(name: str, value: Any, conv: type) -> tuple:
             return tuple(float(p) for p in parts)
         return tuple(str(p) for p in parts)
     except (TypeError, ValueError):
-        raise ConfigError(f"--{_flag(name)}: cannot read {value!r} as a list of {conv.__name__} values") from None
+        raise ConfigError(f"`{name}`: cannot read {value!r} as a list of {conv.__name__} values") from None
 
 
-def _check_int(cfg: Config, name: str, minimum: int) -> None:
+def _check_int(cfg: Config, name: str, minimum: int, maximum: int | None = None) -> None:
     value = getattr(cfg, name)
     if isinstance(value, bool) or not isinstance(value, int):
         if isinstance(value, float) and value.is_integer():
             object.__setattr__(cfg, name, int(value))
             value = int(value)
         else:
-            raise ConfigError(f"--{_flag(name)} must be an integer, got {value!r}")
+            raise ConfigError(f"`{name}` must be an integer, got {value!r}")
     if value < minimum:
-        raise ConfigError(f"--{_flag(name)} must be at least {minimum}, got {value}")
+        raise ConfigError(f"`{name}` must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ConfigError(f"`{name}` must be at most {maximum}, got {value}")
 
 
 def _check_float(cfg: Config, name: str, minimum: float, strict: bool = False) -> None:
     value = getattr(cfg, name)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"--{_flag(name)} must be a number, got {value!r}")
+        raise ConfigError(f"`{name}` must be a number, got {value!r}")
     if not math.isfinite(value):
-        raise ConfigError(f"--{_flag(name)} must be a finite number, got {value}")
+        raise ConfigError(f"`{name}` must be a finite number, got {value}")
     if value < minimum or (strict and value == minimum):
         bound = "greater than" if strict else "at least"
-        raise ConfigError(f"--{_flag(name)} must be {bound} {minimum:g}, got {value:g}")
+        raise ConfigError(f"`{name}` must be {bound} {minimum:g}, got {value:g}")
     object.__setattr__(cfg, name, float(value))
 
 
 def _check_all_finite(name: str, values: tuple[float, ...], positive_sum: bool) -> None:
     if any(not math.isfinite(v) or v < 0 for v in values):
-        raise ConfigError(f"--{_flag(name)} values must be finite and non-negative, got {','.join(map(str, values))}")
+        raise ConfigError(f"`{name}` values must be finite and non-negative, got {','.join(map(str, values))}")
     if positive_sum and sum(values) <= 0:
-        raise ConfigError(f"--{_flag(name)} values must not all be zero")
+        raise ConfigError(f"`{name}` values must not all be zero")
 
 
 MODE_DEFAULTS: dict[str, dict[str, Any]] = {
@@ -380,20 +384,3 @@ MODE_DEFAULTS: dict[str, dict[str, Any]] = {
     "reconstruct": {"style_weight": 0.0, "style_layers": (), "init": "noise", "tv_weight": 0.0, "lbfgs_precondition": 0.0},
 }
 """Each mode's departures from the field defaults (the user's options override them)."""
-
-
-@dataclass(frozen=True)
-class OutputOptions:
-    """What the command line does with a run besides the final image (the library itself writes nothing)."""
-
-    save_every: int = field(default=0, metadata=_opt("also write the image every N iterations (0: never)", metavar="N"))
-    log: str | None = field(default=None, metadata=_opt("write the loss history as JSON lines to FILE", metavar="FILE.jsonl"))
-    checkpoint_every: int = field(
-        default=0, metadata=_opt("save a resumable checkpoint every N iterations (0: never)", metavar="N")
-    )
-
-    def __post_init__(self) -> None:
-        for name in ("save_every", "checkpoint_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(f"--{_flag(name)} must be a non-negative integer, got {value!r}")

@@ -8,11 +8,43 @@ traceback.
 
 from __future__ import annotations
 
+import re
+from typing import Any, Callable
+
+_FIELD = re.compile(r"`([a-z][a-z0-9_]*)`")
+
+
+def render_fields(text: str, spell: Callable[[str], str]) -> str:
+    """``text`` with each backticked field name spelled by ``spell`` (see :meth:`PainterlyError.render`)."""
+    return _FIELD.sub(lambda m: spell(m.group(1)), text)
+
 
 class PainterlyError(Exception):
-    """Base class: a one-line, user-facing message. Runtime failures exit with status 1."""
+    """Base class: a one-line, user-facing message. Runtime failures exit with status 1.
+
+    A message names the options at fault by their :class:`~painterly.config.Config` field names in
+    backticks (`` `style_blend` has 3 values ``). ``str(error)`` shows the plain field names (the
+    library's own words); each face renders them in its own with :meth:`render`: the CLI as
+    ``--style-blend``, the studio as the JSON key it received.
+    """
 
     exit_code: int = 1
+
+    def __init__(self, message: str = "") -> None:
+        self.template = str(message)
+        super().__init__(self.render(lambda name: name))
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The fields the message names, in order (the first is the one at fault)."""
+        return tuple(dict.fromkeys(_FIELD.findall(self.template)))
+
+    def render(self, spell: Callable[[str], str]) -> str:
+        """The message with each field name spelled by ``spell`` (e.g. ``style_blend`` → ``--style-blend``)."""
+        return render_fields(self.template, spell)
+
+    def __reduce__(self) -> tuple[Any, ...]:  # picklable with its template (multiprocessing, Ray)
+        return (type(self), (self.template,))
 
 
 class ConfigError(PainterlyError, ValueError):
@@ -34,9 +66,20 @@ class WeightsError(PainterlyError):
 
 
 class DivergenceError(PainterlyError):
-    """The optimisation produced NaN/Inf and could not recover (exit status 1)."""
+    """The optimisation produced NaN/Inf and could not recover (exit status 1).
+
+    ``image`` is the last good image, ``(1, 3, H, W)`` float32 in [0, 1] on the CPU, for the caller to
+    keep (the CLI saves it beside the output).
+    """
 
     exit_code = 1
+
+    def __init__(self, message: str = "", image: Any = None) -> None:
+        super().__init__(message)
+        self.image = image
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.template, self.image))
 
 
 class ResourceError(PainterlyError):

@@ -824,3 +824,18 @@ def _fsync_directory(directory: Path) -> None:
     finally:
         os.close(fd)
 
+
+
+def fit_size(height: int, width: int, longest: int, min_side: int = 16) -> tuple[int, int]:
+    """(H, W) with the longest side ``longest`` and the aspect of ``height`` x ``width``; no side below ``min_side``."""
+    scale = longest / max(height, width)
+    return max(min_side, round(height * scale)), max(min_side, round(width * scale))
+
+
+def resize(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """``(N, C, H, W)`` resized to ``size`` = (H, W): bicubic, antialiased when shrinking, clamped to [0, 1];
+    the input itself when the size already matches."""
+    if tuple(image.shape[-2:]) == tuple(size):
+        return image
+    down = size[0] < image.shape[-2] or size[1] < image.shape[-1]
+    return F.interpolate(image, size=size, mode="bicubic", align_corners=False, antialias=down).clamp(0, 1)

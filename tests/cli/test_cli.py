@@ -23,7 +23,8 @@ from PIL import Image
 
 from painterly import color
 from painterly.cli import COMMANDS, build_parser
-from painterly.config import Config, OutputOptions
+from painterly.cli.outputs import OutputOptions
+from painterly.config import Config
 
 from conftest import TINY_FILE_LAYER_ARGS
 

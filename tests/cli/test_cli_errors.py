@@ -411,7 +411,10 @@ def test_failed_final_save_keeps_the_old_output(capsys, monkeypatch: pytest.Monk
     argv = ["stylize", str(inputs / "content.png"), str(inputs / "style.png"), "-o", str(out), *fast_args(tiny_weights_file), "-q"]
     rc, err = run_main(capsys, argv)
     line = one_line_error(err)
-    assert rc == 2 and str(out) in line and "no space left on device" in line
+    # Issue 12: a finished run whose final save fails exits 1 (a failure at run time) and says where
+    # its image went (here nowhere: every save fails).
+    assert rc == 1 and str(out) in line and "no space left on device" in line
+    assert "the finished image could not be kept anywhere" in line
     assert out.read_bytes() == original  # the old file, whole
     assert sorted(p.name for p in work.iterdir()) == ["result.png"]  # no temporary file left behind
 
@@ -423,9 +426,11 @@ def test_failed_intermediate_save_leaves_no_partial_file(capsys, monkeypatch: py
         *fast_args(tiny_weights_file, iterations=5), "--save-every", "1", "-q",
     ]  # fmt: skip
     rc, err = run_main(capsys, argv)
-    line = one_line_error(err)
-    assert rc == 2 and "result_0002.png" in line and "no space left on device" in line and len(calls) == 2
-    assert sorted(p.name for p in work.iterdir()) == ["result_0001.png"]
+    # Issue 12: a failing side write is a note, and the run goes on to the end.
+    notes = [line for line in err.splitlines() if line.strip()]
+    assert rc == 0 and len(notes) == 1 and notes[0].startswith("painterly: note: ")
+    assert "result_0002.png" in notes[0] and "no space left on device" in notes[0].lower() and len(calls) == 5
+    assert sorted(p.name for p in work.iterdir()) == ["result.png", "result_0001.png", "result_0003.png", "result_0004.png"]
     Image.open(work / "result_0001.png").load()  # the one that was written is whole
 
 

@@ -195,7 +195,7 @@ def test_absurd_learning_rate_recovers_or_fails_cleanly(optimizer: str, capsys, 
 def test_transient_nan_is_recovered(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
     """One NaN loss (injected into the 3rd evaluation): the run restores the last good image, halves
     Adam's step, logs `recovered`, and finishes normally."""
-    import painterly.engine as engine
+    import painterly.engine.objective as engine
 
     real_tv = engine.total_variation
     calls = []
@@ -307,7 +307,9 @@ def test_out_of_memory_names_a_size_that_fits(kind: str, when: str, tiny_config,
     run = transfer.start(images.content_t, [images.style_t])
     with pytest.raises(ResourceError) as caught:
         run.step()
-    message = str(caught.value)
+    from painterly.cli import flag
+
+    message = caught.value.render(flag)  # the library names the field; the CLI says --size
     assert "out of memory" in message and "\n" not in message
     size = int(message.split("--size ")[1].split()[0])
     assert 16 <= size < 64

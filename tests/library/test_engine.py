@@ -58,12 +58,12 @@ def test_lbfgs_gets_a_preconditioner_for_each_level_unless_turned_off(images, ti
     run = tiny_transfer(cfg).start(images.content_t, [images.style_t])
     for _ in run:
         # Built for the level's own image shape: it maps a flat image of that size to one of the same.
-        flat = torch.ones(run._x.numel())
-        smoothed = run._opt.precondition(flat)
+        flat = torch.ones(run.work.x.numel())
+        smoothed = run.work.optimizer.lbfgs.precondition(flat)
         assert smoothed.shape == flat.shape and smoothed.max() > 1.5  # a smooth field is amplified
     plain = tiny_transfer(tiny_config(lbfgs_precondition=0.0)).start(images.content_t, [images.style_t])
     next(iter(plain))
-    assert plain._opt.precondition is None
+    assert plain.work.optimizer.lbfgs.precondition is None
 
 
 def test_reconstruct_mode_runs_plain_lbfgs(tiny_config):
@@ -75,7 +75,7 @@ def test_first_order_optimisers_keep_pixels_in_range(images, tiny_config, tiny_t
     cfg = tiny_config(optimizer="adam", learning_rate=0.5, iterations=3)
     run = tiny_transfer(cfg).start(images.content_t, [images.style_t])
     for _ in run:
-        assert run._x.min().item() >= 0.0 and run._x.max().item() <= 1.0
+        assert run.work.x.min().item() >= 0.0 and run.work.x.max().item() <= 1.0
 
 
 def test_sgd_learning_rate_decays(images, tiny_config, tiny_transfer):
@@ -83,7 +83,7 @@ def test_sgd_learning_rate_decays(images, tiny_config, tiny_transfer):
     run = tiny_transfer(cfg).start(images.content_t, [images.style_t])
     lrs = []
     for _ in run:
-        lrs.append(run._opt.param_groups[0]["lr"])
+        lrs.append(run.work.optimizer.torch_optimizer.param_groups[0]["lr"])
     pixels = 24 * 32  # the step is scaled by the pixel count (the losses are means)
     assert lrs == pytest.approx([TINY_SGD_LR * pixels, TINY_SGD_LR * pixels / 2, TINY_SGD_LR * pixels / 4])
 
@@ -136,7 +136,7 @@ def test_every_init_works(init, images, tiny_config, tiny_transfer):
     init_tensor = None
     if init == "tensor":
         init_tensor = images.style2_t
-        cfg = tiny_config(init="some/start.png", iterations=2, init_colors="own")
+        cfg = tiny_config(init="image", iterations=2, init_colors="own")
     else:
         cfg = tiny_config(init=init, iterations=2, init_colors="own")
     run = tiny_transfer(cfg).start(images.content_t, [images.style_t], init=init_tensor)
@@ -180,7 +180,7 @@ def test_init_colors_style_starts_from_the_style_palette(images, tiny_config, ti
 @pytest.mark.parametrize("init", ["style", "tensor"])
 def test_init_colors_leaves_a_given_start_as_it_is(init, images, tiny_config, tiny_transfer):
     init_tensor = images.content_t.flip(-1) if init == "tensor" else None
-    cfg = tiny_config(init="start.png" if init == "tensor" else init, iterations=1)
+    cfg = tiny_config(init="image" if init == "tensor" else init, iterations=1)
     starts = [
         tiny_transfer(cfg.replace(init_colors=c)).start(images.content_t, [images.style_t], init=init_tensor).current()
         for c in ("style", "own")
@@ -236,11 +236,11 @@ def test_missing_inputs_are_config_errors(images, tiny_config, tiny_transfer):
         transfer.start(None, [images.style_t])
     with pytest.raises(ConfigError, match="style image is needed"):
         transfer.start(images.content_t, [])
-    with pytest.raises(ConfigError, match="style-blend has 2 values for 1"):
+    with pytest.raises(ConfigError, match="style_blend has 2 values for 1"):
         tiny_transfer(tiny_config(style_blend=(1, 2))).start(images.content_t, [images.style_t])
-    with pytest.raises(ConfigError, match="--init content"):
+    with pytest.raises(ConfigError, match="init content"):
         tiny_transfer(tiny_config("texture", init="content")).start(None, [images.style_t])
-    with pytest.raises(ConfigError, match="original-colors"):
+    with pytest.raises(ConfigError, match="original_colors"):
         tiny_transfer(tiny_config("texture", original_colors="luminance")).start(None, [images.style_t])
     with pytest.raises(ConfigError, match="shape"):
         transfer.start(images.content_t[:, :1], [images.style_t])
@@ -271,8 +271,8 @@ def test_tiny_images_are_not_made_smaller_than_the_network_allows(images, tiny_c
 
 def _gram_targets(transfer, content, styles):
     run = transfer.start(content, styles)
-    run.current()  # prepares the first level
-    return run._gram_targets
+    run.step()  # the first level's targets are computed as it starts
+    return run.work.targets.grams
 
 
 def test_style_blend_one_zero_equals_the_single_style(images, tiny_config, tiny_transfer):
@@ -317,7 +317,7 @@ def test_style_scale_changes_the_style_target_size(images, tiny_config, tiny_tra
     for scale in (1.0, 0.5, 1.5):
         transfer = tiny_transfer(tiny_config(size=32, style_scale=scale))
         rec = _Recorder(transfer.encoder)
-        transfer.start(images.content_t, [images.style_t]).current()
+        transfer.start(images.content_t, [images.style_t]).step()
         seen[scale] = rec.shapes
     # Calls while preparing a level: the content target, then the style target.
     assert [s[0] for s in seen.values()] == [(24, 32)] * 3
@@ -352,10 +352,11 @@ def test_original_colors_luminance_runs_on_grey_images(images, tiny_config, tiny
     transfer = tiny_transfer(tiny_config(original_colors="luminance"))
     rec = _Recorder(transfer.encoder)
     run = transfer.start(images.content_t, [images.style_t])
-    run.current()
+    start = run.state.image  # the first level's starting image, as the optimiser sees it
+    run.step()
     for m in rec.means[:2]:  # content and style targets: grey (R = G = B)
         assert torch.allclose(m, m.mean().expand(3), atol=1e-4)
-    assert torch.allclose(run._x[:, 0], run._x[:, 1]) and torch.allclose(run._x[:, 1], run._x[:, 2])
+    assert torch.allclose(start[:, 0], start[:, 1]) and torch.allclose(start[:, 1], start[:, 2])
 
 
 def test_original_colors_histogram_recolours_the_style(images, tiny_config, tiny_transfer):
@@ -451,7 +452,7 @@ def test_progress_image_is_the_current_image_in_range(original_colors, images, t
         assert torch.equal(p.image, run.current())
     if original_colors == "off":
         # L-BFGS is bounded to the displayable range: the iterate itself never leaves [0, 1].
-        assert 0.0 <= run._x.min().item() and run._x.max().item() <= 1.0
+        assert 0.0 <= run.work.x.min().item() and run.work.x.max().item() <= 1.0
 
 
 @pytest.mark.parametrize("keep_detail", [True, False])
@@ -459,9 +460,8 @@ def test_a_level_starts_from_the_coarser_result_upsampled(keep_detail, images, t
     cfg = tiny_config(size=48, min_size=24, multiscale=True, level_iterations=(2, 1), init_colors="own", keep_detail=keep_detail)
     run = tiny_transfer(cfg).start(images.content_t, [images.style_t])
     run.step(), run.step()
-    coarse = run._x.detach().clone()
-    assert coarse.shape[-2:] == (18, 24)
-    run._start_level()  # what the next step does first
+    coarse = run.state.image.clone()  # the first level's result, which the next level upsamples
+    assert coarse.shape[-2:] == (18, 24) and not run.state.level_ready
     up = lambda t, hw: torch.nn.functional.interpolate(t, size=hw, mode="bicubic", align_corners=False).clamp(0, 1)  # noqa: E731
     down = lambda t, hw: torch.nn.functional.interpolate(  # noqa: E731
         t, size=hw, mode="bicubic", align_corners=False, antialias=True
@@ -471,7 +471,7 @@ def test_a_level_starts_from_the_coarser_result_upsampled(keep_detail, images, t
         # The start's detail band (what the 18x24 level could not hold) is added back.
         fine = down(images.content_t, (36, 48))
         expected = (expected + fine - up(down(fine, (18, 24)), (36, 48))).clamp(0, 1)
-    assert torch.allclose(run._x, expected, atol=1e-5)
+    assert torch.allclose(run.current(), expected, atol=1e-5)  # the next level's start
 
 
 def test_keep_detail_needs_a_starting_image(images, tiny_config, tiny_transfer):
@@ -480,8 +480,7 @@ def test_keep_detail_needs_a_starting_image(images, tiny_config, tiny_transfer):
     runs = [tiny_transfer(cfg.replace(keep_detail=k)).start(images.content_t, [images.style_t]) for k in (True, False)]
     for run in runs:
         run.step()
-        run._start_level()
-    assert torch.equal(runs[0]._x, runs[1]._x)
+    assert torch.equal(runs[0].current(), runs[1].current())  # the next level's start
 
 
 def test_run_properties_track_the_run(images, tiny_config, tiny_transfer):
@@ -524,7 +523,7 @@ def test_stop_from_another_thread_abandons_the_iteration(images, tiny_config, ti
     run_all_first = run.step()
     assert run_all_first is not None
     done = threading.Event()
-    original = run._objective
+    original = run.work.objective.value_and_grad
 
     def objective(x):  # stop "from the studio" in the middle of an iteration's line search
         if not done.is_set():
@@ -534,7 +533,7 @@ def test_stop_from_another_thread_abandons_the_iteration(images, tiny_config, ti
             done.set()
         return original(x)
 
-    run._objective = objective
+    run.work.objective.value_and_grad = objective
     assert run.step() is None  # the iteration was abandoned
     assert run.iteration == 1 and run.stopped
     assert torch.isfinite(run.result()).all()
@@ -662,7 +661,7 @@ def test_recovers_from_a_nan_once(optimizer, images, tiny_config, tiny_encoder):
     result = run.result()
     assert torch.isfinite(result).all() and not torch.equal(result, start)
     if optimizer == "adam":  # the first-order optimisers continue more carefully
-        assert run._lr_scale == 0.5
+        assert run.state.lr_scale == 0.5
 
 
 def test_nan_inside_the_line_search_needs_no_recovery(images, tiny_config, tiny_encoder):

@@ -74,7 +74,9 @@ def _run_case(name: str, images) -> dict[str, torch.Tensor]:  # noqa: ANN001
 
 def _start(transfer, content, styles, init):  # noqa: ANN001, ANN202
     """The engine's entry point (kept here so that only this line follows an API change)."""
-    return transfer.start(content, styles, init=init)
+    from painterly.api import load_inputs
+
+    return transfer.start(load_inputs(transfer.config, content, styles, init))
 
 
 @pytest.mark.parametrize("name", sorted(CASES))

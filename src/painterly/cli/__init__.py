@@ -80,7 +80,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("resume", help="continue a run from its checkpoint", description="Continue a run saved with --checkpoint-every.")
     p.add_argument("checkpoint", help="checkpoint file written by --checkpoint-every")
-    p.add_argument("-o", "--output", help="output image (default: the original run's)")
+    p.add_argument("-o", "--output", help="output image (default: the original run's name, next to the checkpoint)")
+    p.add_argument("--log", default=None, metavar="FILE.jsonl", help="continue the loss log here (default: the original log's name, next to the checkpoint)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
 
@@ -96,7 +97,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
-    sys.stderr.write(f"painterly: note: {message}\n")
+    from ..errors import render_fields
+
+    text = render_fields(str(message), flag)
+    sys.stderr.write(f"painterly: note: {text}\n")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -118,18 +122,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command is None:
             build_parser().print_help(sys.stderr)
             return 2
-        from .commands import _raise_interrupted, run_command
+        from .commands import run_command
 
         if args.command != "serve":  # the server handles its own shutdown
             # SIGTERM before (or after) the run itself ends the command like Ctrl-C does: temporary
             # files are removed on the way out, and the exit status is 143. During the run,
-            # commands._Signals stops it cleanly instead.
+            # runner.Signals stops it cleanly instead.
             old_sigterm = _set_signal(signal.SIGTERM, _raise_interrupted)
         return run_command(args)
     except PainterlyError as exc:
         if debug:
             raise
-        sys.stderr.write(f"painterly: error: {_one_line(exc)}\n")
+        sys.stderr.write(f"painterly: error: {_one_line(exc.render(flag))}\n")
         return exc.exit_code
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", signal.SIGINT)
@@ -153,6 +157,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.showwarning = old_showwarning
         if old_sigterm is not None:
             _set_signal(signal.SIGTERM, old_sigterm)
+
+
+def flag(field: str) -> str:
+    """How the command line spells a config field: ``style_blend`` → ``--style-blend``."""
+    return "--" + field.replace("_", "-")
+
+
+def _raise_interrupted(signum: int, frame: object) -> None:
+    from .runner import Interrupted
+
+    raise Interrupted(signum)
 
 
 def _set_signal(signum: int, handler):  # noqa: ANN001, ANN202

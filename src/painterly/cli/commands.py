@@ -1,17 +1,17 @@
-"""The commands behind ``painterly``: each builds a config, runs the engine and saves the result."""
+"""The commands behind ``painterly``: each checks its files, loads its inputs through the one way in
+(:func:`painterly.api.load_inputs`), and hands the run to :class:`~painterly.cli.runner.CommandRun`."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
-import signal
 import sys
-import time
 from pathlib import Path
 from typing import Any, Sequence
 
 from ..errors import ConfigError, ImageError, PainterlyError
+from .outputs import OutputFiles, OutputOptions
 
 
 def run_command(args: argparse.Namespace) -> int:
@@ -61,55 +61,35 @@ def _check_parent(path: Path, label: str) -> None:
         raise ConfigError(f"{label}: cannot write there: permission denied on {parent}")
 
 
-def _check_side_files(output: Path, outputs, inputs: Sequence[str]) -> None:  # noqa: ANN001
+def _check_side_files(files: OutputFiles, outputs: OutputOptions, inputs: Sequence[str]) -> None:
     """The files written beside the output (intermediates, the image kept on Ctrl-C or divergence,
     the checkpoint) must not land on an input either."""
-    import re
-
     from ..imageio import same_file
 
-    derived = [
-        output.with_name(f"{output.stem}-interrupted{output.suffix}"),
-        output.with_name(f"{output.stem}-last-good{output.suffix}"),
-        _checkpoint_path(output),
-    ]
-    numbered = re.compile(rf"{re.escape(output.stem)}_\d{{4,}}{re.escape(output.suffix)}")
     for source in inputs:
-        clash = next((d for d in derived if same_file(d, source)), None)
-        if clash is None and outputs.save_every and numbered.fullmatch(Path(source).name):
-            if same_file(output.with_name(Path(source).name), source):
+        clash = next((d for d in files.derived if same_file(d, source)), None)
+        if clash is None and outputs.save_every and files.is_numbered(Path(source).name):
+            if same_file(files.output.with_name(Path(source).name), source):
                 clash = Path(source)
         if clash is not None:
             raise ConfigError(
-                f"{output}: this run may write {clash}, which is the input {source}; choose another output name"
+                f"{files.output}: this run may write {clash}, which is the input {source}; choose another output name"
             )
 
 
 def _check_log(log: str | None, output: Path, inputs: Sequence[str]) -> None:
     """--log must be a file we may (re)write: not an input, not the output, not a directory."""
+    from ..imageio import same_file
+
     if log is None:
         return
-    if any(_same(log, p) for p in inputs):
-        raise ConfigError(f"--log {log}: is one of the input images; refusing to overwrite it")
-    if _same(log, output):
-        raise ConfigError(f"--log {log}: is the output image; give the log its own file name")
+    if any(same_file(log, p) for p in inputs):
+        raise ConfigError(f"`log` {log}: is one of the input images; refusing to overwrite it")
+    if same_file(log, output):
+        raise ConfigError(f"`log` {log}: is the output image; give the log its own file name")
     if Path(log).is_dir():
-        raise ConfigError(f"--log {log}: is a directory; give a file name such as {Path(log) / 'losses.jsonl'}")
-    _check_parent(Path(log), f"--log {log}")
-
-
-def _check_combinations(mode: str, config, content: str | None, styles: Sequence[str]) -> None:  # noqa: ANN001
-    """Options that contradict the images given, caught before any image or weight is loaded
-    (the engine checks the same again for API callers)."""
-    if config.style_blend is not None and len(config.style_blend) != len(styles):
-        raise ConfigError(
-            f"--style-blend has {len(config.style_blend)} values for {len(styles)} style image"
-            f"{'s' if len(styles) != 1 else ''}"
-        )
-    if config.init == "content" and content is None:
-        raise ConfigError(f"--init content: the {mode} command has no content image; use --init noise or style")
-    if config.init == "style" and not styles:
-        raise ConfigError(f"--init style: the {mode} command has no style image; use --init noise or content")
+        raise ConfigError(f"`log` {log}: is a directory; give a file name such as {Path(log) / 'losses.jsonl'}")
+    _check_parent(Path(log), f"`log` {log}")
 
 
 def _inputs_exist(paths: Sequence[str]) -> None:
@@ -119,7 +99,8 @@ def _inputs_exist(paths: Sequence[str]) -> None:
 
 
 def _run_mode(args: argparse.Namespace) -> int:
-    from ..api import prepare
+    from ..api import load_inputs
+    from ..config import INITS, Config
     from .options import config_options, output_options
 
     options = config_options(args)
@@ -141,231 +122,54 @@ def _run_mode(args: argparse.Namespace) -> int:
         options["content_layers"] = (args.layer,)
     else:
         content, styles = args.content, list(args.styles)
-
-    from ..config import Config
+    # --init takes a kind or the path of an image: a path means the kind "image", started from that file.
+    init_path = None
+    if "init" in options and options["init"] not in INITS:
+        init_path, options["init"] = options["init"], "image"
 
     config = Config.for_mode(mode, **options)
-    _check_combinations(args.command, config, content, styles)
-    init_path = config.init if config.init not in ("noise", "content", "style") else None
     named_inputs = [str(x) for x in [content, *styles, init_path] if isinstance(x, (str, os.PathLike))]
-    output = _check_output(args.output, named_inputs)
-    _check_side_files(output, outputs, named_inputs)
-    _check_log(outputs.log, output, named_inputs)
+    files = OutputFiles(_check_output(args.output, named_inputs))
+    _check_side_files(files, outputs, named_inputs)
+    _check_log(outputs.log, files.output, named_inputs)
     if init_path is not None and not Path(init_path).exists():
-        raise ImageError(f"--init {init_path}: no such file (use noise, content, style or the path of an image)")
+        raise ImageError(f"`init` {init_path}: no such file (use noise, content, style or the path of an image)")
     _inputs_exist(named_inputs)
-    config, content_t, style_ts, init_t = prepare(mode, content, styles, None, config=config)
-    return _execute(config, content_t, style_ts, init_t, output, outputs, args, run=None)
+    try:
+        inputs = load_inputs(config, content, styles, init_path)
+    except ConfigError as exc:
+        if args.command not in ("texture", "reconstruct"):
+            raise
+        missing = "content" if args.command == "texture" else "style"
+        raise ConfigError(f"{exc.template} (the {args.command} command takes no {missing} image)") from None
+    return _execute(config, inputs, files, outputs, args)
 
 
-def _same(a: str, b: str) -> bool:
-    from ..imageio import same_file
-
-    return same_file(a, b)
-
-
-# --- running and saving -----------------------------------------------------------------------------
-
-
-class _Interrupted(KeyboardInterrupt):
-    """A signal that ends the command at once (SIGTERM outside a run, or a second Ctrl-C during
-    one); ``main`` turns it into exit status 128 + ``signum``."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-def _raise_interrupted(signum: int, frame: Any) -> None:
-    raise _Interrupted(signum)
-
-
-class _Signals:
-    """SIGINT/SIGTERM ask the run to stop (it ends within one loss evaluation); a second one aborts."""
-
-    def __init__(self, run) -> None:  # noqa: ANN001
-        self.run = run
-        self.received: int | None = None
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> "_Signals":
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread (e.g. called from a test harness thread)
-                pass
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.received is not None:
-            raise _Interrupted(signum)
-        self.received = signum
-        self.run.stop()
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-
-def _metadata(config, mode: str | None = None) -> dict[str, str]:  # noqa: ANN001
+def _metadata(config) -> dict[str, str]:  # noqa: ANN001
     from .. import __version__
 
     return {"Software": f"painterly {__version__}", "painterly:config": json.dumps(config.to_dict(), sort_keys=True)}
 
 
-def _checkpoint_path(output: Path) -> Path:
-    return output.with_name(output.name + ".ckpt")
-
-
-def _save_checkpoint(run, output: Path, outputs, path: Path) -> bool:  # noqa: ANN001
-    """Write the run's state atomically; on failure say so and carry on (the run matters more)."""
-    import dataclasses
-    import warnings
-
-    import torch
-
-    from ..errors import PainterlyWarning
-
-    # Absolute paths: `painterly resume` may be run from another directory.
-    saved_outputs = dataclasses.asdict(outputs)
-    if outputs.log:
-        saved_outputs["log"] = str(Path(outputs.log).absolute())
-    state = {"run": run.state_dict(), "output": str(output.absolute()), "outputs": saved_outputs}
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        torch.save(state, tmp)
-        os.replace(tmp, path)
-        return True
-    except Exception as exc:  # a full disk must not cost the user the run itself
-        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
-        warnings.warn(f"could not write the checkpoint {path}: {reason}; carrying on", PainterlyWarning, stacklevel=2)
-        return False
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _open_log(outputs, resumed_at: int | None):  # noqa: ANN001
-    """The --log file, opened only now that the run is under way. A resumed run appends to it,
-    first dropping any lines past the checkpoint (written after it, before a crash)."""
-    from .report import LossLog
-
-    if outputs.log and resumed_at is not None:
-        _trim_log(Path(outputs.log), resumed_at)
-    try:
-        return LossLog(outputs.log, append=resumed_at is not None)
-    except OSError as exc:
-        raise ConfigError(f"--log {outputs.log}: cannot write: {exc.strerror or exc}") from None
-
-
-def _trim_log(path: Path, iteration: int) -> None:
-    try:
-        lines = path.read_text(encoding="utf-8").splitlines()
-    except (OSError, UnicodeDecodeError):
-        return  # nothing (readable) to trim: LossLog appends or reports the problem
-    kept = []
-    for line in lines:
-        try:
-            if int(json.loads(line)["iteration"]) <= iteration:
-                kept.append(line)
-        except (ValueError, KeyError, TypeError):
-            continue  # a line cut short by a crash
-    if len(kept) == len(lines):
-        return
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        tmp.write_text("".join(line + "\n" for line in kept), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
-        pass
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-
-
-def _execute(config, content_t, style_ts, init_t, output: Path, outputs, args, run=None) -> int:  # noqa: ANN001
+def _execute(config, inputs, files: OutputFiles, outputs: OutputOptions, args, state=None, resumed_from=None) -> int:  # noqa: ANN001
     from ..engine import Run, StyleTransfer
-    from ..imageio import save_image
-    from .report import ProgressBar, save_intermediate
+    from .runner import CommandRun
 
     quiet = getattr(args, "quiet", False)
     download_bar = _DownloadBar(quiet)
     transfer = StyleTransfer(config, weights_progress=download_bar)
     download_bar.close()
-    if run is None:
-        run = transfer.start(content_t, style_ts, init=init_t)
-        resumed_at = None
-    else:
-        try:
-            run = Run.from_state_dict(transfer, run)
-        except (KeyError, TypeError, AttributeError, IndexError) as exc:
-            raise ConfigError(f"{args.checkpoint}: damaged checkpoint ({type(exc).__name__}: {exc})") from None
-        resumed_at = run.iteration
-    meta = _metadata(config)
-    bar = ProgressBar(run.total_iterations, quiet=quiet)
-    if resumed_at is not None and bar.bar is not None:
-        bar.bar.update(run.iteration)
-    log = _open_log(outputs, resumed_at)
-    ckpt = _checkpoint_path(output)
-    t0 = time.perf_counter()
-    try:
-        with _Signals(run) as signals:
-            for progress in run:
-                bar.update(progress)
-                log.write(progress)
-                save_intermediate(progress, output, outputs.save_every, meta)
-                if outputs.checkpoint_every and progress.iteration % outputs.checkpoint_every == 0 and not run.done:
-                    _save_checkpoint(run, output, outputs, ckpt)
-    except PainterlyError as exc:
-        image = getattr(exc, "image", None)
-        if image is None:
-            raise
-        # A run that failed (diverged) still has its last good image: keep it, and say where in
-        # the one error line.
-        kept = output.with_name(f"{output.stem}-last-good{output.suffix}")
-        try:
-            save_image(image, kept, metadata=meta)
-            note = f"; kept the last good image in {kept}"
-        except PainterlyError as save_exc:
-            note = f"; could not keep the last good image: {save_exc}"
-        failure = type(exc)(f"{exc}{note}")
-        failure.image = image  # type: ignore[attr-defined]
-        raise failure from None
-    finally:
-        bar.close()
-        log.close()
-    if signals.received is not None:
-        partial = output.with_name(f"{output.stem}-interrupted{output.suffix}")
-        save_image(run.result(), partial, metadata=meta)
-        resumable = bool(outputs.checkpoint_every) and _save_checkpoint(run, output, outputs, ckpt)
-        name = "SIGINT" if signals.received == signal.SIGINT else "SIGTERM"
-        sys.stderr.write(
-            f"painterly: {name}: stopped at iteration {run.iteration}/{run.total_iterations}; "
-            f"saved the image so far to {partial}"
-            + (f" (continue with: painterly resume {ckpt})" if resumable else "")
-            + "\n"
-        )
-        return 128 + signals.received
-    image = run.result()
-    save_image(image, output, metadata=meta)
-    # The run finished: its checkpoints (this output's, and the one it was resumed from, if another)
-    # have nothing left to give.
-    for done in {ckpt, Path(args.checkpoint)} if resumed_at is not None else {ckpt}:
-        if done.is_file() and (outputs.checkpoint_every or done != ckpt):
-            done.unlink()
-    if not quiet:
-        h, w = image.shape[-2:]
-        sys.stderr.write(
-            f"painterly: wrote {output} ({w}x{h}, {run.iteration} iterations, {time.perf_counter() - t0:.1f} s, seed {run.seed})\n"
-        )
-    return 0
+    run = transfer.start(inputs) if state is None else Run(transfer, inputs, state)
+    return CommandRun(run, files, outputs, _metadata(config), quiet=quiet, resumed_from=resumed_from).execute()
 
 
 def _resume(args: argparse.Namespace) -> int:
+    """Continue a checkpointed run. Everything it writes goes next to the checkpoint, or where ``-o``
+    and ``--log`` say now: never to a path stored in the checkpoint itself."""
     import torch
 
-    from ..config import Config, OutputOptions
+    from ..config import INITS, Config
+    from ..engine import Inputs, RunState
 
     path = Path(args.checkpoint)
     if path.is_dir():
@@ -373,18 +177,32 @@ def _resume(args: argparse.Namespace) -> int:
     if not path.is_file():
         raise ConfigError(f"{path}: no such checkpoint file")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        run_state = state["run"]
-        config = Config.from_mapping(run_state["config"])
-        outputs = OutputOptions(**state["outputs"])
-        output = Path(args.output or state["output"])
-    except PainterlyError:
-        raise
+        saved = torch.load(path, map_location="cpu", weights_only=True)
+        data = saved["run"]
+        options = dict(data["config"])
+        if options.get("init") not in INITS:  # written when --init held a path: the image is in the checkpoint
+            options["init"] = "image"
+        config = Config.from_mapping(options)
+        kept = saved.get("outputs") or {}
+        log_name = kept.get("log")
+        outputs = OutputOptions(
+            save_every=kept.get("save_every", 0),
+            checkpoint_every=kept.get("checkpoint_every", 0),
+            log=args.log if args.log is not None else (str(path.parent / Path(str(log_name)).name) if log_name else None),
+        )
+        output = Path(args.output) if args.output else path.parent / Path(str(saved["output"])).name
+        inputs = Inputs.from_dict(config, data)
+        state = RunState.from_dict(data)
+    except PainterlyError as exc:
+        raise ConfigError(f"{path}: damaged checkpoint: {exc}") from None
     except Exception as exc:
         raise ConfigError(f"{path}: not a painterly checkpoint, or a damaged one ({type(exc).__name__})") from None
-    _check_output(str(output), [])
+    files = OutputFiles(_check_output(str(output), []))
     _check_log(outputs.log, output, [])
-    return _execute(config, None, [], None, output, outputs, args, run=run_state)
+    if not args.quiet:
+        writes = [str(output)] + [f"log {outputs.log}"] * bool(outputs.log) + [f"checkpoints {files.checkpoint}"] * bool(outputs.checkpoint_every)
+        sys.stderr.write(f"painterly: resuming {path} at iteration {state.iteration}; writing {', '.join(writes)}\n")
+    return _execute(config, inputs, files, outputs, args, state=state, resumed_from=path)
 
 
 class _DownloadBar:

@@ -14,7 +14,8 @@ import math
 import typing
 from typing import Any, Iterable
 
-from ..config import Config, OutputOptions
+from ..config import Config
+from .outputs import OutputOptions
 
 # Fields that belong together in --help, in this order.
 GROUPS: dict[str, tuple[str, ...]] = {

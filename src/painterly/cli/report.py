@@ -1,18 +1,19 @@
-"""What the command line shows and writes while a run goes: the progress bar, the loss log and the
-intermediate images. The engine only reports :class:`~painterly.engine.Progress`; this decides
-what to do with it."""
+"""What the command line shows and logs while a run goes: the progress bar and the loss log. The
+engine only reports :class:`~painterly.engine.Progress`; this decides what to do with it."""
 
 from __future__ import annotations
 
 import json
+import math
 import os
 import sys
 import time
+import warnings
 from pathlib import Path
 from typing import IO, Any
 
 from ..engine import Progress
-from ..imageio import save_image
+from ..errors import ConfigError, PainterlyWarning
 
 
 def _fmt(value: float) -> str:
@@ -22,7 +23,7 @@ def _fmt(value: float) -> str:
 class ProgressBar:
     """A tqdm bar on a terminal (losses, level, it/s); a plain line every 10 % elsewhere (logs, CI)."""
 
-    def __init__(self, total: int, *, quiet: bool = False, stream: IO[str] | None = None) -> None:
+    def __init__(self, total: int, *, quiet: bool = False, stream: IO[str] | None = None, start: int = 0) -> None:
         self.stream = stream or sys.stderr
         self.quiet = quiet
         self.total = total
@@ -33,6 +34,8 @@ class ProgressBar:
             from tqdm import tqdm
 
             self.bar = tqdm(total=total, unit="it", file=self.stream, dynamic_ncols=True, leave=True)
+            if start:
+                self.bar.update(start)
 
     def update(self, p: Progress) -> None:
         if self.quiet:
@@ -61,13 +64,26 @@ class ProgressBar:
 
 
 class LossLog:
-    """``--log FILE.jsonl``: one JSON object per iteration (iteration, seconds, level, size, each loss)."""
+    """``--log FILE.jsonl``: one JSON object per iteration (iteration, seconds, level, size, each loss).
 
-    def __init__(self, path: str | os.PathLike | None, append: bool = False) -> None:
+    A resumed run (``resume_at``) continues the file, first dropping the lines past the checkpoint. A
+    write that fails (a full disk) is one ``note:`` and the log stops; the run goes on.
+    """
+
+    def __init__(self, path: str | os.PathLike | None, resume_at: int | None = None) -> None:
         self.file = None
-        if path is not None:
+        self.path = path
+        if path is None:
+            return
+        from .runner import trim_log
+
+        if resume_at is not None:
+            trim_log(Path(path), resume_at)
+        try:
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self.file = open(path, "a" if append else "w", encoding="utf-8")
+            self.file = open(path, "a" if resume_at is not None else "w", encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError(f"`log` {path}: cannot write: {exc.strerror or exc}") from None
 
     def write(self, p: Progress) -> None:
         if self.file is None:
@@ -79,23 +95,25 @@ class LossLog:
             "width": p.size[1],
             "height": p.size[0],
             "evaluations": p.evaluations,
-            **{k: v for k, v in p.losses.items()},
+            # JSON has no Infinity or NaN: a diverged evaluation is logged as null.
+            **{k: (v if math.isfinite(v) else None) for k, v in p.losses.items()},
         }
         if p.recovered:
             record["recovered"] = True
-        self.file.write(json.dumps(record) + "\n")
-        self.file.flush()
+        try:
+            self.file.write(json.dumps(record) + "\n")
+            self.file.flush()
+        except OSError as exc:
+            warnings.warn(f"could not write the log {self.path}: {exc.strerror or exc}; no more log lines", PainterlyWarning, stacklevel=2)
+            self._close_quietly()
 
     def close(self) -> None:
+        self._close_quietly()
+
+    def _close_quietly(self) -> None:
         if self.file is not None:
-            self.file.close()
-
-
-def numbered(path: Path, iteration: int) -> Path:
-    """``out.png``, 100 → ``out_0100.png`` (intermediate images sort in order)."""
-    return path.with_name(f"{path.stem}_{iteration:04d}{path.suffix}")
-
-
-def save_intermediate(p: Progress, output: Path, every: int, metadata: dict[str, str] | None = None) -> None:
-    if every and p.iteration % every == 0 and p.iteration != p.total_iterations:
-        save_image(p.image, numbered(output, p.iteration), metadata=metadata)
+            try:
+                self.file.close()
+            except OSError:
+                pass
+            self.file = None

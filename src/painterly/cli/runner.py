@@ -1,0 +1,228 @@
+"""The command line's run loop: progress bar, loss log, intermediate images, checkpoints, signals and
+the rescue of a run that failed or could not be saved.
+
+A side write that fails (a full disk under ``--log``, ``--save-every`` or ``--checkpoint-every``) is a
+``note:`` line and the run goes on. A final save that fails keeps the image in the temporary folder,
+says where, and exits 1: a finished run is never lost.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
+
+from ..engine import Run
+from ..errors import DivergenceError, ImageError, PainterlyError, PainterlyWarning
+from ..files import remove_quietly, write_with
+from ..imageio import save_image
+from .outputs import OutputFiles, OutputOptions
+from .report import LossLog, ProgressBar
+
+
+class Interrupted(KeyboardInterrupt):
+    """A signal that ends the command at once (SIGTERM outside a run, or a second Ctrl-C during one);
+    ``main`` turns it into exit status 128 + ``signum``."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+class Signals:
+    """SIGINT/SIGTERM ask the run to stop (it ends within one loss evaluation); a second one aborts."""
+
+    def __init__(self, run: Run) -> None:
+        self.run = run
+        self.received: int | None = None
+        self._old: dict[int, Any] = {}
+
+    def __enter__(self) -> "Signals":
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            try:
+                self._old[sig] = signal.signal(sig, self._handle)
+            except ValueError:  # not the main thread (e.g. called from a test harness thread)
+                pass
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        if self.received is not None:
+            raise Interrupted(signum)
+        self.received = signum
+        self.run.stop()
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, old in self._old.items():
+            signal.signal(sig, old)
+
+
+class CommandRun:
+    """One run of the command: drives ``run`` to its end and owns everything written on the way.
+
+    Args:
+        run: a fresh or resumed engine run.
+        files: the output and the names derived from it.
+        outputs: what to write besides the result.
+        metadata: PNG text chunks for every image written.
+        quiet: no progress output.
+        resumed_from: the checkpoint this run continues (deleted when the run finishes).
+    """
+
+    def __init__(
+        self,
+        run: Run,
+        files: OutputFiles,
+        outputs: OutputOptions,
+        metadata: dict[str, str],
+        *,
+        quiet: bool = False,
+        resumed_from: Path | None = None,
+    ) -> None:
+        self.run = run
+        self.files = files
+        self.outputs = outputs
+        self.metadata = metadata
+        self.quiet = quiet
+        self.resumed_from = resumed_from
+
+    def execute(self) -> int:
+        run, files, outputs = self.run, self.files, self.outputs
+        resumed = self.resumed_from is not None
+        bar = ProgressBar(run.total_iterations, quiet=self.quiet, start=run.iteration)
+        log = LossLog(outputs.log, resume_at=run.iteration if resumed else None)
+        t0 = time.perf_counter()
+        try:
+            with Signals(run) as signals:
+                for progress in run:
+                    bar.update(progress)
+                    log.write(progress)
+                    if outputs.save_every and progress.iteration % outputs.save_every == 0 and progress.iteration != progress.total_iterations:
+                        self._side_write(files.numbered(progress.iteration), lambda p: save_image(progress.image, p, metadata=self.metadata))
+                    if outputs.checkpoint_every and progress.iteration % outputs.checkpoint_every == 0 and not run.done:
+                        self.save_checkpoint()
+        except DivergenceError as exc:
+            raise self._rescued(exc) from None
+        finally:
+            bar.close()
+            log.close()
+        if signals.received is not None:
+            return self._interrupted(signals.received)
+        image = run.result()
+        try:
+            save_image(image, files.output, metadata=self.metadata)
+        except PainterlyError as exc:
+            raise self._kept_elsewhere(exc, image) from None
+        # The run finished: its checkpoints (this output's, and the one it was resumed from) have
+        # nothing left to give.
+        if outputs.checkpoint_every:
+            remove_quietly(files.checkpoint)
+        if self.resumed_from is not None:
+            remove_quietly(self.resumed_from)
+        if not self.quiet:
+            h, w = image.shape[-2:]
+            sys.stderr.write(
+                f"painterly: wrote {files.output} ({w}x{h}, {run.iteration} iterations, "
+                f"{time.perf_counter() - t0:.1f} s, seed {run.seed})\n"
+            )
+        return 0
+
+    def save_checkpoint(self) -> bool:
+        """Write the run's state beside the output; on failure say so and carry on."""
+        import torch
+
+        # Names, not paths: `painterly resume` writes next to the checkpoint (or where it is told).
+        state = {
+            "run": self.run.state_dict(),
+            "output": self.files.output.name,
+            "outputs": {
+                "save_every": self.outputs.save_every,
+                "checkpoint_every": self.outputs.checkpoint_every,
+                "log": None if self.outputs.log is None else Path(self.outputs.log).name,
+            },
+        }
+        return self._side_write(self.files.checkpoint, lambda p: write_with(p, lambda tmp: torch.save(state, tmp)))
+
+    def _side_write(self, path: Path, write: Any) -> bool:
+        try:
+            write(path)
+            return True
+        except Exception as exc:  # noqa: BLE001 - a full disk must not cost the user the run itself
+            # (torch.save reports a full disk as a RuntimeError from its zip writer, not an OSError.)
+            reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
+            warnings.warn(f"could not write {path}: {reason}; carrying on", PainterlyWarning, stacklevel=2)
+            return False
+
+    def _interrupted(self, signum: int) -> int:
+        run, files = self.run, self.files
+        save_image(run.result(), files.interrupted, metadata=self.metadata)
+        resumable = bool(self.outputs.checkpoint_every) and self.save_checkpoint()
+        name = "SIGINT" if signum == signal.SIGINT else "SIGTERM"
+        sys.stderr.write(
+            f"painterly: {name}: stopped at iteration {run.iteration}/{run.total_iterations}; "
+            f"saved the image so far to {files.interrupted}"
+            + (f" (continue with: painterly resume {files.checkpoint})" if resumable else "")
+            + "\n"
+        )
+        return 128 + signum
+
+    def _rescued(self, exc: DivergenceError) -> DivergenceError:
+        """A run that diverged still has its last good image: keep it, and say where in the error line."""
+        kept = self.files.last_good
+        try:
+            save_image(exc.image, kept, metadata=self.metadata)
+            note = f"; kept the last good image in {kept}"
+        except PainterlyError as save_exc:
+            note = f"; could not keep the last good image: {save_exc}"
+        return DivergenceError(f"{exc.template}{note}", image=exc.image)
+
+    def _kept_elsewhere(self, exc: PainterlyError, image: Any) -> PainterlyError:
+        """The final save failed: keep the finished image in the temporary folder and say where."""
+        folder = Path(tempfile.gettempdir())
+        safe = folder / f"painterly-{self.files.output.stem}-{int(time.time())}.png"
+        try:
+            save_image(image, safe, metadata=self.metadata)
+            where = f"; the finished image is kept in {safe}"
+        except PainterlyError:
+            where = "; the finished image could not be kept anywhere" + (
+                f" (continue with: painterly resume {self.files.checkpoint})"
+                if self.outputs.checkpoint_every and self.save_checkpoint()
+                else ""
+            )
+        error = ImageError(f"{exc.template}{where}")
+        error.exit_code = 1
+        return error
+
+
+def trim_log(path: Path, iteration: int) -> None:
+    """Drop the lines of a loss log past ``iteration`` (written after a checkpoint, before a crash).
+
+    Only a file painterly wrote is touched: every line must be one of its JSON records (the last may be
+    cut short by the crash); anything else is refused with a :class:`~painterly.errors.ConfigError`.
+    """
+    from ..errors import ConfigError
+    from ..files import write_bytes
+
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except FileNotFoundError:
+        return
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"`log` {path}: cannot read it to continue it ({exc})") from None
+    kept = []
+    for number, line in enumerate(lines):
+        try:
+            record = json.loads(line)
+            step = int(record["iteration"])
+        except (ValueError, KeyError, TypeError):
+            if number == len(lines) - 1:
+                continue  # the last line, cut short by a crash
+            raise ConfigError(f"`log` {path}: is not a painterly loss log; refusing to change it") from None
+        if step <= iteration:
+            kept.append(line)
+    if len(kept) != len(lines):
+        write_bytes(path, "".join(line + "\n" for line in kept).encode("utf-8"))

@@ -1,0 +1,52 @@
+"""The optimisation engine: an image's pixels optimised against content, style and smoothness losses.
+
+How a run flows (docs/architecture.md has the picture)::
+
+    Config ──► load_inputs() ──► Inputs                      inputs.py
+                                   │
+    StyleTransfer(config)          ▼                         transfer.py
+      └─ encoder ──────────► Run(transfer, inputs)           run.py
+                               │  for each level (schedule.plan_levels):
+                               │    level_size / next_level_image          pyramid.py
+                               │    build_targets ─► Targets               objective.py
+                               │    build_objective ─► Objective(terms)    objective.py
+                               │    make_optimizer ─► L-BFGS | Adam | SGD  optimizers.py
+                               │  each step(): optimizer.step(x, objective.value_and_grad)
+                               ▼
+                             Progress (frozen), RunState (frozen)          state.py
+                               │
+                 the faces: api.stylize, the CLI's runner, the studio's worker
+
+The library never prints or writes files: what to show or save is the caller's business.
+"""
+
+from __future__ import annotations
+
+from .inputs import ImageLike, Inputs, load_inputs, to_tensor
+from .objective import (
+    STANDARD_TERMS,
+    ContentTerm,
+    GramStyleTerm,
+    LossTerms,
+    Objective,
+    Targets,
+    Term,
+    TVTerm,
+    build_objective,
+    build_targets,
+)
+from .optimizers import lbfgs_history_for, make_optimizer
+from .pyramid import HW, MIN_SIDE
+from .run import CHECKPOINT_VERSION, MAX_RECOVERIES, LevelWork, Run
+from .state import Progress, RunState
+from .transfer import ProgressCallback, StyleTransfer, build_encoder
+
+LOSS_TERMS = ("total",) + STANDARD_TERMS
+
+__all__ = [
+    "CHECKPOINT_VERSION", "HW", "LOSS_TERMS", "MAX_RECOVERIES", "MIN_SIDE", "STANDARD_TERMS",
+    "ContentTerm", "GramStyleTerm", "ImageLike", "Inputs", "LevelWork", "LossTerms", "Objective", "Progress",
+    "ProgressCallback", "Run", "RunState", "StyleTransfer", "TVTerm", "Targets", "Term",
+    "build_encoder", "build_objective", "build_targets", "lbfgs_history_for", "load_inputs", "make_optimizer",
+    "to_tensor",
+]

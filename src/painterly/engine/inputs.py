@@ -1,0 +1,150 @@
+"""The images of a run, loaded and checked once: the one way in for the API, the CLI and the studio.
+
+:func:`load_inputs` turns paths, PIL images or tensors into an :class:`Inputs` and makes every check
+that involves the images and the configuration together (a style blend for as many styles as given,
+an init that has something to start from, ...). A run never checks them again.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence, Union
+
+import PIL.Image
+import torch
+from torch import Tensor
+
+from .. import color
+from ..config import Config
+from ..errors import ConfigError, PainterlyWarning
+
+ImageLike = Union[str, "os.PathLike[str]", PIL.Image.Image, Tensor]
+"""What the loaders accept: a path, a PIL image, or a ``(1, 3, H, W)`` / ``(3, H, W)`` float tensor in [0, 1]."""
+
+
+@dataclass(frozen=True)
+class Inputs:
+    """A run's images as given, each ``(1, 3, H, W)`` float32 in [0, 1] on the CPU, at full resolution.
+
+    ``style_weights`` are the blend weights normalised to sum 1. The run resizes from these originals
+    at each level, so they are kept whole; :attr:`content_work` and :attr:`styles_work` are what the
+    losses see after ``original_colors`` was applied (the content's luminance, styles recoloured).
+    """
+
+    content: Tensor | None
+    styles: tuple[Tensor, ...]
+    init: Tensor | None
+    style_weights: tuple[float, ...]
+    content_work: Tensor | None
+    styles_work: tuple[Tensor, ...]
+
+    @property
+    def reference(self) -> Tensor:
+        """The image whose aspect the output takes: the content, else the first style."""
+        return self.content if self.content is not None else self.styles[0]
+
+    @property
+    def main_style(self) -> Tensor:
+        """The (working) style with the largest blend weight."""
+        return self.styles_work[max(range(len(self.styles_work)), key=lambda i: self.style_weights[i])]
+
+    def to_dict(self) -> dict[str, Any]:
+        """The images as given (the working copies are derived again on load)."""
+        return {"content": self.content, "styles": list(self.styles), "init": self.init}
+
+    @classmethod
+    def from_dict(cls, config: Config, data: Mapping[str, Any]) -> "Inputs":
+        return load_inputs(config, data["content"], list(data["styles"]), data["init"], warn=False)
+
+
+def to_tensor(image: ImageLike, *, name: str = "image", max_pixels: int | None = None) -> Tensor:
+    """Any accepted image form → ``(1, 3, H, W)`` float32 in [0, 1] (full resolution)."""
+    from ..imageio import image_to_tensor, load_image
+
+    if isinstance(image, Tensor):
+        return _checked(name, image)
+    if isinstance(image, PIL.Image.Image):
+        return image_to_tensor(image)
+    if isinstance(image, (str, os.PathLike)):
+        kwargs = {} if max_pixels is None else {"max_pixels": max_pixels}
+        return load_image(image, **kwargs)
+    raise ConfigError(f"{name}: expected a path, a PIL image or a tensor, got {type(image).__name__}")
+
+
+def load_inputs(
+    config: Config,
+    content: ImageLike | None,
+    styles: Sequence[ImageLike] = (),
+    init: ImageLike | None = None,
+    *,
+    warn: bool = True,
+) -> Inputs:
+    """Load and check the images of a run against ``config``.
+
+    Args:
+        content: the photo; ``None`` for texture synthesis.
+        styles: the paintings, blended by ``config.style_blend``.
+        init: the image to start from, when ``config.init`` is ``"image"``.
+        warn: report a content image smaller than the output (a :class:`PainterlyWarning`).
+
+    Raises:
+        ConfigError: an image or combination the run cannot use, naming the field at fault.
+        ImageError: a file that cannot be read.
+    """
+    styles = list(styles)
+    _check_combination(config, content is not None, len(styles), init is not None)
+    content_t = None
+    if content is not None:
+        name = str(content) if isinstance(content, (str, os.PathLike)) else "content image"
+        content_t = to_tensor(content, name="content image", max_pixels=config.max_pixels)
+        if warn and max(content_t.shape[-2:]) < config.size:
+            h, w = content_t.shape[-2:]
+            warnings.warn(f"{name} is only {w}x{h} px; upscaled to {config.size} px", PainterlyWarning, stacklevel=2)
+    style_ts = tuple(to_tensor(s, name=f"style image {i + 1}", max_pixels=config.max_pixels) for i, s in enumerate(styles))
+    init_t = to_tensor(init, name="init image", max_pixels=config.max_pixels) if init is not None else None
+
+    blend = config.style_blend
+    weights = tuple(w / sum(blend) for w in blend) if blend is not None else (1.0 / max(1, len(style_ts)),) * len(style_ts)
+    # original_colors: the colour handling happens on the inputs, once, at full resolution.
+    content_work, styles_work = content_t, style_ts
+    if config.original_colors == "histogram" and content_t is not None:
+        styles_work = tuple(color.match_color(s, content_t) for s in style_ts)
+    elif config.original_colors == "luminance" and content_t is not None:
+        styles_work = tuple(color.match_luminance(s, content_t) for s in style_ts)
+        content_work = color.luminance(content_t)
+    return Inputs(content_t, style_ts, init_t, weights, content_work, styles_work)
+
+
+def _check_combination(config: Config, has_content: bool, n_styles: int, has_init: bool) -> None:
+    """Every check that needs both the config and which images were given (made before loading)."""
+    if config.uses_content and not has_content:
+        raise ConfigError("a content image is needed when `content_weight` is positive")
+    if config.uses_style and n_styles == 0:
+        raise ConfigError("at least one style image is needed when `style_weight` is positive")
+    blend = config.style_blend
+    if blend is not None and len(blend) != n_styles:
+        raise ConfigError(f"`style_blend` has {len(blend)} values for {n_styles} style image{'s' if n_styles != 1 else ''}")
+    if config.init == "content" and not has_content:
+        raise ConfigError("`init` content: there is no content image; use noise or style")
+    if config.init == "style" and n_styles == 0:
+        raise ConfigError("`init` style: there is no style image; use noise or content")
+    if config.init == "image" and not has_init:
+        raise ConfigError("`init` image: give the image to start from (init=...)")
+    if config.init != "image" and has_init:
+        raise ConfigError(f"an init image was given but `init` is {config.init}; set it to image")
+    if config.original_colors != "off" and not has_content:
+        raise ConfigError("`original_colors` needs a content image")
+    if not has_content and n_styles == 0:
+        raise ConfigError("nothing to work from: give a content or a style image")
+
+
+def _checked(name: str, image: Tensor) -> Tensor:
+    if image.ndim == 3:
+        image = image.unsqueeze(0)
+    if image.ndim != 4 or image.shape[0] != 1 or image.shape[1] != 3:
+        raise ConfigError(f"{name} must have shape (1, 3, H, W); got {tuple(image.shape)}")
+    if not image.is_floating_point():
+        raise ConfigError(f"{name} must be a float tensor in [0, 1]; got {image.dtype}")
+    return image.detach().to("cpu", torch.float32)

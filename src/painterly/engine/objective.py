@@ -1,0 +1,212 @@
+"""The objective of a run: what is minimised over the image's pixels, as a composable object.
+
+An :class:`Objective` is an encoder plus a list of *terms*. A term is a small object with one call
+shape, ``term(image, features) -> weighted loss`` (0-d), that names the encoder layers it reads; the
+objective runs the encoder once over the layers all terms need and adds the terms up. New kinds of
+loss (a mask-guided style term, a temporal term for video, other style statistics) are new terms;
+new ways of evaluating (tiles, CUDA graphs) wrap :meth:`Objective.value_and_grad`. Neither touches the
+run loop.
+
+What the terms compare against is computed once per level by :func:`build_targets`.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Mapping, Protocol, Sequence
+
+import torch
+from torch import Tensor
+
+from ..config import Config
+from ..encoder import VGG19Encoder
+from ..imageio import fit_size, resize
+from ..losses import content_loss, cosine_content_loss, gram_matrix, style_loss, total_variation
+from .inputs import Inputs
+from .pyramid import HW, MIN_SIDE
+
+STANDARD_TERMS = ("content", "style", "tv")
+"""The terms every run reports (0 when a term is off), in the order they are added up."""
+
+
+class Term(Protocol):
+    """One weighted loss term."""
+
+    name: str
+    """The key it reports under (``content``, ``style``, ``tv``, ...)."""
+    layers: tuple[str, ...]
+    """The encoder layers it reads (empty for terms on the pixels alone)."""
+
+    def __call__(self, image: Tensor, features: Mapping[str, Tensor]) -> Tensor:
+        """The weighted loss, a 0-d float32 tensor (float64 for float64 input), differentiable in
+        ``image`` ``(1, 3, H, W)`` and in ``features`` (``{layer: (1, C, h, w)}``)."""
+        ...
+
+
+@dataclass(frozen=True)
+class Targets:
+    """What one level's terms compare against, computed once per level (detached, on the run's device).
+
+    ``content``: ``{layer: (1, C, h, w)}`` float32 features of the content at the level's size.
+    ``grams``: ``{layer: (1, C, C)}`` Gram matrices of the styles at the style size, blended.
+    """
+
+    content: Mapping[str, Tensor]
+    grams: Mapping[str, Tensor]
+
+
+@dataclass(frozen=True)
+class LossTerms:
+    """The terms of one evaluation: ``values[i]`` is the term ``names[i]``; ``names[0]`` is ``total``.
+
+    ``values`` stays on the device (reading it costs a device→host transfer): the run reads it once
+    per iteration, with :meth:`as_dict`.
+    """
+
+    names: tuple[str, ...]
+    values: Tensor
+
+    @property
+    def total(self) -> Tensor:
+        return self.values[0]
+
+    def as_dict(self) -> dict[str, float]:
+        return dict(zip(self.names, self.values.tolist()))
+
+
+@dataclass(frozen=True)
+class ContentTerm:
+    """``weight × mean over layers of the content loss`` (MSE, or cosine with ``cosine=True``)."""
+
+    targets: Mapping[str, Tensor]
+    weight: float
+    cosine: bool = False
+    name: str = "content"
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return tuple(self.targets)
+
+    def __call__(self, image: Tensor, features: Mapping[str, Tensor]) -> Tensor:
+        fn = cosine_content_loss if self.cosine else content_loss
+        return sum(fn(features[n], t) for n, t in self.targets.items()) / len(self.targets) * self.weight
+
+
+@dataclass(frozen=True)
+class GramStyleTerm:
+    """``weight × Σ_layers layer_weight × style_loss(Gram(features), target)``.
+
+    Summed over layers with weight 1 each by default, as jcjohnson/neural-style does, so that
+    ``style_weight`` means what it means there (the paper's w_l = 1/5 is a factor of 5 in beta).
+    """
+
+    targets: Mapping[str, Tensor]
+    layer_weights: Mapping[str, float]
+    weight: float
+    name: str = "style"
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return tuple(self.targets)
+
+    def __call__(self, image: Tensor, features: Mapping[str, Tensor]) -> Tensor:
+        loss = sum(self.layer_weights[n] * style_loss(gram_matrix(features[n]), t) for n, t in self.targets.items())
+        return loss * self.weight
+
+
+@dataclass(frozen=True)
+class TVTerm:
+    """``weight × total_variation(image)``: the smoothness prior."""
+
+    weight: float
+    name: str = "tv"
+    layers: tuple[str, ...] = ()
+
+    def __call__(self, image: Tensor, features: Mapping[str, Tensor]) -> Tensor:
+        return total_variation(image) * self.weight
+
+
+class Objective:
+    """``objective(x) -> LossTerms``: the encoder run once over ``x``, every term added up.
+
+    Args:
+        encoder: the frozen network (its layers must include every term's).
+        terms: the loss terms; the reported names are ``total``, then :data:`STANDARD_TERMS` (0 for
+            those absent), then any other term's name.
+        autocast: the dtype the encoder runs in (``None``: fp32); the terms always add up in fp32.
+    """
+
+    def __init__(self, encoder: VGG19Encoder, terms: Sequence[Term], autocast: torch.dtype | None = None) -> None:
+        self.encoder = encoder
+        self.terms = tuple(terms)
+        self.autocast = autocast
+        self.names = ("total",) + STANDARD_TERMS + tuple(t.name for t in self.terms if t.name not in STANDARD_TERMS)
+        self.layers = tuple(dict.fromkeys(n for t in self.terms for n in t.layers))
+
+    def __call__(self, x: Tensor) -> LossTerms:
+        """The terms at ``x`` ``(1, 3, H, W)``; ``values`` is differentiable when ``x`` requires grad."""
+        features: Mapping[str, Tensor] = {}
+        if self.layers:
+            with self._autocast(x.device):
+                features = self.encoder(x.contiguous(memory_format=torch.channels_last))
+        parts = {t.name: t(x, features) for t in self.terms}
+        zero = x.new_zeros(())
+        total = zero
+        for name in self.names[1:]:
+            total = total + parts[name] if name in parts else total
+        values = [total] + [parts.get(name, zero) for name in self.names[1:]]
+        return LossTerms(self.names, torch.stack([v.to(total.dtype) for v in values]))
+
+    def value_and_grad(self, x: Tensor) -> tuple[LossTerms, Tensor]:
+        """The terms at ``x`` (detached) and the gradient of their total with respect to ``x``.
+
+        No device→host transfer happens here (the caller decides when to read the values).
+        """
+        x = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            terms = self(x)
+            (grad,) = torch.autograd.grad(terms.total, x)
+        return LossTerms(terms.names, terms.values.detach()), grad
+
+    def _autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
+        dtype = self.autocast
+        return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+
+
+def build_targets(
+    encoder: VGG19Encoder, config: Config, inputs: Inputs, level_longest: int, hw: HW, device: torch.device, autocast: torch.dtype | None
+) -> Targets:
+    """The content features at the level's size ``hw`` and the blended style Grams at
+    ``level_longest × style_scale`` (each style in its own aspect)."""
+    ctx = torch.autocast(device.type, dtype=autocast, enabled=autocast is not None)
+    content: dict[str, Tensor] = {}
+    grams: dict[str, Tensor] = {}
+    with torch.no_grad(), ctx:
+        if config.uses_content:
+            image = resize(inputs.content_work, hw).to(device)
+            feats = encoder(image.contiguous(memory_format=torch.channels_last))
+            content = {n: feats[n].float().detach() for n in config.content_layers}
+        if config.uses_style:
+            style_size = max(MIN_SIDE, round(level_longest * config.style_scale))
+            for weight, style in zip(inputs.style_weights, inputs.styles_work):
+                h, w = style.shape[-2:]
+                image = resize(style, fit_size(h, w, style_size, MIN_SIDE)).to(device)
+                feats = encoder(image.contiguous(memory_format=torch.channels_last))
+                for n in config.style_layers:
+                    g = gram_matrix(feats[n]).detach() * weight
+                    grams[n] = grams[n] + g if n in grams else g
+    return Targets(content, grams)
+
+
+def build_objective(encoder: VGG19Encoder, config: Config, targets: Targets, autocast: torch.dtype | None) -> Objective:
+    """The objective of ``config``'s loss settings over ``targets`` (terms with zero weight left out)."""
+    terms: list[Term] = []
+    if targets.content:
+        terms.append(ContentTerm(targets.content, config.content_weight, cosine=config.content_loss == "cosine"))
+    if targets.grams:
+        layer_weights = config.style_layer_weights or (1.0,) * len(config.style_layers)
+        terms.append(GramStyleTerm(targets.grams, dict(zip(config.style_layers, layer_weights)), config.style_weight))
+    if config.tv_weight > 0:
+        terms.append(TVTerm(config.tv_weight))
+    return Objective(encoder, terms, autocast)

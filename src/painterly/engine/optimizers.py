@@ -1,0 +1,133 @@
+"""One interface over the three optimisers of the image's pixels: L-BFGS, Adam and SGD.
+
+An optimiser here owns nothing but its own memory (L-BFGS's curvature pairs, Adam's moments): the
+image is passed to :meth:`Optimizer.step` and updated in place, and the loss comes from an
+``evaluate(x) -> (LossTerms, grad)`` callable (the objective, or a wrapper of it).
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from typing import Any, Callable, Protocol, Sequence
+
+import torch
+from torch import Tensor
+
+from ..config import Config
+from ..lbfgs import LBFGS
+from ..precondition import pyramid_preconditioner
+from .objective import LossTerms
+
+Evaluate = Callable[[Tensor], "tuple[LossTerms, Tensor]"]
+
+# L-BFGS remembers two images per step: a history of 100 at 2048×1536 px would be 7.5 GB, more than
+# the network's own activations. Past this budget it remembers fewer steps (it matters above ~1400 px).
+LBFGS_HISTORY_BYTES = 1 << 30
+MIN_LBFGS_HISTORY = 10
+
+
+def lbfgs_history_for(requested: int, shape: Sequence[int]) -> int:
+    """The number of L-BFGS steps remembered for an image of ``shape``: ``requested``, capped so that
+    the history (2 float32 images per step) stays within LBFGS_HISTORY_BYTES, but not below
+    MIN_LBFGS_HISTORY."""
+    per_step = 2 * 4 * math.prod(shape)
+    return min(requested, max(MIN_LBFGS_HISTORY, LBFGS_HISTORY_BYTES // per_step))
+
+
+class Optimizer(Protocol):
+    def step(self, x: Tensor, evaluate: Evaluate, iteration: int) -> Tensor | None:
+        """One iteration: update ``x`` in place (kept in [0, 1]); return the terms' values
+        (:attr:`LossTerms.values`) at the new point, or ``None`` when none is known (L-BFGS just reset)."""
+        ...
+
+    def state_dict(self) -> dict[str, Any]:
+        """A snapshot of the optimiser's memory (tensors may be shared with it, never modified later)."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None: ...
+
+
+class LBFGSOptimizer:
+    """Projected L-BFGS in the box [0, 1] with the smoothing preconditioner (see :mod:`painterly.lbfgs`).
+
+    Bounded to the displayable range: unconstrained, L-BFGS drives pixels far outside [0, 1] chasing
+    the style, and the clamped image that is delivered then scores ~40 % worse than the optimiser
+    believes (docs/benchmarks.md).
+    """
+
+    def __init__(self, config: Config, shape: Sequence[int], lr: float) -> None:
+        self.lbfgs = LBFGS(
+            history=lbfgs_history_for(config.lbfgs_history, shape),
+            lr=lr,
+            bounds=(0.0, 1.0),
+            precondition=pyramid_preconditioner(tuple(shape), config.lbfgs_precondition),
+        )
+
+    def step(self, x: Tensor, evaluate: Evaluate, iteration: int) -> Tensor | None:
+        def fn(point: Tensor) -> tuple[float, Tensor, Tensor]:
+            terms, grad = evaluate(point)
+            # The values ride along as L-BFGS's "aux": a plain tensor, so checkpoints load with weights_only.
+            return float(terms.total), grad, terms.values
+
+        _, values = self.lbfgs.step(x, fn)
+        return values
+
+    def reset(self) -> None:
+        """Forget the curvature history (after the run restored an earlier image)."""
+        self.lbfgs.reset()
+
+    def state_dict(self) -> dict[str, Any]:
+        # Its history tensors are replaced, never modified in place: sharing them is safe and spares
+        # copying up to 2 × lbfgs_history images.
+        return self.lbfgs.state_dict()
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.lbfgs.load_state_dict(state)
+
+
+class FirstOrderOptimizer:
+    """Adam, or SGD with the Keras example's exponential decay, as projected steps in [0, 1]."""
+
+    def __init__(self, config: Config, x: Tensor, lr: float) -> None:
+        self.config = config
+        self.lr = lr
+        x.requires_grad_(True)
+        make = torch.optim.Adam if config.optimizer == "adam" else torch.optim.SGD
+        self.torch_optimizer = make([x], lr=lr)
+
+    def step(self, x: Tensor, evaluate: Evaluate, iteration: int) -> Tensor:
+        cfg = self.config
+        if cfg.optimizer == "sgd":
+            # lr · decay^(step / decay_steps), continuous. Times the pixel count: every loss here is a
+            # mean, so a pixel's gradient shrinks as the image grows, and a plain step size that suits
+            # 128 px would crawl at 1024 px.
+            step_lr = self.lr * cfg.lr_decay ** (iteration / cfg.lr_decay_steps)
+            step_lr *= x.shape[-1] * x.shape[-2]
+            for group in self.torch_optimizer.param_groups:
+                group["lr"] = step_lr
+        terms, grad = evaluate(x)
+        x.grad = grad
+        self.torch_optimizer.step()
+        with torch.no_grad():
+            # Projected step: first-order methods would otherwise push pixels far outside the
+            # displayable range chasing the style (L-BFGS projects inside its own line search).
+            x.clamp_(0, 1)
+        return terms.values
+
+    def state_dict(self) -> dict[str, Any]:
+        # torch optimisers update their state (Adam's moments, its step count) in place: copy it, or a
+        # snapshot kept in memory while the run goes on would drift with it.
+        return copy.deepcopy(self.torch_optimizer.state_dict())
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.torch_optimizer.load_state_dict(state)
+
+
+def make_optimizer(config: Config, x: Tensor, lr_scale: float = 1.0) -> Optimizer:
+    """The optimiser ``config`` names, for the image ``x`` (``lr_scale`` shrinks the step after a
+    divergence)."""
+    lr = config.lr * lr_scale
+    if config.optimizer == "lbfgs":
+        return LBFGSOptimizer(config, x.shape, lr)
+    return FirstOrderOptimizer(config, x, lr)

@@ -1,0 +1,273 @@
+"""One optimisation: the level loop, progress, stopping and recovery from NaN/Inf.
+
+A :class:`Run` walks the levels of its schedule. At each level's start it computes the
+:class:`~painterly.engine.objective.Targets` once, builds the objective and the optimiser, and then
+each :meth:`Run.step` is one optimiser iteration, reported as a :class:`Progress`. Everything it would
+need to continue later is one :class:`RunState` (:attr:`Run.state`), which :meth:`Run.state_dict`
+saves with the inputs and the config.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Iterator, Mapping
+
+import torch
+from torch import Tensor
+
+from .. import color
+from ..errors import ConfigError, DivergenceError, ResourceError
+from ..schedule import Level, plan_levels
+from .inputs import Inputs
+from .objective import LossTerms, Objective, Targets, build_objective, build_targets
+from .optimizers import LBFGSOptimizer, Optimizer, make_optimizer
+from .pyramid import MIN_SIDE, first_level_image, level_size, next_level_image, starting_image
+from .state import Progress, RunState
+
+if TYPE_CHECKING:
+    from .transfer import StyleTransfer
+
+CHECKPOINT_VERSION = 1
+MAX_RECOVERIES = 5
+
+
+class _Cancelled(Exception):
+    """Raised inside an evaluation to abandon the iteration when a stop was requested."""
+
+
+@dataclass
+class LevelWork:
+    """The live objects of the level being optimised: its image (updated in place), targets, objective
+    and optimiser."""
+
+    x: Tensor
+    targets: Targets
+    objective: Objective
+    optimizer: Optimizer
+
+
+class Run:
+    """One optimisation, advanced by :meth:`step` (or by iterating over it).
+
+    Thread-safety: :meth:`stop` may be called from another thread (the studio's Cancel) or a signal
+    handler; the run then ends within one loss evaluation.
+    """
+
+    def __init__(self, transfer: "StyleTransfer", inputs: Inputs, state: RunState | None = None) -> None:
+        self.transfer = transfer
+        self.config = transfer.config
+        self.inputs = inputs
+        self.device = transfer.device
+        self.levels: tuple[Level, ...] = plan_levels(self.config)
+        self.total_iterations = sum(level.iterations for level in self.levels)
+        self._start = starting_image(self.config, inputs, level_size(inputs, self.levels[-1].size))
+        if state is None:
+            seed = self.config.seed if self.config.seed is not None else int(torch.seed() % (2**31))
+            first = level_size(inputs, self.levels[0].size)
+            image = first_level_image(self.config, self._start, first, torch.Generator().manual_seed(seed))
+            state = RunState(seed=seed, image=image, level_ready=True)
+        self._state = state
+        self._evaluations = state.evaluations
+        self.work: LevelWork | None = None
+        self._stop = threading.Event()
+        self._t0 = time.perf_counter()
+
+    # --- what the run is --------------------------------------------------------------------------
+    @property
+    def state(self) -> RunState:
+        """A snapshot of the whole state (tensors not shared with the live run)."""
+        state = self._state.replace(evaluations=self._evaluations, elapsed=self.elapsed)
+        if self.work is None or not state.level_ready:
+            return state
+        return state.replace(image=self.work.x.detach().clone(), optimizer=self.work.optimizer.state_dict())
+
+    seed = property(lambda self: self._state.seed, doc="The seed in effect (drawn when the config has none): log it to repeat a run.")
+    iteration = property(lambda self: self._state.iteration, doc="Iterations done, over all levels.")
+    recoveries = property(lambda self: self._state.recoveries, doc="How often NaN/Inf was recovered from.")
+    evaluations = property(lambda self: self._evaluations, doc="Loss evaluations so far.")
+    stopped = property(lambda self: self._stop.is_set(), doc="Whether :meth:`stop` was called.")
+
+    @property
+    def done(self) -> bool:
+        return self._state.iteration >= self.total_iterations or self._stop.is_set()
+
+    @property
+    def level(self) -> Level:
+        return self.levels[min(self._state.level_index, len(self.levels) - 1)]
+
+    @property
+    def elapsed(self) -> float:
+        return self._state.elapsed + (time.perf_counter() - self._t0)
+
+    def stop(self) -> None:
+        """Ask the run to end (safe from another thread or a signal handler)."""
+        self._stop.set()
+
+    def current(self) -> Tensor:
+        """The image as it stands, ``(1, 3, H, W)`` float32 in [0, 1] on the CPU, colours applied."""
+        s = self._state
+        if not s.level_ready:
+            image = next_level_image(self.config, s.image, self._start, level_size(self.inputs, self.level.size))
+        elif s.good is not None:
+            image = s.good
+        else:
+            image = s.image if self.work is None else self.work.x.detach()
+        return self._present(image).clamp(0, 1).cpu()
+
+    def result(self) -> Tensor:
+        """The final (or, if stopped early, the latest good) image; same format as :meth:`current`."""
+        return self.current()
+
+    # --- the loop -----------------------------------------------------------------------------------
+    def __iter__(self) -> Iterator[Progress]:
+        while not self.done:
+            progress = self.step()
+            if progress is None:
+                return
+            yield progress
+
+    def step(self) -> Progress | None:
+        """One iteration of the optimiser; ``None`` if the run is over or was stopped."""
+        if self.done:
+            return None
+        try:
+            # Inside the try: a new level computes its targets at a larger size, and can be what runs
+            # out of memory.
+            if self.work is None or not self._state.level_ready:
+                self.work = self._begin_level()
+            values = self.work.optimizer.step(self.work.x, self._evaluate, self._state.iteration)
+        except _Cancelled:
+            return None
+        except (torch.cuda.OutOfMemoryError, MemoryError) as exc:
+            raise self._oom() from exc
+        except RuntimeError as exc:
+            if "out of memory" in str(exc).lower() or "can't allocate memory" in str(exc).lower():
+                raise self._oom() from exc
+            raise
+        x = self.work.x
+        losses, image_sum = self._read(values)
+        recovered = self._recover_if_needed(losses, image_sum)
+        s = self._state
+        s = s.replace(iteration=s.iteration + 1, level_iteration=s.level_iteration + 1, losses=losses)
+        progress = Progress(
+            iteration=s.iteration,
+            total_iterations=self.total_iterations,
+            level=s.level_index,
+            levels=len(self.levels),
+            level_iteration=s.level_iteration,
+            level_iterations=self.level.iterations,
+            size=tuple(x.shape[-2:]),
+            losses=dict(losses),
+            elapsed=self.elapsed,
+            evaluations=self._evaluations,
+            image=self._present(x.detach()),
+            recovered=recovered,
+        )
+        if s.level_iteration >= self.level.iterations and s.level_index < len(self.levels) - 1:
+            # The level's objects stay for inspection until the next step begins the next level.
+            s = s.replace(level_index=s.level_index + 1, level_iteration=0, level_ready=False, image=x.detach().clone(), optimizer=None)
+        self._state = s
+        return progress
+
+    # --- checkpoints --------------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue this run later, as one flat dict: the version, the config,
+        the inputs (``content``, ``styles``, ``init``) and the fields of :attr:`state` (CPU tensors;
+        ``torch.save``-able and loadable with ``weights_only=True``)."""
+        return {"version": CHECKPOINT_VERSION, "config": self.config.to_dict(), **self.inputs.to_dict(), **self.state.to_dict()}
+
+    @classmethod
+    def from_state_dict(cls, transfer: "StyleTransfer", data: Mapping[str, Any]) -> "Run":
+        """Rebuild a run saved by :meth:`state_dict`; ``transfer`` must have the saved config."""
+        if not isinstance(data, Mapping) or data.get("version") != CHECKPOINT_VERSION:
+            version = data.get("version") if isinstance(data, Mapping) else None
+            raise ConfigError(f"checkpoint version {version!r} is not supported (this painterly writes {CHECKPOINT_VERSION})")
+        if not {"content", "styles", "init"} <= set(data) or not isinstance(data["styles"], (list, tuple)):
+            raise ConfigError("the checkpoint's input images are missing or damaged")
+        inputs = Inputs.from_dict(transfer.config, data)
+        return cls(transfer, inputs, RunState.from_dict(data))
+
+    # --- internals ----------------------------------------------------------------------------------
+    def _begin_level(self) -> LevelWork:
+        """Targets, objective and optimiser of the current level, from the state's image."""
+        cfg, s = self.config, self._state
+        hw = level_size(self.inputs, self.level.size)
+        image = s.image if s.level_ready else next_level_image(cfg, s.image, self._start, hw)
+        x = image.to(self.device, copy=True).contiguous()  # the state's image is never optimised in place
+        encoder, autocast = self.transfer.encoder, self.transfer.autocast_dtype
+        targets = build_targets(encoder, cfg, self.inputs, self.level.size, hw, self.device, autocast)
+        optimizer = make_optimizer(cfg, x, s.lr_scale)
+        if s.level_ready and s.optimizer is not None:
+            optimizer.load_state_dict(_to_device(dict(s.optimizer), self.device))
+        good = s.good.to(self.device) if s.level_ready and s.good is not None else x.detach().clone()
+        self._state = s.replace(level_ready=True, image=x, good=good, optimizer=None)
+        return LevelWork(x, targets, build_objective(encoder, cfg, targets, autocast), optimizer)
+
+    def _evaluate(self, x: Tensor) -> tuple[LossTerms, Tensor]:
+        if self._stop.is_set():
+            raise _Cancelled
+        self._evaluations += 1
+        return self.work.objective.value_and_grad(x)
+
+    def _read(self, values: Tensor | None) -> tuple[dict[str, float], float]:
+        """The loss terms and the image's sum (NaN/Inf anywhere makes it non-finite), in one
+        device→host transfer per iteration."""
+        names = self.work.objective.names
+        image_sum = self.work.x.detach().sum().reshape(1)
+        if values is None:
+            read = [math.nan] * len(names) + image_sum.tolist()
+        else:
+            read = torch.cat([values.reshape(-1).to(image_sum.dtype), image_sum]).tolist()
+        return dict(zip(names, read[:-1])), read[-1]
+
+    def _recover_if_needed(self, losses: Mapping[str, float], image_sum: float) -> bool:
+        """Catch NaN/Inf in the loss or the image: restore the last good image, make the optimiser more
+        careful, and carry on; after MAX_RECOVERIES give up with a DivergenceError."""
+        x, s = self.work.x, self._state
+        if math.isfinite(losses["total"]) and math.isfinite(image_sum):
+            self._state = s.replace(good=x.detach().clone())
+            return False
+        s = s.replace(recoveries=s.recoveries + 1)
+        self._state = s
+        if s.recoveries > MAX_RECOVERIES:
+            hint = (
+                "try a smaller `style_weight` or `content_weight`"
+                if self.config.optimizer == "lbfgs"
+                else "try a smaller `learning_rate` or `style_weight`, or `optimizer` lbfgs"
+            )
+            raise DivergenceError(f"the optimisation diverged (NaN/Inf) {s.recoveries} times; {hint}", image=self.current())
+        with torch.no_grad():
+            x.copy_(s.good)
+        if isinstance(self.work.optimizer, LBFGSOptimizer):
+            self.work.optimizer.reset()
+        else:
+            self._state = s.replace(lr_scale=s.lr_scale * 0.5)
+            self.work.optimizer = make_optimizer(self.config, x, self._state.lr_scale)
+        return True
+
+    def _present(self, x: Tensor) -> Tensor:
+        """The image as users see it: in [0, 1], colours applied."""
+        if self.config.original_colors == "luminance" and self.inputs.content is not None:
+            return color.join_luminance(x.clamp(0, 1), self.inputs.content.to(x.device))
+        return x.clamp(0, 1)
+
+    def _oom(self) -> ResourceError:
+        h, w = self.work.x.shape[-2:] if self.work is not None else level_size(self.inputs, self.level.size)
+        fit = max(MIN_SIDE, int(self.level.size / 1.5) // 16 * 16)
+        bf16 = self.transfer.autocast_dtype is None and self.device.type != "mps"
+        return ResourceError(
+            f"out of memory at {w}x{h} px on {self.device.type}; try `size` {fit}" + (" or `precision` bf16" if bf16 else "")
+        )
+
+
+def _to_device(obj: Any, device: torch.device) -> Any:
+    if isinstance(obj, Tensor):
+        return obj.to(device)
+    if isinstance(obj, dict):
+        return {k: _to_device(v, device) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_to_device(v, device) for v in obj)
+    return obj

@@ -1,0 +1,78 @@
+"""A disk that fills up mid-run (issue 12): a side write that fails (log, intermediate image,
+checkpoint) is a note and the run goes on; a final save that fails keeps the finished image in the
+temporary folder, says where, and exits 1. Real processes writing to a real, tiny tmpfs."""
+
+from __future__ import annotations
+
+import contextlib
+import sys
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Iterator
+
+import pytest
+from PIL import Image
+
+from cli_support import child_env, fast_args, run_painterly
+
+
+@contextlib.contextmanager
+def full_disk(tmp_path: Path) -> Iterator[Path]:
+    """A 64 KiB tmpfs, filled to the last byte."""
+    mount = tmp_path / f"full-{uuid.uuid4().hex[:6]}"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or 'mount failed'}); needs root in a machine that allows it")
+    try:
+        with open(mount / "filler", "wb", buffering=0) as fh:
+            try:
+                while True:
+                    fh.write(b"\0" * 4096)
+                    fh.flush()
+            except OSError:
+                pass
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def _args(images, weights: Path, output: str, *extra: str) -> list[str]:  # noqa: ANN001
+    return ["stylize", str(images.content), str(images.style), "-o", output, *fast_args(weights, iterations=4), *extra]
+
+
+def test_log_and_intermediates_on_a_full_disk_are_notes_and_the_run_finishes(tmp_path: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    work = tmp_path / "work"
+    work.mkdir()
+    with full_disk(tmp_path) as disk:
+        args = _args(images, tiny_weights_file, str(work / "out.png"), "--log", str(disk / "log.jsonl"), "-q")
+        proc = run_painterly(args, work)
+        assert proc.returncode == 0, proc.stderr
+        assert "Traceback" not in proc.stderr
+        notes = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert notes and all(line.startswith("painterly: note: ") for line in notes)
+        assert any("log.jsonl" in line and "No space left on device" in line for line in notes)
+    Image.open(work / "out.png").load()  # the finished image, whole
+
+
+def test_intermediates_and_checkpoints_on_a_full_disk(tmp_path: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    with full_disk(tmp_path) as disk:
+        # The output itself lands on the full disk too: every side write fails, then the final save.
+        temp = tmp_path / "temp"
+        temp.mkdir()
+        env = child_env(TMPDIR=str(temp))
+        args = _args(images, tiny_weights_file, str(disk / "out.png"), "--save-every", "1", "--checkpoint-every", "1", "-q")
+        proc = subprocess.run(
+            [sys.executable, "-m", "painterly", *args], cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120
+        )
+        lines = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert proc.returncode == 1, proc.stderr
+        assert "Traceback" not in proc.stderr
+        *notes, error = lines
+        assert notes and all(line.startswith("painterly: note: could not write") for line in notes)
+        assert error.startswith("painterly: error: ") and "no space left on device" in error.lower()
+        kept = [p for p in temp.iterdir() if p.suffix == ".png"]
+        assert len(kept) == 1 and str(kept[0]) in error  # says where the finished image is
+        Image.open(kept[0]).load()
+        assert sorted(p.name for p in disk.iterdir()) == ["filler"]  # no partial or temporary file
