@@ -17,8 +17,8 @@ import pytest
 from PIL import Image
 
 from painterly.encoder import random_state
-from painterly.web import CHROMIUM_ARGS
 from painterly.weights import Weights, save_weights
+from support import CHROMIUM_ARGS, running_server
 
 pytestmark = pytest.mark.browser
 
@@ -60,7 +60,6 @@ def write_png(path: Path, width: int, height: int, seed: int) -> Path:
 
 @pytest.fixture(scope="module")
 def studio_url(tmp_path_factory):
-    from painterly.web import running_server
     from painterly.web.app import create_app
 
     tmp = tmp_path_factory.mktemp("studio")
