@@ -20,7 +20,7 @@ from PIL import Image
 
 from ..errors import PainterlyError
 from ..files import PRIVATE_FILE, remove_quietly
-from .job import CANCELLED, DONE, FAILED, FINAL, INTERRUPTED, JOB_ID, QUEUED, RUNNING, Job
+from .job import CANCELLED, DONE, FAILED, INTERRUPTED, JOB_ID, QUEUED, RUNNING, Job
 from .job import encode_jpeg, encode_tensor_jpeg, finite, record, snapshot
 from .records import DEFAULT_KEEP, INTERRUPTED_MESSAGE, PREVIEW_FILE, RecordStore
 from .worker import EncoderFactory, Encoders, run_job
