@@ -69,7 +69,7 @@ class Guard:
         self.hosts = host_names(hosts)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        if scope["type"] != "http":  # lifespan; the studio has no websockets (Starlette closes them)
             await self.app(scope, receive, send)
             return
 
@@ -85,7 +85,7 @@ class Guard:
         if not self._known_host(host, scope):
             await _refuse(send_with_headers, 421, "this server does not answer to that host name (the Host header)")
             return
-        if scope["type"] == "http" and scope.get("method", "GET").upper() in UNSAFE_METHODS:
+        if scope.get("method", "GET").upper() in UNSAFE_METHODS:
             why = self._unsafe_refusal(headers, host, scope)
             if why is not None:
                 await _refuse(send_with_headers, 403, why)
