@@ -35,7 +35,9 @@ def main() -> int:
 
     from playwright.sync_api import sync_playwright
 
-    from painterly.web import CHROMIUM_ARGS, running_server
+    # The test suite's helpers (a uvicorn thread on a free port; Chromium's flags), from where they live.
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "studio"))
+    from support import CHROMIUM_ARGS, running_server
     from painterly.web.app import create_app
 
     output = Path(args.output)

@@ -67,7 +67,9 @@ def make_client(tmp_path, defaults):
     def make(**kwargs: Any) -> TestClient:
         kwargs.setdefault("default_options", defaults)
         workdir = kwargs.pop("workdir", tmp_path / f"work{len(clients)}")
-        client = TestClient(create_app(workdir, **kwargs))
+        app = create_app(workdir, **kwargs)
+        # The server answers to 127.0.0.1 only, and changes need its token (see web/guard.py).
+        client = TestClient(app, base_url="http://127.0.0.1", headers={"X-Painterly-Token": app.state.token})
         client.__enter__()
         clients.append(client)
         return client

@@ -17,8 +17,8 @@ import pytest
 from PIL import Image
 
 from painterly.encoder import random_state
-from painterly.web import CHROMIUM_ARGS
 from painterly.weights import Weights, save_weights
+from support import CHROMIUM_ARGS, running_server
 
 pytestmark = pytest.mark.browser
 
@@ -60,7 +60,6 @@ def write_png(path: Path, width: int, height: int, seed: int) -> Path:
 
 @pytest.fixture(scope="module")
 def studio_url(tmp_path_factory):
-    from painterly.web import running_server
     from painterly.web.app import create_app
 
     tmp = tmp_path_factory.mktemp("studio")
@@ -85,11 +84,15 @@ def page(studio_url):
         pg = context.new_page()
         errors: list[str] = []
         pg.on("pageerror", lambda exc: errors.append(str(exc)))
+        # The page must work under its own Content-Security-Policy: a blocked script, style or image is a defect.
+        blocked: list[str] = []
+        pg.on("console", lambda msg: blocked.append(msg.text) if "Content Security Policy" in msg.text else None)
         pg.goto(studio_url)
         yield pg
         context.close()
         browser.close()
         assert not errors, f"JavaScript errors on the page: {errors}"
+        assert not blocked, f"blocked by the page's Content-Security-Policy: {blocked}"
 
 
 def test_upload_watch_cancel_then_complete_and_download(page, tmp_path):
@@ -106,21 +109,21 @@ def test_upload_watch_cancel_then_complete_and_download(page, tmp_path):
     page.fill("#iterations", "5000")
     page.uncheck("#multiscale")
     page.click("#start")
-    page.wait_for_function("document.getElementById('status').textContent === 'running'", timeout=20_000)
-    page.wait_for_function("Number(document.getElementById('frame-count').textContent) >= 1", timeout=20_000)
+    page.wait_for_function("() => document.getElementById('status').textContent === 'running'", timeout=20_000)
+    page.wait_for_function("() => Number(document.getElementById('frame-count').textContent) >= 1", timeout=20_000)
     first_src = page.get_attribute("#preview", "src")
-    page.wait_for_function("Number(document.getElementById('frame-count').textContent) >= 3", timeout=20_000)
+    page.wait_for_function("() => Number(document.getElementById('frame-count').textContent) >= 3", timeout=20_000)
     assert page.get_attribute("#preview", "src") != first_src  # the picture really changed
-    page.wait_for_function("document.getElementById('chart') && document.getElementById('loss-total').textContent !== '–'")
+    page.wait_for_function("() => document.getElementById('chart') && document.getElementById('loss-total').textContent !== '–'")
     page.screenshot(path=str(ARTIFACTS / "studio-running.png"), full_page=True)
     page.click("#cancel")
-    page.wait_for_function("document.getElementById('status').textContent === 'cancelled'", timeout=3_000)
+    page.wait_for_function("() => document.getElementById('status').textContent === 'cancelled'", timeout=3_000)
     assert page.is_disabled("#cancel")
 
     # A short one: let it finish and download the PNG.
     page.fill("#iterations", "20")
     page.click("#start")
-    page.wait_for_function("document.getElementById('status').textContent === 'done'", timeout=30_000)
+    page.wait_for_function("() => document.getElementById('status').textContent === 'done'", timeout=30_000)
     page.wait_for_selector("#download:not([hidden])")
     page.screenshot(path=str(ARTIFACTS / "studio-done.png"), full_page=True)
     with page.expect_download(timeout=10_000) as info:

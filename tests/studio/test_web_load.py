@@ -26,8 +26,8 @@ pytest.importorskip("uvicorn")
 
 from painterly.encoder import random_state  # noqa: E402
 from painterly.weights import Weights, save_weights  # noqa: E402
-from painterly.web import running_server  # noqa: E402
 from painterly.web.app import create_app  # noqa: E402
+from support import running_server, token_headers  # noqa: E402
 
 REQUESTS = 50
 TIMEOUT_S = 30.0
@@ -100,7 +100,7 @@ def test_fifty_concurrent_mixed_requests(tmp_path, weights_file):
     plan = (["valid"] * 20 + ["oversize", "bomb", "too-many-pixels", "text", "truncated", "bad-options"] * 5)[:REQUESTS]
     assert len(plan) == REQUESTS
 
-    with running_server(app) as url, httpx.Client(base_url=url, timeout=TIMEOUT_S) as http:
+    with running_server(app) as url, httpx.Client(base_url=url, timeout=TIMEOUT_S, headers=token_headers(app)) as http:
         # Warm up (first job loads the weights, imports, allocates) before taking the baseline.
         first = http.post("/api/jobs", files={"content": ("c.png", good), "style": ("s.png", style)})
         assert first.status_code == 202
@@ -111,7 +111,7 @@ def test_fifty_concurrent_mixed_requests(tmp_path, weights_file):
 
         def fire(kind: str) -> tuple[str, int, str]:
             content, options, _ = kinds[kind]
-            with httpx.Client(base_url=url, timeout=TIMEOUT_S) as c:
+            with httpx.Client(base_url=url, timeout=TIMEOUT_S, headers=token_headers(app)) as c:
                 barrier.wait(timeout=TIMEOUT_S)  # all at once
                 r = c.post(
                     "/api/jobs",

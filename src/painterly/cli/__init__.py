@@ -89,6 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1, this machine only)")
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     p.add_argument("--workdir", default=None, help="where results are kept (default: a folder in the user cache)")
+    p.add_argument("--keep", type=int, default=None, metavar="N", help="finished jobs kept in the gallery; older ones are deleted (default: 200)")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
 
     p = sub.add_parser("info", help="show versions, device, precision, allocator and weight cache", description="Show what this installation runs on: versions, device and precision chosen by `auto`, threads, memory allocator, weight cache.")

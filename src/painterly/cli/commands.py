@@ -18,7 +18,7 @@ def run_command(args: argparse.Namespace) -> int:
     if args.command == "serve":
         from ..web import serve
 
-        return serve(host=args.host, port=args.port, workdir=args.workdir)
+        return serve(host=args.host, port=args.port, workdir=args.workdir, keep=args.keep)
     if args.command == "resume":
         return _resume(args)
     if args.command == "info":

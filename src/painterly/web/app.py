@@ -1,9 +1,10 @@
 """The studio's HTTP application: the page, the JSON API under it, and the job queue behind it.
 
 ``create_app()`` builds a FastAPI app; ``painterly serve`` runs it with uvicorn. Every endpoint is in
-``/openapi.json`` (and browsable at ``/docs``). Errors are JSON ``{"detail": "<one line>"}`` with a
-status that says what went wrong: 400 bad options or a corrupt image, 404 unknown job, 409 not
-ready, 413 too large, 415 not an image, 429 queue full.
+``/openapi.json`` (there is no ``/docs`` page: it would load scripts from a CDN). Errors are JSON
+``{"detail": "<one line>"}`` with a status that says what went wrong: 400 bad options or a corrupt
+image, 403 a change requested without the token (or from another site), 404 unknown job, 409 not
+ready, 413 too large, 415 not an image, 421 a host name this server does not answer to, 429 queue full.
 """
 
 from __future__ import annotations
@@ -24,9 +25,14 @@ from PIL import Image
 from .. import __version__
 from ..config import Config
 from ..errors import ConfigError, PainterlyError
-from .jobs import FINAL, EncoderFactory, Job, JobManager, QueueFull
+from ..files import make_folder
+from .guard import TOKEN_HEADER, Guard, new_token
+from .job import FINAL, Job
 from .limits import BodyLimit
-from .options import Limits, build_config, parse_options, public_options
+from .options import Limits, build_config, check_budget, parse_options, public_options
+from .queue import JobManager, QueueFull
+from .records import DEFAULT_KEEP
+from .worker import EncoderFactory
 from .uploads import UploadRejected, decode_upload, read_limited
 
 STATIC_DIR = Path(__file__).with_name("static")
@@ -37,6 +43,18 @@ DEFAULT_MAX_PIXELS = 50_000_000
 
 EVENT_POLL_S = 0.1
 KEEPALIVE_S = 15.0
+
+TOKEN_PLACEHOLDER = "{{PAINTERLY_TOKEN}}"
+
+API_DESCRIPTION = f"""Neural style transfer in the browser: submit a job, watch it paint, download the result.
+
+Requests that change something (`POST /api/jobs`, `DELETE /api/jobs/{{id}}`) must carry the server's
+token in the `{TOKEN_HEADER}` header; `painterly serve` prints it when it starts, e.g.
+
+    curl -H '{TOKEN_HEADER}: TOKEN' -F demo=true -F 'options={{"size": 256}}' http://127.0.0.1:8000/api/jobs
+
+Reading (`GET`) needs no token. Every request must name this server in its `Host` header
+(127.0.0.1, localhost, [::1] or the address given to `--host`, with the port)."""
 
 PRESETS = {
     "draft": {"size": 256, "iterations": 150},
@@ -56,6 +74,9 @@ def create_app(
     encoder_factory: EncoderFactory | None = None,
     default_options: Mapping[str, Any] | None = None,
     limits: Limits | None = None,
+    keep: int = DEFAULT_KEEP,
+    hosts: tuple[str, ...] = (),
+    token: str | None = None,
 ) -> FastAPI:
     """Build the studio app.
 
@@ -70,6 +91,11 @@ def create_app(
         default_options: the server's defaults under every request's options; may set ``weights``
             to a path, which a request never can.
         limits: the largest size, iteration count and number of style images a job may ask for.
+        keep: how many finished jobs the gallery keeps (the oldest folders are removed beyond it).
+        hosts: host names (or addresses) the server answers to besides 127.0.0.1, localhost and
+            [::1]; requests naming any other in their ``Host`` header are refused (421).
+        token: the token that scripts send in ``X-Painterly-Token`` (default: a fresh random one;
+            it is ``app.state.token``).
     """
     from . import default_workdir
 
@@ -77,8 +103,10 @@ def create_app(
     limits = limits or Limits()
     defaults = dict(default_options or {})
     Config.for_mode("stylize", **defaults)  # a bad server default fails now, not on the first job
-    manager = JobManager(root, queue_size=queue_size, workers=workers, encoder_factory=encoder_factory)
+    make_folder(root)
+    manager = JobManager(root, queue_size=queue_size, workers=workers, encoder_factory=encoder_factory, keep=keep)
     manager.restore()
+    token = token or new_token()
 
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
@@ -89,13 +117,17 @@ def create_app(
     app = FastAPI(
         title="painterly studio",
         version=__version__,
-        description="Neural style transfer in the browser: submit a job, watch it paint, download the result.",
+        description=API_DESCRIPTION,
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.jobs = manager
     app.state.workdir = root
+    app.state.token = token
     # Whole requests: every file at its limit, plus room for the form fields.
     app.add_middleware(BodyLimit, max_bytes=max_upload_bytes * (limits.max_styles + 2) + MB)
+    app.add_middleware(Guard, token=token, hosts=hosts)  # added last: runs first
     _add_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
@@ -106,9 +138,12 @@ def create_app(
         return job
 
     # --- the page ----------------------------------------------------------------------------
+    page = (STATIC_DIR / "index.html").read_text(encoding="utf-8").replace(TOKEN_PLACEHOLDER, token)
+
     @app.get("/", include_in_schema=False)
-    def index() -> FileResponse:
-        return FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+    def index() -> Response:
+        # The page carries this server's token: never cached, never shown in a frame (see guard.py).
+        return Response(page, media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-store"})
 
     # --- server information -------------------------------------------------------------------
     @app.get("/api/config", tags=["studio"], summary="Defaults, choices and limits for the page")
@@ -158,6 +193,7 @@ def create_app(
         # again later", which would be a lie for a request that can never succeed.
         config = build_config(parse_options(options), defaults, limits)
         styles_in = [s for s in (style or []) if s is not None]
+        check_budget(config, 1 if demo else max(1, len(styles_in)), limits)  # before any decoding
         inputs: dict[str, Any]
         if demo:
             if content is not None or styles_in:
@@ -203,7 +239,7 @@ def create_app(
         try:
             manager.submit(job)
         except QueueFull as exc:
-            directory.rmdir()
+            manager.discard_directory(directory)
             raise HTTPException(429, str(exc)) from None
         snapshot = manager.snapshot(job)
         return JSONResponse(snapshot, status_code=202, headers={"Location": snapshot["urls"]["self"]})

@@ -2,9 +2,15 @@
 
 The names are the CLI's (``style-weight``) or the fields' (``style_weight``); values are checked by
 :class:`Config` itself, so the studio, the CLI and the Python API agree on what is valid. On top of
-that, nothing in a request may name a file on the server: ``weights`` is ``caffe`` or
-``torchvision`` only (the server's own default may be a path), and ``init`` is ``noise``,
-``content`` or ``style`` (a previous result is chosen by its job id, ``init_job``).
+that:
+
+* nothing in a request may name a file on the server: ``weights`` is ``caffe`` or ``torchvision``
+  only (the server's own default may be a path), and ``init`` is ``noise``, ``content`` or ``style``
+  (a previous result is chosen by its job id, ``init_job``);
+* every size the server would compute is capped (the output's, the first level's and the styles',
+  ``size × style_scale``), and so is a job's whole image area (:func:`check_budget`);
+* a job this server cannot run (a device it does not have, a seed the generator refuses) is refused
+  at once, not failed later. Every refusal is one line that starts with the field's name.
 """
 
 from __future__ import annotations
@@ -20,14 +26,25 @@ from ..weights import PREPROCESSINGS
 SERVER_ONLY = ("max_pixels",)
 """Options a request may not set: the server's own limits apply to uploads."""
 
+MAX_SEED = 2**64 - 1
+"""The largest seed ``torch.Generator.manual_seed`` takes (checked with torch 2.13)."""
+
+MAX_OPTIONS_DEPTH = 8
+"""Options are flat (a few short lists): anything nested deeper is not a real request."""
+
 
 @dataclass(frozen=True)
 class Limits:
     """What one job may ask of this server."""
 
     max_size: int = 2048
+    """Longest side of any image computed: the output, the first level, each style (size × style_scale)."""
     max_iterations: int = 5000
     max_styles: int = 8
+    max_total_pixels: int = 4 * 2048 * 2048
+    """Output pixels plus every style's pixels (``size² × (1 + styles × style_scale²)``)."""
+    max_lbfgs_history: int = 100
+    """L-BFGS keeps two image-sized vectors per remembered step: 10 GB at 2048 px and 100 steps."""
 
 
 def parse_options(text: str | None) -> dict[str, Any]:
@@ -35,11 +52,18 @@ def parse_options(text: str | None) -> dict[str, Any]:
     if text is None or not text.strip():
         return {}
     try:
-        value = json.loads(text)
-    except ValueError as exc:
+        value = json.loads(text, parse_constant=_no_constant)
+    except RecursionError:
+        raise ConfigError("options: nested too deeply") from None
+    except json.JSONDecodeError as exc:
         raise ConfigError(f"options: not valid JSON ({exc.msg} at position {exc.pos})") from None
+    except ValueError as exc:  # NaN/Infinity, or a number with thousands of digits
+        raise ConfigError(f"options: not valid JSON ({str(exc)[:120]})") from None
     if not isinstance(value, dict):
         raise ConfigError("options must be a JSON object, e.g. {\"size\": 256, \"iterations\": 100}")
+    for name, item in value.items():
+        if _depth(item) > MAX_OPTIONS_DEPTH:
+            raise ConfigError(f"options: {name} is nested too deeply")
     return value
 
 
@@ -55,13 +79,38 @@ def build_config(requested: Mapping[str, Any], defaults: Mapping[str, Any], limi
     init = normal.get("init")
     if init is not None and init not in INITS:
         raise ConfigError("init must be noise, content or style; to start from a previous result, send init_job")
-    config = Config.for_mode("stylize", **{**{str(k).replace("-", "_"): v for k, v in defaults.items()}, **normal})
+    base = {str(k).replace("-", "_"): v for k, v in defaults.items()}
+    config = _config(base, normal)
     if config.size > limits.max_size:
-        raise ConfigError(f"--size must be at most {limits.max_size} on this server, got {config.size}")
+        raise ConfigError(f"size must be at most {limits.max_size} on this server, got {config.size}")
+    if config.multiscale and config.min_size > limits.max_size:
+        raise ConfigError(f"min_size must be at most {limits.max_size} on this server, got {config.min_size}")
+    style_side = config.size * config.style_scale
+    if style_side > limits.max_size:
+        raise ConfigError(
+            f"style_scale: the styles would be computed at {style_side:g} px (size × style_scale);"
+            f" at most {limits.max_size} on this server"
+        )
     total = sum(config.level_iterations) if config.level_iterations is not None else config.iterations
     if total > limits.max_iterations:
-        raise ConfigError(f"--iterations must be at most {limits.max_iterations} on this server, got {total}")
+        raise ConfigError(f"iterations must be at most {limits.max_iterations} on this server, got {total}")
+    if config.optimizer == "lbfgs" and config.lbfgs_history > limits.max_lbfgs_history:
+        raise ConfigError(f"lbfgs_history must be at most {limits.max_lbfgs_history} on this server, got {config.lbfgs_history}")
+    if config.seed is not None and config.seed > MAX_SEED:
+        raise ConfigError(f"seed must be at most {MAX_SEED} (2**64 - 1)")
+    _check_runnable(config)
     return config
+
+
+def check_budget(config: Config, styles: int, limits: Limits) -> None:
+    """Refuse a job whose images hold more pixels in all than ``limits.max_total_pixels``."""
+    total = config.size**2 * (1 + styles * config.style_scale**2)
+    if total > limits.max_total_pixels:
+        raise ConfigError(
+            f"size: {config.size} px with {styles} style image(s) at style_scale {config.style_scale:g} is"
+            f" {total / 1e6:.3g} megapixels in all; at most {limits.max_total_pixels / 1e6:.3g} on this server"
+            " (lower size, style_scale or the number of styles)"
+        )
 
 
 def public_options(config: Config) -> dict[str, Any]:
@@ -71,3 +120,51 @@ def public_options(config: Config) -> dict[str, Any]:
         data["weights"] = "server"
     data.pop("max_pixels", None)
     return data
+
+
+def _config(base: dict[str, Any], normal: dict[str, Any]) -> Config:
+    """``Config.for_mode``; a value of a type Config does not expect is a ConfigError naming it."""
+    try:
+        return Config.for_mode("stylize", **{**base, **normal})
+    except ConfigError:
+        raise
+    except (TypeError, ValueError, AttributeError, OverflowError, KeyError) as exc:
+        for name, value in normal.items():  # which option was it?
+            try:
+                Config.for_mode("stylize", **{**base, name: value})
+            except Exception:
+                raise ConfigError(f"{name}: {value!r:.60} is not a valid value") from None
+        raise ConfigError(f"options: cannot be combined ({type(exc).__name__})") from None
+
+
+def _check_runnable(config: Config) -> None:
+    """The device and precision must exist here (the engine would fail the job otherwise)."""
+    from ..devices import resolve_device, resolve_precision
+
+    try:
+        device = resolve_device(config.device)
+    except ConfigError as exc:
+        raise ConfigError(f"device: {config.device!r} cannot be used on this server ({_reason(exc)})") from None
+    try:
+        resolve_precision(config.precision, device)
+    except ConfigError as exc:
+        raise ConfigError(f"precision: {config.precision!r} cannot be used on this server ({_reason(exc)})") from None
+
+
+def _reason(exc: Exception) -> str:
+    text = str(exc)
+    return text.split(": ", 1)[1] if text.startswith("--") and ": " in text else text
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not a number JSON allows")
+
+
+def _depth(value: Any, level: int = 1) -> int:
+    if level > MAX_OPTIONS_DEPTH:
+        return level
+    if isinstance(value, dict):
+        return max((_depth(v, level + 1) for v in value.values()), default=level)
+    if isinstance(value, list):
+        return max((_depth(v, level + 1) for v in value), default=level)
+    return level

@@ -217,7 +217,7 @@ async function startJob() {
   if (initJob) form.append("init_job", initJob);
   $("start").disabled = true;
   try {
-    const res = await fetch("/api/jobs", { method: "POST", body: form });
+    const res = await fetch("/api/jobs", { method: "POST", body: form, headers: tokenHeader() });
     const body = await res.json().catch(() => ({}));
     if (!res.ok) throw new Error(errorText(res, body));
     watch(body);
@@ -273,7 +273,7 @@ async function cancelCurrent() {
   if (!current) return;
   $("cancel").disabled = true;
   try {
-    const res = await fetch(`/api/jobs/${current.id}`, { method: "DELETE" });
+    const res = await fetch(`/api/jobs/${current.id}`, { method: "DELETE", headers: tokenHeader() });
     const body = await res.json().catch(() => ({}));
     if (!res.ok && res.status !== 409) throw new Error(errorText(res, body));
     if (res.ok && current && current.id === body.id) { current = body; showJob(body); }
@@ -313,7 +313,7 @@ function showJob(job) {
 
   let text;
   if (job.status === "queued") text = job.position ? `Waiting: place ${job.position} in the queue` : "Waiting in the queue";
-  else if (job.status === "failed") text = job.error || "Failed";
+  else if (job.status === "failed" || job.status === "interrupted") text = job.error || job.status;
   else if (job.total_iterations) {
     text = `iteration ${job.iteration} / ${job.total_iterations}`;
     if (job.levels > 1) text += ` · level ${job.level + 1} of ${job.levels}`;
@@ -340,8 +340,12 @@ function showJob(job) {
     }
     img.hidden = false;
     $("placeholder").hidden = true;
-  } else if (job.status === "failed" || job.status === "cancelled") {
-    $("placeholder").textContent = job.status === "failed" ? "Nothing to show: the job failed." : "Cancelled before it started.";
+  } else if (job.status === "failed" || job.status === "cancelled" || job.status === "interrupted") {
+    $("placeholder").textContent = {
+      failed: "Nothing to show: the job failed.",
+      cancelled: "Cancelled before it started.",
+      interrupted: "Nothing to show: the server stopped before the job painted anything.",
+    }[job.status];
   }
 
   const download = $("download");
@@ -534,7 +538,7 @@ function card(job) {
     const cancel = el("button", { type: "button", class: "danger" }, "Cancel");
     cancel.addEventListener("click", async () => {
       cancel.disabled = true;
-      await fetch(`/api/jobs/${job.id}`, { method: "DELETE" }).catch(() => {});
+      await fetch(`/api/jobs/${job.id}`, { method: "DELETE", headers: tokenHeader() }).catch(() => {});
       refreshGallery();
     });
     actions.append(cancel);
@@ -555,6 +559,13 @@ function el(tag, attrs, text) {
   for (const [k, v] of Object.entries(attrs || {})) node.setAttribute(k, v);
   if (text !== undefined) node.textContent = text;
   return node;
+}
+
+// The server's token, written into the page by the server: requests that change something carry it
+// (the server refuses those from anywhere else; see web/guard.py).
+function tokenHeader() {
+  const meta = document.querySelector('meta[name="painterly-token"]');
+  return { "X-Painterly-Token": meta ? meta.content : "" };
 }
 
 async function getJSON(url) {

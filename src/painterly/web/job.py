@@ -1,0 +1,151 @@
+"""One studio job's state (:class:`Job`) and its JSON view (:func:`snapshot`).
+
+A job's fields are changed only by the :class:`~painterly.web.queue.JobManager` under its lock; the
+HTTP layer reads them through the manager's ``snapshot``, so a request never sees a job half updated.
+Every change bumps :attr:`Job.version`, which is what the event stream watches.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from ..config import Config
+
+JOB_ID = re.compile(r"[0-9a-f]{32}")
+"""What a job id looks like; anything else is unknown without touching the disk."""
+
+QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
+INTERRUPTED = "interrupted"
+"""The server stopped (or crashed) while the job was queued or running; it is not run again."""
+FINAL = frozenset({DONE, FAILED, CANCELLED, INTERRUPTED})
+
+PREVIEW_QUALITY = 85
+RESULT_FILE = "result.png"
+RECORD_FILE = "job.json"
+
+
+@dataclass(eq=False)
+class Job:
+    """One submitted run and everything known about it."""
+
+    id: str
+    directory: Path
+    options: dict[str, Any]
+    """The run's effective settings, as shown to users (no server paths)."""
+    config: Config | None = None
+    """None for jobs found on disk at start-up (they are over; nothing runs them again)."""
+    content: Image.Image | None = None
+    styles: list[Image.Image] = field(default_factory=list)
+    init: Image.Image | None = None
+    inputs: dict[str, Any] = field(default_factory=dict)
+    """Where the images came from (upload names, ``demo``, ``init_job``), for the record."""
+    created: float = field(default_factory=time.time)
+    status: str = QUEUED
+    iteration: int = 0
+    total_iterations: int = 0
+    level: int = 0
+    levels: int = 1
+    size: tuple[int, int] | None = None  # (width, height) of the current level
+    losses: dict[str, float] = field(default_factory=dict)
+    history: list[list[float]] = field(default_factory=list)
+    """``[iteration, total, content, style, tv]`` per iteration, for the loss chart."""
+    error: str | None = None
+    seed: int | None = None
+    started: float | None = None
+    finished: float | None = None
+    elapsed: float = 0.0
+    preview: bytes | None = None
+    frame: int = 0
+    """How many preview JPEGs have been made: the page watches it change."""
+    has_result: bool = False
+    version: int = 0
+    cancel_requested: bool = False
+    interrupt_requested: bool = False
+    """Set when the server stops: the run ends as ``interrupted``, not ``cancelled``."""
+    run: Any = None  # the engine's Run while it runs; stop() is called on it from other threads
+
+    @property
+    def result_path(self) -> Path:
+        return self.directory / RESULT_FILE
+
+
+RECORDED = (
+    "id", "status", "iteration", "total_iterations", "level", "levels", "size", "losses", "error",
+    "options", "inputs", "seed", "created", "started", "finished", "elapsed", "history",
+)
+"""The fields of ``job.json`` (what a restarted server shows)."""
+
+
+def snapshot(job: Job, position: int | None, *, history: bool = False, history_from: int | None = None) -> dict[str, Any]:
+    """The job as JSON-able data. The caller holds the manager's lock; ``position`` is the job's
+    place in the queue (1 = next), or None."""
+    base = f"/api/jobs/{job.id}"
+    data: dict[str, Any] = {
+        "id": job.id,
+        "status": job.status,
+        "position": position,
+        "iteration": job.iteration,
+        "total_iterations": job.total_iterations,
+        "level": job.level,
+        "levels": job.levels,
+        "size": list(job.size) if job.size else None,
+        "losses": dict(job.losses),
+        "error": job.error,
+        "options": dict(job.options),
+        "inputs": dict(job.inputs),
+        "seed": job.seed,
+        "created": job.created,
+        "started": job.started,
+        "finished": job.finished,
+        "elapsed": round(job.elapsed, 3),
+        "frame": job.frame,
+        "has_result": job.has_result,
+        "version": job.version,
+        "urls": {
+            "self": base,
+            "events": f"{base}/events",
+            "preview": f"{base}/preview?frame={job.frame}" if (job.frame or job.has_result) else None,
+            "result": f"{base}/result" if job.has_result else None,
+            "download": f"{base}/result?download=true" if job.has_result else None,
+        },
+    }
+    if history:
+        data["history"] = [list(p) for p in job.history]
+    if history_from is not None:
+        data["points"] = [list(p) for p in job.history[history_from:]]
+        data["points_end"] = len(job.history)
+    return data
+
+
+def record(job: Job) -> dict[str, Any]:
+    """What ``job.json`` holds (caller holds the manager's lock)."""
+    data = snapshot(job, None, history=True)
+    return {name: data[name] for name in RECORDED}
+
+
+def encode_jpeg(image: Image.Image, quality: int = PREVIEW_QUALITY) -> bytes:
+    buf = io.BytesIO()
+    image.save(buf, format="JPEG", quality=quality)
+    return buf.getvalue()
+
+
+def encode_tensor_jpeg(image: Any) -> bytes:
+    from ..imageio import tensor_to_pil
+
+    return encode_jpeg(tensor_to_pil(image))
+
+
+def finite(value: float) -> float | None:
+    """JSON has no NaN/Infinity: send null instead."""
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return None
+    return value if value == value and abs(value) != float("inf") else None

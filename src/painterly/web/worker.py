@@ -1,0 +1,65 @@
+"""The studio's one call into the engine (:func:`run_job`) and the network it runs on (:class:`Encoders`).
+
+Everything around the engine (the queue, statuses, saving the result) is the
+:class:`~painterly.web.queue.JobManager`'s; this module is the only place that knows how a job's
+images and config become a run.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Callable
+
+from ..config import Config
+from .job import Job
+
+EncoderFactory = Callable[[Config], Any]
+"""``config -> VGG19Encoder``: lets tests (or a server with its own network) supply the encoder."""
+
+
+def run_job(job: Job, encoder: Any, on_start: Callable[[Any], None], on_progress: Callable[[Any], None]) -> Any:
+    """Run ``job`` to its end on ``encoder``; returns the engine's finished ``Run``.
+
+    ``on_start(run)`` is called once the run exists (so it can be stopped from other threads), then
+    ``on_progress(progress)`` after every iteration.
+    """
+    from ..engine import StyleTransfer
+    from ..imageio import image_to_tensor
+
+    assert job.config is not None
+    transfer = StyleTransfer(job.config, encoder=encoder)
+    content = image_to_tensor(job.content) if job.content is not None else None
+    styles = [image_to_tensor(s) for s in job.styles]
+    init = image_to_tensor(job.init) if job.init is not None else None
+    run = transfer.start(content, styles, init=init)
+    on_start(run)
+    for progress in run:
+        on_progress(progress)
+    return run
+
+
+class Encoders:
+    """The job's encoder: from the factory, or from (cached) weights named by the config."""
+
+    def __init__(self, factory: EncoderFactory | None = None, keep: int = 2) -> None:
+        self.factory = factory
+        self.keep = keep
+        self._cache: dict[str, Any] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, config: Config) -> Any:
+        if self.factory is not None:
+            return self.factory(config)
+        from ..encoder import VGG19Encoder
+        from ..weights import load_weights
+
+        with self._lock:
+            weights = self._cache.get(config.weights)
+            if weights is None:
+                # Reading VGG19 (80 MB) for every job would cost more than a short job's run; keep the
+                # last few sources in memory.
+                weights = load_weights(config.weights)
+                if len(self._cache) >= self.keep:
+                    self._cache.pop(next(iter(self._cache)))
+                self._cache[config.weights] = weights
+        return VGG19Encoder(weights.state, weights.preprocessing, config.layers_needed, config.pooling)

@@ -1,0 +1,59 @@
+"""Helpers for driving the studio in tests (and in ``scripts/screenshot_studio.py``).
+
+``running_server`` runs the real app with the real uvicorn settings (``painterly.web.server``) on a
+free port of 127.0.0.1 in a background thread; ``CHROMIUM_ARGS`` are the flags for a headless
+Chromium on a machine without a display, a GPU or the internet.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import threading
+import time
+from typing import Any, Iterator
+
+# No sandbox (containers run as root), no GPU, and none of the background traffic an offline machine
+# cannot serve.
+CHROMIUM_ARGS = (
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+)
+
+TOKEN_HEADER = "X-Painterly-Token"
+
+
+@contextlib.contextmanager
+def running_server(app: Any, host: str = "127.0.0.1", port: int = 0, *, startup_timeout: float = 20.0, **config: Any) -> Iterator[str]:
+    """Run ``app`` with uvicorn in a background thread; yields its base URL (``http://host:port``).
+
+    ``port=0`` picks a free port; ``config`` goes to :func:`painterly.web.server.uvicorn_config`
+    (e.g. ``header_timeout``). The server is stopped on exit.
+    """
+    import uvicorn
+
+    from painterly.web.server import bind, url, uvicorn_config
+
+    sock = bind(host, port)
+    server = uvicorn.Server(uvicorn_config(app, **config))
+    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, name="painterly-uvicorn", daemon=True)
+    thread.start()
+    try:
+        deadline = time.monotonic() + startup_timeout
+        while not server.started:
+            if not thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("the studio server did not start")
+            time.sleep(0.02)
+        yield url(host, sock.getsockname()[1])
+    finally:
+        server.should_exit = True
+        thread.join(15)
+        sock.close()
+
+
+def token_headers(app: Any) -> dict[str, str]:
+    """The header a script sends to change things on ``app``'s server."""
+    return {TOKEN_HEADER: app.state.token}
