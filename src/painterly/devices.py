@@ -24,15 +24,15 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
         return torch.device("cpu")
     if name.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise ConfigError("--device cuda: no CUDA GPU is available to this PyTorch build")
+            raise ConfigError("`device` cuda: no CUDA GPU is available to this PyTorch build")
         return torch.device(name)
     if name == "mps":
         if getattr(torch.backends, "mps", None) is None or not torch.backends.mps.is_available():
-            raise ConfigError("--device mps: Apple's Metal backend is not available here")
+            raise ConfigError("`device` mps: Apple's Metal backend is not available here")
         return torch.device("mps")
     if name == "cpu":
         return torch.device("cpu")
-    raise ConfigError(f"--device must be auto, cpu, cuda or mps; got {name!r}")
+    raise ConfigError(f"`device` must be auto, cpu, cuda or mps; got {name!r}")
 
 
 def cpu_name() -> str:
@@ -71,9 +71,9 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
         return None
     if name == "bf16":
         if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-            raise ConfigError("--precision bf16: this GPU does not support bfloat16")
+            raise ConfigError("`precision` bf16: this GPU does not support bfloat16")
         if device.type == "mps":
-            raise ConfigError("--precision bf16 is not supported on MPS; use fp32")
+            raise ConfigError("`precision` bf16 is not supported on MPS; use fp32")
         return torch.bfloat16
     if name == "auto":
         if device.type == "cuda":
@@ -81,4 +81,4 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
         if device.type == "cpu":
             return torch.bfloat16 if cpu_has_native_bf16() else None
         return None
-    raise ConfigError(f"--precision must be auto, fp32 or bf16; got {name!r}")
+    raise ConfigError(f"`precision` must be auto, fp32 or bf16; got {name!r}")

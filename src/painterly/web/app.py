@@ -183,6 +183,7 @@ def create_app(
     # --- jobs -----------------------------------------------------------------------------------
     @app.post("/api/jobs", status_code=202, tags=["jobs"], summary="Submit a job")
     def submit_job(
+        request: Request,
         content: UploadFile | None = File(None, description="the content image"),
         style: list[UploadFile] | None = File(None, description="style image(s); repeat the field for several"),
         options: str | None = Form(None, description='JSON object of CLI options, e.g. {"size": 256, "iterations": 100}'),
@@ -191,7 +192,10 @@ def create_app(
     ) -> JSONResponse:
         # Everything wrong with the request itself is reported before "queue full": a 429 says "try
         # again later", which would be a lie for a request that can never succeed.
-        config = build_config(parse_options(options), defaults, limits)
+        requested = parse_options(options)
+        # Errors name the option as this request spelled it (style-weight or style_weight).
+        request.state.option_keys = {str(k).replace("-", "_"): str(k) for k in requested}
+        config = build_config(requested, defaults, limits)
         styles_in = [s for s in (style or []) if s is not None]
         check_budget(config, 1 if demo else max(1, len(styles_in)), limits)  # before any decoding
         inputs: dict[str, Any]
@@ -213,14 +217,15 @@ def create_app(
                 for i, s in enumerate(styles_in)
             ]
             inputs = {"content": _client_name(content), "styles": [_client_name(s) for s in styles_in]}
-        if config.style_blend is not None and len(config.style_blend) != len(style_imgs):
-            raise ConfigError(f"--style-blend has {len(config.style_blend)} values for {len(style_imgs)} style images")
         init_img = None
         if init_job:
             init_img = _result_image(find(init_job))
-            # The engine starts from the tensor passed as init=; the config only records where it came from.
-            config = config.replace(init=f"job:{init_job}")
+            config = config.replace(init="image")  # the record keeps where it came from (init_job)
             inputs["init_job"] = init_job
+        from ..api import load_inputs
+
+        # The one way in, as for the CLI and the API: every check on the images and the options together.
+        images = load_inputs(config, content_img, style_imgs, init_img, warn=False)
 
         if not manager.has_room():
             raise HTTPException(429, f"the queue is full ({queue_size} jobs waiting); try again when one has finished")
@@ -228,11 +233,9 @@ def create_app(
         job = Job(
             id=job_id,
             directory=directory,
-            options=public_options(config),
+            options=public_options(config, init_job or None),
             config=config,
-            content=content_img,
-            styles=style_imgs,
-            init=init_img,
+            images=images,
             inputs=inputs,
             total_iterations=sum(config.level_iterations) if config.level_iterations else config.iterations,
         )
@@ -308,13 +311,14 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def _upload(_: Request, exc: UploadRejected) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
 
-    @app.exception_handler(ConfigError)
-    async def _config(_: Request, exc: ConfigError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
-
     @app.exception_handler(PainterlyError)
-    async def _painterly(_: Request, exc: PainterlyError) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=400)
+    async def _painterly(request: Request, exc: PainterlyError) -> JSONResponse:
+        # Each field the message names is spelled as this request's JSON key for it.
+        keys = getattr(request.state, "option_keys", {})
+        body: dict[str, Any] = {"detail": exc.render(lambda name: keys.get(name, name))}
+        if exc.fields:
+            body["field"] = keys.get(exc.fields[0], exc.fields[0])
+        return JSONResponse(body, status_code=400)
 
 
 def _client_name(upload: UploadFile) -> str:

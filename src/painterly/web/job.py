@@ -41,9 +41,8 @@ class Job:
     """The run's effective settings, as shown to users (no server paths)."""
     config: Config | None = None
     """None for jobs found on disk at start-up (they are over; nothing runs them again)."""
-    content: Image.Image | None = None
-    styles: list[Image.Image] = field(default_factory=list)
-    init: Image.Image | None = None
+    images: Any = None
+    """The run's :class:`~painterly.engine.Inputs` (from ``load_inputs`` at submit) until it ends."""
     inputs: dict[str, Any] = field(default_factory=dict)
     """Where the images came from (upload names, ``demo``, ``init_job``), for the record."""
     created: float = field(default_factory=time.time)

@@ -26,8 +26,6 @@ from ..weights import PREPROCESSINGS
 SERVER_ONLY = ("max_pixels",)
 """Options a request may not set: the server's own limits apply to uploads."""
 
-MAX_SEED = 2**64 - 1
-"""The largest seed ``torch.Generator.manual_seed`` takes (checked with torch 2.13)."""
 
 MAX_OPTIONS_DEPTH = 8
 """Options are flat (a few short lists): anything nested deeper is not a real request."""
@@ -72,32 +70,34 @@ def build_config(requested: Mapping[str, Any], defaults: Mapping[str, Any], limi
     normal = {str(k).replace("-", "_"): v for k, v in requested.items()}
     for name in SERVER_ONLY:
         if name in normal:
-            raise ConfigError(f"option {name!r} is set by the server, not by a request")
+            raise ConfigError(f"`{name}` is set by the server, not by a request")
     weights = normal.get("weights")
     if weights is not None and weights not in PREPROCESSINGS:
-        raise ConfigError("weights must be caffe or torchvision (a file on the server cannot be chosen from a request)")
+        raise ConfigError("`weights` must be caffe or torchvision (a file on the server cannot be chosen from a request)")
     init = normal.get("init")
     if init is not None and init not in INITS:
-        raise ConfigError("init must be noise, content or style; to start from a previous result, send init_job")
+        raise ConfigError("`init` must be noise, content or style; to start from a previous result, send init_job")
+    size = normal.get("size")
+    if isinstance(size, (int, float)) and not isinstance(size, bool) and size > limits.max_size:
+        # Before Config's own bound: this server's limit is the one that matters to the request.
+        raise ConfigError(f"`size` must be at most {limits.max_size} on this server, got {size:g}")
     base = {str(k).replace("-", "_"): v for k, v in defaults.items()}
     config = _config(base, normal)
     if config.size > limits.max_size:
-        raise ConfigError(f"size must be at most {limits.max_size} on this server, got {config.size}")
+        raise ConfigError(f"`size` must be at most {limits.max_size} on this server, got {config.size}")
     if config.multiscale and config.min_size > limits.max_size:
-        raise ConfigError(f"min_size must be at most {limits.max_size} on this server, got {config.min_size}")
+        raise ConfigError(f"`min_size` must be at most {limits.max_size} on this server, got {config.min_size}")
     style_side = config.size * config.style_scale
     if style_side > limits.max_size:
         raise ConfigError(
-            f"style_scale: the styles would be computed at {style_side:g} px (size × style_scale);"
+            f"`style_scale`: the styles would be computed at {style_side:g} px (`size` × `style_scale`);"
             f" at most {limits.max_size} on this server"
         )
     total = sum(config.level_iterations) if config.level_iterations is not None else config.iterations
     if total > limits.max_iterations:
-        raise ConfigError(f"iterations must be at most {limits.max_iterations} on this server, got {total}")
+        raise ConfigError(f"`iterations` must be at most {limits.max_iterations} on this server, got {total}")
     if config.optimizer == "lbfgs" and config.lbfgs_history > limits.max_lbfgs_history:
-        raise ConfigError(f"lbfgs_history must be at most {limits.max_lbfgs_history} on this server, got {config.lbfgs_history}")
-    if config.seed is not None and config.seed > MAX_SEED:
-        raise ConfigError(f"seed must be at most {MAX_SEED} (2**64 - 1)")
+        raise ConfigError(f"`lbfgs_history` must be at most {limits.max_lbfgs_history} on this server, got {config.lbfgs_history}")
     _check_runnable(config)
     return config
 
@@ -107,15 +107,18 @@ def check_budget(config: Config, styles: int, limits: Limits) -> None:
     total = config.size**2 * (1 + styles * config.style_scale**2)
     if total > limits.max_total_pixels:
         raise ConfigError(
-            f"size: {config.size} px with {styles} style image(s) at style_scale {config.style_scale:g} is"
+            f"`size`: {config.size} px with {styles} style image(s) at `style_scale` {config.style_scale:g} is"
             f" {total / 1e6:.3g} megapixels in all; at most {limits.max_total_pixels / 1e6:.3g} on this server"
             " (lower size, style_scale or the number of styles)"
         )
 
 
-def public_options(config: Config) -> dict[str, Any]:
-    """The settings of a run as shown to users: server paths are not theirs to see."""
+def public_options(config: Config, init_job: str | None = None) -> dict[str, Any]:
+    """The settings of a run as shown to users: server paths are not theirs to see, and a start from a
+    previous result shows as ``job:<id>``."""
     data = config.to_dict()
+    if init_job is not None:
+        data["init"] = f"job:{init_job}"
     if data["weights"] not in PREPROCESSINGS:
         data["weights"] = "server"
     data.pop("max_pixels", None)
@@ -133,7 +136,7 @@ def _config(base: dict[str, Any], normal: dict[str, Any]) -> Config:
             try:
                 Config.for_mode("stylize", **{**base, name: value})
             except Exception:
-                raise ConfigError(f"{name}: {value!r:.60} is not a valid value") from None
+                raise ConfigError(f"`{name}`: {value!r:.60} is not a valid value") from None
         raise ConfigError(f"options: cannot be combined ({type(exc).__name__})") from None
 
 
@@ -142,18 +145,9 @@ def _check_runnable(config: Config) -> None:
     from ..devices import resolve_device, resolve_precision
 
     try:
-        device = resolve_device(config.device)
+        resolve_precision(config.precision, resolve_device(config.device))
     except ConfigError as exc:
-        raise ConfigError(f"device: {config.device!r} cannot be used on this server ({_reason(exc)})") from None
-    try:
-        resolve_precision(config.precision, device)
-    except ConfigError as exc:
-        raise ConfigError(f"precision: {config.precision!r} cannot be used on this server ({_reason(exc)})") from None
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc)
-    return text.split(": ", 1)[1] if text.startswith("--") and ": " in text else text
+        raise ConfigError(f"{exc.template} (on this server)") from None
 
 
 def _no_constant(name: str) -> Any:

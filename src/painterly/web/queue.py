@@ -324,7 +324,7 @@ class JobManager:
         job.finished = time.time()
         job.run = None
         # The inputs are no longer needed; a finished job keeps only its small record and preview.
-        job.content, job.styles, job.init = None, [], None
+        job.images = None
         job.version += 1
         self._changed.notify_all()
 

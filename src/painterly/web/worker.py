@@ -24,14 +24,9 @@ def run_job(job: Job, encoder: Any, on_start: Callable[[Any], None], on_progress
     ``on_progress(progress)`` after every iteration.
     """
     from ..engine import StyleTransfer
-    from ..imageio import image_to_tensor
 
-    assert job.config is not None
-    transfer = StyleTransfer(job.config, encoder=encoder)
-    content = image_to_tensor(job.content) if job.content is not None else None
-    styles = [image_to_tensor(s) for s in job.styles]
-    init = image_to_tensor(job.init) if job.init is not None else None
-    run = transfer.start(content, styles, init=init)
+    assert job.config is not None and job.images is not None
+    run = StyleTransfer(job.config, encoder=encoder).start(job.images)
     on_start(run)
     for progress in run:
         on_progress(progress)
@@ -50,7 +45,7 @@ class Encoders:
     def __call__(self, config: Config) -> Any:
         if self.factory is not None:
             return self.factory(config)
-        from ..encoder import VGG19Encoder
+        from ..engine import build_encoder
         from ..weights import load_weights
 
         with self._lock:
@@ -62,4 +57,4 @@ class Encoders:
                 if len(self._cache) >= self.keep:
                     self._cache.pop(next(iter(self._cache)))
                 self._cache[config.weights] = weights
-        return VGG19Encoder(weights.state, weights.preprocessing, config.layers_needed, config.pooling)
+        return build_encoder(config, weights=weights)
