@@ -181,3 +181,30 @@ def test_max_side_keeps_16_bit_values(tmp_path: Path) -> None:
 def test_max_side_leaves_the_bomb_guard_alone(tmp_path: Path, big_jpeg: Path) -> None:
     with pytest.raises(ImageError, match=r"6000x4000 pixels exceeds the limit of 1000000"):
         load_image(big_jpeg, max_side=64, max_pixels=1_000_000)
+
+
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG"])
+def test_max_side_keeps_the_exif_orientation(tmp_path: Path, fmt: str) -> None:
+    path = tmp_path / f"rotated.{fmt.lower()}"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # stored landscape, shown portrait (rotate 90° clockwise)
+    photo_like(900, 300).save(path, format=fmt, exif=exif.tobytes())
+    assert load_image(path).shape == (1, 3, 900, 300)
+    small = load_image(path, max_side=40)
+    assert small.shape[-2] > 3 * small.shape[-1] - 2 and 80 <= small.shape[-2] <= 160
+    full = load_image(path, size=40)
+    assert (load_image(path, size=40, max_side=40) - full).abs().mean() < 0.01
+
+
+def test_max_side_with_alpha_and_palette(tmp_path: Path) -> None:
+    rgba = Image.new("RGBA", (800, 400), (255, 0, 0, 0))  # fully transparent: white once composited
+    rgba.paste((0, 0, 255, 255), (0, 0, 400, 400))
+    path = tmp_path / "alpha.png"
+    rgba.save(path)
+    image = load_image(path, max_side=50)
+    assert image.shape == (1, 3, 50, 100)  # factor 8, after compositing
+    assert image[0, :, :, :48].mean(dim=(1, 2)).tolist() == [0.0, 0.0, 1.0]
+    assert image[0, :, :, 52:].mean(dim=(1, 2)).tolist() == [1.0, 1.0, 1.0]
+    palette = tmp_path / "palette.gif"
+    rgba.convert("RGB").convert("P", palette=Image.Palette.ADAPTIVE).save(palette)
+    assert load_image(palette, max_side=50).shape == (1, 3, 50, 100)

@@ -120,7 +120,7 @@ def open_image(
             source.load()
         except Exception as exc:  # Pillow's decoders raise many exception types on bad data
             raise ImageError(f"{label}: truncated or corrupt image data") from exc
-        result = _shrink(finish(source, label), keep)
+        result = _shrink(finish(_shrink(source, keep), label), keep)
         # Never hand back the caller's own object: later in-place edits must not reach it.
         return result.copy() if result is source else result
 
@@ -148,7 +148,8 @@ def open_image(
 
     if animated:
         warnings.warn(f"{label}: {animated}", PainterlyWarning, stacklevel=2)
-    return _shrink(finish(image, label), keep)
+    # Shrunk before finish() where the mode allows it (its copies are then small), after otherwise.
+    return _shrink(finish(_shrink(image, keep), label), keep)
 
 
 def load_image(
@@ -257,14 +258,18 @@ def _draft(img: Image.Image, keep: int) -> None:
     img.draft(img.mode, box)
 
 
+# Modes whose samples a box filter may average as they are (alpha must be composited first).
+_SHRINKABLE_MODES = frozenset({"RGB", "L", "I", "F"})
+
+
 def _shrink(img: Image.Image, keep: int | None) -> Image.Image:
     """Shrink ``img`` by the largest integer factor that keeps its longest side at least ``keep``.
 
     A box filter in the image's own samples (8-bit RGB, or 32-bit for high-bit-depth grayscale),
     before any float conversion: the expensive full-resolution float tensor never exists.
     """
-    if keep is None:
-        return img
+    if keep is None or not (img.mode in _SHRINKABLE_MODES or img.mode.startswith("I;16")):
+        return img  # palette, alpha, CMYK ...: finish() turns them into one of these first
     width, height = img.size
     factor = max(width, height) // keep
     if factor < 2:
