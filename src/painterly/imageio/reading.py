@@ -1,0 +1,404 @@
+"""Reading images: opening files safely, decoding only what is needed, and refusing bombs.
+
+Everything that reads an image goes through :func:`open_image`, so every other module can assume:
+
+* a bad input file raises :class:`~painterly.errors.ImageError` with a one-line message naming the
+  file, never a Pillow traceback, and never hangs (a FIFO or a device is refused, not read);
+* the image comes back in ``"RGB"`` or a high-bit-depth grayscale mode (see :mod:`.modes`), with
+  its EXIF orientation applied.
+
+Size limits are checked from the header, before any pixel data is decoded, so a small file that
+declares an enormous canvas (a "decompression bomb") costs nothing to refuse. A caller that needs
+the image only up to some size says so (``max_side``): a big photo is then decoded at a reduced
+scale and shrunk in 8 bits before it ever becomes floats.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import math
+import os
+import stat
+import warnings
+from types import MappingProxyType
+from typing import BinaryIO, Mapping, Union
+
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import ImageError, PainterlyWarning
+from ._common import check_positive_int, pil_label, reason
+from .modes import finish
+from .sniffing import why_unidentified
+from .tensors import image_to_tensor, resize_longest
+from .writing import OUTPUT_FORMATS
+
+__all__ = [
+    "DEFAULT_MAX_PIXELS",
+    "INPUT_EXTENSIONS",
+    "ImageSource",
+    "open_image",
+    "load_image",
+]
+
+DEFAULT_MAX_PIXELS: int = 100_000_000
+"""Largest ``width * height`` that :func:`open_image` decodes unless told otherwise.
+
+100 megapixels is ~1.2 GB as a float32 tensor: beyond anything style transfer can use, but above
+every real camera, so only a deliberately huge (or hostile) file trips it.
+"""
+
+ImageSource = Union[str, "os.PathLike[str]", bytes, BinaryIO, Image.Image]
+"""Anything :func:`open_image` accepts."""
+
+INPUT_EXTENSIONS: Mapping[str, str] = MappingProxyType({**OUTPUT_FORMATS, ".gif": "GIF"})
+"""Lower-case file extension → Pillow format name, for the files :func:`open_image` is meant to
+read (used for file pickers and globbing). ``open_image`` itself goes by the file's content, not its
+name: a PNG called ``photo.jpg`` opens fine."""
+
+# Pillow can parse dozens of formats; a style-transfer tool needs a handful. Limiting the decoders
+# keeps rarely-exercised parsers away from files uploaded to the web studio, and makes a PDF or EPS
+# report "not an image file" instead of a confusing Ghostscript failure.
+_DECODERS: tuple[str, ...] = ("PNG", "JPEG", "GIF", "WEBP", "BMP", "DIB", "TIFF", "PPM", "AVIF")
+
+# A reduced image keeps at least this many times the side the caller needs, so the last step down
+# is still the project's one resize rule (antialiased bicubic) and not a box filter's rounding.
+SHRINK_MARGIN = 2
+
+
+def open_image(
+    source: ImageSource,
+    *,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    name: str | None = None,
+    max_side: int | None = None,
+) -> Image.Image:
+    """Open and fully decode an image, normalised for :func:`image_to_tensor`.
+
+    ``source`` is a path, the file's bytes, a binary file object (read from its current position)
+    or an already-open PIL image. ``name`` is how the file is called in error messages; it defaults
+    to the path as given (or ``"image data"`` for bytes and anonymous streams).
+
+    The result is a new, fully loaded image (no open file behind it) with the EXIF orientation
+    applied, in one of these modes:
+
+    * ``"RGB"`` for every 8-bit source. Alpha (RGBA, LA, PA, palette or RGB with a transparent
+      colour) is composited over white; CMYK goes through its embedded ICC profile when there is
+      one; grayscale, bilevel, palette, YCbCr, LAB and HSV are converted.
+    * ``"I;16"``/``"I;16B"``/``"I;16L"``/``"I;16N"``, ``"I"`` or ``"F"`` for high-bit-depth
+      grayscale, left untouched so :func:`image_to_tensor` keeps every bit. (Pillow has no 16-bit
+      RGB mode: it decodes 16-bit-per-channel colour PNG/TIFF to 8-bit ``"RGB"`` itself.)
+
+    Animated GIF/WebP/APNG and multi-page TIFF files give their first frame, with a
+    :class:`~painterly.errors.PainterlyWarning`. A PIL image passed in is used at whatever frame it
+    is on, and is not modified.
+
+    ``max_side`` says the caller will never use more than that many pixels on the longest side. An
+    image whose longest side is above ``SHRINK_MARGIN * max_side`` is then made smaller before it is
+    returned, never below that: a JPEG is decoded at 1/2, 1/4 or 1/8 scale (Pillow's draft mode,
+    the DCT does the scaling) and any image is reduced by an integer factor (a box filter, in its
+    own 8- or 32-bit samples). A 6000x4000 JPEG for a 64 px run is decoded as 750x500, never as
+    24 megapixels. ``max_pixels`` still applies to the size the file declares.
+
+    Raises :class:`~painterly.errors.ImageError` (one line, naming the file) for a missing,
+    unreadable, empty or non-regular file, a directory, something that is not an image, damaged or
+    truncated image data, and an image whose declared ``width * height`` exceeds ``max_pixels``
+    (checked from the header, before decoding). Raises :class:`~painterly.errors.ConfigError` if
+    ``max_pixels`` or ``max_side`` is not a positive integer.
+    """
+    check_positive_int(max_pixels, "max_pixels")
+    keep = None
+    if max_side is not None:
+        check_positive_int(max_side, "max_side")
+        keep = SHRINK_MARGIN * max_side
+
+    if isinstance(source, Image.Image):
+        label = name or pil_label(source)
+        _check_pixel_count(source.size, max_pixels, label)
+        try:
+            source.load()
+        except Exception as exc:  # Pillow's decoders raise many exception types on bad data
+            raise ImageError(f"{label}: truncated or corrupt image data") from exc
+        result = _shrink(finish(_shrink(source, keep), label), keep)
+        # Never hand back the caller's own object: later in-place edits must not reach it.
+        return result.copy() if result is source else result
+
+    if isinstance(source, (str, os.PathLike)):
+        path = os.fspath(source)
+        label = name or os.fsdecode(path)
+        with _open_regular_file(path, label) as fh:
+            image, animated = _decode(fh, label, max_pixels, keep)
+    elif isinstance(source, (bytes, bytearray, memoryview)):
+        label = name or "image data"
+        data = bytes(source)
+        if not data:
+            raise ImageError(f"{label}: empty file (0 bytes)")
+        image, animated = _decode(io.BytesIO(data), label, max_pixels, keep)
+    elif isinstance(source, io.TextIOBase):
+        raise TypeError("open_image() needs a binary file object (open the file with 'rb')")
+    elif hasattr(source, "read"):
+        label = name or _stream_label(source)
+        image, animated = _decode(_readable_stream(source, label), label, max_pixels, keep)
+    else:
+        raise TypeError(
+            "open_image() expects a path, bytes, a binary file object or a PIL image, "
+            f"not {type(source).__name__}"
+        )
+
+    if animated:
+        warnings.warn(f"{label}: {animated}", PainterlyWarning, stacklevel=2)
+    # Shrunk before finish() where the mode allows it (its copies are then small), after otherwise.
+    return _shrink(finish(_shrink(image, keep), label), keep)
+
+
+def load_image(
+    source: ImageSource,
+    *,
+    size: int | None = None,
+    max_pixels: int = DEFAULT_MAX_PIXELS,
+    name: str | None = None,
+    max_side: int | None = None,
+) -> torch.Tensor:
+    """Open ``source`` and return it as a ``(1, 3, H, W)`` ``float32`` tensor in ``[0, 1]``.
+
+    With ``size``, the image is resized (antialiased bicubic) so its longest side is ``size``
+    pixels, keeping the aspect ratio; this can upscale (:func:`~painterly.imageio.resize_longest`).
+
+    ``max_side`` (the largest size the caller will resize the image to, e.g. the run's ``size``)
+    lets a big image be decoded and reduced in 8 bits first, so it never exists as floats at full
+    resolution; the tensor returned then has its longest side between ``SHRINK_MARGIN * max_side``
+    and ``2 * SHRINK_MARGIN * max_side`` (or the file's own, if smaller). See :func:`open_image`
+    for what is accepted and what is raised; a ``size`` or ``max_side`` that is not a positive
+    integer raises :class:`~painterly.errors.ConfigError`.
+    """
+    if size is not None:
+        check_positive_int(size, "size")
+    image = open_image(source, max_pixels=max_pixels, name=name, max_side=max_side)
+    tensor = image_to_tensor(image)
+    if size is not None:
+        tensor = resize_longest(tensor, size)
+    return tensor
+
+
+# --------------------------------------------------------------------------------------------------
+# Helpers
+
+
+def _check_pixel_count(size: tuple[int, int], max_pixels: int, label: str) -> None:
+    width, height = size
+    if width <= 0 or height <= 0:
+        raise ImageError(f"{label}: image has no pixels ({width}x{height})")
+    if width * height > max_pixels:
+        raise ImageError(
+            f"{label}: {width}x{height} pixels exceeds the limit of {max_pixels} "
+            "(raise --max-pixels)"
+        )
+
+
+def _stream_label(stream: object) -> str:
+    stream_name = getattr(stream, "name", None)
+    if isinstance(stream_name, (str, bytes)) and stream_name:
+        return os.fsdecode(stream_name)
+    return "image data"
+
+
+def _open_regular_file(path: str | bytes, label: str) -> BinaryIO:
+    """Open ``path`` for reading, turning every way that can fail into a one-line ImageError.
+
+    The file is opened first and checked through its descriptor (``fstat``), never checked by name
+    and then opened: a FIFO swapped in between would block the reader forever. ``O_NONBLOCK`` makes
+    opening a FIFO return at once, so it can be refused like any other non-regular file.
+    """
+    flags = os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
+    flags |= getattr(os, "O_BINARY", 0)
+    try:
+        fd = os.open(path, flags)
+    except (FileNotFoundError, NotADirectoryError) as exc:
+        raise ImageError(f"{label}: no such file") from exc
+    except IsADirectoryError as exc:  # Windows cannot open a folder as a file
+        raise ImageError(f"{label}: is a directory, not an image file") from exc
+    except PermissionError as exc:
+        if os.path.isdir(path):  # Windows again: a folder reports "permission denied"
+            raise ImageError(f"{label}: is a directory, not an image file") from exc
+        raise ImageError(f"{label}: permission denied") from exc
+    except OSError as exc:
+        if exc.errno == errno.ENXIO:  # a Unix socket, or a device with nothing behind it
+            raise ImageError(f"{label}: not a regular file") from exc
+        raise ImageError(f"{label}: cannot read ({reason(exc)})") from exc
+    except ValueError as exc:  # a NUL byte in the path
+        raise ImageError(f"{label}: cannot read (invalid path)") from exc
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise ImageError(f"{label}: is a directory, not an image file")
+        if not stat.S_ISREG(info.st_mode):
+            # A FIFO would block and /dev/zero would never end: refuse before reading.
+            raise ImageError(f"{label}: not a regular file")
+        if info.st_size == 0:
+            raise ImageError(f"{label}: empty file (0 bytes)")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)  # no effect on a regular file; restores the ordinary flags
+        return os.fdopen(fd, "rb")
+    except BaseException as exc:
+        os.close(fd)
+        if isinstance(exc, OSError):
+            raise ImageError(f"{label}: cannot read ({reason(exc)})") from exc
+        raise
+
+
+def _draft(img: Image.Image, keep: int) -> None:
+    """Ask Pillow's JPEG decoder for the smallest 1/1, 1/2, 1/4 or 1/8 scale whose longest side is
+    still at least ``keep`` (it picks the scale from the requested box, rounding in our favour)."""
+    width, height = img.size
+    longest = max(width, height)
+    if longest <= keep:
+        return
+    box = (math.ceil(width * keep / longest), math.ceil(height * keep / longest))
+    img.draft(img.mode, box)
+
+
+# Modes whose samples a box filter may average as they are (alpha must be composited first).
+_SHRINKABLE_MODES = frozenset({"RGB", "L", "I", "F"})
+
+
+def _shrink(img: Image.Image, keep: int | None) -> Image.Image:
+    """Shrink ``img`` by the largest integer factor that keeps its longest side at least ``keep``.
+
+    A box filter in the image's own samples (8-bit RGB, or 32-bit for high-bit-depth grayscale),
+    before any float conversion: the expensive full-resolution float tensor never exists.
+    """
+    if keep is None or not (img.mode in _SHRINKABLE_MODES or img.mode.startswith("I;16")):
+        return img  # palette, alpha, CMYK ...: finish() turns them into one of these first
+    width, height = img.size
+    factor = max(width, height) // keep
+    if factor < 2:
+        return img
+    if img.mode.startswith("I;16"):
+        img = img.convert("I")  # Pillow filters 16-bit samples only by nearest neighbour
+    # resize(BOX) rather than reduce(): reduce() gives a partial last box its own whole pixel, which
+    # stretches the image by up to a pixel; resize maps the whole extent onto the whole extent, as
+    # the tensor resize does. round(side / factor) >= side // factor, so the longest side stays
+    # >= keep.
+    size = (max(1, round(width / factor)), max(1, round(height / factor)))
+    return img.resize(size, Image.Resampling.BOX)
+
+
+def _readable_stream(stream: BinaryIO, label: str) -> BinaryIO:
+    """A seekable stream positioned at the image's first byte, or an ImageError if it is empty."""
+    try:
+        seekable = stream.seekable() if hasattr(stream, "seekable") else False
+        if not seekable:
+            # Pillow seeks back and forth while identifying a file; buffer the whole thing.
+            data = stream.read()
+            if not data:
+                raise ImageError(f"{label}: empty file (0 bytes)")
+            return io.BytesIO(data)
+        start = stream.tell()
+        first = stream.read(1)
+        stream.seek(start)
+    except OSError as exc:
+        raise ImageError(f"{label}: cannot read ({reason(exc)})") from exc
+    if not first:
+        raise ImageError(f"{label}: empty file (0 bytes)")
+    if start:
+        # Image.open reads from offset 0; honour where the caller left the stream instead.
+        try:
+            stream.seek(start)
+            return io.BytesIO(stream.read())
+        except OSError as exc:
+            raise ImageError(f"{label}: cannot read ({reason(exc)})") from exc
+    return stream
+
+
+def _decoders() -> list[str]:
+    Image.init()
+    return [fmt for fmt in _DECODERS if fmt in Image.OPEN]
+
+
+def _decode(
+    fp: BinaryIO, label: str, max_pixels: int, keep: int | None = None
+) -> tuple[Image.Image, str]:
+    """Identify, size-check and fully decode the first frame of ``fp``; a JPEG whose longest side is
+    above ``keep`` is decoded at the smallest DCT scale that keeps at least ``keep``.
+
+    Returns the image and, for a multi-frame file, the note to warn with (else ``""``).
+    """
+    try:
+        # Our own limit replaces Pillow's: its warning (above ~89 MP) would be noise next to ours.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            img = Image.open(fp, formats=_decoders())
+    except Image.DecompressionBombError as exc:
+        # Pillow refuses outright above ~179 MP, before telling us the dimensions. Identify the
+        # file again without that check, so the message has the real size and a --max-pixels above
+        # Pillow's ceiling still works.
+        img = _open_past_pillow_limit(fp)
+        if img is None:
+            raise ImageError(
+                f"{label}: image exceeds the limit of {max_pixels} pixels (raise --max-pixels)"
+            ) from exc
+    except UnidentifiedImageError as exc:
+        raise ImageError(f"{label}: {why_unidentified(fp)}") from exc
+    except Exception as exc:  # a plugin choking on a malformed header: ValueError, OSError, ...
+        raise ImageError(f"{label}: truncated or corrupt image data") from exc
+
+    _check_pixel_count(img.size, max_pixels, label)
+
+    note = ""
+    try:
+        # MPO is how cameras store a JPEG with an embedded preview: its "frames" are not animation.
+        if getattr(img, "is_animated", False) and img.format != "MPO":
+            note = (
+                "multi-page TIFF; using the first page"
+                if img.format == "TIFF"
+                else "animated image; using the first frame"
+            )
+        if img.tell() != 0:
+            img.seek(0)
+        if keep is not None and img.format in ("JPEG", "MPO"):
+            _draft(img, keep)
+        # catch_warnings is process-wide before Python 3.14; at worst a concurrent thread also
+        # misses Pillow's bomb warning, which our own limit makes redundant anyway.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            # load() forces every byte to be decoded now, while fp is open, so truncation is an
+            # error here rather than a gray band later. (If some other code has set
+            # ImageFile.LOAD_TRUNCATED_IMAGES, Pillow pads instead; we do not change that global.)
+            img.load()
+    except Image.DecompressionBombError as exc:
+        width, height = img.size
+        raise ImageError(
+            f"{label}: {width}x{height} pixels is more than Pillow will decode in one piece"
+        ) from exc
+    except MemoryError as exc:
+        width, height = img.size
+        raise ImageError(f"{label}: not enough memory to decode {width}x{height} pixels") from exc
+    except Exception as exc:
+        raise ImageError(f"{label}: truncated or corrupt image data") from exc
+    return img, note
+
+
+def _open_past_pillow_limit(fp: BinaryIO) -> Image.Image | None:
+    """Identify ``fp`` as ``Image.open`` does but without its pixel ceiling; None if we cannot.
+
+    Pillow's ceiling is a module global; changing it would race with other threads (the web studio),
+    so instead we call the format plugins' openers directly, which only parse the header.
+    """
+    try:
+        fp.seek(0)
+        prefix = fp.read(16)
+    except Exception:
+        return None
+    for fmt in _decoders():
+        factory, accept = Image.OPEN[fmt]
+        # accept() returns True, False, or a string explaining why a matching file is unsupported.
+        verdict = accept(prefix) if accept else True
+        if verdict is not True and (isinstance(verdict, str) or not verdict):
+            continue
+        try:
+            fp.seek(0)
+            return factory(fp, "")
+        except Exception:
+            continue
+    return None
