@@ -59,8 +59,13 @@ class Inputs:
         return load_inputs(config, data["content"], list(data["styles"]), data["init"], warn=False)
 
 
-def to_tensor(image: ImageLike, *, name: str = "image", max_pixels: int | None = None) -> Tensor:
-    """Any accepted image form → ``(1, 3, H, W)`` float32 in [0, 1] (full resolution)."""
+def to_tensor(image: ImageLike, *, name: str = "image", max_pixels: int | None = None, max_side: int | None = None) -> Tensor:
+    """Any accepted image form → ``(1, 3, H, W)`` float32 in [0, 1].
+
+    A file larger than ``max_side`` is decoded at a reduced size (still at least twice ``max_side``,
+    so the run's own resize does the last step): a 100-megapixel photo never becomes floats whole.
+    Tensors and PIL images are taken as they are.
+    """
     from ..imageio import image_to_tensor, load_image
 
     if isinstance(image, Tensor):
@@ -69,7 +74,7 @@ def to_tensor(image: ImageLike, *, name: str = "image", max_pixels: int | None =
         return image_to_tensor(image)
     if isinstance(image, (str, os.PathLike)):
         kwargs = {} if max_pixels is None else {"max_pixels": max_pixels}
-        return load_image(image, **kwargs)
+        return load_image(image, max_side=max_side, **kwargs)
     raise ConfigError(f"{name}: expected a path, a PIL image or a tensor, got {type(image).__name__}")
 
 
@@ -98,12 +103,15 @@ def load_inputs(
     content_t = None
     if content is not None:
         name = str(content) if isinstance(content, (str, os.PathLike)) else "content image"
-        content_t = to_tensor(content, name="content image", max_pixels=config.max_pixels)
+        content_t = to_tensor(content, name="content image", max_pixels=config.max_pixels, max_side=config.size)
         if warn and max(content_t.shape[-2:]) < config.size:
             h, w = content_t.shape[-2:]
             warnings.warn(f"{name} is only {w}x{h} px; upscaled to {config.size} px", PainterlyWarning, stacklevel=2)
-    style_ts = tuple(to_tensor(s, name=f"style image {i + 1}", max_pixels=config.max_pixels) for i, s in enumerate(styles))
-    init_t = to_tensor(init, name="init image", max_pixels=config.max_pixels) if init is not None else None
+    style_side = max(1, round(config.size * config.style_scale))
+    style_ts = tuple(
+        to_tensor(s, name=f"style image {i + 1}", max_pixels=config.max_pixels, max_side=style_side) for i, s in enumerate(styles)
+    )
+    init_t = to_tensor(init, name="init image", max_pixels=config.max_pixels, max_side=config.size) if init is not None else None
 
     blend = config.style_blend
     weights = tuple(w / sum(blend) for w in blend) if blend is not None else (1.0 / max(1, len(style_ts)),) * len(style_ts)
