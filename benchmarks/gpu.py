@@ -190,7 +190,7 @@ def per_iteration(run: dict, skip: int) -> tuple[float, float]:
 
 
 # --- the naive loop --------------------------------------------------------------------------------
-def naive_run(content: str, style: str, size: int, iterations: int, state: dict, device: torch.device) -> dict:
+def naive_run(content: str, style: str, size: int, iterations: int, state: dict, device: torch.device, clock: Clock) -> dict:
     """benchmarks/naive.py's loop (its network, losses and torch.optim.LBFGS, fp32 NCHW) on ``device``,
     inputs resized to ``size`` first (as bench.py hands them)."""
     import torch.nn.functional as F
@@ -222,14 +222,17 @@ def naive_run(content: str, style: str, size: int, iterations: int, state: dict,
         loss.backward()
         return loss
 
-    done = 0
+    done, stopped = 0, None
     while done < iterations:
+        if clock.hard_over():
+            stopped = f"stopped at iteration {done} (time limit)"
+            break
         opt.param_groups[0]["max_iter"] = min(20, iterations - done)
         opt.step(closure)
         done = opt.state[opt._params[0]]["n_iter"]
     sync(device)
     wall = time.perf_counter() - t0
-    return {"wall": wall, "iterations": done, "evaluations": evals, "peak": peak_gib(device)}
+    return {"wall": wall, "iterations": done, "evaluations": evals, "peak": peak_gib(device), "stopped": stopped}
 
 
 # --- the report ------------------------------------------------------------------------------------
@@ -318,14 +321,14 @@ def measure(args: argparse.Namespace) -> str:
     if clock.over():
         lines.append(f"skipped (budget: {clock.spent:.0f} s spent)")
     else:
-        got, err = attempt(lambda: naive_run(args.content, args.style, size, args.iterations, dict(weights.state), device), device)
+        got, err = attempt(lambda: naive_run(args.content, args.style, size, args.iterations, dict(weights.state), device, clock), device)
         if got is None:
             lines.append(f"error: {err}")
         else:
             lines.append(
                 f"{got['wall']:.2f} s for {got['iterations']} iterations, {got['evaluations']} evaluations: "
                 f"{got['wall'] * 1000 / got['iterations']:.2f} ms per iteration, {got['wall'] * 1000 / got['evaluations']:.2f} ms per evaluation; "
-                f"peak {fmt(got['peak'], '.2f')} GiB"
+                f"peak {fmt(got['peak'], '.2f')} GiB" + (f" ({got['stopped']})" if got["stopped"] else "")
             )
     print(lines[-1], flush=True)
 

@@ -169,3 +169,7 @@ def test_the_gpu_benchmark_skips_what_is_past_its_budget(images, tiny_weights_fi
     report = (tmp_path / "r.md").read_text()
     assert report.count("skipped (budget") == 3 * 2 + 1  # three tables of two sizes, and the naive loop
     assert "--budget-s 0" in report  # the command that made it
+    # A run still going past 1.25 × the budget is stopped from its progress callback.
+    options = dict(bench.layer_options(__import__("painterly").load_weights(str(tiny_weights_file))), multiscale=False)
+    run = bench.painterly_run(str(images.content), str(images.style), 32, 50, torch.device("cpu"), bench.Clock(0), options | {"weights": str(tiny_weights_file)})
+    assert run["stopped"] == "stopped at iteration 1 (time limit)" and len(run["marks"]) == 1
