@@ -11,14 +11,11 @@ interpolation) of Nocedal & Wright, *Numerical Optimization*, algorithms 7.4, 3.
 
 On a GPU the cost of an iteration is kernel launches and waits for the device, not arithmetic, so:
 
-* The history lives in two preallocated ``[history, n]`` ring buffers (S, Y) with ``sᵢ·yⱼ`` kept in
-  a small matrix, and the two-loop recursion is done as the two triangular systems it is (each loop
-  is a forward substitution): four matrix-vector products and two ``history²`` solves instead of
-  4 × history vector kernels. Same directions in exact arithmetic; test_lbfgs.py checks it against
-  the recursion.
-* Whether a pair is kept (positive curvature), γ and the fallback to steepest descent are decided on
-  the device (``torch.where``), and what the line search needs (the loss and its slope) is read from
-  the device once per evaluation, in :func:`_read`.
+* The history lives in two preallocated ``[history, n]`` ring buffers (S, Y), ``sᵢ·yⱼ`` in a small
+  matrix, and each loop of the two-loop recursion is solved as the triangular system it is: four
+  matrix-vector products instead of 4 × history vector kernels (the same directions; test_lbfgs.py).
+* Keeping a pair (positive curvature), γ and the fallback to steepest descent are decided on the
+  device (``torch.where``); the line search's numbers are read once per evaluation, in :func:`_read`.
 """
 
 from __future__ import annotations
@@ -133,29 +130,15 @@ class LBFGS:
     def state_dict(self) -> dict[str, Any]:
         """The state as new tensors (a snapshot: the ring buffers change in place as the run goes on).
         Pairs oldest first: ``s``, ``y`` ``[k, n]``, ``ys`` ``[k]``, ``sy`` ``[k, k]`` (sᵢ·yⱼ)."""
-        state: dict[str, Any] = {"layout": "ring", "s": None, "y": None, "ys": None, "sy": None, "head": 0}
+        state: dict[str, Any] = dict(layout="ring", s=None, y=None, ys=None, sy=None, head=0, h_diag=None)
         if self._S is not None:
             k, head = (int(v) for v in _read(self._count, self._head))
             slots = self._chronological(k, head)
-            state.update(
-                s=self._S.index_select(0, slots),
-                y=self._Y.index_select(0, slots),
-                ys=self._ys.index_select(0, slots),
-                sy=self._SY.index_select(0, slots).index_select(1, slots),
-                head=head,
-                gamma=self._gamma.clone(),
-            )
-        state.update(
-            capacity=self.history,
-            used=self._used,
-            maybe=self._maybe,
-            h_diag=None if self._gamma is None else state.pop("gamma"),
-            n_iter=self.n_iter,
-            f=self.f,
-            g=self.g,
-            aux=self.aux,
-            evals=self.evals,
-        )
+            s, y, ys = (buf.index_select(0, slots) for buf in (self._S, self._Y, self._ys))
+            sy = self._SY.index_select(0, slots).index_select(1, slots)
+            state.update(s=s, y=y, ys=ys, sy=sy, head=head, h_diag=self._gamma.clone())
+        state.update(capacity=self.history, used=self._used, maybe=self._maybe, n_iter=self.n_iter)
+        state.update(f=self.f, g=self.g, aux=self.aux, evals=self.evals)
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:

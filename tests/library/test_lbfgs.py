@@ -708,3 +708,18 @@ def test_a_float_and_a_tensor_loss_give_the_same_run():
 
     (a, xa), (b, xb) = run(True), run(False)
     assert a == b and torch.equal(xa, xb)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_on_cuda_the_run_matches_the_cpu_run():
+    shape = (1, 3, 16, 16)
+    f, _ = _smooth_field_problem(side=16)
+    paths = {}
+    for device in ("cpu", "cuda"):
+        x = torch.full(shape, 0.5, dtype=torch.float64, device=device)
+        opt = LBFGS(history=4, bounds=(0.0, 1.0), precondition=pyramid_preconditioner(shape, 1.4))
+        fn = _objective(lambda v: f(v.cpu()) if device == "cuda" else f(v))
+        paths[device] = [opt.step(x, fn)[0] for _ in range(8)]
+        state = opt.state_dict()
+        assert state["s"].device.type == device and opt.pairs == 4
+    assert paths["cuda"] == pytest.approx(paths["cpu"], rel=1e-9)
