@@ -272,7 +272,8 @@ def measure(args: argparse.Namespace) -> str:
 
     # The floor.
     floor_dtype = torch.bfloat16 if device.type == "cuda" else None
-    encoder, deepest = floor_encoder(weights, device)
+    built, err = attempt(lambda: floor_encoder(weights, device), device)
+    encoder, deepest = built if built is not None else (None, "relu5_1")
     lines += [
         f"**Floor**: VGG19 to {deepest}, forward + backward to the input, {'bf16 autocast' if floor_dtype else 'fp32'}, channels_last, one CUDA graph per evaluation",
         "",
@@ -281,13 +282,13 @@ def measure(args: argparse.Namespace) -> str:
     ]
     for size in sizes:
         shape = shape_for(size, aspect)
-        if clock.over():
-            lines.append(f"| {size} | {shape[3]}×{shape[2]} | skipped (budget: {clock.spent:.0f} s spent) | | |")
+        if clock.over() or encoder is None:
+            lines.append(f"| {size} | {shape[3]}×{shape[2]} | {err if encoder is None else f'skipped (budget: {clock.spent:.0f} s spent)'} | | |")
             continue
         reset_peak(device)
-        got, err = attempt(lambda: floor(encoder, shape, device, floor_dtype), device)
+        got, err2 = attempt(lambda: floor(encoder, shape, device, floor_dtype), device)
         graph = "–" if got is None else ("yes" if got["graph"] is None else f"no: {got['graph']}")
-        lines.append(f"| {size} | {shape[3]}×{shape[2]} | {err or fmt(got['ms'], '.2f')} | {graph} | {fmt(peak_gib(device), '.2f')} |")
+        lines.append(f"| {size} | {shape[3]}×{shape[2]} | {err2 or fmt(got['ms'], '.2f')} | {graph} | {fmt(peak_gib(device), '.2f')} |")
     del encoder
     print("\n".join(lines), flush=True)
 

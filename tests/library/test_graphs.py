@@ -74,7 +74,7 @@ def test_a_graph_gives_the_eager_results_and_fresh_outputs(tiny_encoder):
     kept = [t.clone() for t in first]
     second = fast(b)
     for got, want in zip(second, evaluate(b)):
-        torch.testing.assert_close(got, want)
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
     # The first call's outputs are clones: replaying for b left them alone.
     for got, want in zip(first, kept):
         assert torch.equal(got, want)
