@@ -82,3 +82,36 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
             return torch.bfloat16 if cpu_has_native_bf16() else None
         return None
     raise ConfigError(f"`precision` must be auto, fp32 or bf16; got {name!r}")
+
+
+def fastest_precision(
+    encoder: torch.nn.Module, shape: tuple[int, int, int, int], device: torch.device, repeats: int = 3
+) -> torch.dtype | None:
+    """What ``--precision auto`` picks on CUDA: the faster of fp32 (``None``) and bf16 autocast for
+    ``encoder``'s forward + backward to an input of ``shape`` ``(N, 3, H, W)``, timed with CUDA events
+    after one warm-up pass each (both run channels_last, as a run does). fp32 if bf16 is not
+    supported. Only for CUDA devices: on other devices :func:`resolve_precision`'s rule stands."""
+    if device.type != "cuda":
+        raise ValueError(f"fastest_precision times CUDA kernels; got device {device.type}")
+    if not torch.cuda.is_bf16_supported():
+        return None
+    x = torch.rand(shape, device=device).contiguous(memory_format=torch.channels_last)
+
+    def pass_(dtype: torch.dtype | None) -> None:
+        inp = x.detach().requires_grad_(True)
+        with torch.enable_grad(), torch.autocast("cuda", dtype=dtype or torch.float32, enabled=dtype is not None):
+            feats = encoder(inp)
+            total = sum(f.float().square().mean() for f in feats.values())
+        torch.autograd.grad(total, inp)
+
+    ms: dict[torch.dtype | None, float] = {}
+    for dtype in (None, torch.bfloat16):
+        pass_(dtype)  # warm-up: cuDNN's algorithm search, the allocator
+        start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        start.record()
+        for _ in range(repeats):
+            pass_(dtype)
+        end.record()
+        end.synchronize()
+        ms[dtype] = start.elapsed_time(end) / repeats
+    return torch.bfloat16 if ms[torch.bfloat16] < ms[None] else None

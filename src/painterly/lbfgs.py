@@ -8,6 +8,14 @@ checkpoints, and the history can be reset when the run recovers from a NaN.
 
 Algorithms: the two-loop recursion and the line search (bracketing + zoom with safeguarded cubic
 interpolation) of Nocedal & Wright, *Numerical Optimization*, algorithms 7.4, 3.5 and 3.6.
+
+On a GPU the cost of an iteration is kernel launches and waits for the device, not arithmetic, so:
+
+* The history lives in two preallocated ``[history, n]`` ring buffers (S, Y), ``sᵢ·yⱼ`` in a small
+  matrix, and each loop of the two-loop recursion is solved as the triangular system it is: four
+  matrix-vector products instead of 4 × history vector kernels (the same directions; test_lbfgs.py).
+* Keeping a pair (positive curvature), γ and the fallback to steepest descent are decided on the
+  device (``torch.where``); the line search's numbers are read once per evaluation, in :func:`_read`.
 """
 
 from __future__ import annotations
@@ -18,18 +26,30 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
-# f_and_g(point) -> (loss, flat gradient, aux): loss a Python float, aux anything the caller wants
-# back for the accepted point (painterly passes the per-term losses).
-Objective = Callable[[Tensor], tuple[float, Tensor, Any]]
+# f_and_g(point) -> (loss, flat gradient, aux): loss a 0-d tensor (or a Python float), aux anything
+# the caller wants back for the accepted point (painterly passes the per-term losses).
+Objective = Callable[[Tensor], tuple["Tensor | float", Tensor, Any]]
+
+
+def _read(*values: Tensor | float) -> list[float]:
+    """Python floats of ``values`` (0-d tensors or numbers) with ONE device→host transfer: the only
+    place where the optimiser waits for the device (tests count the calls)."""
+    tensors = [v for v in values if isinstance(v, Tensor)]
+    got = iter(())
+    if tensors:
+        wide = torch.float32 if tensors[0].device.type == "mps" else torch.float64
+        got = iter(torch.stack([v.detach().reshape(()).to(wide) for v in tensors]).tolist())
+    return [next(got) if isinstance(v, Tensor) else float(v) for v in values]
 
 
 class LBFGS:
     """Minimise a function of one tensor, one iteration per :meth:`step`.
 
     Args:
-        history: number of (s, y) pairs remembered.
+        history: number of (s, y) pairs remembered (two ``[history, x.numel()]`` buffers, allocated
+            at the first step and kept until the optimiser is dropped).
         lr: the first trial step of each line search (1 is natural for a quasi-Newton direction).
-        max_evals: the most function evaluations one line search may spend.
+        max_evals: the most function evaluations one line search may spend (at least 1).
         c1, c2: the Wolfe constants (sufficient decrease, curvature).
         bounds: ``(low, high)`` to keep every element of ``x`` in a box (``None``: unconstrained).
             A projected variant: ``x`` is clamped into the box first; variables at a bound whose
@@ -40,8 +60,8 @@ class LBFGS:
             known yet) moves the fastest-moving element by this fraction of the box's width, times
             ``lr``. Without bounds there is no natural scale, and the step moves ``x`` by ``lr`` in
             L1 norm in total, as torch.optim.LBFGS does.
-        precondition: a symmetric positive-definite operator ``P`` on flat vectors: the two-loop
-            recursion starts from ``H₀ = γ·P`` instead of ``γ·I`` (painterly passes
+        precondition: a symmetric positive-definite operator ``P`` on flat vectors: the recursion
+            starts from ``H₀ = γ·P`` instead of ``γ·I`` (painterly passes
             :func:`painterly.precondition.pyramid_preconditioner`). ``None``: plain L-BFGS.
     """
 
@@ -63,174 +83,279 @@ class LBFGS:
         self.lr = lr
         self.max_evals = max_evals
         self.c1, self.c2 = c1, c2
+        self._S: Tensor | None = None  # [history, n] ring buffers of s and y, and their companions:
+        self._Y: Tensor | None = None
+        self._ys: Tensor | None = None  # [history] sᵢ·yᵢ (wide: float64 except on MPS)
+        self._SY: Tensor | None = None  # [history, history] sᵢ·yⱼ by ring slot
+        self._gamma: Tensor | None = None  # 0-d γ = s·y / y·y of the newest kept pair
+        self._head: Tensor | None = None  # 0-d int64: the slot the next pair goes to
+        self._count: Tensor | None = None  # 0-d int64: pairs held (the newest, ending before head)
         self.reset()
 
     # ----------------------------------------------------------------------------------------
     def reset(self) -> None:
         """Forget the curvature history and the cached loss (e.g. after restoring an earlier image)."""
-        self.old_s: list[Tensor] = []
-        self.old_y: list[Tensor] = []
-        self.rho: list[float] = []
-        self.h_diag = 1.0
         self.n_iter = 0
         self.f: float | None = None
         self.g: Tensor | None = None
         self.aux: Any = None
         self.evals = 0
+        self._used = 0  # slots written since the reset: the pairs all lie in [0, _used), known on the host
+        self._maybe = False  # whether the history may hold pairs (host-side: False means surely empty)
+        if self._S is not None:
+            self._head.zero_()
+            self._count.zero_()
+            self._gamma.fill_(1.0)
+
+    @property
+    def pairs(self) -> int:
+        """The number of (s, y) pairs held (reads the device)."""
+        return 0 if self._count is None else int(self._count)
+
+    def _allocate(self, like: Tensor) -> None:
+        m, n, dev = self.history, like.numel(), like.device
+        wide = torch.float32 if dev.type == "mps" else torch.float64
+        self._S = torch.zeros(m, n, dtype=like.dtype, device=dev)
+        self._Y = torch.zeros(m, n, dtype=like.dtype, device=dev)
+        self._ys = torch.ones(m, dtype=wide, device=dev)
+        self._SY = torch.zeros(m, m, dtype=wide, device=dev)
+        self._gamma = torch.ones((), dtype=wide, device=dev)
+        self._head = torch.zeros((), dtype=torch.long, device=dev)
+        self._count = torch.zeros((), dtype=torch.long, device=dev)
+
+    def _chronological(self, k: int, head: int) -> Tensor:
+        """Ring slots of the ``k`` pairs ending before ``head``, oldest first."""
+        return (head - k + torch.arange(k, device=self._S.device)) % self.history
 
     def state_dict(self) -> dict[str, Any]:
-        return {
-            "old_s": list(self.old_s),
-            "old_y": list(self.old_y),
-            "rho": list(self.rho),
-            "h_diag": self.h_diag,
-            "n_iter": self.n_iter,
-            "f": self.f,
-            "g": self.g,
-            "aux": self.aux,
-            "evals": self.evals,
-        }
+        """The state as new tensors (a snapshot: the ring buffers change in place as the run goes on).
+        Pairs oldest first: ``s``, ``y`` ``[k, n]``, ``ys`` ``[k]``, ``sy`` ``[k, k]`` (sᵢ·yⱼ)."""
+        state: dict[str, Any] = dict(layout="ring", s=None, y=None, ys=None, sy=None, head=0, h_diag=None)
+        if self._S is not None:
+            k, head = (int(v) for v in _read(self._count, self._head))
+            slots = self._chronological(k, head)
+            s, y, ys = (buf.index_select(0, slots) for buf in (self._S, self._Y, self._ys))
+            sy = self._SY.index_select(0, slots).index_select(1, slots)
+            state.update(s=s, y=y, ys=ys, sy=sy, head=head, h_diag=self._gamma.clone())
+        state.update(capacity=self.history, used=self._used, maybe=self._maybe, n_iter=self.n_iter)
+        state.update(f=self.f, g=self.g, aux=self.aux, evals=self.evals)
+        return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.old_s = list(state["old_s"])
-        self.old_y = list(state["old_y"])
-        self.rho = list(state["rho"])
-        self.h_diag = float(state["h_diag"])
+        """Load :meth:`state_dict`'s dict, or the layout of painterly ≤ 0.x's list-based L-BFGS
+        (``old_s``/``old_y`` lists, ``rho`` and ``h_diag`` floats), whose pairs are converted."""
+        if "old_s" in state:
+            s = torch.stack(list(state["old_s"])) if state["old_s"] else None
+            y = torch.stack(list(state["old_y"])) if state["old_y"] else None
+            ys = None if s is None else 1.0 / torch.tensor([float(r) for r in state["rho"]], dtype=torch.float64)
+            sy = None if s is None else (s @ y.T).double()
+            head, capacity, used, maybe = 0, None, 0, s is not None
+            gamma: Any = float(state["h_diag"])
+        elif state.get("layout") == "ring":
+            s, y, ys, sy, head = state["s"], state["y"], state["ys"], state["sy"], int(state["head"])
+            capacity, used, maybe = state["capacity"], int(state["used"]), bool(state["maybe"])
+            gamma = state["h_diag"]
+        else:
+            raise ValueError("not an L-BFGS state dict: expected the keys of LBFGS.state_dict()")
+        self.reset()
         self.n_iter = int(state["n_iter"])
-        self.f = state["f"]
+        self.f = None if state["f"] is None else float(state["f"])
         self.g = state["g"]
         self.aux = state["aux"]
         self.evals = int(state["evals"])
+        self._maybe = maybe
+        like = s[0] if s is not None else (self.g if self.g is not None else None)
+        if like is None:
+            return
+        if self._S is None or self._S.shape[1] != like.numel():
+            self._allocate(like.reshape(-1))
+        dev, wide = self._S.device, self._ys.dtype
+        if isinstance(gamma, float):
+            self._gamma.fill_(gamma)
+        elif gamma is not None:
+            self._gamma.copy_(gamma)
+        if s is None:
+            return
+        k = min(len(s), self.history)
+        if capacity != self.history:  # another ring size (or the list layout): oldest slot first
+            head, used = k % self.history, k
+        s, y, ys, sy = s[-k:], y[-k:], ys[-k:], sy[-k:, -k:]
+        slots = self._chronological(k, head)
+        self._S.index_copy_(0, slots, s.to(self._S))
+        self._Y.index_copy_(0, slots, y.to(self._Y))
+        self._ys.index_copy_(0, slots, ys.to(dev, wide))
+        self._SY[slots[:, None], slots[None, :]] = sy.to(dev, wide)
+        self._head.fill_(head)
+        self._count.fill_(k)
+        self._used = used
 
     # ----------------------------------------------------------------------------------------
-    def _evaluate(self, fn: Objective, point: Tensor) -> tuple[float, Tensor, Any]:
+    def _evaluate(self, fn: Objective, point: Tensor) -> tuple[Tensor | float, Tensor, Any]:
         self.evals += 1
         f, g, aux = fn(point)
         return f, g.reshape(-1), aux
 
-    def _direction(self, g: Tensor) -> Tensor:
-        """The two-loop recursion: −H·g with H the L-BFGS inverse-Hessian estimate.
+    def _push(self, s: Tensor, y: Tensor) -> None:
+        """Remember (s, y) if its curvature is positive, all on the device (no reads)."""
+        m, h, u = self.history, self._head.view(1), min(self._used + 1, self.history)
+        ys, yy = y.dot(s), y.dot(y)
+        # Keep only pairs with positive curvature: H must stay positive definite (and finite).
+        ok = (ys > 1e-10) & torch.isfinite(ys) & torch.isfinite(yy)
+        for buf, v in ((self._S, s), (self._Y, y)):
+            buf.index_copy_(0, h, torch.where(ok, v.view(1, -1), buf.index_select(0, h)))
+        wide = self._ys.dtype
+        self._ys.index_copy_(0, h, torch.where(ok, ys.to(wide).view(1), self._ys.index_select(0, h)))
+        gram = self._SY[:u, :u]
+        row = (self._Y[:u] @ s).to(wide).view(1, u)  # s_new·yⱼ
+        col = (self._S[:u] @ y).to(wide).view(u, 1)  # sᵢ·y_new
+        gram.index_copy_(0, h, torch.where(ok, row, gram.index_select(0, h)))
+        gram.index_copy_(1, h, torch.where(ok, col, gram.index_select(1, h)))
+        self._gamma.copy_(torch.where(ok, ys.to(wide) / yy.to(wide), self._gamma))
+        self._count.copy_(torch.where(ok, (self._count + 1).clamp_max(m), self._count))
+        self._head.copy_(torch.where(ok, (self._head + 1) % m, self._head))
+        self._used = u
+        self._maybe = True
 
-        The coefficients stay 0-d tensors on the vectors' device: on a GPU, converting each of the
-        2 × history dot products to a Python float would wait for the device every time.
+    def _direction(self, g: Tensor) -> Tensor:
+        """−H·g with H the L-BFGS inverse-Hessian estimate (``H₀ = γ·P``), no reads.
+
+        The two-loop recursion's first loop computes αᵢ = ρᵢ sᵢ·(−g − Σ_{j>i} αⱼ yⱼ), newest first:
+        the upper triangular system (I + ρ∘triu(SYᵀ, 1)) α = −ρ∘(S g). The second computes
+        βᵢ = ρᵢ yᵢ·(r + Σ_{j<i} (αⱼ − βⱼ) sⱼ) with r = γP(−g − Yᵀα), oldest first: the lower system
+        (I + ρ∘L) β = ρ∘(Y r + L α), L = tril(YSᵀ, −1). The result is r + Sᵀ(α − β). Slots beyond the
+        held pairs get ρ = 0 (so α = β = 0: as if absent).
         """
-        q = g.neg()
-        alphas = []
-        for s, y, rho in zip(reversed(self.old_s), reversed(self.old_y), reversed(self.rho)):
-            a = s.dot(q) * rho
-            alphas.append(a)
-            q.addcmul_(y, a, value=-1.0)
+        u, dev, wide = self._used, g.device, self._ys.dtype
+        S, Y = self._S[:u], self._Y[:u]
+        pos = torch.arange(u, device=dev)
+        # Chronological position p -> ring slot; the held pairs are at p < count.
+        perm = (self._head - self._count + pos) % u
+        held = pos < self._count
+        rho = torch.where(held, 1.0 / self._ys[:u][perm], 0.0)
+        gram = self._SY[:u, :u][perm][:, perm]
+        gram = torch.where(held[:, None] & held[None, :], gram, 0.0)
+        sg = (S @ g).to(wide)[perm]
+        alpha = torch.linalg.solve_triangular(
+            rho[:, None] * gram.triu(1), (-rho * sg)[:, None], upper=True, unitriangular=True
+        )[:, 0]
+        ring = torch.empty_like(alpha)
+        q = torch.addmv(g, Y.T, ring.index_copy_(0, perm, alpha).to(g.dtype)).neg_()
         if self.precondition is not None:
             q = self.precondition(q)
-        q.mul_(self.h_diag)
-        for (s, y, rho), a in zip(zip(self.old_s, self.old_y, self.rho), reversed(alphas)):
-            b = y.dot(q) * rho
-            q.addcmul_(s, a - b)
-        return q
+        q.mul_(self._gamma.to(q.dtype))
+        low = gram.T.tril(-1)
+        yr = (Y @ q).to(wide)[perm]
+        beta = torch.linalg.solve_triangular(
+            rho[:, None] * low, (rho * (yr + low @ alpha))[:, None], upper=False, unitriangular=True
+        )[:, 0]
+        return torch.addmv(q, S.T, ring.index_copy_(0, perm, alpha - beta).to(g.dtype))
 
     def step(self, x: Tensor, fn: Objective) -> tuple[float, Any]:
         """One iteration: updates ``x`` in place and returns (loss, aux) at the new point.
 
         If no step along the search direction decreases the loss (a flat or broken region), ``x`` is
         left as it was and the history is cleared, so the next call starts again from steepest descent.
+        Reads from the device: one per evaluation of ``fn``, nothing else.
         """
         flat = x.detach().view(-1)
         bounds = self.bounds
+        if self._S is None:
+            self._allocate(flat)
         if self.f is None or self.g is None:
             if bounds is not None:
                 with torch.no_grad():
                     flat.clamp_(*bounds)
-            self.f, self.g, self.aux = self._evaluate(fn, x.detach())
+            f, self.g, self.aux = self._evaluate(fn, x.detach())
+            (self.f,) = _read(f)
         f0, g0 = self.f, self.g
         # With bounds, the variables pinned at a bound by their gradient take no part this iteration.
         free = None if bounds is None else ~_leaving_box(flat, g0.neg(), bounds)
         gf = g0 if free is None else g0 * free
-        if self.n_iter == 0 or not self.old_s:
-            d = gf.neg()
-            t = self._first_trial(gf)
-        else:
-            d = self._direction(gf)
+        d, t = gf.neg(), self._first_trial(gf)
+        chose = None
+        if self.n_iter > 0 and self._maybe:
+            qn = self._direction(gf)
             if free is not None:
                 # Nothing moves out of the box from a bound: then g·d is the projected path's slope.
-                d.mul_(free & ~_leaving_box(flat, d, bounds))
-            t = self.lr
-        gtd0 = float(g0.dot(d))
-        if not gtd0 < 0:  # not a descent direction (numerical trouble): fall back to the gradient
-            self.old_s, self.old_y, self.rho = [], [], []
-            d = gf.neg()
-            gtd0 = float(g0.dot(d))
-            t = self._first_trial(gf)
-            if not gtd0 < 0:  # zero gradient: a stationary point, nothing to do
-                self.n_iter += 1
-                return f0, self.aux
+                qn.mul_(free & ~_leaving_box(flat, qn, bounds))
+            # Not a descent direction (numerical trouble) or no pairs: steepest descent, history cleared.
+            chose = (self._count > 0) & (g0.dot(qn) < 0)
+            d = torch.where(chose, qn, d)
+            t = torch.where(chose, torch.full_like(t, self.lr), t)
+            self._count.copy_(torch.where(chose, self._count, 0))
 
-        def point_at(step: float) -> Tensor:
+        def point_at(step: Tensor | float) -> Tensor:
             point = flat + step * d
             return point if bounds is None else point.clamp_(*bounds)
 
-        def phi(step: float) -> tuple[float, Tensor, float, Any]:
+        def phi(step: Tensor | float, *extra: Tensor) -> tuple[float, Tensor, float, Any, list[float]]:
             point = point_at(step)
             f, g, aux = self._evaluate(fn, point.view_as(x))
-            if bounds is None:
-                return f, g, float(g.dot(d)), aux
-            # The projected path moves only the variables strictly inside the box at this step.
-            moving = (point > bounds[0]) & (point < bounds[1])
-            return f, g, float(g.dot(d * moving)), aux
+            # With bounds the projected path moves only the variables strictly inside the box.
+            slope = g.dot(d) if bounds is None else g.dot(d * ((point > bounds[0]) & (point < bounds[1])))
+            f, slope, *rest = _read(f, slope, *extra)
+            return f, g, slope, aux, rest
 
-        t, f_new, g_new, aux = self._line_search(phi, t, f0, g0, gtd0)
+        # The first trial is evaluated before the host knows t or g·d: both come with its one read.
+        f1, g1, slope1, aux1, (gtd0, t, *chosen) = phi(t, g0.dot(d), t, *([] if chose is None else [chose]))
+        if chosen and not chosen[0]:
+            self._maybe = False
+        if not gtd0 < 0:  # zero (projected) gradient: a stationary point, nothing to do
+            self._maybe = False
+            self.n_iter += 1
+            return f0, self.aux
+
+        t, f_new, g_new, aux = self._line_search(phi, (t, f1, g1, slope1, aux1), f0, g0, gtd0)
         self.n_iter += 1
         if t == 0.0:
-            self.old_s, self.old_y, self.rho = [], [], []
+            self._count.zero_()
+            self._maybe = False
             return f0, self.aux
         s = d.mul(t) if bounds is None else point_at(t).sub_(flat)
-        y = g_new - g0
-        ys = float(y.dot(s))
-        if ys > 1e-10:  # keep only pairs with positive curvature: H must stay positive definite
-            if len(self.old_s) == self.history:
-                self.old_s.pop(0)
-                self.old_y.pop(0)
-                self.rho.pop(0)
-            self.old_s.append(s)
-            self.old_y.append(y)
-            self.rho.append(1.0 / ys)
-            self.h_diag = ys / float(y.dot(y))
+        self._push(s, g_new - g0)
         with torch.no_grad():
             flat.add_(s)
         self.f, self.g, self.aux = f_new, g_new, aux
         return f_new, aux
 
-    def _first_trial(self, gf: Tensor) -> float:
-        """The first trial step along ``-gf`` when no curvature is known (see ``first_step``)."""
+    def _first_trial(self, gf: Tensor) -> Tensor:
+        """The first trial step along ``-gf`` when no curvature is known (see ``first_step``), as a
+        0-d wide tensor on the device (the host learns it with the first evaluation's read)."""
+        wide = self._ys.dtype
         if self.bounds is not None:
             # An image's pixel scale is known: moving the furthest pixel by a fixed fraction of the
             # box (first_step, 5 % by default) is a sensible first guess. The L1 rule below moves a
             # 512 px image by ~1e-6 per pixel, so its line search spends four or five evaluations (a
             # few seconds) just growing the step.
             width = self.bounds[1] - self.bounds[0]
-            return self.first_step * width / max(float(gf.abs().max()), 1e-30) * self.lr
-        return min(1.0, 1.0 / max(float(gf.abs().sum()), 1e-30)) * self.lr
+            return self.first_step * width / gf.abs().max().to(wide).clamp_min(1e-30) * self.lr
+        return (1.0 / gf.abs().sum().to(wide).clamp_min(1e-30)).clamp_max(1.0) * self.lr
 
     # ----------------------------------------------------------------------------------------
-    def _line_search(self, phi, t: float, f0: float, g0: Tensor, gtd0: float):
-        """Strong-Wolfe line search. Returns (t, f, g, aux) of the accepted point, or t = 0 if none."""
+    def _line_search(self, phi, first, f0: float, g0: Tensor, gtd0: float):
+        """Strong-Wolfe line search from its first trial ``first = (t, f, g, g·d, aux)``, already
+        evaluated. Returns (t, f, g, aux) of the accepted point, or t = 0 if none."""
         c1, c2 = self.c1, self.c2
-        t_prev, f_prev, g_prev, gtd_prev, aux_prev = 0.0, f0, g0, gtd0, self.aux
-        evals = 0
-        while evals < self.max_evals:
-            f_t, g_t, gtd_t, aux_t = phi(t)
-            evals += 1
+        prev = (0.0, f0, g0, gtd0, self.aux)
+        cur, evals = first, 1
+        while True:
+            t, f_t, g_t, gtd_t, aux_t = cur
             # `not (a <= b)` is true for NaN too: a step into NaN/Inf counts as too long.
-            if not (f_t <= f0 + c1 * t * gtd0) or (evals > 1 and f_t >= f_prev):
-                return self._zoom(phi, (t_prev, f_prev, g_prev, gtd_prev, aux_prev), (t, f_t, g_t, gtd_t, aux_t), f0, gtd0, evals)
+            if not (f_t <= f0 + c1 * t * gtd0) or (evals > 1 and f_t >= prev[1]):
+                return self._zoom(phi, prev, cur, f0, gtd0, evals)
             if abs(gtd_t) <= -c2 * gtd0:
                 return t, f_t, g_t, aux_t
             if gtd_t >= 0:
-                return self._zoom(phi, (t, f_t, g_t, gtd_t, aux_t), (t_prev, f_prev, g_prev, gtd_prev, aux_prev), f0, gtd0, evals)
+                return self._zoom(phi, cur, prev, f0, gtd0, evals)
             # Still descending steeply: extrapolate to a longer step.
-            t_next = _cubic_min(t_prev, f_prev, gtd_prev, t, f_t, gtd_t, t + 0.01 * (t - t_prev), t * 10)
-            t_prev, f_prev, g_prev, gtd_prev, aux_prev = t, f_t, g_t, gtd_t, aux_t
-            t = t_next
+            t_next = _cubic_min(prev[0], prev[1], prev[3], t, f_t, gtd_t, t + 0.01 * (t - prev[0]), t * 10)
+            prev = cur
+            if evals >= self.max_evals:
+                break
+            cur = (t_next, *phi(t_next)[:4])
+            evals += 1
         # Out of evaluations while still descending: take the best point found.
+        t_prev, f_prev, g_prev, _, aux_prev = prev
         return (t_prev, f_prev, g_prev, aux_prev) if t_prev > 0 else (0.0, f0, g0, self.aux)
 
     def _zoom(self, phi, lo, hi, f0: float, gtd0: float, evals: int):
@@ -245,7 +370,7 @@ class LBFGS:
             margin = 0.1 * (b - a)
             # (_cubic_min falls back to the midpoint when f_hi is NaN/Inf.)
             t = _cubic_min(t_lo, f_lo, gtd_lo, t_hi, f_hi, gtd_hi, a + margin, b - margin)
-            f_t, g_t, gtd_t, aux_t = phi(t)
+            f_t, g_t, gtd_t, aux_t, _ = phi(t)
             evals += 1
             point = (t, f_t, g_t, gtd_t, aux_t)
             if not (f_t <= f0 + c1 * t * gtd0) or f_t >= f_lo:

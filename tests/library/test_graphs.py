@@ -1,0 +1,175 @@
+"""CUDA graphs of one loss evaluation (painterly.graphs) and the measured precision choice.
+
+On the CPU only the fallbacks run; the CUDA tests run where a GPU is present
+(``pytest tests/library/test_graphs.py`` on the GPU machine)."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from painterly.devices import fastest_precision
+from painterly.graphs import WARMUP_CALLS, capture, graphed, prepare_cuda
+from painterly.losses import gram_matrix
+
+cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def _evaluation(encoder):
+    """A loss evaluation in the form painterly.graphs expects: (total 0-d, grad like x, terms 1-d)."""
+
+    def evaluate(x):
+        x = x.detach().requires_grad_(True)
+        with torch.enable_grad():
+            feats = encoder(x)
+            style = sum(gram_matrix(f).square().mean() for f in feats.values())
+            tv = (x[..., 1:, :] - x[..., :-1, :]).square().mean()
+            total = style + tv
+            (grad,) = torch.autograd.grad(total, x)
+        return total.detach(), grad, torch.stack([total.detach(), style.detach(), tv.detach()])
+
+    return evaluate
+
+
+def test_on_the_cpu_the_evaluation_is_returned_unchanged(tiny_encoder):
+    evaluate = _evaluation(tiny_encoder(("relu1_1", "relu2_1")))
+    x = torch.rand(1, 3, 16, 16)
+    assert graphed(evaluate, x) is evaluate
+    assert evaluate.graph_fallback == "not a CUDA tensor (device cpu)"
+    # A bound method takes no attribute: capture() gives the reason as a value.
+    class Run:
+        def objective(self, point):
+            return evaluate(point)
+
+    run = Run()
+    same, why = capture(run.objective, x)
+    assert same == run.objective and why == "not a CUDA tensor (device cpu)"
+    assert graphed(run.objective, x) == run.objective
+
+
+def test_prepare_cuda_turns_on_cudnn_benchmark():
+    before = torch.backends.cudnn.benchmark
+    try:
+        torch.backends.cudnn.benchmark = False
+        prepare_cuda()
+        assert torch.backends.cudnn.benchmark is True
+    finally:
+        torch.backends.cudnn.benchmark = before
+
+
+def test_fastest_precision_is_for_cuda_only(tiny_encoder):
+    with pytest.raises(ValueError, match="CUDA"):
+        fastest_precision(tiny_encoder(("relu1_1",)), (1, 3, 16, 16), torch.device("cpu"))
+
+
+@cuda
+def test_a_graph_gives_the_eager_results_and_fresh_outputs(tiny_encoder):
+    device = torch.device("cuda")
+    evaluate = _evaluation(tiny_encoder(("relu1_1", "relu2_1")).to(device))
+    gen = torch.Generator().manual_seed(0)
+    a, b = (torch.rand(1, 3, 32, 32, generator=gen).to(device) for _ in range(2))
+    fast = graphed(evaluate, a)
+    assert fast is not evaluate and getattr(evaluate, "graph_fallback", None) is None
+    first = fast(a)
+    kept = [t.clone() for t in first]
+    second = fast(b)
+    for got, want in zip(second, evaluate(b)):
+        torch.testing.assert_close(got, want, rtol=1e-4, atol=1e-6)
+    # The first call's outputs are clones: replaying for b left them alone.
+    for got, want in zip(first, kept):
+        assert torch.equal(got, want)
+
+
+@cuda
+def test_a_failing_warm_up_falls_back_with_the_reason(tiny_encoder):
+    calls = {"n": 0}
+
+    def evaluate(x):
+        calls["n"] += 1
+        raise RuntimeError("no memory left\nsecond line")
+
+    x = torch.rand(1, 3, 16, 16, device="cuda")
+    assert graphed(evaluate, x) is evaluate
+    assert evaluate.graph_fallback == "CUDA graph capture failed: RuntimeError: no memory left"
+    assert calls["n"] == 1
+    torch.cuda.synchronize()  # the device is still usable
+
+
+@cuda
+def test_a_host_sync_inside_cannot_be_captured_and_falls_back(tiny_encoder):
+    inner = _evaluation(tiny_encoder(("relu1_1",)).cuda())
+    calls = {"n": 0}
+
+    def evaluate(x):
+        calls["n"] += 1
+        total, grad, terms = inner(x)
+        float(total)  # a device→host read: illegal while capturing
+        return total, grad, terms
+
+    x = torch.rand(1, 3, 16, 16, device="cuda")
+    fn, why = capture(evaluate, x)
+    assert fn is evaluate and why.startswith("CUDA graph capture failed")
+    assert calls["n"] == WARMUP_CALLS + 1
+    assert torch.isfinite(evaluate(x)[0])  # and eager evaluation still works afterwards
+
+
+@cuda
+def test_fastest_precision_picks_one_of_the_two(tiny_encoder):
+    encoder = tiny_encoder(("relu1_1", "relu2_1")).cuda().to(memory_format=torch.channels_last)
+    assert fastest_precision(encoder, (1, 3, 64, 64), torch.device("cuda")) in (None, torch.bfloat16)
+
+
+# --- benchmarks/gpu.py, at toy sizes on the CPU ---------------------------------------------------
+
+
+def _gpu_benchmark():
+    import importlib.util
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu.py"
+    spec = importlib.util.spec_from_file_location("gpu_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_gpu_benchmark_runs_on_the_cpu_and_reports_every_part(images, tiny_weights_file, tmp_path):
+    bench = _gpu_benchmark()
+    report_file = tmp_path / "report.md"
+    args = ["--device", "cpu", "--sizes", "32", "--iterations", "2", "--probe-iterations", "3", "--probe-skip", "1"]
+    args += ["--content", str(images.content), "--style", str(images.style), "--weights", str(tiny_weights_file)]
+    assert bench.main(args + ["--report", str(report_file)]) == 0
+    report = report_file.read_text()
+    rows = [line for line in report.splitlines() if line.startswith("| 32 |")]
+    assert len(rows) == 3, report  # floor, per iteration, default run
+    floor, per_iteration, default = (row.split(" | ") for row in rows)
+    assert float(floor[2]) > 0 and floor[3] == "no: not a CUDA tensor (device cpu)"
+    assert float(per_iteration[1]) > 0 and float(per_iteration[2]) >= 1
+    assert default[3] == "2"  # iterations of the scaled-down default run
+    assert "to relu3_1" in report  # the tiny weights file stops at conv3_1
+    # The naive loop needs all of VGG19: its error is reported and the script went on.
+    assert "error: KeyError" in report and "scaled down from the default 500" in report
+    assert "batch: not implemented yet" in report
+
+    # Into the docs, between markers; a second write replaces the section.
+    docs = tmp_path / "benchmarks.md"
+    docs.write_text("# Benchmarks\n\nother text\n")
+    bench.write_docs(report, docs)
+    bench.write_docs(report.replace("| 32 |", "| 33 |"), docs)
+    text = docs.read_text()
+    assert text.count(bench.START) == 1 and text.count("## GPU") == 1
+    assert "| 33 |" in text and "| 32 |" not in text and text.startswith("# Benchmarks\n\nother text")
+
+
+def test_the_gpu_benchmark_skips_what_is_past_its_budget(images, tiny_weights_file, tmp_path):
+    bench = _gpu_benchmark()
+    args = ["--device", "cpu", "--sizes", "32,48", "--budget-s", "0", "--content", str(images.content)]
+    args += ["--style", str(images.style), "--weights", str(tiny_weights_file), "--report", str(tmp_path / "r.md")]
+    assert bench.main(args) == 0
+    report = (tmp_path / "r.md").read_text()
+    assert report.count("skipped (budget") == 3 * 2 + 1  # three tables of two sizes, and the naive loop
+    assert "--budget-s 0" in report  # the command that made it
+    # A run still going past 1.25 × the budget is stopped from its progress callback.
+    options = dict(bench.layer_options(__import__("painterly").load_weights(str(tiny_weights_file))), multiscale=False)
+    run = bench.painterly_run(str(images.content), str(images.style), 32, 50, torch.device("cpu"), bench.Clock(0), options | {"weights": str(tiny_weights_file)})
+    assert run["stopped"] == "stopped at iteration 1 (time limit)" and len(run["marks"]) == 1
