@@ -79,13 +79,24 @@ def _start(transfer, content, styles, init):  # noqa: ANN001, ANN202
     return transfer.start(load_inputs(transfer.config, content, styles, init))
 
 
+# L-BFGS became a matrix-form method after the references were made (issue 13): its inner products
+# are summed in another order, so its runs agree to round-off (seen: totals within 1.6e-5 relative,
+# images within 1.5e-6), not bit for bit. Adam and SGD runs still match exactly.
+LBFGS_TOTALS_RTOL = 1e-4
+LBFGS_IMAGE_ATOL = 2e-5
+
+
 @pytest.mark.parametrize("name", sorted(CASES))
 def test_same_result_as_the_stored_reference(name, images, single_thread):
     stored = torch.load(GOLDEN / f"{name}.pt", weights_only=True)
     got = _run_case(name, images)
     assert got["totals"].shape == stored["totals"].shape
-    assert torch.equal(got["totals"], stored["totals"]), (got["totals"], stored["totals"])
-    assert torch.equal(got["image"], stored["image"])
+    if CASES[name][1].get("optimizer", "lbfgs") != "lbfgs":
+        assert torch.equal(got["totals"], stored["totals"]), (got["totals"], stored["totals"])
+        assert torch.equal(got["image"], stored["image"])
+        return
+    assert torch.allclose(got["totals"], stored["totals"], rtol=LBFGS_TOTALS_RTOL, atol=0), (got["totals"], stored["totals"])
+    assert torch.allclose(got["image"], stored["image"], rtol=0, atol=LBFGS_IMAGE_ATOL)
 
 
 if __name__ == "__main__" and "--write" in sys.argv:
