@@ -7,6 +7,7 @@ an init that has something to start from, ...). A run never checks them again.
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import warnings
 from dataclasses import dataclass
@@ -39,11 +40,9 @@ class Inputs:
     style_weights: tuple[float, ...]
     content_work: Tensor | None
     styles_work: tuple[Tensor, ...]
-
-    @property
-    def reference(self) -> Tensor:
-        """The image whose aspect the output takes: the content, else the first style."""
-        return self.content if self.content is not None else self.styles[0]
+    reference_size: tuple[int, int]
+    """``(height, width)`` whose aspect the output takes: the content's (else the first style's) as
+    its file declares it (a big file is decoded smaller than that, see :func:`to_tensor`)."""
 
     @property
     def main_style(self) -> Tensor:
@@ -52,11 +51,15 @@ class Inputs:
 
     def to_dict(self) -> dict[str, Any]:
         """The images as given (the working copies are derived again on load)."""
-        return {"content": self.content, "styles": list(self.styles), "init": self.init}
+        return {"content": self.content, "styles": list(self.styles), "init": self.init, "reference_size": list(self.reference_size)}
 
     @classmethod
     def from_dict(cls, config: Config, data: Mapping[str, Any]) -> "Inputs":
-        return load_inputs(config, data["content"], list(data["styles"]), data["init"], warn=False)
+        inputs = load_inputs(config, data["content"], list(data["styles"]), data["init"], warn=False)
+        size = data.get("reference_size")
+        if isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size):
+            inputs = dataclasses.replace(inputs, reference_size=(size[0], size[1]))
+        return inputs
 
 
 def to_tensor(image: ImageLike, *, name: str = "image", max_pixels: int | None = None, max_side: int | None = None) -> Tensor:
@@ -122,7 +125,15 @@ def load_inputs(
     elif config.original_colors == "luminance" and content_t is not None:
         styles_work = tuple(color.match_luminance(s, content_t) for s in style_ts)
         content_work = color.luminance(content_t)
-    return Inputs(content_t, style_ts, init_t, weights, content_work, styles_work)
+    reference = content if content is not None else styles[0]
+    reference_t = content_t if content_t is not None else style_ts[0]
+    if isinstance(reference, (str, os.PathLike)):
+        from ..imageio import declared_size
+
+        reference_size = declared_size(reference)
+    else:
+        reference_size = (int(reference_t.shape[-2]), int(reference_t.shape[-1]))
+    return Inputs(content_t, style_ts, init_t, weights, content_work, styles_work, reference_size)
 
 
 def _check_combination(config: Config, has_content: bool, n_styles: int, has_init: bool) -> None:

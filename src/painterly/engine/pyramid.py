@@ -23,7 +23,7 @@ MIN_SIDE = 16
 
 def level_size(inputs: Inputs, longest: int) -> HW:
     """The size of a level whose longest side is ``longest``, in the aspect of the content (or style)."""
-    h, w = inputs.reference.shape[-2:]
+    h, w = inputs.reference_size
     return fit_size(h, w, longest, MIN_SIDE)
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from .reading import (
     DEFAULT_MAX_PIXELS,
+    declared_size,
     INPUT_EXTENSIONS,
     SHRINK_MARGIN,
     ImageSource,
@@ -35,6 +36,7 @@ __all__ = [
     "SHRINK_MARGIN",
     "ImageSource",
     "open_image",
+    "declared_size",
     "image_to_tensor",
     "load_image",
     "fit_size",

@@ -203,6 +203,20 @@ def _stream_label(stream: object) -> str:
     return "image data"
 
 
+def declared_size(path: str | os.PathLike[str], name: str | None = None) -> tuple[int, int]:
+    """The ``(height, width)`` an image file declares, after its EXIF orientation: what its aspect is,
+    whatever size :func:`open_image` with ``max_side`` decodes it at. Reads the header only."""
+    label = name or os.fsdecode(os.fspath(path))
+    with _open_regular_file(os.fspath(path), label) as fh:
+        try:
+            with Image.open(fh) as img:
+                width, height = img.size
+                turned = img.getexif().get(0x0112) in (5, 6, 7, 8)  # orientations that swap the sides
+        except Exception as exc:  # what open_image reports in detail; here only the size is wanted
+            raise ImageError(f"{label}: cannot read its size") from exc
+    return (width, height) if turned else (height, width)
+
+
 def _open_regular_file(path: str | bytes, label: str) -> BinaryIO:
     """Open ``path`` for reading, turning every way that can fail into a one-line ImageError.
 
