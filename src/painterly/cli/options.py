@@ -65,6 +65,9 @@ def _add_field(group: argparse._ArgumentGroup, f: dataclasses.Field, default: An
         return
     if "choices" in meta:
         kwargs["choices"] = meta["choices"]
+    if f.name == "init":
+        # The command line takes the image itself by its path (the library takes it as init=).
+        kwargs["help"] = f"starting image: noise, content, style or the path of an image (default: {_default_text(default)})"
     if f.name == "original_colors":
         # `--original-colors` alone means the classic luminance-only transfer.
         kwargs.update(nargs="?", const="luminance")
