@@ -169,9 +169,17 @@ class Objective:
             (grad,) = torch.autograd.grad(terms.total, x)
         return LossTerms(terms.names, terms.values.detach()), grad
 
+    def evaluation(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """:meth:`value_and_grad` as plain tensors ``(total, grad, values)``: the shape a CUDA graph
+        captures (see :mod:`painterly.graphs`)."""
+        terms, grad = self.value_and_grad(x)
+        return terms.total, grad, terms.values
+
     def _autocast(self, device: torch.device) -> contextlib.AbstractContextManager:
         dtype = self.autocast
-        return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None)
+        # No weight-cast cache: it lives only as long as one autocast region anyway, and a CUDA graph
+        # cannot capture its bookkeeping.
+        return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None, cache_enabled=False)
 
 
 def build_targets(

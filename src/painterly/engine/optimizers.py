@@ -65,10 +65,11 @@ class LBFGSOptimizer:
         )
 
     def step(self, x: Tensor, evaluate: Evaluate, iteration: int) -> Tensor | None:
-        def fn(point: Tensor) -> tuple[float, Tensor, Tensor]:
+        def fn(point: Tensor) -> tuple[Tensor, Tensor, Tensor]:
             terms, grad = evaluate(point)
-            # The values ride along as L-BFGS's "aux": a plain tensor, so checkpoints load with weights_only.
-            return float(terms.total), grad, terms.values
+            # The loss stays on the device (L-BFGS reads it with what its line search decides on, in one
+            # transfer); the values ride along as its "aux": a plain tensor, so checkpoints load with weights_only.
+            return terms.total, grad, terms.values
 
         _, values = self.lbfgs.step(x, fn)
         return values
@@ -78,9 +79,7 @@ class LBFGSOptimizer:
         self.lbfgs.reset()
 
     def state_dict(self) -> dict[str, Any]:
-        # Its history tensors are replaced, never modified in place: sharing them is safe and spares
-        # copying up to 2 × lbfgs_history images.
-        return self.lbfgs.state_dict()
+        return self.lbfgs.state_dict()  # fresh tensors: the ring buffers change in place
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.lbfgs.load_state_dict(state)

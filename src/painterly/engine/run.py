@@ -13,7 +13,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
 
 import torch
 from torch import Tensor
@@ -40,13 +40,16 @@ class _Cancelled(Exception):
 
 @dataclass
 class LevelWork:
-    """The live objects of the level being optimised: its image (updated in place), targets, objective
-    and optimiser."""
+    """The live objects of the level being optimised: its image (updated in place), targets, objective,
+    the evaluation in use (the objective's, or its CUDA-graph replay) and the optimiser."""
 
     x: Tensor
     targets: Targets
     objective: Objective
     optimizer: Optimizer
+    evaluation: Callable[[Tensor], tuple[Tensor, Tensor, Tensor]]
+    graph_note: str | None = None
+    """Why this level's evaluation is not a CUDA graph (``None`` when it is, or off CUDA)."""
 
 
 class Run:
@@ -204,13 +207,22 @@ class Run:
             optimizer.load_state_dict(_to_device(dict(s.optimizer), self.device))
         good = s.good.to(self.device) if s.level_ready and s.good is not None else x.detach().clone()
         self._state = s.replace(level_ready=True, image=x, good=good, optimizer=None)
-        return LevelWork(x, targets, build_objective(encoder, cfg, targets, autocast), optimizer)
+        objective = build_objective(encoder, cfg, targets, autocast)
+        evaluation, note = objective.evaluation, None
+        if self.device.type == "cuda":
+            # One graph launch per evaluation instead of hundreds of kernel launches (docs/benchmarks.md, GPU).
+            from ..graphs import capture
+
+            evaluation, note = capture(objective.evaluation, x)
+        return LevelWork(x, targets, objective, optimizer, evaluation, note)
 
     def _evaluate(self, x: Tensor) -> tuple[LossTerms, Tensor]:
+        # Here, not inside the evaluation: a CUDA graph replays the arithmetic without its Python.
         if self._stop.is_set():
             raise _Cancelled
         self._evaluations += 1
-        return self.work.objective.value_and_grad(x)
+        total, grad, values = self.work.evaluation(x)
+        return LossTerms(self.work.objective.names, values), grad
 
     def _read(self, values: Tensor | None) -> tuple[dict[str, float], float]:
         """The loss terms and the image's sum (NaN/Inf anywhere makes it non-finite), in one
