@@ -220,43 +220,30 @@ def _w_throughput(argv: list[str]) -> None:
 
 
 class Evaluator:
-    """painterly's default objective, fp32, single scale, at the size of the given content image."""
+    """painterly's default objective, fp32, single scale, at the size of the given content image: the
+    public :class:`painterly.engine.Objective` over targets computed once."""
 
     def __init__(self, content_png: str, style_png: str):
         import torch
 
         from painterly.config import Config
-        from painterly.engine import StyleTransfer
-        from painterly.imageio import load_image
-        from painterly.losses import gram_matrix
+        from painterly.engine import StyleTransfer, build_objective, build_targets, load_inputs
+        from painterly.imageio import declared_size
 
         self.torch = torch
-        self.cfg = cfg = Config(precision="fp32", multiscale=False)
-        self.enc = StyleTransfer(cfg, device="cpu").encoder
-        content, style = load_image(content_png), load_image(style_png)
-        self.hw = tuple(content.shape[-2:])
-        with torch.no_grad():
-            fc = self.enc(content.contiguous(memory_format=torch.channels_last))
-            fs = self.enc(style.contiguous(memory_format=torch.channels_last))
-        self.content_t = {n: fc[n].float() for n in cfg.content_layers}
-        self.gram_t = {n: gram_matrix(fs[n]) for n in cfg.style_layers}
-        lw = cfg.style_layer_weights or (1.0,) * len(cfg.style_layers)
-        self.layer_w = dict(zip(cfg.style_layers, lw))
+        self.hw = declared_size(content_png)
+        cfg = Config(precision="fp32", multiscale=False, size=max(self.hw))
+        transfer = StyleTransfer(cfg, device="cpu")
+        targets = build_targets(transfer.encoder, cfg, load_inputs(cfg, content_png, [style_png]), cfg.size, self.hw, transfer.device, None)
+        self.objective = build_objective(transfer.encoder, cfg, targets, None)
 
     def __call__(self, x) -> dict[str, float]:
-        torch = self.torch
-        from painterly.engine import _resize
-        from painterly.losses import content_loss, gram_matrix, style_loss, total_variation
+        from painterly.imageio import resize
 
-        cfg = self.cfg
         if tuple(x.shape[-2:]) != self.hw:
-            x = _resize(x, self.hw)
-        with torch.no_grad():
-            f = self.enc(x.contiguous(memory_format=torch.channels_last))
-            c = sum(content_loss(f[n], t) for n, t in self.content_t.items()) / len(self.content_t) * cfg.content_weight
-            s = sum(self.layer_w[n] * style_loss(gram_matrix(f[n]), t) for n, t in self.gram_t.items()) * cfg.style_weight
-            tv = total_variation(x) * cfg.tv_weight
-        return {"total": float(c + s + tv), "content": float(c), "style": float(s), "tv": float(tv)}
+            x = resize(x, self.hw)
+        with self.torch.no_grad():
+            return self.objective(x).as_dict()
 
 
 def _w_evaluate(argv: list[str]) -> None:
@@ -283,15 +270,14 @@ def _w_prepare(argv: list[str]) -> None:
     ap.add_argument("--out")
     a = ap.parse_args(argv)
     from painterly.config import Config
-    from painterly.engine import _fit, _resize
-    from painterly.imageio import load_image, save_image
+    from painterly.imageio import fit_size, load_image, resize, save_image
     from painterly.losses import total_variation
 
     out = Path(a.out)
     res = {}
     for name, path in (("content", a.content), ("style", a.style)):
         img = load_image(path)
-        img = _resize(img, _fit(img, a.size))
+        img = resize(img, fit_size(*img.shape[-2:], a.size))
         dest = out / f"{name}_{a.size}.png"
         save_image(img, dest)
         res[name] = str(dest)

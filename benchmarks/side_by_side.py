@@ -37,8 +37,8 @@ def main(argv: list[str] | None = None) -> int:
     from bench import Evaluator
     from painterly.config import Config
     from painterly.demo import demo_images
-    from painterly.engine import StyleTransfer, _fit, _resize
-    from painterly.imageio import load_image, save_image
+    from painterly.engine import StyleTransfer
+    from painterly.imageio import fit_size, load_image, resize, save_image
     from painterly.schedule import plan_levels
 
     clock = time.perf_counter if a.clock == "wall" else time.process_time
@@ -68,8 +68,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         hw = tuple(multi.shape[-2:])
         cpath, spath = Path(tmp) / "c.png", Path(tmp) / "s.png"
-        save_image(_resize(content, hw), cpath)
-        save_image(_resize(style, _fit(style, a.size)), spath)
+        save_image(resize(content, hw), cpath)
+        save_image(resize(style, fit_size(*style.shape[-2:], a.size)), spath)
         ev = Evaluator(str(cpath), str(spath))
         loss_multi, loss_single = ev(multi)["total"], ev(single)["total"]
 
