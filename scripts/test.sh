@@ -17,4 +17,5 @@ python3 -m venv .venv
 
 export PAINTERLY_REQUIRE_BROWSER=1
 [ "$(uname -m)" = x86_64 ] && export PAINTERLY_REQUIRE_ALLOCATOR=1
-exec .venv/bin/python -m pytest "$@"
+# -m "": the whole suite (a bare `pytest` runs the fast selection, see tests/conftest.py).
+exec .venv/bin/python -m pytest -m "" "$@"

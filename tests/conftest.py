@@ -38,6 +38,32 @@ TINY_FILE_DEEPEST_CONV = "conv3_1"
 TINY_FILE_LAYER_ARGS = ("--content-layers", "relu2_1", "--style-layers", "relu1_1,relu2_1,relu3_1")
 
 
+# --- the fast default selection ---------------------------------------------------------------------
+
+# `pytest` alone runs what a developer needs while working (well under a minute on 2 cores); the whole
+# suite (`pytest -m ""`, which scripts/test.sh and CI run) adds these: real processes run end to end,
+# the real weights, a real browser, load, crash and disk-full tests.
+SLOW_MODULES = frozenset(
+    {
+        "test_signals_resume.py",
+        "test_allocator.py",
+        "test_disk_full.py",
+        "test_cli.py",
+        "test_real_weights.py",
+        "test_web_browser.py",
+        "test_web_load.py",
+        "test_web_trust.py",
+        "test_weights_cache.py",
+    }
+)
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        if item.path.name in SLOW_MODULES or item.get_closest_marker("real_weights") or item.get_closest_marker("browser"):
+            item.add_marker(pytest.mark.slow)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def painterly_cache_dir(tmp_path_factory: pytest.TempPathFactory) -> Iterable[Path]:
     """A session-wide, initially empty weight cache (the user's own cache is never touched)."""

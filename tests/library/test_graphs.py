@@ -133,6 +133,7 @@ def _gpu_benchmark():
     return module
 
 
+@pytest.mark.slow
 def test_the_gpu_benchmark_runs_on_the_cpu_and_reports_every_part(images, tiny_weights_file, tmp_path):
     bench = _gpu_benchmark()
     report_file = tmp_path / "report.md"
@@ -161,6 +162,7 @@ def test_the_gpu_benchmark_runs_on_the_cpu_and_reports_every_part(images, tiny_w
     assert "| 33 |" in text and "| 32 |" not in text and text.startswith("# Benchmarks\n\nother text")
 
 
+@pytest.mark.slow
 def test_the_gpu_benchmark_skips_what_is_past_its_budget(images, tiny_weights_file, tmp_path):
     bench = _gpu_benchmark()
     args = ["--device", "cpu", "--sizes", "32,48", "--budget-s", "0", "--content", str(images.content)]

@@ -54,6 +54,7 @@ def test_fifo_is_refused_at_once_in_one_line(tmp_path: Path) -> None:
     assert done.stdout == f"{fifo}: not a regular file\n"
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="needs FIFOs")
 def test_fifo_swapped_in_while_reading_never_hangs(tmp_path: Path) -> None:
     # A thread keeps renaming a FIFO and a PNG over each other at the name being read. Checking by

