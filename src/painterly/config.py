@@ -33,6 +33,9 @@ INIT_COLORS = ("style", "own")
 # steadily at 128 and 256 px under the default loss weights (measured: 1.6e-8 diverges at once). The
 # number is tiny because these losses are means over millions of Caffe-scale feature values. L-BFGS uses a strong-Wolfe line search, so lr 1 is the
 # natural first trial step (plain L-BFGS with lr 1 and no line search diverges on these losses).
+MAX_LEARNING_RATE = 1e30
+"""The largest step size accepted: the optimisers work in float32 (max ~3e38); useful steps are ~0.02 (Adam), 1 (L-BFGS), ~1e-11 (SGD)."""
+
 MAX_SIZE = 16384
 """The largest output side painterly accepts (a 16384 px square is 268 megapixels)."""
 
@@ -200,6 +203,9 @@ class Config:
             raise ConfigError(f"`init_noise` must be in [0, 1], got {self.init_noise}")
         if self.learning_rate is not None:
             _check_float(self, "learning_rate", minimum=0.0, strict=True)
+            if self.learning_rate > MAX_LEARNING_RATE:
+                # Beyond float32's range inside the optimisers, and far past any step that converges.
+                raise ConfigError(f"`learning_rate` must be at most {MAX_LEARNING_RATE:g}, got {self.learning_rate:g}")
         for name, choices in (
             ("pooling", POOLINGS),
             ("content_loss", CONTENT_LOSSES),

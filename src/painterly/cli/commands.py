@@ -42,6 +42,9 @@ def _check_output(output: str, inputs: Sequence[str | None]) -> Path:
     output_format(path)
     if path.is_dir():
         raise ConfigError(f"{output}: is a directory; give a file name such as {Path(output) / 'out.png'}")
+    if path.is_file() and not os.stat(path).st_mode & 0o222:
+        # Replacing it would work (the folder is writable) but the user marked it as not to be changed.
+        raise ConfigError(f"{output}: is read-only; refusing to replace it (choose another name, or make it writable)")
     for source in inputs:
         if source and same_file(path, source):
             raise ConfigError(f"{output}: output is the same file as the input {source}; refusing to overwrite it")
@@ -99,6 +102,16 @@ def _inputs_exist(paths: Sequence[str]) -> None:
 
 
 def _run_mode(args: argparse.Namespace) -> int:
+    try:
+        return _set_up_and_run(args)
+    except OSError as exc:
+        # A check of the files by name that the system refused (a folder without execute permission):
+        # one line, like every other bad input.
+        where = exc.filename if exc.filename is not None else "a file"
+        raise ImageError(f"{where}: {exc.strerror or exc}") from None
+
+
+def _set_up_and_run(args: argparse.Namespace) -> int:
     from ..api import load_inputs
     from ..config import INITS, Config
     from .options import config_options, output_options

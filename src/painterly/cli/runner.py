@@ -208,21 +208,23 @@ def trim_log(path: Path, iteration: int) -> None:
     from ..files import write_bytes
 
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         return
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"`log` {path}: cannot read it to continue it ({exc})") from None
+    complete, _, cut = text.rpartition("\n")  # cut: "" when the file ends with a newline
+    refused = ConfigError(f"`log` {path}: is not a painterly loss log; refusing to change it")
+    if cut and not cut.startswith('{"iteration": '):  # only a record of ours may be cut short by a crash
+        raise refused
+    lines = complete.split("\n") if complete else []
     kept = []
-    for number, line in enumerate(lines):
+    for line in lines:
         try:
-            record = json.loads(line)
-            step = int(record["iteration"])
+            step = int(json.loads(line)["iteration"])
         except (ValueError, KeyError, TypeError):
-            if number == len(lines) - 1:
-                continue  # the last line, cut short by a crash
-            raise ConfigError(f"`log` {path}: is not a painterly loss log; refusing to change it") from None
+            raise refused from None
         if step <= iteration:
             kept.append(line)
-    if len(kept) != len(lines):
+    if len(kept) != len(lines) or cut:
         write_bytes(path, "".join(line + "\n" for line in kept).encode("utf-8"))
