@@ -7,9 +7,9 @@ Quick start::
 
 Step by step, with progress::
 
-    from painterly import Config, StyleTransfer, load_image
-    transfer = StyleTransfer(Config(size=384))
-    run = transfer.start(load_image("photo.jpg"), [load_image("starry_night.jpg")])
+    from painterly import Config, StyleTransfer, load_inputs
+    config = Config(size=384)
+    run = StyleTransfer(config).start(load_inputs(config, "photo.jpg", ["starry_night.jpg"]))
     for progress in run:
         print(progress.iteration, progress.losses["total"])
     image = run.result()          # (1, 3, H, W) float32 in [0, 1]
@@ -31,6 +31,10 @@ _EXPORTS = {
     "texture": "api",
     "reconstruct": "api",
     "Config": "config",
+    "load_inputs": "engine",
+    "Inputs": "engine",
+    "Objective": "engine",
+    "RunState": "engine",
     "StyleTransfer": "engine",
     "Run": "engine",
     "Progress": "engine",
