@@ -51,7 +51,8 @@ class Job:
     total_iterations: int = 0
     level: int = 0
     levels: int = 1
-    size: tuple[int, int] | None = None  # (width, height) of the current level
+    size: tuple[int, int] | None = None
+    """``(height, width)`` of the current level, painterly's one size convention (JSON: named keys)."""
     losses: dict[str, float] = field(default_factory=dict)
     history: list[list[float]] = field(default_factory=list)
     """``[iteration, total, content, style, tv]`` per iteration, for the loss chart."""
@@ -94,7 +95,7 @@ def snapshot(job: Job, position: int | None, *, history: bool = False, history_f
         "total_iterations": job.total_iterations,
         "level": job.level,
         "levels": job.levels,
-        "size": list(job.size) if job.size else None,
+        "size": {"height": job.size[0], "width": job.size[1]} if job.size else None,
         "losses": dict(job.losses),
         "error": job.error,
         "options": dict(job.options),

@@ -301,8 +301,7 @@ class JobManager:
             job.total_iterations = progress.total_iterations
             job.level = progress.level
             job.levels = progress.levels
-            h, w = progress.size
-            job.size = (int(w), int(h))
+            job.size = (int(progress.size[0]), int(progress.size[1]))
             job.losses = losses
             job.elapsed = progress.elapsed
             if len(job.history) < self.max_history:

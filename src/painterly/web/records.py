@@ -119,7 +119,8 @@ class RecordStore:
         history = data.get("history")
         job.history = [p for p in history if isinstance(p, list)] if isinstance(history, list) else []
         size = data.get("size")
-        job.size = (int(size[0]), int(size[1])) if isinstance(size, list) and len(size) == 2 else None
+        sides = (size.get("height"), size.get("width")) if isinstance(size, dict) else ()
+        job.size = tuple(sides) if len(sides) == 2 and all(isinstance(v, int) for v in sides) else None
         job.has_result = (entry / RESULT_FILE).is_file()
         if not job.has_result and (entry / PREVIEW_FILE).is_file():
             job.frame = 1  # a crash left the last preview: the page can show it

@@ -317,7 +317,7 @@ function showJob(job) {
   else if (job.total_iterations) {
     text = `iteration ${job.iteration} / ${job.total_iterations}`;
     if (job.levels > 1) text += ` · level ${job.level + 1} of ${job.levels}`;
-    if (job.size) text += ` · ${job.size[0]}×${job.size[1]}`;
+    if (job.size) text += ` · ${job.size.width}×${job.size.height}`;
     if (job.elapsed) text += ` · ${job.elapsed.toFixed(1)} s`;
   } else text = job.status;
   $("progress-text").textContent = text;
