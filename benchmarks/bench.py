@@ -245,7 +245,7 @@ class Evaluator:
 
     def __call__(self, x) -> dict[str, float]:
         torch = self.torch
-        from painterly.engine import _resize
+        from painterly.imageio import resize as _resize
         from painterly.losses import content_loss, gram_matrix, style_loss, total_variation
 
         cfg = self.cfg
