@@ -26,11 +26,14 @@ import bench  # noqa: E402  (the peak worker, the evaluator, the subprocess help
 FORMER = ("512", "500")  # the demo before issue 19: the default size and iterations
 
 
-def painterly(args: list[str], workdir: Path, tag: str) -> dict:
+def painterly(args: list[str], workdir: Path, tag: str, threads: int | None) -> dict:
     """One CLI run; its optimisation seconds and final image."""
     out, log = workdir / f"{tag}.png", workdir / f"{tag}.jsonl"
     cmd = [sys.executable, "-m", "painterly", "demo", "-o", str(out), "--log", str(log), "--quiet", *args]
-    bench.run_child(cmd, bench.painterly_env(), log=workdir / f"{tag}.txt")
+    env = bench.painterly_env()
+    if threads:
+        env.update(OMP_NUM_THREADS=str(threads), MKL_NUM_THREADS=str(threads))
+    bench.run_child(cmd, env, log=workdir / f"{tag}.txt")
     records = [json.loads(line) for line in log.read_text().splitlines()]
     return {"image": str(out), "seconds": records[-1]["seconds"], "iterations": records[-1]["iteration"], "evaluations": records[-1]["evaluations"]}
 
@@ -39,6 +42,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--budgets", default="100,150,200,300,500")
     ap.add_argument("--workdir", default=None)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads of the runs (default: torch's choice)")
     ap.add_argument("--former-iterations", default=FORMER[1], help="only to check the script quickly")
     a = ap.parse_args()
     workdir = Path(a.workdir or tempfile.mkdtemp(prefix="painterly-demo-budget-"))
@@ -55,9 +59,9 @@ def main() -> None:
 
     _, _, _, peak = bench.run_child(bench.worker("peak"), bench.painterly_env())
     load_before = os.getloadavg()
-    runs = {"former": painterly(["--size", FORMER[0], "--iterations", a.former_iterations], workdir, "former")}
+    runs = {"former": painterly(["--size", FORMER[0], "--iterations", a.former_iterations], workdir, "former", a.threads)}
     for n in a.budgets.split(","):
-        runs[n] = painterly(["--size", str(max(h, w)), "--iterations", n], workdir, f"demo_{n}")
+        runs[n] = painterly(["--size", str(max(h, w)), "--iterations", n], workdir, f"demo_{n}", a.threads)
     load_after = os.getloadavg()
 
     judge = bench.Evaluator(str(workdir / "content.png"), str(workdir / "style.png"))
@@ -71,7 +75,8 @@ def main() -> None:
         "",
         f"Machine peak (3×3 conv, 256→256 channels, 128×128, {peak['threads']} threads): fp32 {peak['fp32']:.0f} GFLOP/s"
         + (f", bf16 {peak['bf16']:.0f} GFLOP/s" if peak.get("bf16") else "")
-        + f". Load average (1 min) {load_before[0]:.1f} before, {load_after[0]:.1f} after: the machine is shared.",
+        + f". Runs with {a.threads or 'torch default'} thread(s). Load average (1 min) {load_before[0]:.1f} before, "
+        f"{load_after[0]:.1f} after, on {os.cpu_count()} cores: the machine is shared.",
         "",
         f"| run | size | iterations | evaluations | optimisation s | evaluator loss at {w}×{h} (content / style / tv) | vs the former demo |",
         "| --- | --- | --- | --- | --- | --- | --- |",

@@ -162,7 +162,7 @@ def runs(tmp_path_factory, tiny_weights_file, images) -> Runs:
     texture_layers = ["--style-layers", "relu1_1,relu2_1,relu3_1"]
     commands = {
         # The bare form, with the side outputs.
-        "bare": [content, style, "-o", "out.png", *fast, "--save-every", "2", "--log", "log.jsonl"],
+        "bare": [content, style, "-o", "out.png", *fast, "--save-every", "2", "--log", "log.jsonl", "--plot", "plot.png"],
         "blend": ["stylize", content, style, style2, "--style-blend", "1,3", "--original-colors", "-o", "out.tif", *fast],
         "texture": ["texture", style, "-o", "out.jpg", "-q", *common, "--size", "48", "--iterations", "4", *texture_layers],
         "reconstruct": ["reconstruct", content, "--layer", "relu2_1", "-o", "out.webp", *common, "--size", "48", "--iterations", "4"],
@@ -195,6 +195,27 @@ def test_bare_form_writes_the_image(runs):
     assert "wrote" in result.stderr and "seed 0" in result.stderr
 
 
+def test_plot_draws_the_loss_terms(runs):
+    runs.ok("bare")
+    from painterly.cli.plot import COLORS, PLOT_SIZE
+
+    with Image.open(runs.dir("bare") / "plot.png") as im:
+        assert im.format == "PNG" and im.size == PLOT_SIZE
+        pixels = np.asarray(im.convert("RGB"))
+    # Not a blank canvas: each term's line is drawn in its colour, in both panels (top and bottom half).
+    for term in ("total", "content", "style", "tv"):
+        hits = np.all(pixels == COLORS[term], axis=-1)
+        top, bottom = hits[: PLOT_SIZE[1] // 2].sum(), hits[PLOT_SIZE[1] // 2 :].sum()
+        assert top > 20 and bottom > 20, (term, top, bottom)
+
+
+def test_plain_progress_lines_count_work_and_show_an_eta(runs):
+    # stderr is a pipe: plain lines, not a tqdm bar (the rate itself: tests/cli/test_progress_lines.py).
+    lines = [line for line in runs.ok("bare").stderr.splitlines() if line.startswith("[")]
+    assert lines and all("it/s ETA " in line and "%" in line for line in lines)
+    assert lines[-1].startswith("[4/4] 100%")
+
+
 def test_bare_form_is_the_stylize_command(monkeypatch):
     # In-process (the subprocess runs above show both spellings work): `painterly C S -o OUT`
     # parses exactly as `painterly stylize C S -o OUT`.
@@ -213,7 +234,7 @@ def test_bare_form_is_the_stylize_command(monkeypatch):
 def test_save_every_writes_numbered_images(runs):
     runs.ok("bare")
     names = sorted(p.name for p in runs.dir("bare").iterdir())
-    assert names == ["log.jsonl", "out.png", "out_0002.png"]
+    assert names == ["log.jsonl", "out.png", "out_0002.png", "plot.png"]
     with Image.open(runs.dir("bare") / "out_0002.png") as im:
         assert im.size == (48, 36)
     # The intermediate differs from the final image: the run went on.
