@@ -286,6 +286,37 @@ def test_demo_command(runs):
         assert im.format == "BMP" and im.size == (64, 43)
 
 
+def test_demo_runs_at_the_photos_own_size_and_ends_with_what_next(tmp_path, tiny_weights_file):
+    # Its defaults (config.MODE_DEFAULTS["demo"]): the built-in photo's own size, a short budget; no
+    # note about upscaling our own image. Two iterations here (the budget is benchmarks/demo_budget.py's).
+    demo = Config.for_mode("demo")
+    assert demo.size == 451 and demo.iterations < Config().iterations
+    result = painterly(
+        "demo", "-o", "shown.png", "--weights", tiny_weights_file, "--precision", "fp32", "--device", "cpu",
+        "--iterations", "2", *TINY_FILE_LAYER_ARGS, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    with Image.open(tmp_path / "shown.png") as im:
+        assert im.size == (451, 300)
+    assert "upscaled" not in result.stderr and "note:" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert f"the demo image is {(tmp_path / 'shown.png').resolve()}" in last
+    assert "painterly YOUR_PHOTO.jpg " in last and "demo_style.jpg -o out.png" in last
+
+
+def test_top_level_help_shows_two_examples():
+    text = build_parser().format_help()
+    examples = text.split("examples:", 1)[1].split("\n\n", 1)[0].strip().splitlines()
+    assert len(examples) == 2 and examples[0].split()[:2] == ["painterly", "demo"]
+    assert examples[1].split()[:5] == ["painterly", "photo.jpg", "starry_night.jpg", "-o", "out.png"]
+
+
+def test_stylize_help_groups_its_options():
+    result = painterly("stylize", "--help")
+    titles = [line[:-1] for line in result.stdout.splitlines() if line and not line.startswith(" ") and line.endswith(":")]
+    assert titles[-7:] == ["inputs and outputs", "strength", "layers and losses", "optimiser", "multi-scale", "performance", "safety"]
+
+
 def test_every_output_format_by_extension(runs):
     formats = {}
     for name in runs.results:

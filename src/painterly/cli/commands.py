@@ -150,7 +150,15 @@ def _run_mode(args: argparse.Namespace) -> int:
             raise
         missing = "content" if args.command == "texture" else "style"
         raise ConfigError(f"{exc.template} (the {args.command} command takes no {missing} image)") from None
-    return _execute(config, inputs, files, outputs, args)
+    status = _execute(config, inputs, files, outputs, args)
+    if args.command == "demo" and status == 0 and not args.quiet:
+        import shlex
+
+        sys.stderr.write(
+            f"painterly: the demo image is {files.output.resolve()}; your own photo at full quality: "
+            f"painterly YOUR_PHOTO.jpg {shlex.quote(str(styles[0]))} -o out.png\n"
+        )
+    return status
 
 
 def _metadata(config) -> dict[str, str]:  # noqa: ANN001
