@@ -48,7 +48,7 @@ class ProgressBar:
             # the ETA shown is the Progress's, the same as the plain lines and the studio show.
             self.bar = tqdm(
                 total=100.0, file=self.stream, dynamic_ncols=True, leave=True,
-                bar_format="{percentage:3.0f}%|{bar}| {elapsed} {postfix}",
+                bar_format="{percentage:3.0f}%|{bar}| {elapsed}{postfix}",
             )
 
     def update(self, p: Progress) -> None:
