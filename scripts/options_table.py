@@ -17,6 +17,9 @@ def options_table() -> str:
     stylize = sub.choices["stylize"]
     rows = ["| option | default | what it does |", "| --- | --- | --- |"]
     for group in stylize._action_groups:
+        shown = [a for a in group._group_actions if a.option_strings and a.dest != "help"]
+        if shown and group.title not in ("options", "optional arguments"):
+            rows.append(f"| **{group.title}** | | |")
         for action in group._group_actions:
             if not action.option_strings or action.dest in ("help",):
                 continue

@@ -229,3 +229,44 @@ def single_thread() -> Iterable[None]:
     """
     with torch_threads(1):
         yield
+
+
+# --- a network whose cost the test knows ------------------------------------------------------------
+
+
+class PixelCostEncoder(VGG19Encoder):
+    """The tiny random encoder, plus a real cost proportional to the pixels of each evaluation.
+
+    Every forward pass that records gradients (an objective evaluation, not a target computation)
+    sleeps ``seconds_per_megapixel × H·W / 10⁶`` before computing: a cost model whose truth the
+    progress tests know (each level's seconds per iteration), and which the tiny network's own few
+    milliseconds hardly blur.
+    """
+
+    def __init__(self, layers: Iterable[str], seconds_per_megapixel: float, seed: int = 0) -> None:
+        super().__init__(random_state(seed=seed), "caffe", layers, "max")
+        self.seconds_per_megapixel = seconds_per_megapixel
+
+    def seconds(self, hw: tuple[int, int]) -> float:
+        """What one evaluation at ``hw`` costs by this model."""
+        return self.seconds_per_megapixel * hw[0] * hw[1] / 1e6
+
+    def forward(self, image: torch.Tensor) -> dict[str, torch.Tensor]:  # type: ignore[override]
+        if torch.is_grad_enabled():
+            import time
+
+            time.sleep(self.seconds(tuple(image.shape[-2:])))
+        return super().forward(image)
+
+
+def pixel_cost_run(seconds_per_megapixel: float = 5.0, level_iterations: tuple[int, ...] = (30, 15, 15)):
+    """A three-level run (32, 64, 128 px squares; Adam: one evaluation per iteration) over a
+    :class:`PixelCostEncoder`; returns ``(run, encoder)``."""
+    config = Config(
+        size=128, min_size=32, level_iterations=level_iterations, optimizer="adam", seed=0, precision="fp32",
+        device="cpu", content_layers=("relu2_1",), style_layers=("relu1_1", "relu2_1"),
+    )
+    encoder = PixelCostEncoder(config.layers_needed, seconds_per_megapixel)
+    gen = torch.Generator().manual_seed(0)
+    content, style = torch.rand(1, 3, 128, 128, generator=gen), torch.rand(1, 3, 128, 128, generator=gen)
+    return StyleTransfer(config, encoder=encoder).start(content, [style]), encoder

@@ -276,12 +276,13 @@ class Config:
 
     @classmethod
     def for_mode(cls, mode: str, **options: Any) -> "Config":
-        """A config for one of the three modes, with that mode's defaults under ``options``.
+        """A config for one of the modes, with that mode's defaults under ``options``.
 
         * ``stylize`` — content + style (the field defaults above);
         * ``texture`` — style reconstruction from white noise, style loss only (seed document 002);
         * ``reconstruct`` — content reconstruction from white noise, content loss only, from one layer
-          (Gatys et al., fig. 1); no smoothing, so that what the layer keeps is what you see.
+          (Gatys et al., fig. 1); no smoothing, so that what the layer keeps is what you see;
+        * ``demo`` — ``stylize`` for the built-in pair (``painterly demo``): its size, a short budget.
         """
         if mode not in MODE_DEFAULTS:
             raise ConfigError(f"unknown mode {mode!r}; use one of {', '.join(MODE_DEFAULTS)}")
@@ -388,5 +389,11 @@ MODE_DEFAULTS: dict[str, dict[str, Any]] = {
     # with the smoothing preconditioner (tubingen, 256 px: 1.3× the loss after 40 iterations at 1.4,
     # ~8 % better at 0.7), and this mode is for seeing the paper's algorithm as it is.
     "reconstruct": {"style_weight": 0.0, "style_layers": (), "init": "noise", "tv_weight": 0.0, "lbfgs_precondition": 0.0},
+    # Demo: stylize the built-in pair at the photo's own size (assets/demo_content.jpg is 451×300: no
+    # upscaling), three levels like the default run's (451 // 4 = 112 px first), and a budget of 300
+    # iterations: ~46 s of optimisation on the 2-core reference CPU by its measured per-iteration
+    # costs, within ~5 % of the loss of 500 by the budget curve measured on tubingen
+    # (docs/benchmarks.md, "The demo's budget", which says what is estimate and what is measured).
+    "demo": {"size": 451, "min_size": 112, "iterations": 300},
 }
 """Each mode's departures from the field defaults (the user's options override them)."""

@@ -162,7 +162,7 @@ def runs(tmp_path_factory, tiny_weights_file, images) -> Runs:
     texture_layers = ["--style-layers", "relu1_1,relu2_1,relu3_1"]
     commands = {
         # The bare form, with the side outputs.
-        "bare": [content, style, "-o", "out.png", *fast, "--save-every", "2", "--log", "log.jsonl"],
+        "bare": [content, style, "-o", "out.png", *fast, "--save-every", "2", "--log", "log.jsonl", "--plot", "plot.png"],
         "blend": ["stylize", content, style, style2, "--style-blend", "1,3", "--original-colors", "-o", "out.tif", *fast],
         "texture": ["texture", style, "-o", "out.jpg", "-q", *common, "--size", "48", "--iterations", "4", *texture_layers],
         "reconstruct": ["reconstruct", content, "--layer", "relu2_1", "-o", "out.webp", *common, "--size", "48", "--iterations", "4"],
@@ -195,6 +195,27 @@ def test_bare_form_writes_the_image(runs):
     assert "wrote" in result.stderr and "seed 0" in result.stderr
 
 
+def test_plot_draws_the_loss_terms(runs):
+    runs.ok("bare")
+    from painterly.cli.plot import COLORS, PLOT_SIZE
+
+    with Image.open(runs.dir("bare") / "plot.png") as im:
+        assert im.format == "PNG" and im.size == PLOT_SIZE
+        pixels = np.asarray(im.convert("RGB"))
+    # Not a blank canvas: each term's line is drawn in its colour, in both panels (top and bottom half).
+    for term in ("total", "content", "style", "tv"):
+        hits = np.all(pixels == COLORS[term], axis=-1)
+        top, bottom = hits[: PLOT_SIZE[1] // 2].sum(), hits[PLOT_SIZE[1] // 2 :].sum()
+        assert top > 20 and bottom > 20, (term, top, bottom)
+
+
+def test_plain_progress_lines_count_work_and_show_an_eta(runs):
+    # stderr is a pipe: plain lines, not a tqdm bar (the rate itself: tests/cli/test_progress_lines.py).
+    lines = [line for line in runs.ok("bare").stderr.splitlines() if line.startswith("[")]
+    assert lines and all("it/s ETA " in line and "%" in line for line in lines)
+    assert lines[-1].startswith("[4/4] 100%")
+
+
 def test_bare_form_is_the_stylize_command(monkeypatch):
     # In-process (the subprocess runs above show both spellings work): `painterly C S -o OUT`
     # parses exactly as `painterly stylize C S -o OUT`.
@@ -213,7 +234,7 @@ def test_bare_form_is_the_stylize_command(monkeypatch):
 def test_save_every_writes_numbered_images(runs):
     runs.ok("bare")
     names = sorted(p.name for p in runs.dir("bare").iterdir())
-    assert names == ["log.jsonl", "out.png", "out_0002.png"]
+    assert names == ["log.jsonl", "out.png", "out_0002.png", "plot.png"]
     with Image.open(runs.dir("bare") / "out_0002.png") as im:
         assert im.size == (48, 36)
     # The intermediate differs from the final image: the run went on.
@@ -263,6 +284,37 @@ def test_demo_command(runs):
     with Image.open(runs.dir("demo") / "out.bmp") as im:
         # The built-in cat photo is 451x300.
         assert im.format == "BMP" and im.size == (64, 43)
+
+
+def test_demo_runs_at_the_photos_own_size_and_ends_with_what_next(tmp_path, tiny_weights_file):
+    # Its defaults (config.MODE_DEFAULTS["demo"]): the built-in photo's own size, a short budget; no
+    # note about upscaling our own image. Two iterations here (the budget is benchmarks/demo_budget.py's).
+    demo = Config.for_mode("demo")
+    assert demo.size == 451 and demo.iterations < Config().iterations
+    result = painterly(
+        "demo", "-o", "shown.png", "--weights", tiny_weights_file, "--precision", "fp32", "--device", "cpu",
+        "--iterations", "2", *TINY_FILE_LAYER_ARGS, cwd=tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    with Image.open(tmp_path / "shown.png") as im:
+        assert im.size == (451, 300)
+    assert "upscaled" not in result.stderr and "note:" not in result.stderr
+    last = result.stderr.strip().splitlines()[-1]
+    assert f"the demo image is {(tmp_path / 'shown.png').resolve()}" in last
+    assert "painterly YOUR_PHOTO.jpg " in last and "demo_style.jpg -o out.png" in last
+
+
+def test_top_level_help_shows_two_examples():
+    text = build_parser().format_help()
+    examples = text.split("examples:", 1)[1].split("\n\n", 1)[0].strip().splitlines()
+    assert len(examples) == 2 and examples[0].split()[:2] == ["painterly", "demo"]
+    assert examples[1].split()[:5] == ["painterly", "photo.jpg", "starry_night.jpg", "-o", "out.png"]
+
+
+def test_stylize_help_groups_its_options():
+    result = painterly("stylize", "--help")
+    titles = [line[:-1] for line in result.stdout.splitlines() if line and not line.startswith(" ") and line.endswith(":")]
+    assert titles[-7:] == ["inputs and outputs", "strength", "layers and losses", "optimiser", "multi-scale", "performance", "safety"]
 
 
 def test_every_output_format_by_extension(runs):

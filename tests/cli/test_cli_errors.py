@@ -236,6 +236,19 @@ def test_bad_log_path(case: str, capsys, tmp_path: Path, inputs: Path, work: Pat
     assert content.read_bytes() == original
 
 
+@pytest.mark.parametrize("case", ["not png", "output", "log", "directory"])
+def test_bad_plot_path(case: str, capsys, tmp_path: Path, inputs: Path, work: Path, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    (work / "charts.png").mkdir()
+    plot = {"not png": "losses.jpg", "output": "out/result.png", "log": "out/log.jsonl", "directory": str(work / "charts.png")}[case]
+    needle = {"not png": "must be a .png file name", "output": "is the output image", "log": "is the loss log", "directory": "is a directory"}[case]
+    if case == "log":
+        plot = "out/log.png"
+        argv = stylize(tiny_weights_file, str(inputs / "content.png"), [str(inputs / "style.png")], "--plot", plot, "--log", plot)
+    else:
+        argv = stylize(tiny_weights_file, str(inputs / "content.png"), [str(inputs / "style.png")], "--plot", plot)
+    refused(capsys, tmp_path, argv, 2, "--plot", needle)
+
+
 # --- layer names ------------------------------------------------------------------------------------
 
 

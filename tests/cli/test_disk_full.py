@@ -76,3 +76,18 @@ def test_intermediates_and_checkpoints_on_a_full_disk(tmp_path: Path, images, ti
         assert len(kept) == 1 and str(kept[0]) in error  # says where the finished image is
         Image.open(kept[0]).load()
         assert sorted(p.name for p in disk.iterdir()) == ["filler"]  # no partial or temporary file
+
+
+def test_plot_on_a_full_disk_is_a_note_and_the_run_finishes(tmp_path: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    work = tmp_path / "work"
+    work.mkdir()
+    with full_disk(tmp_path) as disk:
+        args = _args(images, tiny_weights_file, str(work / "out.png"), "--plot", str(disk / "losses.png"), "-q")
+        proc = run_painterly(args, work)
+        assert proc.returncode == 0, proc.stderr
+        assert "Traceback" not in proc.stderr
+        notes = [line for line in proc.stderr.splitlines() if line.strip()]
+        assert len(notes) == 1 and notes[0].startswith("painterly: note: could not write ")
+        assert "losses.png" in notes[0] and "No space left on device" in notes[0]
+        assert sorted(p.name for p in disk.iterdir()) == ["filler"]  # no half-written plot, no temporary file
+    Image.open(work / "out.png").load()  # the finished image, whole

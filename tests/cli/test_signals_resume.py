@@ -24,6 +24,8 @@ import time
 from pathlib import Path
 
 import pytest
+
+from painterly.cli.plot import PLOT_SIZE
 import torch
 from PIL import Image
 
@@ -48,7 +50,7 @@ from painterly.errors import ResourceError
 def test_signal_stops_cleanly_and_keeps_the_image(signum: int, status: int, name: str, tmp_path: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
     args = [
         "stylize", str(images.content), str(images.style), "-o", "out.png", "--log", "run.jsonl",
-        *fast_args(tiny_weights_file, size=64, iterations=100_000), "--save-every", "0",
+        *fast_args(tiny_weights_file, size=64, iterations=100_000), "--save-every", "0", "--plot", "losses.png",
     ]  # fmt: skip
     proc = start_painterly(args, tmp_path)
     wait_for(lambda: log_lines(tmp_path / "run.jsonl") >= 3, proc, what="the first iterations")
@@ -66,7 +68,10 @@ def test_signal_stops_cleanly_and_keeps_the_image(signum: int, status: int, name
     img.load()
     assert img.mode == "RGB" and max(img.size) == 64
     assert not (tmp_path / "out.png").exists()
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["out-interrupted.png", "run.jsonl"]  # no temp files
+    # The loss chart is drawn when interrupted too (issue 19).
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["losses.png", "out-interrupted.png", "run.jsonl"]  # no temp files
+    with Image.open(tmp_path / "losses.png") as plot:
+        assert plot.format == "PNG" and plot.size == PLOT_SIZE
     lines = (tmp_path / "run.jsonl").read_text().splitlines()
     assert all(json.loads(line)["iteration"] == i + 1 for i, line in enumerate(lines))  # complete lines only
 

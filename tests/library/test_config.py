@@ -210,7 +210,19 @@ def test_mode_defaults_yield_to_user_options():
     cfg = Config.for_mode("texture", init="content", **{"tv-weight": 5})
     assert cfg.init == "content" and cfg.tv_weight == 5.0
     assert Config.for_mode("stylize") == Config()
-    assert set(MODE_DEFAULTS) == {"stylize", "texture", "reconstruct"}
+    assert set(MODE_DEFAULTS) == {"stylize", "texture", "reconstruct", "demo"}
+
+
+def test_demo_mode_runs_the_built_in_photo_at_its_own_size():
+    from PIL import Image
+
+    from painterly.demo import demo_images
+
+    content, _ = demo_images()
+    with Image.open(content) as im:
+        assert Config.for_mode("demo").size == max(im.size)  # never upscaled
+    assert Config.for_mode("demo").iterations < Config().iterations
+    assert Config.for_mode("demo", iterations=500).iterations == 500
 
 
 def test_unknown_mode():

@@ -291,13 +291,17 @@ def test_importing_the_web_package_stays_light():
 
 def test_cancel_a_running_job(client):
     job_id = submit(client, {"size": 64, "iterations": 5000}).json()["id"]
-    wait_for(client, job_id, lambda j: j["status"] == "running" and j["iteration"] >= 2)
+    running = wait_for(client, job_id, lambda j: j["status"] == "running" and j["iteration"] >= 3)
+    # The engine's ETA and share of the work (issue 19), while it runs.
+    assert running["eta"] is not None and running["eta"] > 0
+    assert 0 < running["work_fraction"] < 0.01
     t0 = time.monotonic()
     r = client.delete(f"/api/jobs/{job_id}")
     assert r.status_code == 200
     job = wait_for(client, job_id, finished, timeout=1.0)
     assert time.monotonic() - t0 < 1.0
     assert job["status"] == "cancelled" and job["iteration"] < 5000
+    assert job["eta"] is None  # nothing left to wait for
     # What was painted so far is kept, like the CLI's Ctrl-C.
     assert client.get(f"/api/jobs/{job_id}/result").content.startswith(PNG_MAGIC)
     assert client.delete(f"/api/jobs/{job_id}").status_code == 409  # already over

@@ -113,6 +113,8 @@ def test_upload_watch_cancel_then_complete_and_download(page, tmp_path):
     page.wait_for_function("() => Number(document.getElementById('frame-count').textContent) >= 1", timeout=20_000)
     first_src = page.get_attribute("#preview", "src")
     page.wait_for_function("() => Number(document.getElementById('frame-count').textContent) >= 3", timeout=20_000)
+    # The engine's ETA, as the command line shows it (m:ss).
+    page.wait_for_function("() => /ETA \\d+:\\d\\d/.test(document.getElementById('progress-text').textContent)", timeout=20_000)
     assert page.get_attribute("#preview", "src") != first_src  # the picture really changed
     page.wait_for_function("() => document.getElementById('chart') && document.getElementById('loss-total').textContent !== '–'")
     page.screenshot(path=str(ARTIFACTS / "studio-running.png"), full_page=True)

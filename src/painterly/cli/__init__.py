@@ -36,14 +36,22 @@ class _Parser(argparse.ArgumentParser):
         raise SystemExit(2)
 
 
+EXAMPLES = """\
+examples:
+  painterly demo                                    the built-in pair, in about a minute (painterly-demo.png)
+  painterly photo.jpg starry_night.jpg -o out.png   your photo in a painting's style, full quality
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
-    from .options import add_config_options, add_output_options
+    from .options import IO, add_config_options, option_groups
 
     parser = _Parser(
         prog="painterly",
         description="Neural style transfer (Gatys et al.): paint a photo in the style of a painting.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=(
+            EXAMPLES + "\n"
             "A bare `painterly CONTENT STYLE... -o OUT` means `painterly stylize ...`.\n"
             "Run `painterly COMMAND --help` for the options of each command."
         ),
@@ -51,32 +59,33 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"painterly {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    def common(p: argparse.ArgumentParser, mode: str, skip: Sequence[str] = ()) -> None:
-        add_output_options(p)
-        add_config_options(p, mode, skip=skip)
-        p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
+    def common(p: argparse.ArgumentParser, mode: str, output: dict, skip: Sequence[str] = ()) -> None:
+        groups = option_groups(p)
+        groups[IO].add_argument("-o", "--output", **output)
+        add_config_options(p, mode, skip=skip, groups=groups)
+        groups[IO].add_argument("--quiet", "-q", action="store_true", help="no progress output")
         p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
 
+    image = {"required": True, "help": "output image; its extension sets the format"}
     p = sub.add_parser("stylize", help="paint CONTENT in the style of STYLE (the default command)", description="Paint CONTENT in the style of one or more STYLE images.")
     p.add_argument("content", help="content image (JPEG, PNG, WebP, BMP, TIFF)")
     p.add_argument("styles", nargs="+", metavar="style", help="style image(s); several are blended (see --style-blend)")
-    p.add_argument("-o", "--output", required=True, help="output image; its extension sets the format")
-    common(p, "stylize")
+    common(p, "stylize", image)
 
     p = sub.add_parser("texture", help="synthesise a texture from STYLE (style loss only, from noise)", description="Style reconstruction: white noise optimised to match the style's Gram matrices only.")
     p.add_argument("styles", nargs="+", metavar="style", help="style image(s)")
-    p.add_argument("-o", "--output", required=True, help="output image")
-    common(p, "texture", skip=("content_weight", "content_loss", "content_layers", "original_colors", "init_colors"))
+    common(p, "texture", {**image, "help": "output image"}, skip=("content_weight", "content_loss", "content_layers", "original_colors", "init_colors"))
 
     p = sub.add_parser("reconstruct", help="reconstruct CONTENT from one layer's features", description="Content reconstruction from white noise using one layer's features (Gatys et al., fig. 1).")
     p.add_argument("content", help="content image")
     p.add_argument("--layer", default="relu3_1", help="the layer to reconstruct from (default: relu3_1)")
-    p.add_argument("-o", "--output", required=True, help="output image")
-    common(p, "reconstruct", skip=("style_weight", "style_layers", "style_layer_weights", "style_scale", "style_blend", "original_colors", "init_colors", "content_layers"))
+    common(p, "reconstruct", {**image, "help": "output image"}, skip=("style_weight", "style_layers", "style_layer_weights", "style_scale", "style_blend", "original_colors", "init_colors", "content_layers"))
 
-    p = sub.add_parser("demo", help="stylise the built-in demo pair (offline)", description="Stylise the built-in content image with the built-in style image.")
-    p.add_argument("-o", "--output", default="painterly-demo.png", help="output image (default: painterly-demo.png)")
-    common(p, "stylize")
+    p = sub.add_parser(
+        "demo", help="stylise the built-in demo pair (offline, about a minute)",
+        description="Stylise the built-in photo with the built-in painting, at the photo's own size, with a short iteration budget.",
+    )
+    common(p, "demo", {"default": "painterly-demo.png", "help": "output image (default: painterly-demo.png)"})
 
     p = sub.add_parser("resume", help="continue a run from its checkpoint", description="Continue a run saved with --checkpoint-every.")
     p.add_argument("checkpoint", help="checkpoint file written by --checkpoint-every")

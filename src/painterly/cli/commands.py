@@ -80,19 +80,27 @@ def _check_side_files(files: OutputFiles, outputs: OutputOptions, inputs: Sequen
             )
 
 
-def _check_log(log: str | None, output: Path, inputs: Sequence[str]) -> None:
-    """--log must be a file we may (re)write: not an input, not the output, not a directory."""
+def _check_log(log: str | None, output: Path, inputs: Sequence[str], name: str = "log", example: str = "losses.jsonl") -> None:
+    """--log (or --plot) must be a file we may (re)write: not an input, not the output, not a directory."""
     from ..imageio import same_file
 
     if log is None:
         return
     if any(same_file(log, p) for p in inputs):
-        raise ConfigError(f"`log` {log}: is one of the input images; refusing to overwrite it")
+        raise ConfigError(f"`{name}` {log}: is one of the input images; refusing to overwrite it")
     if same_file(log, output):
-        raise ConfigError(f"`log` {log}: is the output image; give the log its own file name")
+        raise ConfigError(f"`{name}` {log}: is the output image; give the {name} its own file name")
     if Path(log).is_dir():
-        raise ConfigError(f"`log` {log}: is a directory; give a file name such as {Path(log) / 'losses.jsonl'}")
-    _check_parent(Path(log), f"`log` {log}")
+        raise ConfigError(f"`{name}` {log}: is a directory; give a file name such as {Path(log) / example}")
+    _check_parent(Path(log), f"`{name}` {log}")
+
+
+def _check_plot(outputs: OutputOptions, output: Path, inputs: Sequence[str]) -> None:
+    from ..imageio import same_file
+
+    _check_log(outputs.plot, output, inputs, "plot", "losses.png")
+    if outputs.plot is not None and outputs.log is not None and same_file(outputs.plot, outputs.log):
+        raise ConfigError(f"`plot` {outputs.plot}: is the loss log; give the plot its own file name")
 
 
 def _inputs_exist(paths: Sequence[str]) -> None:
@@ -123,7 +131,6 @@ def _set_up_and_run(args: argparse.Namespace) -> int:
         from ..demo import demo_images
 
         content, styles = demo_images()
-        mode = "stylize"
     elif mode == "texture":
         content, styles = None, list(args.styles)
     elif mode == "reconstruct":
@@ -145,6 +152,7 @@ def _set_up_and_run(args: argparse.Namespace) -> int:
     files = OutputFiles(_check_output(args.output, named_inputs))
     _check_side_files(files, outputs, named_inputs)
     _check_log(outputs.log, files.output, named_inputs)
+    _check_plot(outputs, files.output, named_inputs)
     if init_path is not None and not Path(init_path).exists():
         raise ImageError(f"`init` {init_path}: no such file (use noise, content, style or the path of an image)")
     _inputs_exist(named_inputs)
@@ -155,7 +163,15 @@ def _set_up_and_run(args: argparse.Namespace) -> int:
             raise
         missing = "content" if args.command == "texture" else "style"
         raise ConfigError(f"{exc.template} (the {args.command} command takes no {missing} image)") from None
-    return _execute(config, inputs, files, outputs, args)
+    status = _execute(config, inputs, files, outputs, args)
+    if args.command == "demo" and status == 0 and not args.quiet:
+        import shlex
+
+        sys.stderr.write(
+            f"painterly: the demo image is {files.output.resolve()}; your own photo at full quality: "
+            f"painterly YOUR_PHOTO.jpg {shlex.quote(str(styles[0]))} -o out.png\n"
+        )
+    return status
 
 
 def _metadata(config) -> dict[str, str]:  # noqa: ANN001
@@ -202,6 +218,7 @@ def _resume(args: argparse.Namespace) -> int:
             save_every=kept.get("save_every", 0),
             checkpoint_every=kept.get("checkpoint_every", 0),
             log=args.log if args.log is not None else (str(path.parent / Path(str(log_name)).name) if log_name else None),
+            plot=str(path.parent / Path(str(kept["plot"])).name) if kept.get("plot") else None,
         )
         output = Path(args.output) if args.output else path.parent / Path(str(saved["output"])).name
         inputs = Inputs.from_dict(config, data)
@@ -212,6 +229,7 @@ def _resume(args: argparse.Namespace) -> int:
         raise ConfigError(f"{path}: not a painterly checkpoint, or a damaged one ({type(exc).__name__})") from None
     files = OutputFiles(_check_output(str(output), []))
     _check_log(outputs.log, output, [])
+    _check_plot(outputs, output, [])
     if not args.quiet:
         writes = [str(output)] + [f"log {outputs.log}"] * bool(outputs.log) + [f"checkpoints {files.checkpoint}"] * bool(outputs.checkpoint_every)
         sys.stderr.write(f"painterly: resuming {path} at iteration {state.iteration}; writing {', '.join(writes)}\n")

@@ -17,14 +17,21 @@ from typing import Any, Iterable
 from ..config import Config
 from .outputs import OutputOptions
 
-# Fields that belong together in --help, in this order.
+# Fields that belong together in --help, in this order (Config fields and OutputOptions fields).
 GROUPS: dict[str, tuple[str, ...]] = {
-    "images": ("size", "style_scale", "style_blend", "original_colors", "init", "init_noise", "init_colors", "max_pixels"),
-    "losses": ("content_weight", "style_weight", "tv_weight", "content_loss", "content_layers", "style_layers", "style_layer_weights"),
-    "optimisation": ("optimizer", "iterations", "learning_rate", "lr_decay", "lr_decay_steps", "lbfgs_history", "lbfgs_precondition", "seed"),
-    "network": ("weights", "pooling"),
-    "speed": ("multiscale", "min_size", "level_iterations", "keep_detail", "precision", "device"),
+    "inputs and outputs": (
+        "size", "init", "init_noise", "init_colors", "original_colors", "style_blend",
+        "save_every", "log", "plot", "checkpoint_every",
+    ),
+    "strength": ("content_weight", "style_weight", "tv_weight", "style_scale"),
+    "layers and losses": ("content_loss", "content_layers", "style_layers", "style_layer_weights", "weights", "pooling"),
+    "optimiser": ("optimizer", "iterations", "learning_rate", "lr_decay", "lr_decay_steps", "lbfgs_history", "lbfgs_precondition", "seed"),
+    "multi-scale": ("multiscale", "min_size", "level_iterations", "keep_detail"),
+    "performance": ("precision", "device"),
+    "safety": ("max_pixels",),
 }
+IO = "inputs and outputs"
+"""The group the command's own -o/--output and --quiet join."""
 
 
 def _number(kind: type, flag: str):
@@ -78,30 +85,41 @@ def _add_field(group: argparse._ArgumentGroup, f: dataclasses.Field, default: An
     group.add_argument(flag, **kwargs)
 
 
-def add_config_options(parser: argparse.ArgumentParser, mode: str, skip: Iterable[str] = ()) -> None:
-    """Add every Config field as an option, grouped, with the mode's defaults in the help."""
+def option_groups(parser: argparse.ArgumentParser) -> dict[str, argparse._ArgumentGroup]:
+    """The --help groups of GROUPS, created on ``parser`` in their order."""
+    return {title: parser.add_argument_group(title) for title in GROUPS}
+
+
+def add_config_options(
+    parser: argparse.ArgumentParser,
+    mode: str,
+    skip: Iterable[str] = (),
+    groups: dict[str, argparse._ArgumentGroup] | None = None,
+) -> None:
+    """Add every Config and OutputOptions field as an option, grouped (into ``groups`` when given),
+    with the mode's defaults in the help."""
     defaults = Config.for_mode(mode)
+    outputs = OutputOptions()
     fields = {f.name: f for f in dataclasses.fields(Config)}
+    fields.update({f.name: f for f in dataclasses.fields(OutputOptions)})
+
+    def default(name: str) -> Any:
+        return getattr(defaults if name in Config.__dataclass_fields__ else outputs, name)
+
+    groups = groups if groups is not None else option_groups(parser)
     skip = set(skip)
     placed: set[str] = set()
     for title, names in GROUPS.items():
-        group = parser.add_argument_group(title)
         for name in names:
-            if name in skip:
+            if name in skip or name not in fields:
                 continue
-            _add_field(group, fields[name], getattr(defaults, name))
+            _add_field(groups[title], fields[name], default(name))
             placed.add(name)
     leftover = [n for n in fields if n not in placed and n not in skip]
     if leftover:  # a new field nobody grouped still gets an option
         group = parser.add_argument_group("other")
         for name in leftover:
-            _add_field(group, fields[name], getattr(defaults, name))
-
-
-def add_output_options(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("output")
-    for f in dataclasses.fields(OutputOptions):
-        _add_field(group, f, f.default)
+            _add_field(group, fields[name], default(name))
 
 
 def config_options(ns: argparse.Namespace) -> dict[str, Any]:

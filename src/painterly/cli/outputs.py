@@ -23,6 +23,10 @@ class OutputOptions:
     checkpoint_every: int = field(
         default=0, metadata=_opt("save a resumable checkpoint every N iterations (0: never)", metavar="N")
     )
+    plot: str | None = field(
+        default=None,
+        metadata=_opt("draw the loss terms against seconds and iterations, level changes marked, into FILE (PNG) at the end", metavar="FILE.png"),
+    )
 
     def __post_init__(self) -> None:
         for name in ("save_every", "checkpoint_every"):
@@ -31,6 +35,8 @@ class OutputOptions:
                 raise ConfigError(f"`{name}` must be a non-negative integer, got {value!r}")
         if self.log is not None and not isinstance(self.log, str):
             raise ConfigError(f"`log` must be a file name, got {self.log!r}")
+        if self.plot is not None and (not isinstance(self.plot, str) or not self.plot.lower().endswith(".png")):
+            raise ConfigError(f"`plot` must be a .png file name, got {self.plot!r}")
 
 
 @dataclass(frozen=True)

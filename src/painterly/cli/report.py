@@ -7,7 +7,6 @@ import json
 import math
 import os
 import sys
-import time
 import warnings
 from pathlib import Path
 from typing import IO, Any
@@ -20,40 +19,59 @@ def _fmt(value: float) -> str:
     return f"{value:.3g}" if abs(value) < 1e4 else f"{value:.3e}"
 
 
+def clock(seconds: float | None) -> str:
+    """``m:ss`` (or ``h:mm:ss``) for a number of seconds; ``?`` when unknown."""
+    if seconds is None or not math.isfinite(seconds):
+        return "?"
+    s = int(round(seconds))
+    return f"{s // 3600}:{s // 60 % 60:02d}:{s % 60:02d}" if s >= 3600 else f"{s // 60}:{s % 60:02d}"
+
+
 class ProgressBar:
-    """A tqdm bar on a terminal (losses, level, it/s); a plain line every 10 % elsewhere (logs, CI)."""
+    """A tqdm bar on a terminal; a plain line every 10 % of the work elsewhere (logs, CI).
+
+    Both are measured in work, not iterations (:attr:`Progress.work_fraction`: each level's iterations
+    weighted by its pixels): the percentage and the ETA hold across the levels of a multi-scale run,
+    and the rate shown is the current level's it/s, not an average since the start.
+    """
 
     def __init__(self, total: int, *, quiet: bool = False, stream: IO[str] | None = None, start: int = 0) -> None:
         self.stream = stream or sys.stderr
         self.quiet = quiet
         self.total = total
         self.bar = None
-        self._every = max(1, total // 10)
-        self._t0 = time.perf_counter()
+        self._tenth = -1  # the last tenth of the work a plain line was printed for
         if not quiet and self.stream.isatty():
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, unit="it", file=self.stream, dynamic_ncols=True, leave=True)
-            if start:
-                self.bar.update(start)
+            # Filled in percent of the work; tqdm's own rate and ETA (in those units) are left out:
+            # the ETA shown is the Progress's, the same as the plain lines and the studio show.
+            self.bar = tqdm(
+                total=100.0, file=self.stream, dynamic_ncols=True, leave=True,
+                bar_format="{percentage:3.0f}%|{bar}| {elapsed}{postfix}",
+            )
 
     def update(self, p: Progress) -> None:
         if self.quiet:
             return
         losses = {k: _fmt(v) for k, v in p.losses.items() if k != "total" and v != 0}
+        level = f"level {p.level + 1}/{p.levels} " if p.levels > 1 else ""
+        where = f"{level}{p.size[1]}x{p.size[0]} {p.level_rate:.2f} it/s ETA {clock(p.eta)}"
         if self.bar is not None:
             self.bar.set_postfix_str(
-                f"loss {_fmt(p.loss)} ({', '.join(f'{k} {v}' for k, v in losses.items())}) {p.size[1]}x{p.size[0]}",
+                f"it {p.iteration}/{p.total_iterations} {where} "
+                f"loss {_fmt(p.loss)} ({', '.join(f'{k} {v}' for k, v in losses.items())})",
                 refresh=False,
             )
-            self.bar.update(p.iteration - self.bar.n)
+            self.bar.update(100.0 * p.work_fraction - self.bar.n)
             return
-        if p.iteration % self._every == 0 or p.iteration == p.total_iterations or p.iteration == 1:
-            rate = p.iteration / max(p.elapsed, 1e-9)
+        tenth = min(10, int(p.work_fraction * 10 + 1e-9))
+        if tenth > self._tenth or p.iteration == p.total_iterations:
+            self._tenth = tenth
             detail = " ".join(f"{k}={v}" for k, v in losses.items())
             print(
-                f"[{p.iteration:>{len(str(p.total_iterations))}}/{p.total_iterations}] {p.size[1]}x{p.size[0]} "
-                f"loss={_fmt(p.loss)} {detail} {rate:.2f} it/s",
+                f"[{p.iteration:>{len(str(p.total_iterations))}}/{p.total_iterations}] {100 * p.work_fraction:3.0f}% "
+                f"{where} loss={_fmt(p.loss)} {detail}",
                 file=self.stream,
                 flush=True,
             )

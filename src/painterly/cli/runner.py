@@ -1,7 +1,7 @@
 """The command line's run loop: progress bar, loss log, intermediate images, checkpoints, signals and
 the rescue of a run that failed or could not be saved.
 
-A side write that fails (a full disk under ``--log``, ``--save-every`` or ``--checkpoint-every``) is a
+A side write that fails (a full disk under ``--log``, ``--plot``, ``--save-every`` or ``--checkpoint-every``) is a
 ``note:`` line and the run goes on. A final save that fails keeps the image in the temporary folder,
 says where, and exits 1: a finished run is never lost.
 """
@@ -22,6 +22,7 @@ from ..errors import DivergenceError, ImageError, PainterlyError, PainterlyWarni
 from ..files import remove_quietly, write_with
 from ..imageio import save_image
 from .outputs import OutputFiles, OutputOptions
+from .plot import LossHistory, draw_plot
 from .report import LossLog, ProgressBar
 
 
@@ -95,21 +96,27 @@ class CommandRun:
         resumed = self.resumed_from is not None
         bar = ProgressBar(run.total_iterations, quiet=self.quiet, start=run.iteration)
         log = LossLog(outputs.log, resume_at=run.iteration if resumed else None)
+        # A resumed run's plot starts from its loss log (already cut back to the checkpoint).
+        history = LossHistory.from_log(outputs.log if resumed else None) if outputs.plot else None
         t0 = time.perf_counter()
         try:
             with Signals(run) as signals:
                 for progress in run:
                     bar.update(progress)
                     log.write(progress)
+                    if history is not None:
+                        history.add(progress)
                     if outputs.save_every and progress.iteration % outputs.save_every == 0 and progress.iteration != progress.total_iterations:
                         self._side_write(files.numbered(progress.iteration), lambda p: save_image(progress.image, p, metadata=self.metadata))
                     if outputs.checkpoint_every and progress.iteration % outputs.checkpoint_every == 0 and not run.done:
                         self.save_checkpoint()
         except DivergenceError as exc:
+            self._plot(history)
             raise self._rescued(exc) from None
         finally:
             bar.close()
             log.close()
+        self._plot(history)
         if signals.received is not None:
             return self._interrupted(signals.received)
         image = run.result()
@@ -143,9 +150,17 @@ class CommandRun:
                 "save_every": self.outputs.save_every,
                 "checkpoint_every": self.outputs.checkpoint_every,
                 "log": None if self.outputs.log is None else Path(self.outputs.log).name,
+                "plot": None if self.outputs.plot is None else Path(self.outputs.plot).name,
             },
         }
         return self._side_write(self.files.checkpoint, lambda p: write_with(p, lambda tmp: torch.save(state, tmp)))
+
+    def _plot(self, history: LossHistory | None) -> None:
+        """--plot: the loss chart, written at the end (finished, interrupted or diverged); a failure is a note."""
+        if history is None or not len(history) or self.outputs.plot is None:
+            return
+        image = draw_plot(history)
+        self._side_write(Path(self.outputs.plot), lambda p: write_with(p, lambda tmp: image.save(tmp, format="PNG")))
 
     def _side_write(self, path: Path, write: Any) -> bool:
         try:

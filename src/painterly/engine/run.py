@@ -66,6 +66,8 @@ class Run:
         self.device = transfer.device
         self.levels: tuple[Level, ...] = plan_levels(self.config)
         self.total_iterations = sum(level.iterations for level in self.levels)
+        # Megapixels of each level: an iteration's cost grows with them (Progress.work_done).
+        self.level_megapixels = tuple(h * w / 1e6 for h, w in (level_size(inputs, lv.size) for lv in self.levels))
         self._start = starting_image(self.config, inputs, level_size(inputs, self.levels[-1].size))
         if state is None:
             seed = self.config.seed if self.config.seed is not None else int(torch.seed() % (2**31))
@@ -76,6 +78,7 @@ class Run:
         self._evaluations = state.evaluations
         self.work: LevelWork | None = None
         self._stop = threading.Event()
+        self._rate = 0.0
         self._t0 = time.perf_counter()
 
     # --- what the run is --------------------------------------------------------------------------
@@ -155,6 +158,9 @@ class Run:
         recovered = self._recover_if_needed(losses, image_sum)
         s = self._state
         s = s.replace(iteration=s.iteration + 1, level_iteration=s.level_iteration + 1, losses=losses)
+        elapsed = self.elapsed
+        if s.level_iteration == 1:
+            s = s.replace(level_started=elapsed)
         progress = Progress(
             iteration=s.iteration,
             total_iterations=self.total_iterations,
@@ -164,10 +170,13 @@ class Run:
             level_iterations=self.level.iterations,
             size=tuple(x.shape[-2:]),
             losses=dict(losses),
-            elapsed=self.elapsed,
+            elapsed=elapsed,
             evaluations=self._evaluations,
             image=self._present(x.detach()),
             recovered=recovered,
+            work_done=self._work(s.level_index, s.level_iteration),
+            work_total=self._work(len(self.levels), 0),
+            work_rate=self._work_rate(s, elapsed),
         )
         if s.level_iteration >= self.level.iterations and s.level_index < len(self.levels) - 1:
             # The level's objects stay for inspection until the next step begins the next level.
@@ -194,6 +203,18 @@ class Run:
         return cls(transfer, inputs, RunState.from_dict(data))
 
     # --- internals ----------------------------------------------------------------------------------
+    def _work(self, level_index: int, level_iteration: int) -> float:
+        """Megapixel-iterations of the levels before ``level_index`` plus ``level_iteration`` of it."""
+        done = sum(lv.iterations * mp for lv, mp in zip(self.levels[:level_index], self.level_megapixels))
+        return done + (level_iteration * self.level_megapixels[level_index] if level_index < len(self.levels) else 0.0)
+
+    def _work_rate(self, s: RunState, elapsed: float) -> float:
+        """Megapixel-iterations per second at this level since its first iteration ended (that one pays
+        the level's set-up); until a level has two iterations, the previous level's (0: not known yet)."""
+        if s.level_iteration >= 2 and elapsed > s.level_started:
+            self._rate = (s.level_iteration - 1) * self.level_megapixels[s.level_index] / (elapsed - s.level_started)
+        return self._rate
+
     def _begin_level(self) -> LevelWork:
         """Targets, objective and optimiser of the current level, from the state's image."""
         cfg, s = self.config, self._state

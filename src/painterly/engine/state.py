@@ -38,6 +38,9 @@ class RunState:
     recoveries: int = 0
     elapsed: float = 0.0
     losses: Mapping[str, float] = field(default_factory=dict)
+    level_started: float = 0.0
+    """``elapsed`` when the current level's first iteration ended: its rate is measured from there
+    (that iteration pays the level's set-up: targets, warm-up)."""
 
     def replace(self, **changes: Any) -> "RunState":
         return dataclasses.replace(self, **changes)
@@ -75,7 +78,7 @@ class RunState:
 def _checked(name: str, value: Any) -> Any:
     kinds: dict[str, Any] = {
         "seed": int, "iteration": int, "level_index": int, "level_iteration": int, "evaluations": int,
-        "recoveries": int, "level_ready": bool, "lr_scale": float, "elapsed": float,
+        "recoveries": int, "level_ready": bool, "lr_scale": float, "elapsed": float, "level_started": float,
     }
     if name in kinds:
         kind = kinds[name]
@@ -120,6 +123,13 @@ class Progress:
     at the current level's size. ``image`` is the current image, ``(1, 3, H, W)`` float32 in [0, 1] on
     the run's device; it is only valid during the loop's body (clone it to keep it). ``size`` is
     ``(height, width)``.
+
+    Work: an iteration at 512 px costs ~16× one at 128 px, so the share of iterations done says little
+    about the time left in a multi-scale run. ``work_done`` / ``work_total`` count megapixel-iterations
+    (each level's iterations times its pixels, known before the run starts); ``work_rate`` is the
+    megapixel-iterations per second measured at the current level (after its first iteration, which
+    pays the level's set-up; until then, the previous level's). :attr:`work_fraction`, :attr:`eta`
+    and :attr:`level_rate` are what a progress display shows.
     """
 
     iteration: int
@@ -134,6 +144,9 @@ class Progress:
     evaluations: int
     image: Tensor = field(repr=False, compare=False)
     recovered: bool = False
+    work_done: float = 0.0
+    work_total: float = 0.0
+    work_rate: float = 0.0
 
     @property
     def loss(self) -> float:
@@ -141,4 +154,23 @@ class Progress:
 
     @property
     def fraction(self) -> float:
+        """Share of the iterations done (see :attr:`work_fraction` for the share of the work)."""
         return self.iteration / self.total_iterations
+
+    @property
+    def work_fraction(self) -> float:
+        """Share of the run's work done, in [0, 1]: what a progress bar should fill."""
+        return self.work_done / self.work_total if self.work_total > 0 else self.fraction
+
+    @property
+    def eta(self) -> float | None:
+        """Seconds left: the work left at the current level's pace (pixel-weighted, so it holds
+        across levels); ``None`` before any pace was measured."""
+        if self.work_rate <= 0:
+            return None
+        return max(0.0, self.work_total - self.work_done) / self.work_rate
+
+    @property
+    def level_rate(self) -> float:
+        """Iterations per second at the current level (not an average over the levels so far)."""
+        return self.work_rate / (self.size[0] * self.size[1] / 1e6)

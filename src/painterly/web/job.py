@@ -54,6 +54,10 @@ class Job:
     size: tuple[int, int] | None = None
     """``(height, width)`` of the current level, painterly's one size convention (JSON: named keys)."""
     losses: dict[str, float] = field(default_factory=dict)
+    work_fraction: float = 0.0
+    """Share of the run's work done (iterations weighted by their level's pixels)."""
+    eta: float | None = None
+    """Seconds left by the engine's estimate (:attr:`painterly.engine.Progress.eta`); None when unknown."""
     history: list[list[float]] = field(default_factory=list)
     """``[iteration, total, content, style, tv]`` per iteration, for the loss chart."""
     error: str | None = None
@@ -97,6 +101,8 @@ def snapshot(job: Job, position: int | None, *, history: bool = False, history_f
         "levels": job.levels,
         "size": {"height": job.size[0], "width": job.size[1]} if job.size else None,
         "losses": dict(job.losses),
+        "work_fraction": round(job.work_fraction, 4),
+        "eta": None if job.eta is None or job.status != RUNNING else round(job.eta, 1),
         "error": job.error,
         "options": dict(job.options),
         "inputs": dict(job.inputs),

@@ -304,6 +304,8 @@ class JobManager:
             job.size = (int(progress.size[0]), int(progress.size[1]))
             job.losses = losses
             job.elapsed = progress.elapsed
+            job.work_fraction = progress.work_fraction
+            job.eta = progress.eta
             if len(job.history) < self.max_history:
                 job.history.append([progress.iteration] + [losses.get(k) for k in ("total", "content", "style", "tv")])
             if jpeg is not None:

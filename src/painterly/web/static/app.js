@@ -302,6 +302,13 @@ async function loadHistory(id) {
   } catch (_) { /* the chart keeps what it has */ }
 }
 
+/** m:ss (or h:mm:ss) for a number of seconds, as the command line's progress shows it. */
+function formatClock(seconds) {
+  const s = Math.round(seconds);
+  const pad = (n) => String(n).padStart(2, "0");
+  return s >= 3600 ? `${Math.floor(s / 3600)}:${pad(Math.floor(s / 60) % 60)}:${pad(s % 60)}` : `${Math.floor(s / 60)}:${pad(s % 60)}`;
+}
+
 // --- showing the current job ------------------------------------------------------------------------
 
 function showJob(job) {
@@ -319,9 +326,11 @@ function showJob(job) {
     if (job.levels > 1) text += ` · level ${job.level + 1} of ${job.levels}`;
     if (job.size) text += ` · ${job.size.width}×${job.size.height}`;
     if (job.elapsed) text += ` · ${job.elapsed.toFixed(1)} s`;
+    if (job.status === "running") text += job.eta === null || job.eta === undefined ? " · ETA –" : ` · ETA ${formatClock(job.eta)}`;
   } else text = job.status;
   $("progress-text").textContent = text;
-  const frac = job.total_iterations ? job.iteration / job.total_iterations : 0;
+  // The bar fills by work (iterations weighted by their level's pixels), as the ETA counts it.
+  const frac = job.work_fraction !== undefined ? job.work_fraction : (job.total_iterations ? job.iteration / job.total_iterations : 0);
   $("bar-fill").style.width = `${Math.round((job.status === "done" ? 1 : frac) * 100)}%`;
 
   for (const term of LOSS_TERMS) {
