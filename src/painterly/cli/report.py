@@ -23,7 +23,9 @@ def _fmt(value: float) -> str:
 class ProgressBar:
     """A tqdm bar on a terminal (losses, level, it/s); a plain line every 10 % elsewhere (logs, CI)."""
 
-    def __init__(self, total: int, *, quiet: bool = False, stream: IO[str] | None = None, start: int = 0) -> None:
+    def __init__(
+        self, total: int, *, quiet: bool = False, stream: IO[str] | None = None, start: int = 0, position: int | None = None, leave: bool = True
+    ) -> None:
         self.stream = stream or sys.stderr
         self.quiet = quiet
         self.total = total
@@ -33,7 +35,7 @@ class ProgressBar:
         if not quiet and self.stream.isatty():
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, unit="it", file=self.stream, dynamic_ncols=True, leave=True)
+            self.bar = tqdm(total=total, unit="it", file=self.stream, dynamic_ncols=True, leave=leave, position=position)
             if start:
                 self.bar.update(start)
 

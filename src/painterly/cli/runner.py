@@ -93,7 +93,7 @@ class CommandRun:
     def execute(self) -> int:
         run, files, outputs = self.run, self.files, self.outputs
         resumed = self.resumed_from is not None
-        bar = ProgressBar(run.total_iterations, quiet=self.quiet, start=run.iteration)
+        bar = self.progress_bar()
         log = LossLog(outputs.log, resume_at=run.iteration if resumed else None)
         t0 = time.perf_counter()
         try:
@@ -130,6 +130,10 @@ class CommandRun:
                 f"{time.perf_counter() - t0:.1f} s, seed {run.seed})\n"
             )
         return 0
+
+    def progress_bar(self) -> ProgressBar:
+        """The run's bar (a batch puts its jobs' bars beneath its own)."""
+        return ProgressBar(self.run.total_iterations, quiet=self.quiet, start=self.run.iteration)
 
     def save_checkpoint(self) -> bool:
         """Write the run's state beside the output; on failure say so and carry on."""

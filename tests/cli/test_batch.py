@@ -1,0 +1,213 @@
+"""Issue 17, ``painterly batch``: a 2 × 3 grid at 48 px through real subprocesses (tiny weights, one
+thread): six images, the manifest, the contact sheet; a re-run recomputes nothing; a corrupt input is
+one line and the other jobs finish; a batch stopped with SIGINT and run again completes with the very
+same images as a batch never interrupted. Plus the job list itself: sweeps, paired, a jobs file."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cli_support import one_torch_thread  # noqa: F401 (an autouse fixture)
+from cli_support import fast_args, finish, run_main, run_painterly, start_painterly, wait_for
+
+ITERATIONS = 4
+
+
+def _png(path: Path, seed: int, size: tuple[int, int] = (56, 48)) -> Path:
+    rng = np.random.default_rng(seed)
+    base = np.linspace(0, 255, size[0] * size[1] * 3).reshape(size[1], size[0], 3)
+    noise = rng.integers(0, 80, (size[1], size[0], 3))
+    Image.fromarray(((base + noise) % 256).astype(np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def grid_inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """photos/{a,b}.png and paintings/{p1,p2,p3}.png."""
+    root = tmp_path_factory.mktemp("grid")
+    (root / "photos").mkdir()
+    (root / "paintings").mkdir()
+    for i, name in enumerate(("a", "b")):
+        _png(root / "photos" / f"{name}.png", i)
+    for i, name in enumerate(("p1", "p2", "p3")):
+        _png(root / "paintings" / f"{name}.png", 10 + i, (48, 48))
+    return root
+
+
+def _batch_args(root: Path, out: Path, weights: Path, *extra: str) -> list[str]:
+    return [
+        "batch", "--content", str(root / "photos"), "--style", str(root / "paintings" / "*.png"), "-o", str(out),
+        *fast_args(weights, iterations=ITERATIONS), *extra,
+    ]  # fmt: skip
+
+
+def _records(out: Path) -> dict[str, dict]:
+    lines = (out / "manifest.jsonl").read_text().splitlines()
+    return {r["output"]: r for r in map(json.loads, lines)}
+
+
+def _files(out: Path) -> dict[str, tuple[int, bytes]]:
+    return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(out.glob("*__*.png"))}
+
+
+EXPECTED = {f"{c}__{s}.png" for c in ("a", "b") for s in ("p1", "p2", "p3")}
+
+
+@pytest.fixture(scope="module")
+def reference(grid_inputs: Path, tiny_weights_file: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The grid run once, uninterrupted; returns (its folder, its stderr)."""
+    out = tmp_path_factory.mktemp("reference") / "out"
+    proc = run_painterly(_batch_args(grid_inputs, out, tiny_weights_file), grid_inputs)
+    assert proc.returncode == 0, proc.stderr
+    return out, proc.stderr
+
+
+def test_grid_writes_six_images_manifest_and_contact_sheet(reference: tuple[Path, str]) -> None:
+    out, err = reference
+    assert set(_files(out)) == EXPECTED
+    records = _records(out)
+    assert set(records) == EXPECTED
+    for name, r in records.items():
+        assert r["status"] == "done" and r["action"] == "ran", r
+        assert r["seed"] == 0 and r["iterations"] == ITERATIONS and r["losses"]["total"] > 0
+        assert r["options"]["size"] == 48 and r["content"].endswith(name.split("__")[0] + ".png")
+        assert r["bytes"] == (out / name).stat().st_size
+        with Image.open(out / name) as img:
+            assert max(img.size) == 48
+    # The contact sheet: 2 rows × 3 columns of 160 px cells, labelled; the page links all six.
+    with Image.open(out / "contact-sheet.png") as sheet:
+        assert sheet.width > 3 * 160 and 2 * 160 < sheet.height < 3 * 160
+        assert len(set(np.asarray(sheet.convert("L")).ravel().tolist())) > 50  # pictures, not a blank page
+    page = (out / "index.html").read_text()
+    assert all(f"src='{name}'" in page for name in EXPECTED)
+    assert "6/6 done (6 ran, 0 skipped), 0 failed" in err
+
+
+def test_rerun_recomputes_nothing(reference: tuple[Path, str], grid_inputs: Path, tiny_weights_file: Path) -> None:
+    out, _ = reference
+    before = _files(out)
+    proc = run_painterly(_batch_args(grid_inputs, out, tiny_weights_file), grid_inputs)
+    assert proc.returncode == 0, proc.stderr
+    assert _files(out) == before  # not one image rewritten (same bytes, same mtime)
+    assert {r["action"] for r in _records(out).values()} == {"skipped"}
+    assert "6/6 done (0 ran, 6 skipped)" in proc.stderr
+
+
+def test_changed_or_damaged_output_is_redone(reference: tuple[Path, str], grid_inputs: Path, tiny_weights_file: Path, tmp_path: Path) -> None:
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(reference[0], out)
+    good = (out / "a__p2.png").read_bytes()
+    (out / "a__p2.png").write_bytes(good[:-20])  # cut short: same name, wrong size and hash
+    (out / "b__p3.png").unlink()
+    proc = run_painterly(_batch_args(grid_inputs, out, tiny_weights_file), grid_inputs)
+    assert proc.returncode == 0, proc.stderr
+    actions = {k: r["action"] for k, r in _records(out).items()}
+    assert actions.pop("a__p2.png") == "ran" and actions.pop("b__p3.png") == "ran"
+    assert set(actions.values()) == {"skipped"}
+    assert (out / "a__p2.png").read_bytes() == good
+    assert (out / "b__p3.png").read_bytes() == (reference[0] / "b__p3.png").read_bytes()
+
+
+def test_corrupt_input_is_one_line_and_the_others_finish(grid_inputs: Path, tiny_weights_file: Path, tmp_path: Path) -> None:
+    styles = tmp_path / "styles"
+    styles.mkdir()
+    for name in ("p1", "p2"):
+        (styles / f"{name}.png").write_bytes((grid_inputs / "paintings" / f"{name}.png").read_bytes())
+    (styles / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png" * 10)
+    out = tmp_path / "out"
+    args = ["batch", "--content", str(grid_inputs / "photos"), "--style", str(styles), "-o", str(out), *fast_args(tiny_weights_file, iterations=ITERATIONS)]
+    proc = run_painterly(args, tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    naming = [line for line in proc.stderr.splitlines() if "broken.png" in line]
+    assert len(naming) == 1 and naming[0].startswith("painterly: error:"), proc.stderr
+    records = _records(out)
+    failed = {k for k, r in records.items() if r["status"] == "failed"}
+    assert failed == {"a__broken.png", "b__broken.png"}
+    assert all("broken.png" in records[k]["error"] for k in failed)
+    assert {k for k, r in records.items() if r["status"] == "done"} == {f"{c}__{s}.png" for c in "ab" for s in ("p1", "p2")}
+    assert sorted(p.name for p in out.glob("*__*.png")) == sorted(f"{c}__{s}.png" for c in "ab" for s in ("p1", "p2"))
+    assert "failed: " in (out / "index.html").read_text()
+
+
+def test_sigint_mid_batch_then_rerun_completes_identically(reference: tuple[Path, str], grid_inputs: Path, tiny_weights_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = _batch_args(grid_inputs, out, tiny_weights_file)
+    proc = start_painterly(args, grid_inputs, step_delay=0.15)
+
+    def two_done() -> bool:
+        try:
+            return sum(r["status"] == "done" for r in _records(out).values()) >= 2
+        except (OSError, ValueError):
+            return False
+
+    wait_for(two_done, proc, what="two finished jobs")
+    proc.send_signal(signal.SIGINT)
+    rc, err = finish(proc, timeout=30)
+    assert rc == 130, err
+    finished = _files(out)
+    assert 2 <= len(finished) < 6, err
+    assert "run the same command again to continue" in err, err
+    assert len(list(out.glob("*.ckpt"))) == 1  # the job in flight kept its place
+
+    proc = run_painterly(args, grid_inputs)
+    assert proc.returncode == 0, proc.stderr
+    after = _files(out)
+    assert {k: after[k] for k in finished} == finished  # the finished images untouched
+    actions = [r["action"] for r in _records(out).values()]
+    assert actions.count("skipped") == len(finished) and actions.count("resumed") == 1
+    assert not list(out.glob("*.ckpt"))
+    # Every image, the resumed one included, is the very one an uninterrupted batch made.
+    ref = reference[0]
+    assert {k: v[1] for k, v in after.items()} == {k: (ref / k).read_bytes() for k in EXPECTED}
+
+
+# --- the job list ---------------------------------------------------------------------------------
+
+
+def test_sweep_and_jobs_file_name_and_override(capsys: pytest.CaptureFixture[str], grid_inputs: Path, tiny_weights_file: Path, tmp_path: Path) -> None:
+    photo, painting = grid_inputs / "photos" / "a.png", grid_inputs / "paintings" / "p1.png"
+    out = tmp_path / "sweep"
+    rc, err = run_main(capsys, ["batch", "--content", str(photo), "--style", str(painting), "-o", str(out), "--sweep", "style_weight=50,200", "-q", *fast_args(tiny_weights_file, iterations=2)])
+    assert rc == 0, err
+    records = _records(out)
+    assert set(records) == {"a__p1__style_weight-50.png", "a__p1__style_weight-200.png"}
+    assert {r["options"]["style_weight"] for r in records.values()} == {50, 200}
+    assert {r["column"] for r in records.values()} == {"p1 style_weight=50", "p1 style_weight=200"}
+
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text(
+        json.dumps({"content": str(photo), "styles": [str(painting), str(grid_inputs / "paintings" / "p2.png")], "options": {"iterations": 1}, "output": "blend.png"}) + "\n"
+        + "# a comment\n" + json.dumps({"content": str(photo), "style": str(painting)}) + "\n"
+    )  # fmt: skip
+    out = tmp_path / "jobs"
+    rc, err = run_main(capsys, ["batch", "--jobs", str(jobs), "-o", str(out), "-q", *fast_args(tiny_weights_file, iterations=2)])
+    assert rc == 0, err
+    records = _records(out)
+    assert records["blend.png"]["iterations"] == 1 and records["a__p1.png"]["iterations"] == 2  # the line overrides
+
+
+def test_job_list_errors_are_one_line(capsys: pytest.CaptureFixture[str], grid_inputs: Path, tmp_path: Path) -> None:
+    from painterly.batch import build_jobs
+
+    cases = [
+        (["batch", "-o", str(tmp_path / "o"), "--content", str(grid_inputs / "photos")], "--content and --style"),
+        (["batch", "-o", str(tmp_path / "o"), "--content", str(grid_inputs / "photos"), "--style", str(tmp_path / "*.jpg")], "names no image files"),
+        (["batch", "-o", str(tmp_path / "o"), "--content", "x.png", "--style", "y.png", "--sweep", "style_wait=1,2"], "unknown option 'style_wait'"),
+        (["batch", "-o", str(tmp_path / "o"), "--content", "x.png", "--style", "y.png", "--paired", "--style", "y.png", "z.png"], "as many contents as styles"),
+        (["batch", "-o", str(tmp_path / "o"), "--content", "x.png", "--style", "y.png", "--sweep", "style_weight=-5"], "--style-weight"),
+    ]
+    for argv, expected in cases:
+        rc, err = run_main(capsys, argv)
+        assert rc == 2 and expected in err and len(err.strip().splitlines()) == 1, (argv, err)
+    with pytest.raises(Exception, match="two jobs would write a__p1.png"):
+        build_jobs(["x/a.png", "y/a.png"], ["p1.png"])
+    assert [j.output for j in build_jobs(["a.png", "b.png"], ["p1.png", "p2.png"], paired=True)] == ["a__p1.png", "b__p2.png"]
