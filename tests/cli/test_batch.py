@@ -140,16 +140,19 @@ def test_corrupt_input_is_one_line_and_the_others_finish(grid_inputs: Path, tiny
 
 def test_sigint_mid_batch_then_rerun_completes_identically(reference: tuple[Path, str], grid_inputs: Path, tiny_weights_file: Path, tmp_path: Path) -> None:
     out = tmp_path / "out"
-    args = _batch_args(grid_inputs, out, tiny_weights_file)
-    proc = start_painterly(args, grid_inputs, step_delay=0.15)
+    # --checkpoint-every 1: the third job's checkpoint shows that it is under way (the signal then
+    # lands inside a run, not between two jobs, which would leave nothing to resume).
+    args = _batch_args(grid_inputs, out, tiny_weights_file, "--checkpoint-every", "1")
+    proc = start_painterly(args, grid_inputs, step_delay=0.3)
 
-    def two_done() -> bool:
+    def third_under_way() -> bool:
         try:
-            return sum(r["status"] == "done" for r in _records(out).values()) >= 2
+            done = sum(r["status"] == "done" for r in _records(out).values())
         except (OSError, ValueError):
             return False
+        return done == 2 and any(out.glob("*.ckpt"))
 
-    wait_for(two_done, proc, what="two finished jobs")
+    wait_for(third_under_way, proc, what="two finished jobs and the third under way")
     proc.send_signal(signal.SIGINT)
     rc, err = finish(proc, timeout=30)
     assert rc == 130, err
