@@ -214,3 +214,147 @@ def test_job_list_errors_are_one_line(capsys: pytest.CaptureFixture[str], grid_i
     with pytest.raises(Exception, match="two jobs would write a__p1.png"):
         build_jobs(["x/a.png", "y/a.png"], ["p1.png"])
     assert [j.output for j in build_jobs(["a.png", "b.png"], ["p1.png", "p2.png"], paired=True)] == ["a__p1.png", "b__p2.png"]
+
+
+def test_ray_backend_without_ray_says_how_to_install(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, grid_inputs: Path, tiny_weights_file: Path, tmp_path: Path) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets where Ray is not installed
+    rc, err = run_main(capsys, _batch_args(grid_inputs, tmp_path / "out", tiny_weights_file, "--backend", "ray"))
+    assert rc == 2 and err.strip() == "painterly: error: --backend ray needs Ray, which is not installed: pip install 'painterly[ray]'"
+
+
+# --- the same grid on a Ray cluster ---------------------------------------------------------------
+
+SLOW_STEPS = '''
+import os, sys, time, importlib.abc, importlib.util
+class _SlowSteps(importlib.abc.MetaPathFinder):
+    """Each optimiser step of painterly.engine.run.Run sleeps a little (results unchanged)."""
+    def find_spec(self, name, path, target=None):
+        if name != "painterly.engine.run":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        exec_module = spec.loader.exec_module
+        def slowed(module):
+            exec_module(module)
+            step, delay = module.Run.step, float(os.environ["PAINTERLY_TEST_STEP_DELAY"])
+            module.Run.step = lambda self: (time.sleep(delay), step(self))[1]
+        spec.loader.exec_module = slowed
+        return spec
+if os.environ.get("PAINTERLY_TEST_STEP_DELAY"):
+    sys.meta_path.insert(0, _SlowSteps())
+'''
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """A real Ray head on 127.0.0.1 with 2 CPUs (two one-CPU workers), its processes slowed per
+    optimiser step (so that a worker can be killed mid-job), stopped at the end of the module."""
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'painterly[ray]')")
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+    import threading
+
+    from cli_support import child_env
+
+    hook = tmp_path_factory.mktemp("hook")
+    (hook / "sitecustomize.py").write_text(SLOW_STEPS)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    temp = tempfile.mkdtemp(prefix="pr-")  # short: Ray's socket paths must stay under 107 characters
+    env = child_env(PYTHONPATH=str(hook), PAINTERLY_TEST_STEP_DELAY="0.25", RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled")
+    ray_cli = Path(sys.executable).with_name("ray")
+    head = subprocess.Popen(
+        [str(ray_cli), "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
+         "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", temp],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    ready = threading.Event()
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in head.stdout:
+            lines.append(line)
+            if "Ray runtime started" in line:
+                ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        if not ready.wait(90):
+            pytest.fail("the Ray head did not start:\n" + "".join(lines))
+        yield f"127.0.0.1:{port}", env
+    finally:
+        head.terminate()  # `ray start --block` stops the processes it started
+        try:
+            head.wait(30)
+        except subprocess.TimeoutExpired:
+            import os
+
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+
+
+def _ray_args(grid_inputs: Path, out: Path, weights: Path, address: str) -> list[str]:
+    return _batch_args(grid_inputs, out, weights, "--backend", "ray", "--ray-address", address, "--ray-workers", "2")
+
+
+def test_ray_backend_makes_the_same_images(ray_cluster, reference: tuple[Path, str], grid_inputs: Path, tiny_weights_file: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    address, env = ray_cluster
+    out = tmp_path / "out"
+    proc = run_painterly(_ray_args(grid_inputs, out, tiny_weights_file, address), grid_inputs, env=env, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 workers" in proc.stderr and "6/6 done (6 ran, 0 skipped)" in proc.stderr
+    got = {k: v[1] for k, v in _files(out).items()}
+    assert got == {k: (reference[0] / k).read_bytes() for k in EXPECTED}  # bit for bit, same seeds
+    assert {r["status"] for r in _records(out).values()} == {"done"}
+
+
+def test_ray_worker_killed_mid_batch_loses_nothing(ray_cluster, reference: tuple[Path, str], grid_inputs: Path, tiny_weights_file: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    import os
+    import queue
+    import re
+    import threading
+    import time
+
+    address, env = ray_cluster
+    out = tmp_path / "out"
+    proc = start_painterly(_ray_args(grid_inputs, out, tiny_weights_file, address), grid_inputs, env=env)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True).start()
+    seen: list[str] = []
+
+    def next_line(pattern: str) -> re.Match:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=1)
+            except queue.Empty:
+                continue
+            seen.append(line)
+            if m := re.search(pattern, line):
+                return m
+        proc.kill()
+        pytest.fail("expected a line matching %r; stderr so far:\n%s" % (pattern, "".join(seen)))
+
+    pids = [int(p) for p in next_line(r"2 workers \(pids (\d+), (\d+)\)").groups()]
+    first = next_line(r"\[1/6\] \S+: ran on worker (\d+)")
+    victim = int(first.group(1))  # it has just taken its next job: kill it in the middle of that one
+    time.sleep(0.3)
+    os.kill(victim, signal.SIGKILL)
+    proc.wait(180)
+    while True:
+        try:
+            seen.append(lines.get(timeout=2))
+        except queue.Empty:
+            break
+    err = "".join(seen)
+    assert proc.returncode == 0, err
+    assert "6/6 done (6 ran, 0 skipped), 0 failed" in err, err
+    workers = {int(m) for m in re.findall(r"ran on worker (\d+)", err)}
+    assert workers - set(pids), f"no job ran on a restarted worker:\n{err}"  # the killed one came back
+    got = {k: v[1] for k, v in _files(out).items()}
+    assert got == {k: (reference[0] / k).read_bytes() for k in EXPECTED}

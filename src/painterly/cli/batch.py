@@ -185,8 +185,9 @@ def run_batch(args: argparse.Namespace) -> int:
     batch = Batch(args)
     todo = batch.pending()
     if args.backend == "ray":
-        from .batch_ray import run_on_ray
+        from .batch_ray import import_ray, run_on_ray
 
+        import_ray()  # before any work: without Ray, one line says how to install it
         run_jobs = run_on_ray
     else:
         from .batch_local import run_locally
