@@ -211,6 +211,13 @@ def test_job_list_errors_are_one_line(capsys: pytest.CaptureFixture[str], grid_i
     for argv, expected in cases:
         rc, err = run_main(capsys, argv)
         assert rc == 2 and expected in err and len(err.strip().splitlines()) == 1, (argv, err)
+    # A result may not land on an input: `-o` the photos' own folder, with a photo named like a result.
+    clash = tmp_path / "clash"
+    clash.mkdir()
+    (clash / "a__p1.png").write_bytes((grid_inputs / "photos" / "a.png").read_bytes())
+    (clash / "a.png").write_bytes((grid_inputs / "photos" / "a.png").read_bytes())
+    rc, err = run_main(capsys, ["batch", "-o", str(clash), "--content", str(clash / "a.png"), str(clash / "a__p1.png"), "--style", str(grid_inputs / "paintings" / "p1.png")])
+    assert rc == 2 and "would overwrite the input" in err, err
     with pytest.raises(Exception, match="two jobs would write a__p1.png"):
         build_jobs(["x/a.png", "y/a.png"], ["p1.png"])
     assert [j.output for j in build_jobs(["a.png", "b.png"], ["p1.png", "p2.png"], paired=True)] == ["a__p1.png", "b__p2.png"]

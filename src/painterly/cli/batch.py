@@ -89,8 +89,21 @@ class Batch:
                 self.configs[job.output] = job.config(self.base)
             except ConfigError as exc:
                 raise ConfigError(f"job {job.output}: {exc.template}") from None
+        self._check_outputs()
         self.records: dict[str, dict[str, Any]] = read_manifest(self.folder)
         self._sheet_at = 0.0
+
+    def _check_outputs(self) -> None:
+        """No result may land on an input (``-o`` the photos' own folder), and each must be an image name."""
+        from ..imageio import output_format, same_file
+
+        inputs = {p for job in self.jobs for p in job.inputs}
+        for job in self.jobs:
+            target = self.folder / job.output
+            output_format(target)
+            clash = next((p for p in inputs if same_file(target, p)), None)
+            if clash is not None:
+                raise ConfigError(f"{target}: would overwrite the input {clash}; give the batch its own --output folder")
 
     def pending(self) -> list[Job]:
         """The jobs still to do; the finished ones are marked skipped."""
