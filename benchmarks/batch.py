@@ -4,7 +4,7 @@ throughput of `painterly batch` locally and on Ray with two local workers.
     nice python benchmarks/batch.py [--size 192] [--iterations 60] [--bench-size 256] [--bench-iterations 10]
 
 Inputs (never committed): the built-in demo photo, scikit-image's astronaut, and the public-domain
-paintings in ../shared/images (starry_night, the_scream, shipwreck). Real VGG19 (caffe) weights.
+paintings in ../shared/images (--paintings) (starry_night, the_scream, shipwreck). Real VGG19 (caffe) weights.
 Writes docs/batch_contact_sheet.png and prints the throughput lines for the docs.
 """
 
@@ -24,7 +24,7 @@ ROOT = Path(__file__).resolve().parent.parent
 PAINTINGS = ("starry_night.jpg", "the_scream.jpg", "shipwreck.jpg")
 
 
-def inputs(folder: Path) -> tuple[Path, Path]:
+def inputs(folder: Path, source: Path) -> tuple[Path, Path]:
     from PIL import Image
     from skimage import data
 
@@ -34,7 +34,7 @@ def inputs(folder: Path) -> tuple[Path, Path]:
     shutil.copy(ROOT / "src/painterly/assets/demo_content.jpg", photos / "demo.jpg")
     Image.fromarray(data.astronaut()).save(photos / "astronaut.png")
     for name in PAINTINGS:
-        shutil.copy(ROOT.parent / "shared/images" / name, paintings / name)
+        shutil.copy(source / name, paintings / name)
     return photos, paintings
 
 
@@ -52,17 +52,22 @@ def main() -> None:
     ap.add_argument("--bench-size", type=int, default=256)
     ap.add_argument("--bench-iterations", type=int, default=10)
     ap.add_argument("--skip-sheet", action="store_true")
+    ap.add_argument("--bench-styles", type=int, default=3, help="paintings in the throughput runs (2 photos × this many jobs)")
+    ap.add_argument("--paintings", type=Path, default=ROOT.parent / "shared/images", help="folder of the three paintings")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        photos, paintings = inputs(tmp)
+        photos, paintings = inputs(tmp, args.paintings)
         if not args.skip_sheet:
             out = tmp / "sheet"
             batch(photos, paintings, out, "--size", str(args.size), "--iterations", str(args.iterations), "-q")
             shutil.copy(out / "contact-sheet.png", ROOT / "docs/batch_contact_sheet.png")
             print(f"contact sheet: {len(list(out.glob('*__*.png')))} images, {(out / 'contact-sheet.png').stat().st_size} bytes")
         common = ["--size", str(args.bench_size), "--iterations", str(args.bench_iterations), "-q"]
-        n = 6
+        for extra in sorted(paintings.iterdir())[args.bench_styles:]:
+            extra.unlink()
+        n = 2 * args.bench_styles
+        print(f"load average before the throughput runs: {os.getloadavg()}")
         seconds = batch(photos, paintings, tmp / "local", *common)
         print(f"local: {n} images in {seconds:.1f} s = {n / seconds * 60:.1f} images/min (wall, incl. start-up)")
         job_seconds = sum(json.loads(l)["seconds"] for l in (tmp / "local/manifest.jsonl").read_text().splitlines())

@@ -152,7 +152,7 @@ def test_sigint_mid_batch_then_rerun_completes_identically(reference: tuple[Path
             return False
         return done == 2 and any(out.glob("*.ckpt"))
 
-    wait_for(third_under_way, proc, what="two finished jobs and the third under way")
+    wait_for(third_under_way, proc, timeout=120, what="two finished jobs and the third under way")
     proc.send_signal(signal.SIGINT)
     rc, err = finish(proc, timeout=30)
     assert rc == 130, err
@@ -291,7 +291,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
 
     threading.Thread(target=read, daemon=True).start()
     try:
-        if not ready.wait(90):
+        if not ready.wait(180):  # a loaded 2-core CI machine can take a while
             pytest.fail("the Ray head did not start:\n" + "".join(lines))
         yield f"127.0.0.1:{port}", env
     finally:
@@ -335,7 +335,7 @@ def test_ray_worker_killed_mid_batch_loses_nothing(ray_cluster, reference: tuple
     seen: list[str] = []
 
     def next_line(pattern: str) -> re.Match:
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             try:
                 line = lines.get(timeout=1)
