@@ -4,6 +4,7 @@
     painterly texture STYLE [STYLE ...] -o OUT [options]     style reconstruction from noise
     painterly reconstruct CONTENT --layer relu3_1 -o OUT     content reconstruction from one layer
     painterly demo [-o OUT] [options]                        the built-in pair, offline
+    painterly batch --content ... --style ... -o DIR          many images, resumable, a contact sheet
     painterly resume CHECKPOINT [-o OUT]                     continue a checkpointed run
     painterly serve [--host 127.0.0.1] [--port 8000]         the local web studio
     painterly info                                           versions, device, precision, allocator
@@ -25,7 +26,7 @@ from typing import Sequence
 from .. import __version__
 from ..errors import ConfigError, PainterlyError
 
-COMMANDS = ("stylize", "texture", "reconstruct", "demo", "resume", "serve", "info")
+COMMANDS = ("stylize", "texture", "reconstruct", "demo", "batch", "resume", "serve", "info")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -59,9 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"painterly {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    def common(p: argparse.ArgumentParser, mode: str, output: dict, skip: Sequence[str] = ()) -> None:
+    def common(p: argparse.ArgumentParser, mode: str, output: dict | None, skip: Sequence[str] = ()) -> None:
+        """The options every run command takes; ``output``: the ``-o`` argument (None: the command adds its own)."""
         groups = option_groups(p)
-        groups[IO].add_argument("-o", "--output", **output)
+        if output is not None:
+            groups[IO].add_argument("-o", "--output", **output)
         add_config_options(p, mode, skip=skip, groups=groups)
         groups[IO].add_argument("--quiet", "-q", action="store_true", help="no progress output")
         p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
@@ -86,6 +89,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Stylise the built-in photo with the built-in painting, at the photo's own size, with a short iteration budget.",
     )
     common(p, "demo", {"default": "painterly-demo.png", "help": "output image (default: painterly-demo.png)"})
+
+    from .batch import add_batch_parser
+
+    add_batch_parser(sub, common)
 
     p = sub.add_parser("resume", help="continue a run from its checkpoint", description="Continue a run saved with --checkpoint-every.")
     p.add_argument("checkpoint", help="checkpoint file written by --checkpoint-every")

@@ -21,6 +21,10 @@ def run_command(args: argparse.Namespace) -> int:
         return serve(host=args.host, port=args.port, workdir=args.workdir, keep=args.keep)
     if args.command == "resume":
         return _resume(args)
+    if args.command == "batch":
+        from .batch import run_batch
+
+        return run_batch(args)
     if args.command == "info":
         from .info import environment_report
 

@@ -35,7 +35,9 @@ class ProgressBar:
     and the rate shown is the current level's it/s, not an average since the start.
     """
 
-    def __init__(self, total: int, *, quiet: bool = False, stream: IO[str] | None = None, start: int = 0) -> None:
+    def __init__(
+        self, total: int, *, quiet: bool = False, stream: IO[str] | None = None, start: int = 0, position: int | None = None, leave: bool = True
+    ) -> None:
         self.stream = stream or sys.stderr
         self.quiet = quiet
         self.total = total
@@ -47,7 +49,7 @@ class ProgressBar:
             # Filled in percent of the work; tqdm's own rate and ETA (in those units) are left out:
             # the ETA shown is the Progress's, the same as the plain lines and the studio show.
             self.bar = tqdm(
-                total=100.0, file=self.stream, dynamic_ncols=True, leave=True,
+                total=100.0, file=self.stream, dynamic_ncols=True, leave=leave, position=position,
                 bar_format="{percentage:3.0f}%|{bar}| {elapsed}{postfix}",
             )
 

@@ -94,7 +94,7 @@ class CommandRun:
     def execute(self) -> int:
         run, files, outputs = self.run, self.files, self.outputs
         resumed = self.resumed_from is not None
-        bar = ProgressBar(run.total_iterations, quiet=self.quiet, start=run.iteration)
+        bar = self.progress_bar()
         log = LossLog(outputs.log, resume_at=run.iteration if resumed else None)
         # A resumed run's plot starts from its loss log (already cut back to the checkpoint).
         history = LossHistory.from_log(outputs.log if resumed else None) if outputs.plot else None
@@ -137,6 +137,10 @@ class CommandRun:
                 f"{time.perf_counter() - t0:.1f} s, seed {run.seed})\n"
             )
         return 0
+
+    def progress_bar(self) -> ProgressBar:
+        """The run's bar (a batch puts its jobs' bars beneath its own)."""
+        return ProgressBar(self.run.total_iterations, quiet=self.quiet, start=self.run.iteration)
 
     def save_checkpoint(self) -> bool:
         """Write the run's state beside the output; on failure say so and carry on."""

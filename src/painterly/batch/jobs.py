@@ -1,0 +1,195 @@
+"""The job list of a batch: which content goes with which styles and settings, and what each result is
+called.
+
+A job list comes from contents and styles given as files, folders or globs (:func:`expand_paths`),
+combined as a product (every content in every style) or paired (the i-th content with the i-th style),
+times every combination of swept values (``style_weight=50,100,200``, :func:`parse_sweep`); or from a
+manifest file of JSON lines (:func:`read_job_file`). Nothing here reads an image or runs anything.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import glob
+import itertools
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+from ..config import Config
+from ..errors import ConfigError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
+
+
+@dataclass(frozen=True)
+class Job:
+    """One image to make.
+
+    Attributes:
+        content: the photo's path.
+        styles: the paintings' paths (several are blended).
+        options: Config fields this job sets over the batch's own (a sweep's values, a manifest line's).
+        output: the result's file name, inside the batch's folder.
+        row: the contact sheet's row label (the content).
+        column: the contact sheet's column label (the styles and swept values).
+    """
+
+    content: str
+    styles: tuple[str, ...]
+    options: Mapping[str, Any] = field(default_factory=dict)
+    output: str = ""
+    row: str = ""
+    column: str = ""
+
+    def config(self, base: Mapping[str, Any]) -> Config:
+        """The job's settings: ``stylize``'s defaults, then ``base`` (the batch's options), then its own."""
+        return Config.for_mode("stylize", **{**base, **self.options})
+
+    @property
+    def inputs(self) -> tuple[str, ...]:
+        return (self.content, *self.styles)
+
+
+def expand_paths(specs: Iterable[str], what: str) -> list[str]:
+    """Files, folders (their images, sorted) and globs → image paths, in order, each once.
+
+    Raises:
+        ConfigError: a spec that names nothing.
+    """
+    out: list[str] = []
+    for spec in specs:
+        path = Path(spec)
+        if path.is_dir():
+            found = sorted(str(p) for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+        elif any(ch in spec for ch in "*?["):
+            found = sorted(p for p in glob.glob(spec, recursive=True) if Path(p).is_file())
+        else:
+            found = [spec]  # a file: a missing one is reported with the other bad inputs
+        if not found:
+            raise ConfigError(f"{what} {spec}: names no image files")
+        out += [p for p in found if p not in out]
+    return out
+
+
+def parse_value(text: str) -> Any:
+    """A swept value as typed: an integer, a number, on/off, or the text itself."""
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return {"on": True, "true": True, "off": False, "false": False}.get(text.lower(), text)
+
+
+def parse_sweep(spec: str) -> tuple[str, tuple[Any, ...]]:
+    """``"style_weight=50,100,200"`` (or ``style-weight=...``) → ``("style_weight", (50, 100, 200))``."""
+    name, sep, values = spec.partition("=")
+    name = name.strip().replace("-", "_")
+    if not sep or not values.strip():
+        raise ConfigError(f"`sweep` {spec!r}: write it as FIELD=V1,V2,... (e.g. style_weight=50,100,200)")
+    if name not in {f.name for f in dataclasses.fields(Config)}:
+        raise ConfigError(f"`sweep` {spec!r}: unknown option {name!r}")
+    return name, tuple(parse_value(v.strip()) for v in values.split(",") if v.strip())
+
+
+def _stem(path: str) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", Path(path).stem).strip("-") or "image"
+
+
+def _value_text(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, (list, tuple)):
+        return "+".join(map(str, value))
+    return re.sub(r"[^A-Za-z0-9.+-]+", "-", str(value))
+
+
+def job_name(content: str, styles: Sequence[str], swept: Mapping[str, Any], suffix: str = ".png") -> str:
+    """The output name that says what the image is: ``photo__starry_night__style_weight-100.png``."""
+    parts = [_stem(content), "+".join(_stem(s) for s in styles)]
+    parts += [f"{k}-{_value_text(v)}" for k, v in swept.items()]
+    return "__".join(parts) + suffix
+
+
+def build_jobs(
+    contents: Sequence[str],
+    styles: Sequence[str],
+    *,
+    paired: bool = False,
+    sweeps: Sequence[tuple[str, Sequence[Any]]] = (),
+    suffix: str = ".png",
+) -> list[Job]:
+    """Every content in every style (or paired in order), times every combination of swept values."""
+    if paired and len(contents) != len(styles):
+        raise ConfigError(f"`paired` needs as many contents as styles, got {len(contents)} and {len(styles)}")
+    pairs = list(zip(contents, styles)) if paired else list(itertools.product(contents, styles))
+    names = [name for name, _ in sweeps]
+    combos = list(itertools.product(*(values for _, values in sweeps))) or [()]
+    jobs = []
+    for content, style in pairs:
+        for combo in combos:
+            swept = dict(zip(names, combo))
+            column = " ".join([_stem(style), *(f"{k}={_value_text(v)}" for k, v in swept.items())])
+            jobs.append(Job(content, (style,), swept, job_name(content, (style,), swept, suffix), _stem(content), column))
+    return check_unique(jobs)
+
+
+def read_job_file(path: str | os.PathLike[str], suffix: str = ".png") -> list[Job]:
+    """A manifest of jobs: one JSON object a line, ``{"content": ..., "styles": [...] or "style": ...,
+    "options": {...}, "output": ...}`` (``options`` and ``output`` optional; blank lines and lines
+    starting with ``#`` skipped). Relative image paths are relative to the file's folder."""
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"`jobs` {path}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
+    jobs = []
+    for number, line in enumerate(lines, 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        where = f"`jobs` {path} line {number}"
+        try:
+            item = json.loads(line)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: not JSON ({exc.msg})") from None
+        if not isinstance(item, dict) or "content" not in item or not ({"styles", "style"} & set(item)):
+            raise ConfigError(f"{where}: needs \"content\" and \"styles\"")
+        unknown = set(item) - {"content", "styles", "style", "options", "output"}
+        if unknown:
+            raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}")
+        styles = item.get("styles", item.get("style"))
+        styles = [styles] if isinstance(styles, str) else styles
+        options = item.get("options", {})
+        if not isinstance(styles, list) or not styles or not all(isinstance(s, str) for s in styles) or not isinstance(options, dict):
+            raise ConfigError(f"{where}: \"styles\" must be a list of paths and \"options\" an object")
+        options = {str(k).replace("-", "_"): v for k, v in options.items()}
+        try:
+            Config.for_mode("stylize", **options)
+        except ConfigError as exc:
+            raise ConfigError(f"{where}: {exc.template}") from None
+        content = str(path.parent / item["content"])
+        styles = tuple(str(path.parent / s) for s in styles)
+        output = item.get("output") or job_name(content, styles, options, suffix)
+        if not isinstance(output, str) or Path(output).name != output:
+            raise ConfigError(f"{where}: \"output\" must be a file name (the batch writes into its own folder)")
+        column = " ".join(["+".join(map(_stem, styles)), *(f"{k}={_value_text(v)}" for k, v in options.items())])
+        jobs.append(Job(content, styles, options, output, _stem(content), column))
+    if not jobs:
+        raise ConfigError(f"`jobs` {path}: lists no jobs")
+    return check_unique(jobs)
+
+
+def check_unique(jobs: Sequence[Job]) -> list[Job]:
+    """Two jobs may not write the same file (two contents with the same name in different folders)."""
+    seen: dict[str, Job] = {}
+    for job in jobs:
+        if job.output in seen:
+            raise ConfigError(
+                f"two jobs would write {job.output} ({seen[job.output].content} and {job.content}); rename one of the inputs"
+            )
+        seen[job.output] = job
+    return list(jobs)

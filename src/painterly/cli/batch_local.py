@@ -1,0 +1,125 @@
+"""``painterly batch --backend local``: the jobs one after another in this process, with all its CPU
+threads (or its GPU), one encoder per set of layers, each job driven by the command's own
+:class:`~painterly.cli.runner.CommandRun` (checkpoints, signals, rescue)."""
+
+from __future__ import annotations
+
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from ..batch.encoders import EncoderCache
+from ..batch.jobs import Job
+from ..batch.manifest import done_record, failed_record
+from ..errors import PainterlyError
+from .outputs import OutputFiles, OutputOptions
+from .report import ProgressBar
+from .runner import CommandRun
+
+
+class JobRun(CommandRun):
+    """One job of a batch: its bar sits beneath the batch's, and an interrupted job always keeps a
+    checkpoint (the batch resumes it when run again) instead of an ``-interrupted`` image."""
+
+    def __init__(self, *args: Any, show_bar: bool = True, **kwargs: Any) -> None:
+        super().__init__(*args, quiet=True, **kwargs)  # the batch says what each job wrote
+        self.show_bar = show_bar and sys.stderr.isatty()  # off a terminal, one line a job is enough
+
+    def progress_bar(self) -> ProgressBar:
+        return ProgressBar(self.run.total_iterations, quiet=not self.show_bar, start=self.run.iteration, position=1, leave=False)
+
+    def _interrupted(self, signum: int) -> int:
+        kept = self.save_checkpoint()
+        name = "SIGINT" if signum == signal.SIGINT else "SIGTERM"
+        sys.stderr.write(
+            f"painterly: {name}: stopped {self.files.output.name} at iteration {self.run.iteration}/{self.run.total_iterations}"
+            + ("; run the same command again to continue" if kept else "") + "\n"
+        )
+        return 128 + signum
+
+
+class JobsBar:
+    """The bar over the jobs, with an ETA: tqdm on a terminal, one line a job elsewhere."""
+
+    def __init__(self, total: int, quiet: bool) -> None:
+        self.total, self.quiet, self.done = total, quiet, 0
+        self.t0 = time.perf_counter()
+        self.bar = None
+        if not quiet and total and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, unit="job", desc="batch", file=sys.stderr, position=0, dynamic_ncols=True)
+
+    def finished(self, name: str, note: str) -> None:
+        self.done += 1
+        if self.bar is not None:
+            self.bar.set_postfix_str(name, refresh=False)
+            self.bar.update(1)
+            return
+        if not self.quiet:
+            spent = time.perf_counter() - self.t0
+            eta = spent / self.done * (self.total - self.done)
+            sys.stderr.write(f"painterly: [{self.done}/{self.total}] {name}: {note} (ETA {eta:.0f} s)\n")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _metadata(config: Any) -> dict[str, str]:
+    from .commands import _metadata as metadata
+
+    return metadata(config)
+
+
+def start_job(transfer: Any, job: Job, files: OutputFiles) -> tuple[Any, Path | None]:
+    """A fresh run of ``job``, or the one its checkpoint holds when that was made with the same settings."""
+    import torch
+
+    from ..engine import Inputs, Run, RunState, load_inputs
+
+    if files.checkpoint.is_file():
+        try:
+            saved = torch.load(files.checkpoint, map_location="cpu", weights_only=True)
+            data = saved["run"]
+            if data["config"] == transfer.config.to_dict() and saved.get("output") == files.output.name:
+                return Run(transfer, Inputs.from_dict(transfer.config, data), RunState.from_dict(data)), files.checkpoint
+        except Exception:  # noqa: BLE001 - a damaged or foreign checkpoint: start afresh (it is overwritten)
+            pass
+    return transfer.start(load_inputs(transfer.config, job.content, job.styles, warn=False)), None
+
+
+def run_locally(batch: Any, jobs: list[Job]) -> int:
+    """Run ``jobs`` here; returns 128 + signal if interrupted, else 0 (failures are in the records)."""
+    from ..engine import StyleTransfer
+
+    encoders = EncoderCache()
+    checkpoint_every = getattr(batch.args, "checkpoint_every", 0)
+    bar = JobsBar(len(jobs), batch.quiet)
+    try:
+        for job in jobs:
+            config = batch.configs[job.output]
+            files = OutputFiles(batch.folder / job.output)
+            try:
+                transfer = StyleTransfer(config, encoder=encoders.get(config))
+                run, resumed_from = start_job(transfer, job, files)
+                outputs = OutputOptions(checkpoint_every=checkpoint_every)
+                rc = JobRun(run, files, outputs, _metadata(config), show_bar=not batch.quiet, resumed_from=resumed_from).execute()
+            except PainterlyError as exc:
+                from . import flag
+
+                reason = " ".join(exc.render(flag).split())
+                batch.say(f"painterly: error: {job.output}: {reason}")
+                batch.record(failed_record(job, config, reason))
+                bar.finished(job.output, "failed")
+                continue
+            if rc:
+                return rc
+            action = "resumed" if resumed_from is not None else "ran"
+            batch.record(done_record(job, config, files.output, seed=run.seed, seconds=run.elapsed, losses=run.state.losses, iterations=run.iteration, action=action))
+            bar.finished(job.output, f"{action}, {run.elapsed:.1f} s, seed {run.seed}")
+    finally:
+        bar.close()
+    return 0

@@ -1,0 +1,367 @@
+"""Issue 17, ``painterly batch``: a 2 × 3 grid at 48 px through real subprocesses (tiny weights, one
+thread): six images, the manifest, the contact sheet; a re-run recomputes nothing; a corrupt input is
+one line and the other jobs finish; a batch stopped with SIGINT and run again completes with the very
+same images as a batch never interrupted. Plus the job list itself: sweeps, paired, a jobs file."""
+
+from __future__ import annotations
+
+import json
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from cli_support import one_torch_thread  # noqa: F401 (an autouse fixture)
+from cli_support import fast_args, finish, run_main, run_painterly, start_painterly, wait_for
+
+ITERATIONS = 4
+
+
+def _png(path: Path, seed: int, size: tuple[int, int] = (56, 48)) -> Path:
+    rng = np.random.default_rng(seed)
+    base = np.linspace(0, 255, size[0] * size[1] * 3).reshape(size[1], size[0], 3)
+    noise = rng.integers(0, 80, (size[1], size[0], 3))
+    Image.fromarray(((base + noise) % 256).astype(np.uint8)).save(path)
+    return path
+
+
+@pytest.fixture(scope="module")
+def grid_inputs(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """photos/{a,b}.png and paintings/{p1,p2,p3}.png."""
+    root = tmp_path_factory.mktemp("grid")
+    (root / "photos").mkdir()
+    (root / "paintings").mkdir()
+    for i, name in enumerate(("a", "b")):
+        _png(root / "photos" / f"{name}.png", i)
+    for i, name in enumerate(("p1", "p2", "p3")):
+        _png(root / "paintings" / f"{name}.png", 10 + i, (48, 48))
+    return root
+
+
+def _batch_args(root: Path, out: Path, weights: Path, *extra: str) -> list[str]:
+    return [
+        "batch", "--content", str(root / "photos"), "--style", str(root / "paintings" / "*.png"), "-o", str(out),
+        *fast_args(weights, iterations=ITERATIONS), *extra,
+    ]  # fmt: skip
+
+
+def _records(out: Path) -> dict[str, dict]:
+    lines = (out / "manifest.jsonl").read_text().splitlines()
+    return {r["output"]: r for r in map(json.loads, lines)}
+
+
+def _files(out: Path) -> dict[str, tuple[int, bytes]]:
+    return {p.name: (p.stat().st_mtime_ns, p.read_bytes()) for p in sorted(out.glob("*__*.png"))}
+
+
+EXPECTED = {f"{c}__{s}.png" for c in ("a", "b") for s in ("p1", "p2", "p3")}
+
+
+@pytest.fixture(scope="module")
+def reference(grid_inputs: Path, tiny_weights_file: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """The grid run once, uninterrupted; returns (its folder, its stderr)."""
+    out = tmp_path_factory.mktemp("reference") / "out"
+    proc = run_painterly(_batch_args(grid_inputs, out, tiny_weights_file), grid_inputs)
+    assert proc.returncode == 0, proc.stderr
+    return out, proc.stderr
+
+
+def test_grid_writes_six_images_manifest_and_contact_sheet(reference: tuple[Path, str]) -> None:
+    out, err = reference
+    assert set(_files(out)) == EXPECTED
+    records = _records(out)
+    assert set(records) == EXPECTED
+    for name, r in records.items():
+        assert r["status"] == "done" and r["action"] == "ran", r
+        assert r["seed"] == 0 and r["iterations"] == ITERATIONS and r["losses"]["total"] > 0
+        assert r["options"]["size"] == 48 and r["content"].endswith(name.split("__")[0] + ".png")
+        assert r["bytes"] == (out / name).stat().st_size
+        with Image.open(out / name) as img:
+            assert max(img.size) == 48
+    # The contact sheet: 2 rows × 3 columns of 160 px cells, labelled; the page links all six.
+    with Image.open(out / "contact-sheet.png") as sheet:
+        assert sheet.width > 3 * 160 and 2 * 160 < sheet.height < 3 * 160
+        assert len(set(np.asarray(sheet.convert("L")).ravel().tolist())) > 50  # pictures, not a blank page
+    page = (out / "index.html").read_text()
+    assert all(f"src='{name}'" in page for name in EXPECTED)
+    assert "6/6 done (6 ran, 0 skipped), 0 failed" in err
+
+
+def test_rerun_recomputes_nothing(reference: tuple[Path, str], grid_inputs: Path, tiny_weights_file: Path) -> None:
+    out, _ = reference
+    before = _files(out)
+    proc = run_painterly(_batch_args(grid_inputs, out, tiny_weights_file), grid_inputs)
+    assert proc.returncode == 0, proc.stderr
+    assert _files(out) == before  # not one image rewritten (same bytes, same mtime)
+    assert {r["action"] for r in _records(out).values()} == {"skipped"}
+    assert "6/6 done (0 ran, 6 skipped)" in proc.stderr
+
+
+def test_changed_or_damaged_output_is_redone(reference: tuple[Path, str], grid_inputs: Path, tiny_weights_file: Path, tmp_path: Path) -> None:
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(reference[0], out)
+    good = (out / "a__p2.png").read_bytes()
+    (out / "a__p2.png").write_bytes(good[:-20])  # cut short: same name, wrong size and hash
+    (out / "b__p3.png").unlink()
+    proc = run_painterly(_batch_args(grid_inputs, out, tiny_weights_file), grid_inputs)
+    assert proc.returncode == 0, proc.stderr
+    actions = {k: r["action"] for k, r in _records(out).items()}
+    assert actions.pop("a__p2.png") == "ran" and actions.pop("b__p3.png") == "ran"
+    assert set(actions.values()) == {"skipped"}
+    assert (out / "a__p2.png").read_bytes() == good
+    assert (out / "b__p3.png").read_bytes() == (reference[0] / "b__p3.png").read_bytes()
+
+
+def test_corrupt_input_is_one_line_and_the_others_finish(grid_inputs: Path, tiny_weights_file: Path, tmp_path: Path) -> None:
+    styles = tmp_path / "styles"
+    styles.mkdir()
+    for name in ("p1", "p2"):
+        (styles / f"{name}.png").write_bytes((grid_inputs / "paintings" / f"{name}.png").read_bytes())
+    (styles / "broken.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"not really a png" * 10)
+    out = tmp_path / "out"
+    args = ["batch", "--content", str(grid_inputs / "photos"), "--style", str(styles), "-o", str(out), *fast_args(tiny_weights_file, iterations=ITERATIONS)]
+    proc = run_painterly(args, tmp_path)
+    assert proc.returncode == 1, proc.stderr
+    assert "Traceback" not in proc.stderr
+    naming = [line for line in proc.stderr.splitlines() if "broken.png" in line]
+    assert len(naming) == 1 and naming[0].startswith("painterly: error:"), proc.stderr
+    records = _records(out)
+    failed = {k for k, r in records.items() if r["status"] == "failed"}
+    assert failed == {"a__broken.png", "b__broken.png"}
+    assert all("broken.png" in records[k]["error"] for k in failed)
+    assert {k for k, r in records.items() if r["status"] == "done"} == {f"{c}__{s}.png" for c in "ab" for s in ("p1", "p2")}
+    assert sorted(p.name for p in out.glob("*__*.png")) == sorted(f"{c}__{s}.png" for c in "ab" for s in ("p1", "p2"))
+    assert "failed: " in (out / "index.html").read_text()
+
+
+def test_sigint_mid_batch_then_rerun_completes_identically(reference: tuple[Path, str], grid_inputs: Path, tiny_weights_file: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    # --checkpoint-every 1: the third job's checkpoint shows that it is under way (the signal then
+    # lands inside a run, not between two jobs, which would leave nothing to resume).
+    args = _batch_args(grid_inputs, out, tiny_weights_file, "--checkpoint-every", "1")
+    proc = start_painterly(args, grid_inputs, step_delay=0.3)
+
+    def third_under_way() -> bool:
+        try:
+            done = sum(r["status"] == "done" for r in _records(out).values())
+        except (OSError, ValueError):
+            return False
+        return done == 2 and any(out.glob("*.ckpt"))
+
+    wait_for(third_under_way, proc, timeout=120, what="two finished jobs and the third under way")
+    proc.send_signal(signal.SIGINT)
+    rc, err = finish(proc, timeout=30)
+    assert rc == 130, err
+    finished = _files(out)
+    assert 2 <= len(finished) < 6, err
+    assert "run the same command again to continue" in err, err
+    assert len(list(out.glob("*.ckpt"))) == 1  # the job in flight kept its place
+
+    proc = run_painterly(args, grid_inputs)
+    assert proc.returncode == 0, proc.stderr
+    after = _files(out)
+    assert {k: after[k] for k in finished} == finished  # the finished images untouched
+    actions = [r["action"] for r in _records(out).values()]
+    assert actions.count("skipped") == len(finished) and actions.count("resumed") == 1
+    assert not list(out.glob("*.ckpt"))
+    # Every image, the resumed one included, is the very one an uninterrupted batch made.
+    ref = reference[0]
+    assert {k: v[1] for k, v in after.items()} == {k: (ref / k).read_bytes() for k in EXPECTED}
+
+
+# --- the job list ---------------------------------------------------------------------------------
+
+
+def test_sweep_and_jobs_file_name_and_override(capsys: pytest.CaptureFixture[str], grid_inputs: Path, tiny_weights_file: Path, tmp_path: Path) -> None:
+    photo, painting = grid_inputs / "photos" / "a.png", grid_inputs / "paintings" / "p1.png"
+    out = tmp_path / "sweep"
+    rc, err = run_main(capsys, ["batch", "--content", str(photo), "--style", str(painting), "-o", str(out), "--sweep", "style_weight=50,200", "-q", *fast_args(tiny_weights_file, iterations=2)])
+    assert rc == 0, err
+    records = _records(out)
+    assert set(records) == {"a__p1__style_weight-50.png", "a__p1__style_weight-200.png"}
+    assert {r["options"]["style_weight"] for r in records.values()} == {50, 200}
+    assert {r["column"] for r in records.values()} == {"p1 style_weight=50", "p1 style_weight=200"}
+
+    jobs = tmp_path / "jobs.jsonl"
+    jobs.write_text(
+        json.dumps({"content": str(photo), "styles": [str(painting), str(grid_inputs / "paintings" / "p2.png")], "options": {"iterations": 1}, "output": "blend.png"}) + "\n"
+        + "# a comment\n" + json.dumps({"content": str(photo), "style": str(painting)}) + "\n"
+    )  # fmt: skip
+    out = tmp_path / "jobs"
+    rc, err = run_main(capsys, ["batch", "--jobs", str(jobs), "-o", str(out), "-q", *fast_args(tiny_weights_file, iterations=2)])
+    assert rc == 0, err
+    records = _records(out)
+    assert records["blend.png"]["iterations"] == 1 and records["a__p1.png"]["iterations"] == 2  # the line overrides
+
+
+def test_job_list_errors_are_one_line(capsys: pytest.CaptureFixture[str], grid_inputs: Path, tmp_path: Path) -> None:
+    from painterly.batch import build_jobs
+
+    cases = [
+        (["batch", "-o", str(tmp_path / "o"), "--content", str(grid_inputs / "photos")], "--content and --style"),
+        (["batch", "-o", str(tmp_path / "o"), "--content", str(grid_inputs / "photos"), "--style", str(tmp_path / "*.jpg")], "names no image files"),
+        (["batch", "-o", str(tmp_path / "o"), "--content", "x.png", "--style", "y.png", "--sweep", "style_wait=1,2"], "unknown option 'style_wait'"),
+        (["batch", "-o", str(tmp_path / "o"), "--content", "x.png", "--style", "y.png", "--paired", "--style", "y.png", "z.png"], "as many contents as styles"),
+        (["batch", "-o", str(tmp_path / "o"), "--content", "x.png", "--style", "y.png", "--sweep", "style_weight=-5"], "--style-weight"),
+    ]
+    for argv, expected in cases:
+        rc, err = run_main(capsys, argv)
+        assert rc == 2 and expected in err and len(err.strip().splitlines()) == 1, (argv, err)
+    # A result may not land on an input: `-o` the photos' own folder, with a photo named like a result.
+    clash = tmp_path / "clash"
+    clash.mkdir()
+    (clash / "a__p1.png").write_bytes((grid_inputs / "photos" / "a.png").read_bytes())
+    (clash / "a.png").write_bytes((grid_inputs / "photos" / "a.png").read_bytes())
+    rc, err = run_main(capsys, ["batch", "-o", str(clash), "--content", str(clash / "a.png"), str(clash / "a__p1.png"), "--style", str(grid_inputs / "paintings" / "p1.png")])
+    assert rc == 2 and "would overwrite the input" in err, err
+    with pytest.raises(Exception, match="two jobs would write a__p1.png"):
+        build_jobs(["x/a.png", "y/a.png"], ["p1.png"])
+    assert [j.output for j in build_jobs(["a.png", "b.png"], ["p1.png", "p2.png"], paired=True)] == ["a__p1.png", "b__p2.png"]
+
+
+def test_ray_backend_without_ray_says_how_to_install(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, grid_inputs: Path, tiny_weights_file: Path, tmp_path: Path) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets where Ray is not installed
+    rc, err = run_main(capsys, _batch_args(grid_inputs, tmp_path / "out", tiny_weights_file, "--backend", "ray"))
+    assert rc == 2 and err.strip() == "painterly: error: --backend ray needs Ray, which is not installed: pip install 'painterly[ray]'"
+
+
+# --- the same grid on a Ray cluster ---------------------------------------------------------------
+
+SLOW_STEPS = '''
+import os, sys, time, importlib.abc, importlib.util
+class _SlowSteps(importlib.abc.MetaPathFinder):
+    """Each optimiser step of painterly.engine.run.Run sleeps a little (results unchanged)."""
+    def find_spec(self, name, path, target=None):
+        if name != "painterly.engine.run":
+            return None
+        sys.meta_path.remove(self)
+        spec = importlib.util.find_spec(name)
+        exec_module = spec.loader.exec_module
+        def slowed(module):
+            exec_module(module)
+            step, delay = module.Run.step, float(os.environ["PAINTERLY_TEST_STEP_DELAY"])
+            module.Run.step = lambda self: (time.sleep(delay), step(self))[1]
+        spec.loader.exec_module = slowed
+        return spec
+if os.environ.get("PAINTERLY_TEST_STEP_DELAY"):
+    sys.meta_path.insert(0, _SlowSteps())
+'''
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory):  # noqa: ANN201
+    """A real Ray head on 127.0.0.1 with 2 CPUs (two one-CPU workers), its processes slowed per
+    optimiser step (so that a worker can be killed mid-job), stopped at the end of the module."""
+    pytest.importorskip("ray", reason="Ray is not installed (pip install 'painterly[ray]')")
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+    import threading
+
+    from cli_support import child_env
+
+    hook = tmp_path_factory.mktemp("hook")
+    (hook / "sitecustomize.py").write_text(SLOW_STEPS)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    temp = tempfile.mkdtemp(prefix="pr-")  # short: Ray's socket paths must stay under 107 characters
+    env = child_env(PYTHONPATH=str(hook), PAINTERLY_TEST_STEP_DELAY="0.25", RAY_USAGE_STATS_ENABLED="0", RAY_AUTH_MODE="disabled")
+    ray_cli = Path(sys.executable).with_name("ray")
+    head = subprocess.Popen(
+        [str(ray_cli), "start", "--head", "--block", "--node-ip-address", "127.0.0.1", "--port", str(port), "--num-cpus", "2",
+         "--include-dashboard", "false", "--disable-usage-stats", "--temp-dir", temp],
+        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, start_new_session=True,
+    )  # fmt: skip
+    ready = threading.Event()
+    lines: list[str] = []
+
+    def read() -> None:
+        for line in head.stdout:
+            lines.append(line)
+            if "Ray runtime started" in line:
+                ready.set()
+
+    threading.Thread(target=read, daemon=True).start()
+    try:
+        if not ready.wait(180):  # a loaded 2-core CI machine can take a while
+            pytest.fail("the Ray head did not start:\n" + "".join(lines))
+        yield f"127.0.0.1:{port}", env
+    finally:
+        head.terminate()  # `ray start --block` stops the processes it started
+        try:
+            head.wait(30)
+        except subprocess.TimeoutExpired:
+            import os
+
+            os.killpg(head.pid, signal.SIGKILL)
+            head.wait()
+
+
+def _ray_args(grid_inputs: Path, out: Path, weights: Path, address: str) -> list[str]:
+    return _batch_args(grid_inputs, out, weights, "--backend", "ray", "--ray-address", address, "--ray-workers", "2")
+
+
+def test_ray_backend_makes_the_same_images(ray_cluster, reference: tuple[Path, str], grid_inputs: Path, tiny_weights_file: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    address, env = ray_cluster
+    out = tmp_path / "out"
+    proc = run_painterly(_ray_args(grid_inputs, out, tiny_weights_file, address), grid_inputs, env=env, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert "2 workers" in proc.stderr and "6/6 done (6 ran, 0 skipped)" in proc.stderr
+    got = {k: v[1] for k, v in _files(out).items()}
+    assert got == {k: (reference[0] / k).read_bytes() for k in EXPECTED}  # bit for bit, same seeds
+    assert {r["status"] for r in _records(out).values()} == {"done"}
+
+
+def test_ray_worker_killed_mid_batch_loses_nothing(ray_cluster, reference: tuple[Path, str], grid_inputs: Path, tiny_weights_file: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    import os
+    import queue
+    import re
+    import threading
+    import time
+
+    address, env = ray_cluster
+    out = tmp_path / "out"
+    proc = start_painterly(_ray_args(grid_inputs, out, tiny_weights_file, address), grid_inputs, env=env)
+    lines: queue.Queue[str] = queue.Queue()
+    threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True).start()
+    seen: list[str] = []
+
+    def next_line(pattern: str) -> re.Match:
+        deadline = time.monotonic() + 180
+        while time.monotonic() < deadline:
+            try:
+                line = lines.get(timeout=1)
+            except queue.Empty:
+                continue
+            seen.append(line)
+            if m := re.search(pattern, line):
+                return m
+        proc.kill()
+        pytest.fail("expected a line matching %r; stderr so far:\n%s" % (pattern, "".join(seen)))
+
+    pids = [int(p) for p in next_line(r"2 workers \(pids (\d+), (\d+)\)").groups()]
+    first = next_line(r"\[1/6\] \S+: ran on worker (\d+)")
+    victim = int(first.group(1))  # it has just taken its next job: kill it in the middle of that one
+    time.sleep(0.3)
+    os.kill(victim, signal.SIGKILL)
+    proc.wait(180)
+    while True:
+        try:
+            seen.append(lines.get(timeout=2))
+        except queue.Empty:
+            break
+    err = "".join(seen)
+    assert proc.returncode == 0, err
+    assert "6/6 done (6 ran, 0 skipped), 0 failed" in err, err
+    workers = {int(m) for m in re.findall(r"ran on worker (\d+)", err)}
+    assert workers - set(pids), f"no job ran on a restarted worker:\n{err}"  # the killed one came back
+    got = {k: v[1] for k, v in _files(out).items()}
+    assert got == {k: (reference[0] / k).read_bytes() for k in EXPECTED}
