@@ -20,8 +20,8 @@ from .outputs import OutputOptions
 # Fields that belong together in --help, in this order.
 GROUPS: dict[str, tuple[str, ...]] = {
     "images": ("size", "style_scale", "style_blend", "original_colors", "init", "init_noise", "init_colors", "max_pixels"),
-    "losses": ("content_weight", "style_weight", "tv_weight", "content_loss", "content_layers", "style_layers", "style_layer_weights"),
-    "optimisation": ("optimizer", "iterations", "learning_rate", "lr_decay", "lr_decay_steps", "lbfgs_history", "lbfgs_precondition", "seed"),
+    "losses": ("content_weight", "style_weight", "tv_weight", "content_loss", "style_loss", "content_layers", "style_layers", "style_layer_weights"),
+    "optimisation": ("optimizer", "iterations", "learning_rate", "lr_decay", "lr_decay_steps", "lbfgs_history", "lbfgs_precondition", "average", "seed"),
     "network": ("weights", "pooling"),
     "speed": ("multiscale", "min_size", "level_iterations", "keep_detail", "precision", "device"),
 }

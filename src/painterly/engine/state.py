@@ -38,6 +38,8 @@ class RunState:
     recoveries: int = 0
     elapsed: float = 0.0
     losses: Mapping[str, float] = field(default_factory=dict)
+    average: Tensor | None = None
+    """``--average``: the raw moving average of this level's iterates (engine/averaging.py)."""
 
     def replace(self, **changes: Any) -> "RunState":
         return dataclasses.replace(self, **changes)
@@ -47,6 +49,7 @@ class RunState:
         return self.replace(
             image=self.image.to(device),
             good=None if self.good is None else self.good.to(device),
+            average=None if self.average is None else self.average.to(device),
             optimizer=None if self.optimizer is None else _move(self.optimizer, device),
         )
 
@@ -85,8 +88,8 @@ def _checked(name: str, value: Any) -> Any:
         if not ok or (kind is not bool and not math.isfinite(value)) or (kind is int and value < 0):
             raise ConfigError(f"the checkpoint's {name} is not a valid {kind.__name__}: {value!r:.60}")
         return kind(value)
-    if name in ("image", "good"):
-        if value is None and name == "good":
+    if name in ("image", "good", "average"):
+        if value is None and name != "image":
             return None
         if not isinstance(value, Tensor) or value.ndim != 4 or value.shape[:2] != (1, 3) or not value.is_floating_point():
             raise ConfigError(f"the checkpoint's {name} is not a (1, 3, H, W) float image")
