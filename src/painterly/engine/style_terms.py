@@ -33,7 +33,7 @@ from ..losses import (
     w2_loss,
 )
 
-STYLE_LOSS_SCALES: dict[str, float] = {"gram": 1.0, "w2": 1.0, "sliced": 1.0, "histogram": 1.0}
+STYLE_LOSS_SCALES: dict[str, float] = {"gram": 1.0, "w2": 1.0, "sliced": 2.2, "histogram": 1.5}
 """What ``style_weight`` is multiplied by for each ``style_loss`` (the histogram's: for its own term,
 added to the Gram term), so that one ``--style-weight`` means about the same strength for each.
 Measured by ``benchmarks/style_losses.py --calibrate``: each loss's style value at the content start
@@ -43,6 +43,17 @@ SLICED_ELEMENTS = 1 << 18
 """Sliced loss: directions per layer ``min(C, ⌈SLICED_ELEMENTS / positions⌉)``: the cost is the
 sort of ``directions × positions`` values, so shallow layers (many positions) get fewer directions
 than deep ones (docs/benchmarks.md: sorting is what costs on a CPU)."""
+
+
+HISTOGRAM_LAYERS = ("relu1_1", "relu4_1")
+"""Histogram term: the style layers it matches (all style layers when none of these is one). Two, not
+five, for speed; the first holds the colours and fine texture, the second the motifs."""
+
+HISTOGRAM_EXACT_ELEMENTS = 1 << 20
+HISTOGRAM_BINS = 256
+"""Histogram term: a layer of more than HISTOGRAM_EXACT_ELEMENTS values (relu1_1 above ~128 px) is
+matched with Risser's HISTOGRAM_BINS-bin histograms (O(n)) instead of an exact sort (O(n log n)),
+the larger part of its cost on a CPU (docs/benchmarks.md)."""
 
 
 def layer_positions(name: str, hw: tuple[int, int]) -> int:
@@ -86,7 +97,8 @@ def style_targets(kind: str, styles: Sequence[tuple[float, Mapping[str, Tensor]]
         samples = {n: tuple((w, f[n][0].flatten(1).float()) for w, f in styles) for n in styles[0][1]}
         return StyleTargets(samples=samples)
     if kind == "histogram":
-        hist = {n: sum(w * channel_quantiles(f[n], layer_positions(n, hw))[0] for w, f in styles) for n in styles[0][1]}
+        names = [n for n in styles[0][1] if n in HISTOGRAM_LAYERS] or list(styles[0][1])
+        hist = {n: sum(w * channel_quantiles(f[n], layer_positions(n, hw))[0] for w, f in styles) for n in names}
         return StyleTargets(histograms=hist)
     return StyleTargets()
 
@@ -123,7 +135,12 @@ class HistogramTerm:
         return tuple(self.targets)
 
     def __call__(self, image: Tensor, features: Mapping[str, Tensor]) -> Tensor:
-        return sum(self.layer_weights[n] * histogram_loss(features[n], t) for n, t in self.targets.items()) * self.weight
+        loss = sum(self.layer_weights[n] * histogram_loss(features[n], t, _bins(t)) for n, t in self.targets.items())
+        return loss * self.weight
+
+
+def _bins(quantiles: Tensor) -> int | None:
+    return HISTOGRAM_BINS if quantiles.numel() > HISTOGRAM_EXACT_ELEMENTS else None
 
 
 class SlicedStyleTerm:

@@ -34,18 +34,61 @@ def channel_quantiles(features: Tensor, count: int | None = None) -> Tensor:
     return values if count is None else resample_quantiles(values, count)
 
 
-def histogram_loss(features: Tensor, target_quantiles: Tensor) -> Tensor:
-    """Mean squared difference between each channel's sorted values and the target's quantiles:
-    ``mean |O − R(O)|²`` of Risser et al. with exact (sort-based) histogram matching.
+def histogram_loss(features: Tensor, target_quantiles: Tensor, bins: int | None = None) -> Tensor:
+    """``mean |O − R(O)|²`` of Risser et al.: each channel's values against the target's quantiles.
+
+    With ``bins=None`` the matching is exact (a sort): the mean squared difference between each
+    channel's sorted values and the target's quantiles. With ``bins`` it is Risser's own binned
+    matching, :func:`histogram_remap` held fixed: O(n) instead of a sort's O(n log n), for layers with
+    many positions (sorting is what costs on a CPU: docs/benchmarks.md). Same gradient up to the
+    binning, ``2 (O − R(O)) / numel``.
 
     Args:
         features: ``(N, C, H, W)``.
         target_quantiles: ``(C, H·W)`` or ``(N, C, H·W)`` from :func:`channel_quantiles` of the style
             with ``count = H·W`` (detached).
+        bins: ``None`` (exact) or the number of histogram bins per channel (≥ 2).
 
     Returns:
-        0-d tensor ≥ 0, zero iff every channel has the target's histogram; float32 (float64 for
-        float64 input).
+        0-d tensor ≥ 0, zero iff every channel has the target's histogram (exact matching; binned:
+        up to the binning); float32 (float64 for float64 input).
     """
-    ours = channel_quantiles(features)
-    return (ours - target_quantiles.to(ours.dtype)).pow(2).mean()
+    if bins is None:
+        ours = channel_quantiles(features)
+        return (ours - target_quantiles.to(ours.dtype)).pow(2).mean()
+    acc = torch.float64 if features.dtype == torch.float64 else torch.float32
+    n, c, h, w = features.shape
+    values = features.reshape(n * c, h * w).to(acc)
+    remapped = histogram_remap(values.detach(), target_quantiles.reshape(n * c, -1).to(acc), bins)
+    return (values - remapped).pow(2).mean()
+
+
+def histogram_remap(values: Tensor, target_quantiles: Tensor, bins: int) -> Tensor:
+    """Histogram matching by bins: each value moved to the target's quantile at its own rank, the
+    rank read off a ``bins``-bin histogram of its row (linear within a bin).
+
+    Args:
+        values: ``(R, n)`` (rows: channels), float32/float64.
+        target_quantiles: ``(R, m)`` ascending (any ``m``).
+        bins: histogram bins per row, ≥ 2.
+
+    Returns:
+        ``(R, n)``, detached: ``Q_target(F_values(v))`` for every value ``v``.
+    """
+    with torch.no_grad():
+        rows, count = values.shape
+        m = target_quantiles.shape[-1]
+        lo = values.amin(dim=1, keepdim=True)
+        span = (values.amax(dim=1, keepdim=True) - lo).clamp(min=torch.finfo(values.dtype).tiny)
+        t = (values - lo).mul_(bins / span)
+        idx = t.long().clamp_(max=bins - 1)
+        frac = t.sub_(idx).clamp_(0, 1)
+        hist = values.new_zeros(rows, bins).scatter_add_(1, idx, values.new_ones(()).expand_as(values))
+        below = hist.cumsum(dim=1).sub_(hist)
+        # Values below a value, plus its place within its bin: its rank (mid-point convention).
+        rank = frac.mul_(hist.gather(1, idx)).add_(below.gather(1, idx))
+        pos = rank.mul_(m / count).sub_(0.5).clamp_(0, m - 1)
+        left = pos.long()
+        weight = pos.sub_(left)
+        right = (left + 1).clamp_(max=m - 1)
+        return torch.lerp(target_quantiles.gather(1, left), target_quantiles.gather(1, right), weight)
