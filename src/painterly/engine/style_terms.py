@@ -33,7 +33,7 @@ from ..losses import (
     w2_loss,
 )
 
-STYLE_LOSS_SCALES: dict[str, float] = {"gram": 1.0, "w2": 1.0, "sliced": 2.2, "histogram": 1.5}
+STYLE_LOSS_SCALES: dict[str, float] = {"gram": 1.0, "w2": 1.0, "sliced": 2.2, "histogram": 1.75}
 """What ``style_weight`` is multiplied by for each ``style_loss`` (the histogram's: for its own term,
 added to the Gram term), so that one ``--style-weight`` means about the same strength for each.
 Measured by ``benchmarks/style_losses.py --calibrate``: each loss's style value at the content start
