@@ -93,15 +93,10 @@ class Config:
         default="mse",
         metadata=_opt("content loss: mse (the paper) or cosine (direction of features only)", choices=CONTENT_LOSSES),
     )
-    style_loss: str = field(
-        default="gram",
-        metadata=_opt(
-            "style statistics matched: gram (Gatys), w2 (Wasserstein-2 between fitted Gaussians: means too), "
-            "sliced (sliced Wasserstein: whole distributions along random directions) or histogram "
-            "(gram plus per-channel histograms, Risser et al.); docs/style-losses.md",
-            choices=STYLE_LOSSES,
-        ),
-    )
+    style_loss: str = field(default="gram", metadata=_opt(
+        "style statistics matched: gram (Gatys), w2 (Wasserstein-2 between fitted Gaussians: means too), sliced (sliced "
+        "Wasserstein: whole distributions along random directions) or histogram (gram plus per-channel histograms, "
+        "Risser et al.); docs/style-losses.md", choices=STYLE_LOSSES))
     # --- optimisation -------------------------------------------------------------------------
     optimizer: str = field(default="lbfgs", metadata=_opt("optimiser of the image's pixels", choices=OPTIMIZERS))
     iterations: int = field(
@@ -124,11 +119,9 @@ class Config:
             metavar="S",
         ),
     )
-    average: float = field(
-        default=0.0,
-        metadata=_opt("show and save the moving average of the iterates with this decay (e.g. 0.9; bias-corrected, "
-                      "restarted at each level): less flicker from the optimiser; 0: off", metavar="DECAY"),
-    )
+    average: float = field(default=0.0, metadata=_opt(
+        "show and save the moving average of the iterates with this decay (e.g. 0.9; bias-corrected, "
+        "restarted at each level): less flicker from the optimiser; 0: off", metavar="DECAY"))
     init: str = field(
         default="content",
         metadata=_opt("starting image: noise, content, style, or image (an image passed in as init)", metavar="INIT"),
