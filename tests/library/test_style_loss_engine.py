@@ -160,3 +160,16 @@ def test_update_and_correct_average_by_hand():
 def test_bad_values_name_the_field(options, field, tiny_config):
     with pytest.raises(ConfigError, match=field):
         tiny_config(**options)
+
+
+def test_histogram_on_large_layers_is_binned_on_every_other_row_and_column(monkeypatch, images, tiny_config, tiny_transfer):
+    import painterly.engine.style_terms as st
+
+    monkeypatch.setattr(st, "HISTOGRAM_EXACT_ELEMENTS", 1000)  # the tiny encoder's relu1_1 at 32 px exceeds it
+    cfg = tiny_config(style_loss="histogram", iterations=4)
+    run = tiny_transfer(cfg).start(images.content_t, [images.style_t])
+    progress = list(run)
+    term = next(t for t in run.work.objective.terms if isinstance(t, st.HistogramTerm))
+    # relu1_1 of a 24×32 image: its 12×16 every-other grid; relu4_1 (3×4) stays whole.
+    assert term.targets["relu1_1"].shape[-1] == 12 * 16 and term.targets["relu4_1"].shape[-1] == 3 * 4
+    assert progress[-1].losses["histogram"] > 0 and progress[-1].loss < progress[0].loss

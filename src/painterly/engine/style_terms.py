@@ -53,7 +53,19 @@ HISTOGRAM_EXACT_ELEMENTS = 1 << 20
 HISTOGRAM_BINS = 256
 """Histogram term: a layer of more than HISTOGRAM_EXACT_ELEMENTS values (relu1_1 above ~128 px) is
 matched with Risser's HISTOGRAM_BINS-bin histograms (O(n)) instead of an exact sort (O(n log n)),
-the larger part of its cost on a CPU (docs/benchmarks.md)."""
+the larger part of its cost on a CPU (docs/benchmarks.md), and on every other row and column only:
+the histogram of that grid estimates the whole layer's, and every pixel still gets a gradient
+through the 3×3 convolutions between it and the layer (a quarter of the passes over the values)."""
+
+
+def histogram_stride(channels: int, positions: int) -> int:
+    """1 (every position) for a layer of up to HISTOGRAM_EXACT_ELEMENTS values, else 2."""
+    return 1 if channels * positions <= HISTOGRAM_EXACT_ELEMENTS else 2
+
+
+def _strided_positions(name: str, hw: tuple[int, int], stride: int) -> int:
+    s = layer(name).stride
+    return -(-(hw[0] // s) // stride) * -(-(hw[1] // s) // stride)
 
 
 def layer_positions(name: str, hw: tuple[int, int]) -> int:
@@ -98,7 +110,11 @@ def style_targets(kind: str, styles: Sequence[tuple[float, Mapping[str, Tensor]]
         return StyleTargets(samples=samples)
     if kind == "histogram":
         names = [n for n in styles[0][1] if n in HISTOGRAM_LAYERS] or list(styles[0][1])
-        hist = {n: sum(w * channel_quantiles(f[n], layer_positions(n, hw))[0] for w, f in styles) for n in names}
+        hist = {}
+        for n in names:
+            c = styles[0][1][n].shape[1]
+            count = _strided_positions(n, hw, histogram_stride(c, layer_positions(n, hw)))
+            hist[n] = sum(w * channel_quantiles(f[n], count)[0] for w, f in styles)
         return StyleTargets(histograms=hist)
     return StyleTargets()
 
@@ -135,12 +151,14 @@ class HistogramTerm:
         return tuple(self.targets)
 
     def __call__(self, image: Tensor, features: Mapping[str, Tensor]) -> Tensor:
-        loss = sum(self.layer_weights[n] * histogram_loss(features[n], t, _bins(t)) for n, t in self.targets.items())
+        loss = features[next(iter(self.targets))].new_zeros((), dtype=torch.float32)
+        for n, t in self.targets.items():
+            f = features[n]
+            if histogram_stride(f.shape[1], f.shape[2] * f.shape[3]) == 1:
+                loss = loss + self.layer_weights[n] * histogram_loss(f, t)
+            else:
+                loss = loss + self.layer_weights[n] * histogram_loss(f[..., ::2, ::2], t, HISTOGRAM_BINS)
         return loss * self.weight
-
-
-def _bins(quantiles: Tensor) -> int | None:
-    return HISTOGRAM_BINS if quantiles.numel() > HISTOGRAM_EXACT_ELEMENTS else None
 
 
 class SlicedStyleTerm:
