@@ -18,6 +18,7 @@ from .layers import LAYER_NAMES, is_layer
 
 OPTIMIZERS = ("lbfgs", "adam", "sgd")
 CONTENT_LOSSES = ("mse", "cosine")
+STYLE_LOSSES = ("gram", "w2", "sliced", "histogram")
 POOLINGS = ("max", "avg")
 ORIGINAL_COLORS = ("off", "luminance", "histogram")
 PRECISIONS = ("auto", "fp32", "bf16")
@@ -95,6 +96,10 @@ class Config:
         default="mse",
         metadata=_opt("content loss: mse (the paper) or cosine (direction of features only)", choices=CONTENT_LOSSES),
     )
+    style_loss: str = field(default="gram", metadata=_opt(
+        "style statistics matched: gram (Gatys), w2 (Wasserstein-2 between fitted Gaussians: means too), sliced (sliced "
+        "Wasserstein: whole distributions along random directions) or histogram (gram plus per-channel histograms, "
+        "Risser et al.); docs/style-losses.md", choices=STYLE_LOSSES))
     # --- optimisation -------------------------------------------------------------------------
     optimizer: str = field(default="lbfgs", metadata=_opt("optimiser of the image's pixels", choices=OPTIMIZERS))
     iterations: int = field(
@@ -117,6 +122,9 @@ class Config:
             metavar="S",
         ),
     )
+    average: float = field(default=0.0, metadata=_opt(
+        "show and save the moving average of the iterates with this decay (e.g. 0.9; bias-corrected, "
+        "restarted at each level): less flicker from the optimiser; 0: off", metavar="DECAY"))
     init: str = field(
         default="content",
         metadata=_opt("starting image: noise, content, style, or image (an image passed in as init)", metavar="INIT"),
@@ -199,6 +207,9 @@ class Config:
             raise ConfigError(f"`lr_decay` must be in (0, 1], got {self.lr_decay}")
         _check_float(self, "init_noise", minimum=0.0)
         _check_float(self, "lbfgs_precondition", minimum=0.0)
+        _check_float(self, "average", minimum=0.0)
+        if self.average >= 1.0:
+            raise ConfigError(f"`average` must be in [0, 1), got {self.average}")
         if self.init_noise > 1.0:
             raise ConfigError(f"`init_noise` must be in [0, 1], got {self.init_noise}")
         if self.learning_rate is not None:
@@ -209,6 +220,7 @@ class Config:
         for name, choices in (
             ("pooling", POOLINGS),
             ("content_loss", CONTENT_LOSSES),
+            ("style_loss", STYLE_LOSSES),
             ("optimizer", OPTIMIZERS),
             ("original_colors", ORIGINAL_COLORS),
             ("init_colors", INIT_COLORS),

@@ -167,6 +167,8 @@ def runs(tmp_path_factory, tiny_weights_file, images) -> Runs:
         "texture": ["texture", style, "-o", "out.jpg", "-q", *common, "--size", "48", "--iterations", "4", *texture_layers],
         "reconstruct": ["reconstruct", content, "--layer", "relu2_1", "-o", "out.webp", *common, "--size", "48", "--iterations", "4"],
         "demo": ["demo", "-o", "out.bmp", *common, "--size", "64", "--iterations", "4", *TINY_FILE_LAYER_ARGS],
+        "histogram": [content, style, "-o", "out.png", *fast, "--style-loss", "histogram", "--average", "0.8", "--log", "log.jsonl"],
+        "sliced": ["texture", style, "-o", "out.png", "-q", *common, "--size", "48", "--iterations", "3", *texture_layers, "--style-loss", "sliced"],
     }
 
     def go(item):
@@ -330,3 +332,25 @@ def test_every_output_format_by_extension(runs):
 def test_quiet_run_prints_nothing(runs):
     result = runs.ok("texture")  # run with -q
     assert result.stderr == "" and result.stdout == ""
+
+
+def test_style_loss_and_average_options(runs):
+    runs.ok("histogram")
+    records = [json.loads(line) for line in (runs.dir("histogram") / "log.jsonl").read_text().splitlines()]
+    for r in records:
+        # The histogram term is reported beside the Gram term and counted in the total.
+        assert r["histogram"] > 0 and r["style"] > 0
+        assert r["total"] == pytest.approx(r["content"] + r["style"] + r["tv"] + r["histogram"], rel=1e-5)
+    with Image.open(runs.dir("histogram") / "out.png") as im:
+        meta = json.loads(im.info["painterly:config"])
+    assert meta["style_loss"] == "histogram" and meta["average"] == 0.8
+    runs.ok("sliced")
+    with Image.open(runs.dir("sliced") / "out.png") as im:
+        assert im.size == (48, 48) and json.loads(im.info["painterly:config"])["style_loss"] == "sliced"
+
+
+def test_style_loss_help_and_bad_value():
+    result = painterly("stylize", "--help")
+    assert "--style-loss {gram,w2,sliced,histogram}" in result.stdout and "--average DECAY" in result.stdout
+    bad = painterly("c.png", "s.png", "--style-loss", "l2")
+    assert bad.returncode == 2 and "--style-loss" in bad.stderr and "Traceback" not in bad.stderr

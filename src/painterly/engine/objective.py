@@ -13,7 +13,7 @@ What the terms compare against is computed once per level by :func:`build_target
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Protocol, Sequence
 
 import torch
@@ -25,6 +25,7 @@ from ..imageio import fit_size, resize
 from ..losses import content_loss, cosine_content_loss, gram_matrix, style_loss, total_variation
 from .inputs import Inputs
 from .pyramid import HW, MIN_SIDE
+from .style_terms import STYLE_LOSS_SCALES, HistogramTerm, SlicedStyleTerm, StyleTargets, W2StyleTerm, style_targets
 
 STANDARD_TERMS = ("content", "style", "tv")
 """The terms every run reports (0 when a term is off), in the order they are added up."""
@@ -49,11 +50,16 @@ class Targets:
     """What one level's terms compare against, computed once per level (detached, on the run's device).
 
     ``content``: ``{layer: (1, C, h, w)}`` float32 features of the content at the level's size.
-    ``grams``: ``{layer: (1, C, C)}`` Gram matrices of the styles at the style size, blended.
+    ``grams``: ``{layer: (1, C, C)}`` Gram matrices of the styles at the style size, blended (empty
+    unless ``style_loss`` is gram or histogram).
     """
 
     content: Mapping[str, Tensor]
     grams: Mapping[str, Tensor]
+    style: StyleTargets = field(default_factory=StyleTargets)
+    """The statistics of the other ``style_loss`` kinds (:mod:`.style_terms`)."""
+    hw: tuple[int, int] = (0, 0)
+    """The level's output size ``(H, W)``."""
 
 
 @dataclass(frozen=True)
@@ -169,6 +175,14 @@ class Objective:
             (grad,) = torch.autograd.grad(terms.total, x)
         return LossTerms(terms.names, terms.values.detach()), grad
 
+    def begin_iteration(self, seed: int, iteration: int) -> None:
+        """Called by the run once before each iteration: terms whose objective changes per iteration
+        (the sliced loss's random directions) change here, never inside an iteration's line search."""
+        for term in self.terms:
+            redraw = getattr(term, "redraw", None)
+            if redraw is not None:
+                redraw(seed, iteration)
+
     def evaluation(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """:meth:`value_and_grad` as plain tensors ``(total, grad, values)``: the shape a CUDA graph
         captures (see :mod:`painterly.graphs`)."""
@@ -185,11 +199,14 @@ class Objective:
 def build_targets(
     encoder: VGG19Encoder, config: Config, inputs: Inputs, level_longest: int, hw: HW, device: torch.device, autocast: torch.dtype | None
 ) -> Targets:
-    """The content features at the level's size ``hw`` and the blended style Grams at
+    """The content features at the level's size ``hw`` and the blended style statistics of
+    ``config.style_loss`` (Grams, Gaussians, samples or channel quantiles; see :mod:`.style_terms`) at
     ``level_longest × style_scale`` (each style in its own aspect)."""
     ctx = torch.autocast(device.type, dtype=autocast, enabled=autocast is not None)
     content: dict[str, Tensor] = {}
     grams: dict[str, Tensor] = {}
+    styles: list[tuple[float, dict[str, Tensor]]] = []
+    kind = config.style_loss
     with torch.no_grad(), ctx:
         if config.uses_content:
             image = resize(inputs.content_work, hw).to(device)
@@ -201,10 +218,16 @@ def build_targets(
                 h, w = style.shape[-2:]
                 image = resize(style, fit_size(h, w, style_size, MIN_SIDE)).to(device)
                 feats = encoder(image.contiguous(memory_format=torch.channels_last))
+                if kind != "gram":
+                    styles.append((weight, {n: feats[n].detach() for n in config.style_layers}))
+                if kind not in ("gram", "histogram"):
+                    continue
                 for n in config.style_layers:
                     g = gram_matrix(feats[n]).detach() * weight
                     grams[n] = grams[n] + g if n in grams else g
-    return Targets(content, grams)
+    with torch.no_grad():  # fp32 statistics whatever the encoder ran in
+        style = style_targets(kind, styles, hw) if styles else StyleTargets()
+    return Targets(content, grams, style, tuple(hw))
 
 
 def build_objective(encoder: VGG19Encoder, config: Config, targets: Targets, autocast: torch.dtype | None) -> Objective:
@@ -212,9 +235,18 @@ def build_objective(encoder: VGG19Encoder, config: Config, targets: Targets, aut
     terms: list[Term] = []
     if targets.content:
         terms.append(ContentTerm(targets.content, config.content_weight, cosine=config.content_loss == "cosine"))
+    layer_weights = dict(zip(config.style_layers, config.style_layer_weights or (1.0,) * len(config.style_layers)))
     if targets.grams:
-        layer_weights = config.style_layer_weights or (1.0,) * len(config.style_layers)
-        terms.append(GramStyleTerm(targets.grams, dict(zip(config.style_layers, layer_weights)), config.style_weight))
+        terms.append(GramStyleTerm(targets.grams, layer_weights, config.style_weight))
+    # Each kind's weight is scaled so that one `style_weight` means about the same strength (STYLE_LOSS_SCALES).
+    weight = config.style_weight * STYLE_LOSS_SCALES[config.style_loss]
+    if targets.style.gaussians:
+        terms.append(W2StyleTerm(targets.style.gaussians, layer_weights, weight))
+    if targets.style.samples:
+        device = next(iter(targets.style.samples.values()))[0][1].device
+        terms.append(SlicedStyleTerm(targets.style.samples, targets.hw, layer_weights, weight, device))
+    if targets.style.histograms:
+        terms.append(HistogramTerm(targets.style.histograms, layer_weights, weight))
     if config.tv_weight > 0:
         terms.append(TVTerm(config.tv_weight))
     return Objective(encoder, terms, autocast)

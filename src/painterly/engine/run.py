@@ -21,6 +21,7 @@ from torch import Tensor
 from .. import color
 from ..errors import ConfigError, DivergenceError, ResourceError
 from ..schedule import Level, plan_levels
+from .averaging import corrected_average, update_average
 from .inputs import Inputs
 from .objective import LossTerms, Objective, Targets, build_objective, build_targets
 from .optimizers import LBFGSOptimizer, Optimizer, make_optimizer
@@ -117,6 +118,8 @@ class Run:
         s = self._state
         if not s.level_ready:
             image = next_level_image(self.config, s.image, self._start, level_size(self.inputs, self.level.size))
+        elif s.average is not None:
+            image = corrected_average(s.average, self.config.average, s.level_iteration)
         elif s.good is not None:
             image = s.good
         else:
@@ -144,6 +147,7 @@ class Run:
             # out of memory.
             if self.work is None or not self._state.level_ready:
                 self.work = self._begin_level()
+            self.work.objective.begin_iteration(self._state.seed, self._state.iteration)
             values = self.work.optimizer.step(self.work.x, self._evaluate, self._state.iteration)
         except _Cancelled:
             return None
@@ -161,6 +165,10 @@ class Run:
         elapsed = self.elapsed
         if s.level_iteration == 1:
             s = s.replace(level_started=elapsed)
+        shown = x.detach()
+        if self.config.average > 0:
+            s = s.replace(average=update_average(s.average, x, self.config.average))
+            shown = corrected_average(s.average, self.config.average, s.level_iteration)
         progress = Progress(
             iteration=s.iteration,
             total_iterations=self.total_iterations,
@@ -172,7 +180,7 @@ class Run:
             losses=dict(losses),
             elapsed=elapsed,
             evaluations=self._evaluations,
-            image=self._present(x.detach()),
+            image=self._present(shown),
             recovered=recovered,
             work_done=self._work(s.level_index, s.level_iteration),
             work_total=self._work(len(self.levels), 0),
@@ -180,7 +188,7 @@ class Run:
         )
         if s.level_iteration >= self.level.iterations and s.level_index < len(self.levels) - 1:
             # The level's objects stay for inspection until the next step begins the next level.
-            s = s.replace(level_index=s.level_index + 1, level_iteration=0, level_ready=False, image=x.detach().clone(), optimizer=None)
+            s = s.replace(level_index=s.level_index + 1, level_iteration=0, level_ready=False, image=shown.clone(), optimizer=None, average=None)
         self._state = s
         return progress
 
@@ -227,7 +235,8 @@ class Run:
         if s.level_ready and s.optimizer is not None:
             optimizer.load_state_dict(_to_device(dict(s.optimizer), self.device))
         good = s.good.to(self.device) if s.level_ready and s.good is not None else x.detach().clone()
-        self._state = s.replace(level_ready=True, image=x, good=good, optimizer=None)
+        average = s.average.to(self.device) if s.level_ready and s.average is not None else None
+        self._state = s.replace(level_ready=True, image=x, good=good, optimizer=None, average=average)
         objective = build_objective(encoder, cfg, targets, autocast)
         evaluation, note = objective.evaluation, None
         if self.device.type == "cuda":

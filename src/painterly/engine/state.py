@@ -41,6 +41,8 @@ class RunState:
     level_started: float = 0.0
     """``elapsed`` when the current level's first iteration ended: its rate is measured from there
     (that iteration pays the level's set-up: targets, warm-up)."""
+    average: Tensor | None = None
+    """``--average``: the raw moving average of this level's iterates (engine/averaging.py)."""
 
     def replace(self, **changes: Any) -> "RunState":
         return dataclasses.replace(self, **changes)
@@ -50,6 +52,7 @@ class RunState:
         return self.replace(
             image=self.image.to(device),
             good=None if self.good is None else self.good.to(device),
+            average=None if self.average is None else self.average.to(device),
             optimizer=None if self.optimizer is None else _move(self.optimizer, device),
         )
 
@@ -88,8 +91,8 @@ def _checked(name: str, value: Any) -> Any:
         if not ok or (kind is not bool and not math.isfinite(value)) or (kind is int and value < 0):
             raise ConfigError(f"the checkpoint's {name} is not a valid {kind.__name__}: {value!r:.60}")
         return kind(value)
-    if name in ("image", "good"):
-        if value is None and name == "good":
+    if name in ("image", "good", "average"):
+        if value is None and name != "image":
             return None
         if not isinstance(value, Tensor) or value.ndim != 4 or value.shape[:2] != (1, 3) or not value.is_floating_point():
             raise ConfigError(f"the checkpoint's {name} is not a (1, 3, H, W) float image")

@@ -13,13 +13,35 @@ and at 2048 px, and lets a coarse-to-fine run keep one set of weights across its
 * the style loss is the mean squared difference of the Gram entries (the paper's ``1/(4 N² M²)`` factor
   is folded into this choice);
 * the content loss is the mean squared difference of the features;
-* total variation is the mean over pixels.
+* total variation is the mean over pixels;
+* the distribution losses (:mod:`.wasserstein`, :mod:`.histogram`) are means per channel (W2) or per
+  direction/channel and position (sliced, histogram).
+
+Beyond the Gram matrix: :func:`w2_loss` (W2 between fitted Gaussians), :func:`sliced_wasserstein_loss`
+(Heitz et al. 2021) and :func:`histogram_loss` (Risser et al. 2017) compare the distribution of the
+feature vectors, not only their second moment.
 """
 
 from __future__ import annotations
 
 from .content import content_loss, cosine_content_loss
 from .gram import gram_matrix, style_loss
+from .histogram import channel_quantiles, histogram_loss
 from .smoothness import total_variation
+from .wasserstein import (
+    GaussianTarget,
+    feature_moments,
+    gaussian_target,
+    random_directions,
+    resample_quantiles,
+    sliced_wasserstein_loss,
+    sorted_projections,
+    sqrtm_psd,
+    w2_loss,
+)
 
-__all__ = ["gram_matrix", "content_loss", "cosine_content_loss", "style_loss", "total_variation"]
+__all__ = [
+    "GaussianTarget", "channel_quantiles", "content_loss", "cosine_content_loss", "feature_moments", "gaussian_target",
+    "gram_matrix", "histogram_loss", "random_directions", "resample_quantiles", "sliced_wasserstein_loss",
+    "sorted_projections", "sqrtm_psd", "style_loss", "total_variation", "w2_loss",
+]

@@ -33,6 +33,7 @@ async function init() {
   }
   const d = serverConfig.defaults;
   $("optimizer").value = d.optimizer;
+  if (d.style_loss) $("style-loss").value = d.style_loss;
   $("original-colors").value = d.original_colors;
   $("multiscale").checked = d.multiscale;
   if (["content", "noise", "style"].includes(d.init)) $("init").value = d.init;
@@ -191,6 +192,7 @@ function collectOptions() {
     style_weight: Number(styleWeight().toPrecision(4)),
     original_colors: $("original-colors").value,
     optimizer: $("optimizer").value,
+    style_loss: $("style-loss").value,
     multiscale: $("multiscale").checked,
   };
   if (!initJob) options.init = $("init").value;
