@@ -13,7 +13,7 @@ What the terms compare against is computed once per level by :func:`build_target
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Mapping, Protocol, Sequence
 
 import torch
@@ -50,10 +50,13 @@ class Targets:
 
     ``content``: ``{layer: (1, C, h, w)}`` float32 features of the content at the level's size.
     ``grams``: ``{layer: (1, C, C)}`` Gram matrices of the styles at the style size, blended.
+    ``guided``: with a mask (``regions``), each layer's style regions instead of ``grams``
+    (:func:`painterly.engine.guided.build_guided_targets`).
     """
 
     content: Mapping[str, Tensor]
     grams: Mapping[str, Tensor]
+    guided: Mapping[str, tuple] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -190,12 +193,17 @@ def build_targets(
     ctx = torch.autocast(device.type, dtype=autocast, enabled=autocast is not None)
     content: dict[str, Tensor] = {}
     grams: dict[str, Tensor] = {}
+    guided: dict[str, tuple] = {}
     with torch.no_grad(), ctx:
         if config.uses_content:
             image = resize(inputs.content_work, hw).to(device)
             feats = encoder(image.contiguous(memory_format=torch.channels_last))
             content = {n: feats[n].float().detach() for n in config.content_layers}
-        if config.uses_style:
+        if config.uses_style and inputs.regions:
+            from .guided import build_guided_targets
+
+            guided = build_guided_targets(encoder, config, inputs, level_longest, hw, device)
+        elif config.uses_style:
             style_size = max(MIN_SIDE, round(level_longest * config.style_scale))
             for weight, style in zip(inputs.style_weights, inputs.styles_work):
                 h, w = style.shape[-2:]
@@ -204,7 +212,7 @@ def build_targets(
                 for n in config.style_layers:
                     g = gram_matrix(feats[n]).detach() * weight
                     grams[n] = grams[n] + g if n in grams else g
-    return Targets(content, grams)
+    return Targets(content, grams, guided)
 
 
 def build_objective(encoder: VGG19Encoder, config: Config, targets: Targets, autocast: torch.dtype | None) -> Objective:
@@ -212,9 +220,13 @@ def build_objective(encoder: VGG19Encoder, config: Config, targets: Targets, aut
     terms: list[Term] = []
     if targets.content:
         terms.append(ContentTerm(targets.content, config.content_weight, cosine=config.content_loss == "cosine"))
+    layer_weights = dict(zip(config.style_layers, config.style_layer_weights or (1.0,) * len(config.style_layers)))
     if targets.grams:
-        layer_weights = config.style_layer_weights or (1.0,) * len(config.style_layers)
-        terms.append(GramStyleTerm(targets.grams, dict(zip(config.style_layers, layer_weights)), config.style_weight))
+        terms.append(GramStyleTerm(targets.grams, layer_weights, config.style_weight))
+    if any(targets.guided.values()):
+        from .guided import GuidedStyleTerm
+
+        terms.append(GuidedStyleTerm(targets.guided, layer_weights, config.style_weight))
     if config.tv_weight > 0:
         terms.append(TVTerm(config.tv_weight))
     return Objective(encoder, terms, autocast)

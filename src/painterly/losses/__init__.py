@@ -20,6 +20,7 @@ from __future__ import annotations
 
 from .content import content_loss, cosine_content_loss
 from .gram import gram_matrix, style_loss
+from .guided import guided_gram, guided_style_loss, region_area
 from .smoothness import total_variation
 
-__all__ = ["gram_matrix", "content_loss", "cosine_content_loss", "style_loss", "total_variation"]
+__all__ = ["gram_matrix", "guided_gram", "guided_style_loss", "region_area", "content_loss", "cosine_content_loss", "style_loss", "total_variation"]
