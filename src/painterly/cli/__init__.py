@@ -62,21 +62,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("styles", nargs="+", metavar="style", help="style image(s); several are blended (see --style-blend)")
     p.add_argument("-o", "--output", required=True, help="output image; its extension sets the format")
     common(p, "stylize")
+    _add_mask_options(p)
 
     p = sub.add_parser("texture", help="synthesise a texture from STYLE (style loss only, from noise)", description="Style reconstruction: white noise optimised to match the style's Gram matrices only.")
     p.add_argument("styles", nargs="+", metavar="style", help="style image(s)")
     p.add_argument("-o", "--output", required=True, help="output image")
-    common(p, "texture", skip=("content_weight", "content_loss", "content_layers", "original_colors", "init_colors"))
+    common(p, "texture", skip=("regions", "mask_propagation", "content_weight", "content_loss", "content_layers", "original_colors", "init_colors"))
 
     p = sub.add_parser("reconstruct", help="reconstruct CONTENT from one layer's features", description="Content reconstruction from white noise using one layer's features (Gatys et al., fig. 1).")
     p.add_argument("content", help="content image")
     p.add_argument("--layer", default="relu3_1", help="the layer to reconstruct from (default: relu3_1)")
     p.add_argument("-o", "--output", required=True, help="output image")
-    common(p, "reconstruct", skip=("style_weight", "style_layers", "style_layer_weights", "style_scale", "style_blend", "original_colors", "init_colors", "content_layers"))
+    common(p, "reconstruct", skip=("regions", "mask_propagation", "style_weight", "style_layers", "style_layer_weights", "style_scale", "style_blend", "original_colors", "init_colors", "content_layers"))
 
     p = sub.add_parser("demo", help="stylise the built-in demo pair (offline)", description="Stylise the built-in content image with the built-in style image.")
     p.add_argument("-o", "--output", default="painterly-demo.png", help="output image (default: painterly-demo.png)")
     common(p, "stylize")
+    _add_mask_options(p)
 
     p = sub.add_parser("resume", help="continue a run from its checkpoint", description="Continue a run saved with --checkpoint-every.")
     p.add_argument("checkpoint", help="checkpoint file written by --checkpoint-every")
@@ -95,6 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="show versions, device, precision, allocator and weight cache", description="Show what this installation runs on: versions, device and precision chosen by `auto`, threads, memory allocator, weight cache.")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     return parser
+
+
+def _add_mask_options(p: argparse.ArgumentParser) -> None:
+    group = next(g for g in p._action_groups if g.title == "regions")
+    group.add_argument("--mask", metavar="MASK.png", help="colour-coded (or grayscale) image the content's shape: which part gets which style (see --region)")
+    group.add_argument(
+        "--style-mask", action="append", metavar="N=MASK.png", dest="style_masks",
+        help="grayscale image over style image N: take its style only from the white part (repeat for each)",
+    )  # fmt: skip
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
@@ -162,6 +173,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def flag(field: str) -> str:
     """How the command line spells a config field: ``style_blend`` → ``--style-blend``."""
+    if field == "regions":  # given once per colour
+        return "--region"
     return "--" + field.replace("_", "-")
 
 
