@@ -309,3 +309,25 @@ def test_bad_mask_inputs_are_one_clear_error(images, tmp_path) -> None:  # noqa:
     broken.write_bytes(b"not a png")
     with pytest.raises(ImageError, match="mask.png"):
         load_inputs(cfg, images.content, [images.style], mask=broken)
+
+
+def test_two_regions_take_the_colours_of_their_own_styles(images, single_thread) -> None:  # noqa: ANN001
+    """Left half red → a red-orange striped painting, right half blue → a blue checked one: after a short
+    run each half's mean colour is nearer its own style's than the other's."""
+    from conftest import _checks_array, _stripes_array, _to_tensor
+
+    warm = _to_tensor(_stripes_array(colors=((0.9, 0.2, 0.1), (0.6, 0.1, 0.0))))
+    cool = _to_tensor(_checks_array())
+    cool = torch.stack([0.1 + 0 * cool[:, 0], 0.3 + 0.3 * cool[:, 1], 0.9 + 0 * cool[:, 2]], 1)
+    mask = _mask(48, 64, ((255, 0, 0), slice(0, 32)), ((0, 0, 255), slice(32, 64)))
+    cfg = make_tiny_config(
+        regions=["red=1", "blue=2"], size=48, iterations=40, content_weight=0.01, tv_weight=0.0,
+        style_layers=("relu1_1", "relu2_1", "relu3_1"), content_layers=("relu3_1",), init_colors="own",
+    )  # fmt: skip
+    out = make_tiny_transfer(cfg).run(load_inputs(cfg, images.content, [warm, cool], mask=mask))
+    left, right = out[..., :20].mean((0, 2, 3)), out[..., 28:].mean((0, 2, 3))
+    start_left, start_right = images.content_t[..., :26].mean((0, 2, 3)), images.content_t[..., 38:].mean((0, 2, 3))
+    w, c = warm.mean((0, 2, 3)), cool.mean((0, 2, 3))
+    assert (left - w).norm() < (left - c).norm() and (right - c).norm() < (right - w).norm()
+    # ... and each half moved towards its style from where it started (the content).
+    assert (left - w).norm() < (start_left - w).norm() and (right - c).norm() < (start_right - c).norm()
