@@ -45,32 +45,37 @@ def strip(*images: Image.Image, height: int) -> Image.Image:
     return out
 
 
+def _report(progress) -> None:  # noqa: ANN001
+    if progress.iteration % 10 == 0:
+        print(f"  {progress.iteration}/{progress.total_iterations} {progress.elapsed:.0f} s", flush=True)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--paintings", default="/work/shared/images")
     ap.add_argument("--out", default="docs")
-    ap.add_argument("--size", type=int, default=320)
-    ap.add_argument("--iterations", type=int, default=150)
+    ap.add_argument("--size", type=int, default=256)
+    ap.add_argument("--iterations", type=int, default=80)
     args = ap.parse_args()
     import skimage.data
 
     paint = Path(args.paintings)
     out = Path(args.out)
-    common = dict(size=args.size, iterations=args.iterations, seed=0, min_size=160)
+    common = dict(size=args.size, iterations=args.iterations, seed=0, min_size=128, callback=_report)
 
     rocket = Image.fromarray(skimage.data.rocket())
     mask = sky_mask(rocket.size)
     t = time.perf_counter()
     result = painterly.stylize(rocket, [paint / "starry_night.jpg", paint / "the_scream.jpg"], mask=mask,
                                regions=["blue=1", "red=2"], **common)  # fmt: skip
-    print(f"rocket: {time.perf_counter() - t:.0f} s")
+    print(f"rocket: {time.perf_counter() - t:.0f} s", flush=True)
     strip(rocket, mask, result, height=args.size * 427 // 640).save(out / "masks_sky_and_land.jpg", quality=88)
 
     coffee = Image.fromarray(skimage.data.coffee())
     mask = cup_mask(coffee.size)
     t = time.perf_counter()
     result = painterly.stylize(coffee, [paint / "shipwreck.jpg"], mask=mask, regions=["white=photo", "black=1"], **common)
-    print(f"coffee: {time.perf_counter() - t:.0f} s")
+    print(f"coffee: {time.perf_counter() - t:.0f} s", flush=True)
     strip(coffee, mask, result, height=args.size * 400 // 600).save(out / "masks_photo_kept.jpg", quality=88)
 
 

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Iterable, Mapping, Sequence
+from typing import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -272,8 +272,3 @@ def layer_guides(guide: Tensor, layers: Iterable[str], propagation: str = "avg")
         if lay.name in wanted:
             out[lay.name] = g
     return out
-
-
-def describe(regions: Sequence[Region]) -> Mapping[str, str]:
-    """``{colour label: what it means}``, for messages and the docs."""
-    return {r.label: ("photo" if r.is_photo else "+".join(str(s + 1) for s in r.styles)) for r in regions}
