@@ -56,12 +56,21 @@ def main() -> None:
     ap.add_argument("--out", default="docs")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--iterations", type=int, default=80)
+    ap.add_argument("--only", choices=("rocket", "coffee"), help="make one of the two pictures")
     args = ap.parse_args()
-    import skimage.data
 
     paint = Path(args.paintings)
     out = Path(args.out)
     common = dict(size=args.size, iterations=args.iterations, seed=0, min_size=128, callback=_report)
+
+    if args.only != "coffee":
+        rocket_picture(paint, out, common, args.size)
+    if args.only != "rocket":
+        coffee_picture(paint, out, common, args.size)
+
+
+def rocket_picture(paint: Path, out: Path, common: dict, size: int) -> None:
+    import skimage.data
 
     rocket = Image.fromarray(skimage.data.rocket())
     mask = sky_mask(rocket.size)
@@ -69,14 +78,18 @@ def main() -> None:
     result = painterly.stylize(rocket, [paint / "starry_night.jpg", paint / "the_scream.jpg"], mask=mask,
                                regions=["blue=1", "red=2"], **common)  # fmt: skip
     print(f"rocket: {time.perf_counter() - t:.0f} s", flush=True)
-    strip(rocket, mask, result, height=args.size * 427 // 640).save(out / "masks_sky_and_land.jpg", quality=88)
+    strip(rocket, mask, result, height=size * 427 // 640).save(out / "masks_sky_and_land.jpg", quality=88)
+
+
+def coffee_picture(paint: Path, out: Path, common: dict, size: int) -> None:
+    import skimage.data
 
     coffee = Image.fromarray(skimage.data.coffee())
     mask = cup_mask(coffee.size)
     t = time.perf_counter()
     result = painterly.stylize(coffee, [paint / "shipwreck.jpg"], mask=mask, regions=["white=photo", "black=1"], **common)
     print(f"coffee: {time.perf_counter() - t:.0f} s", flush=True)
-    strip(coffee, mask, result, height=args.size * 400 // 600).save(out / "masks_photo_kept.jpg", quality=88)
+    strip(coffee, mask, result, height=size * 400 // 600).save(out / "masks_photo_kept.jpg", quality=88)
 
 
 if __name__ == "__main__":
