@@ -272,3 +272,11 @@ def layer_guides(guide: Tensor, layers: Iterable[str], propagation: str = "avg")
         if lay.name in wanted:
             out[lay.name] = g
     return out
+
+
+def photo_weight(regions: Sequence[Region], weights: Tensor | None, hw: Sequence[int]) -> Tensor | None:
+    """``(1, 1, H, W)``: how much each pixel at ``hw`` is a photo region's (``None`` when none is)."""
+    keep = [k for k, r in enumerate(regions) if r.is_photo]
+    if weights is None or not keep:
+        return None
+    return resize_weights(weights, hw)[keep].sum(0, keepdim=True).clamp(0, 1)

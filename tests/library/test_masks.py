@@ -331,3 +331,14 @@ def test_two_regions_take_the_colours_of_their_own_styles(images, single_thread)
     assert (left - w).norm() < (left - c).norm() and (right - c).norm() < (right - w).norm()
     # ... and each half moved towards its style from where it started (the content).
     assert (left - w).norm() < (start_left - w).norm() and (right - c).norm() < (start_right - c).norm()
+
+
+def test_photo_regions_start_in_the_photos_own_colours(images) -> None:  # noqa: ANN001
+    """init_colors=style recolours the start to the painting's palette, except where the photo is kept."""
+    from painterly.engine.pyramid import starting_image
+
+    cfg = make_tiny_config(regions=["red=1", "white=photo"])
+    inputs = load_inputs(cfg, images.content, [images.style], mask=_mask(48, 64, ((255, 0, 0), slice(0, 32))))
+    start = starting_image(cfg, inputs, (48, 64))
+    assert torch.equal(start[..., 32:], images.content_t[..., 32:])
+    assert (start[..., :32] - images.content_t[..., :32]).abs().mean() > 0.05
