@@ -32,13 +32,15 @@ def _run(
     encoder: VGG19Encoder | None,
     device: str | torch.device | None,
     options: dict[str, Any],
+    mask: ImageLike | None = None,
+    style_masks: Sequence[ImageLike | None] | None = None,
 ) -> PIL.Image.Image:
     if init is not None:
         options.setdefault("init", "image")  # an image given to start from is what the run starts from
     cfg = config.replace(**options) if config is not None and options else config
     if cfg is None:
         cfg = Config.for_mode(mode, **options)
-    inputs = load_inputs(cfg, content, styles, init)
+    inputs = load_inputs(cfg, content, styles, init, mask=mask, style_masks=style_masks)
     result = StyleTransfer(cfg, encoder=encoder, device=device).run(inputs, callback=callback)
     return tensor_to_pil(result)
 
@@ -48,6 +50,8 @@ def stylize(
     style: ImageLike | Sequence[ImageLike],
     *,
     init: ImageLike | None = None,
+    mask: ImageLike | None = None,
+    style_masks: Sequence[ImageLike | None] | None = None,
     config: Config | None = None,
     callback: ProgressCallback | None = None,
     encoder: VGG19Encoder | None = None,
@@ -57,10 +61,16 @@ def stylize(
     """Paint ``content`` in the style of ``style`` (one image or several, blended by ``style_blend``).
 
     ``options`` are :class:`~painterly.config.Config` fields (``size=384, style_weight=1e3, …``).
+    With ``mask`` (a colour-coded image) and ``regions=["red=1", "blue=2", "white=photo"]``, each
+    colour of the mask gets its own style, or keeps the photo (docs/masks.md); ``style_masks`` say
+    which part of each style image to take the style from.
     Returns an 8-bit RGB PIL image whose longest side is ``size``.
     """
     styles = list(style) if isinstance(style, (list, tuple)) else [style]
-    return _run("stylize", content, styles, init=init, config=config, callback=callback, encoder=encoder, device=device, options=options)
+    return _run(
+        "stylize", content, styles, init=init, config=config, callback=callback, encoder=encoder, device=device,
+        options=options, mask=mask, style_masks=style_masks,
+    )  # fmt: skip
 
 
 def texture(

@@ -149,6 +149,24 @@ class Config:
             choices=ORIGINAL_COLORS,
         ),
     )
+    # --- regions (spatial control: a mask, see painterly.masks and docs/masks.md) ----------------
+    regions: tuple[str, ...] | None = field(
+        default=None,
+        metadata=_opt(
+            "with a mask: what each of its colours gets, COLOR=STYLE[:WEIGHT]; COLOR a name (red, blue, ...), "
+            "#rrggbb or a gray level 0-255; STYLE the number of a style image (1, 2, or 1+2 for a blend) "
+            "or photo (no style: keep the photo); repeat for each colour",
+            metavar="COLOR=STYLE[:WEIGHT]",
+        ),
+    )
+    mask_propagation: str = field(
+        default="avg",
+        metadata=_opt(
+            "how the mask reaches deeper layers: avg (average pooling) or inside (only positions whose "
+            "receptive field lies inside the region; sharper borders)",
+            choices=("avg", "inside"),
+        ),
+    )
     # --- speed --------------------------------------------------------------------------------
     multiscale: bool = field(
         default=True, metadata=_opt("optimise coarse to fine: a pyramid from --min-size up to --size")
@@ -179,6 +197,7 @@ class Config:
             ("style_blend", float),
             ("style_layer_weights", float),
             ("level_iterations", int),
+            ("regions", str),
         ):
             value = getattr(self, name)
             if value is not None:
@@ -244,6 +263,8 @@ class Config:
             raise ConfigError("`content_weight` is positive but `content_layers` is empty")
         if self.style_weight > 0 and not self.style_layers:
             raise ConfigError("`style_weight` is positive but `style_layers` is empty")
+        if self.regions and self.style_loss != "gram":  # the guided terms are Gram matrices of regions
+            raise ConfigError(f"`regions` work with `style_loss` gram only, got {self.style_loss}")
         if self.content_weight == 0 and self.style_weight == 0 and self.tv_weight == 0:
             raise ConfigError("`content_weight`, `style_weight` and `tv_weight` are all zero: nothing to optimise")
         if self.style_layer_weights is not None:
@@ -255,6 +276,15 @@ class Config:
             _check_all_finite("style_layer_weights", self.style_layer_weights, positive_sum=True)
         if self.style_blend is not None:
             _check_all_finite("style_blend", self.style_blend, positive_sum=True)
+        if self.regions is not None:
+            from .masks import parse_regions
+
+            if not self.regions:
+                object.__setattr__(self, "regions", None)
+            else:
+                parse_regions(self.regions)  # a bad spec or a colour assigned twice fails here
+        if self.mask_propagation not in ("avg", "inside"):
+            raise ConfigError(f"`mask_propagation` must be one of avg, inside; got {self.mask_propagation!r}")
         if self.level_iterations is not None:
             if any(n < 0 for n in self.level_iterations) or sum(self.level_iterations) < 1:
                 raise ConfigError(

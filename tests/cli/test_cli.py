@@ -50,7 +50,9 @@ def painterly(*args: str, cwd: Path | None = None) -> subprocess.CompletedProces
 
 
 def _flag(name: str) -> str:
-    return "--" + name.replace("_", "-")
+    from painterly.cli import flag
+
+    return flag(name)  # `regions` is given once per colour: --region
 
 
 # --- help -------------------------------------------------------------------------------------------------
@@ -80,8 +82,8 @@ def test_no_command_prints_help_and_exits_2():
 HIDDEN = {
     "stylize": set(),
     "demo": set(),
-    "texture": {"content_weight", "content_loss", "content_layers", "original_colors", "init_colors"},
-    "reconstruct": {"style_weight", "style_layers", "style_layer_weights", "style_scale", "style_blend", "original_colors", "init_colors", "content_layers"},
+    "texture": {"content_weight", "content_loss", "content_layers", "original_colors", "init_colors", "regions", "mask_propagation"},
+    "reconstruct": {"regions", "mask_propagation", "style_weight", "style_layers", "style_layer_weights", "style_scale", "style_blend", "original_colors", "init_colors", "content_layers"},
 }
 
 

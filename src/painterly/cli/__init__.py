@@ -74,21 +74,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("content", help="content image (JPEG, PNG, WebP, BMP, TIFF)")
     p.add_argument("styles", nargs="+", metavar="style", help="style image(s); several are blended (see --style-blend)")
     common(p, "stylize", image)
+    _add_mask_options(p)
 
     p = sub.add_parser("texture", help="synthesise a texture from STYLE (style loss only, from noise)", description="Style reconstruction: white noise optimised to match the style's Gram matrices only.")
     p.add_argument("styles", nargs="+", metavar="style", help="style image(s)")
-    common(p, "texture", {**image, "help": "output image"}, skip=("content_weight", "content_loss", "content_layers", "original_colors", "init_colors"))
+    common(p, "texture", {**image, "help": "output image"}, skip=("regions", "mask_propagation", "content_weight", "content_loss", "content_layers", "original_colors", "init_colors"))
 
     p = sub.add_parser("reconstruct", help="reconstruct CONTENT from one layer's features", description="Content reconstruction from white noise using one layer's features (Gatys et al., fig. 1).")
     p.add_argument("content", help="content image")
     p.add_argument("--layer", default="relu3_1", help="the layer to reconstruct from (default: relu3_1)")
-    common(p, "reconstruct", {**image, "help": "output image"}, skip=("style_weight", "style_layers", "style_layer_weights", "style_scale", "style_blend", "original_colors", "init_colors", "content_layers"))
+    common(p, "reconstruct", {**image, "help": "output image"}, skip=("regions", "mask_propagation", "style_weight", "style_layers", "style_layer_weights", "style_scale", "style_blend", "original_colors", "init_colors", "content_layers", "style_loss"))
 
     p = sub.add_parser(
         "demo", help="stylise the built-in demo pair (offline, about a minute)",
         description="Stylise the built-in photo with the built-in painting, at the photo's own size, with a short iteration budget.",
     )
     common(p, "demo", {"default": "painterly-demo.png", "help": "output image (default: painterly-demo.png)"})
+    _add_mask_options(p)
 
     from .batch import add_batch_parser
 
@@ -111,6 +113,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("info", help="show versions, device, precision, allocator and weight cache", description="Show what this installation runs on: versions, device and precision chosen by `auto`, threads, memory allocator, weight cache.")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
     return parser
+
+
+def _add_mask_options(p: argparse.ArgumentParser) -> None:
+    group = next(g for g in p._action_groups if g.title == "regions")
+    group.add_argument("--mask", metavar="MASK.png", help="colour-coded (or grayscale) image the content's shape: which part gets which style (see --region)")
+    group.add_argument(
+        "--style-mask", action="append", metavar="N=MASK.png", dest="style_masks",
+        help="grayscale image over style image N: take its style only from the white part (repeat for each)",
+    )  # fmt: skip
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
@@ -178,6 +189,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def flag(field: str) -> str:
     """How the command line spells a config field: ``style_blend`` → ``--style-blend``."""
+    if field == "regions":  # given once per colour
+        return "--region"
     return "--" + field.replace("_", "-")
 
 

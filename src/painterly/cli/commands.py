@@ -151,8 +151,15 @@ def _set_up_and_run(args: argparse.Namespace) -> int:
     if "init" in options and options["init"] not in INITS:
         init_path, options["init"] = options["init"], "image"
 
+    mask = getattr(args, "mask", None)
+    style_masks = None
+    if options.get("regions"):
+        options["regions"] = _styles_by_number(options["regions"], styles)
+    if getattr(args, "style_masks", None):
+        style_masks = _style_masks(args.style_masks, len(styles))
     config = Config.for_mode(mode, **options)
-    named_inputs = [str(x) for x in [content, *styles, init_path] if isinstance(x, (str, os.PathLike))]
+    extra = [mask, *(style_masks or [])]
+    named_inputs = [str(x) for x in [content, *styles, init_path, *extra] if isinstance(x, (str, os.PathLike))]
     files = OutputFiles(_check_output(args.output, named_inputs))
     _check_side_files(files, outputs, named_inputs)
     _check_log(outputs.log, files.output, named_inputs)
@@ -161,7 +168,7 @@ def _set_up_and_run(args: argparse.Namespace) -> int:
         raise ImageError(f"`init` {init_path}: no such file (use noise, content, style or the path of an image)")
     _inputs_exist(named_inputs)
     try:
-        inputs = load_inputs(config, content, styles, init_path)
+        inputs = load_inputs(config, content, styles, init_path, mask=mask, style_masks=style_masks)
     except ConfigError as exc:
         if args.command not in ("texture", "reconstruct"):
             raise
@@ -176,6 +183,51 @@ def _set_up_and_run(args: argparse.Namespace) -> int:
             f"painterly YOUR_PHOTO.jpg {shlex.quote(str(styles[0]))} -o out.png\n"
         )
     return status
+
+
+def _styles_by_number(specs: Sequence[str], styles: list) -> list[str]:
+    """``--region COLOR=PATH[:WEIGHT]``: a style given by its path becomes its number (added to the
+    styles when it is not one of them already)."""
+    from ..imageio import same_file
+    from ..masks import PHOTO_WORDS
+
+    out = []
+    for spec in specs:
+        color, sep, rest = spec.partition("=")
+        style, weight = rest, ""
+        head, colon, tail = rest.rpartition(":")
+        if colon and _is_number(tail):
+            style, weight = head, colon + tail
+        if not sep or style.strip().lower() in PHOTO_WORDS or all(p.strip().isdigit() for p in style.split("+")):
+            out.append(spec)
+            continue
+        if not Path(style).exists():
+            raise ConfigError(f"`regions` {spec}: {style} is neither the number of a style image nor an image file")
+        index = next((i for i, s in enumerate(styles) if isinstance(s, (str, os.PathLike)) and same_file(s, style)), None)
+        if index is None:
+            styles.append(style)
+            index = len(styles) - 1
+        out.append(f"{color}={index + 1}{weight}")
+    return out
+
+
+def _is_number(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def _style_masks(specs: Sequence[str], n_styles: int) -> list:
+    """``--style-mask N=PATH`` (repeated) → one entry per style image (``None`` where none)."""
+    masks: list = [None] * n_styles
+    for spec in specs:
+        number, sep, path = spec.partition("=")
+        if not sep or not number.strip().isdigit() or not 1 <= int(number) <= n_styles:
+            raise ConfigError(f"--style-mask {spec}: expected N=MASK.png with N the number of a style image (1..{n_styles})")
+        masks[int(number) - 1] = path
+    return masks
 
 
 def _metadata(config) -> dict[str, str]:  # noqa: ANN001

@@ -25,6 +25,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     ),
     "strength": ("content_weight", "style_weight", "tv_weight", "style_scale"),
     "layers and losses": ("content_loss", "style_loss", "content_layers", "style_layers", "style_layer_weights", "weights", "pooling"),
+    "regions": ("regions", "mask_propagation"),
     "optimiser": ("optimizer", "iterations", "learning_rate", "lr_decay", "lr_decay_steps", "lbfgs_history", "lbfgs_precondition", "average", "seed"),
     "multi-scale": ("multiscale", "min_size", "level_iterations", "keep_detail"),
     "performance": ("precision", "device"),
@@ -75,6 +76,11 @@ def _add_field(group: argparse._ArgumentGroup, f: dataclasses.Field, default: An
     if f.name == "init":
         # The command line takes the image itself by its path (the library takes it as init=).
         kwargs["help"] = f"starting image: noise, content, style or the path of an image (default: {_default_text(default)})"
+    if f.name == "regions":
+        # Given once per colour: --region red=1 --region blue=2 (the field holds them all).
+        kwargs.update(action="append", help=help_text.replace(" (default: none)", " (with --mask)"))
+        group.add_argument("--region", **kwargs)
+        return
     if f.name == "original_colors":
         # `--original-colors` alone means the classic luminance-only transfer.
         kwargs.update(nargs="?", const="luminance")

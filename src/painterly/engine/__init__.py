@@ -35,6 +35,7 @@ from .objective import (
     build_objective,
     build_targets,
 )
+from .guided import GuidedStyleTerm, RegionTarget
 from .optimizers import lbfgs_history_for, make_optimizer
 from .pyramid import HW, MIN_SIDE
 from .run import CHECKPOINT_VERSION, MAX_RECOVERIES, LevelWork, Run
@@ -45,8 +46,8 @@ LOSS_TERMS = ("total",) + STANDARD_TERMS
 
 __all__ = [
     "CHECKPOINT_VERSION", "HW", "LOSS_TERMS", "MAX_RECOVERIES", "MIN_SIDE", "STANDARD_TERMS",
-    "ContentTerm", "GramStyleTerm", "ImageLike", "Inputs", "LevelWork", "LossTerms", "Objective", "Progress",
-    "ProgressCallback", "Run", "RunState", "StyleTransfer", "TVTerm", "Targets", "Term",
+    "ContentTerm", "GramStyleTerm", "GuidedStyleTerm", "ImageLike", "Inputs", "LevelWork", "LossTerms", "Objective", "Progress",
+    "ProgressCallback", "RegionTarget", "Run", "RunState", "StyleTransfer", "TVTerm", "Targets", "Term",
     "build_encoder", "build_objective", "build_targets", "lbfgs_history_for", "load_inputs", "make_optimizer",
     "to_tensor",
 ]

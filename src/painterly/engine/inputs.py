@@ -20,6 +20,7 @@ from torch import Tensor
 from .. import color
 from ..config import Config
 from ..errors import ConfigError, PainterlyWarning
+from ..masks import Region
 
 ImageLike = Union[str, "os.PathLike[str]", PIL.Image.Image, Tensor]
 """What the loaders accept: a path, a PIL image, or a ``(1, 3, H, W)`` / ``(3, H, W)`` float tensor in [0, 1]."""
@@ -43,6 +44,14 @@ class Inputs:
     reference_size: tuple[int, int]
     """``(height, width)`` whose aspect the output takes: the content's (else the first style's) as
     its file declares it (a big file is decoded smaller than that, see :func:`to_tensor`)."""
+    mask: Tensor | None = None
+    """The mask image as given, ``(1, 3, H, W)`` in [0, 1] (``None``: no spatial control)."""
+    regions: tuple[Region, ...] = ()
+    """The parsed ``regions`` of the config, in order (empty without a mask)."""
+    region_weights: Tensor | None = None
+    """``(K, 1, H, W)`` soft weights of :attr:`regions` at the mask's resolution, summing to 1 per pixel."""
+    style_masks: tuple[Tensor | None, ...] = ()
+    """For each style, ``(1, 1, H, W)`` weights in [0, 1] of where to take its style from, or ``None``."""
 
     @property
     def main_style(self) -> Tensor:
@@ -51,11 +60,19 @@ class Inputs:
 
     def to_dict(self) -> dict[str, Any]:
         """The images as given (the working copies are derived again on load)."""
-        return {"content": self.content, "styles": list(self.styles), "init": self.init, "reference_size": list(self.reference_size)}
+        data = {"content": self.content, "styles": list(self.styles), "init": self.init, "reference_size": list(self.reference_size)}
+        if self.mask is not None:
+            data["mask"] = self.mask
+            data["style_masks"] = list(self.style_masks)
+        return data
 
     @classmethod
     def from_dict(cls, config: Config, data: Mapping[str, Any]) -> "Inputs":
-        inputs = load_inputs(config, data["content"], list(data["styles"]), data["init"], warn=False)
+        style_masks = data.get("style_masks")
+        inputs = load_inputs(
+            config, data["content"], list(data["styles"]), data["init"], warn=False,
+            mask=data.get("mask"), style_masks=list(style_masks) if style_masks else None,
+        )  # fmt: skip
         size = data.get("reference_size")
         if isinstance(size, (list, tuple)) and len(size) == 2 and all(isinstance(v, int) and v > 0 for v in size):
             inputs = dataclasses.replace(inputs, reference_size=(size[0], size[1]))
@@ -88,6 +105,8 @@ def load_inputs(
     init: ImageLike | None = None,
     *,
     warn: bool = True,
+    mask: ImageLike | None = None,
+    style_masks: Sequence[ImageLike | None] | None = None,
 ) -> Inputs:
     """Load and check the images of a run against ``config``.
 
@@ -95,6 +114,10 @@ def load_inputs(
         content: the photo; ``None`` for texture synthesis.
         styles: the paintings, blended by ``config.style_blend``.
         init: the image to start from, when ``config.init`` is ``"image"``.
+        mask: a colour-coded or grayscale image whose colours ``config.regions`` assigns (spatial
+            control, :mod:`painterly.masks`); the content's aspect, any size.
+        style_masks: for each style image, a grayscale image (white: take the style from here) or
+            ``None``; only with a mask.
         warn: report a content image smaller than the output (a :class:`PainterlyWarning`).
 
     Raises:
@@ -133,7 +156,12 @@ def load_inputs(
         reference_size = declared_size(reference)
     else:
         reference_size = (int(reference_t.shape[-2]), int(reference_t.shape[-1]))
-    return Inputs(content_t, style_ts, init_t, weights, content_work, styles_work, reference_size)
+    inputs = Inputs(content_t, style_ts, init_t, weights, content_work, styles_work, reference_size)
+    if mask is None and style_masks is None and not config.regions:
+        return inputs
+    from .regions import load_regions
+
+    return load_regions(inputs, config, mask, style_masks)
 
 
 def _check_combination(config: Config, has_content: bool, n_styles: int, has_init: bool) -> None:

@@ -52,6 +52,8 @@ class Targets:
     ``content``: ``{layer: (1, C, h, w)}`` float32 features of the content at the level's size.
     ``grams``: ``{layer: (1, C, C)}`` Gram matrices of the styles at the style size, blended (empty
     unless ``style_loss`` is gram or histogram).
+    ``guided``: with a mask (``regions``), each layer's style regions instead of ``grams``
+    (:func:`painterly.engine.guided.build_guided_targets`).
     """
 
     content: Mapping[str, Tensor]
@@ -60,6 +62,7 @@ class Targets:
     """The statistics of the other ``style_loss`` kinds (:mod:`.style_terms`)."""
     hw: tuple[int, int] = (0, 0)
     """The level's output size ``(H, W)``."""
+    guided: Mapping[str, tuple] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -207,12 +210,17 @@ def build_targets(
     grams: dict[str, Tensor] = {}
     styles: list[tuple[float, dict[str, Tensor]]] = []
     kind = config.style_loss
+    guided: dict[str, tuple] = {}
     with torch.no_grad(), ctx:
         if config.uses_content:
             image = resize(inputs.content_work, hw).to(device)
             feats = encoder(image.contiguous(memory_format=torch.channels_last))
             content = {n: feats[n].float().detach() for n in config.content_layers}
-        if config.uses_style:
+        if config.uses_style and inputs.regions:
+            from .guided import build_guided_targets
+
+            guided = build_guided_targets(encoder, config, inputs, level_longest, hw, device)
+        elif config.uses_style:
             style_size = max(MIN_SIDE, round(level_longest * config.style_scale))
             for weight, style in zip(inputs.style_weights, inputs.styles_work):
                 h, w = style.shape[-2:]
@@ -227,7 +235,7 @@ def build_targets(
                     grams[n] = grams[n] + g if n in grams else g
     with torch.no_grad():  # fp32 statistics whatever the encoder ran in
         style = style_targets(kind, styles, hw) if styles else StyleTargets()
-    return Targets(content, grams, style, tuple(hw))
+    return Targets(content, grams, style, tuple(hw), guided)
 
 
 def build_objective(encoder: VGG19Encoder, config: Config, targets: Targets, autocast: torch.dtype | None) -> Objective:
@@ -247,6 +255,10 @@ def build_objective(encoder: VGG19Encoder, config: Config, targets: Targets, aut
         terms.append(SlicedStyleTerm(targets.style.samples, targets.hw, layer_weights, weight, device))
     if targets.style.histograms:
         terms.append(HistogramTerm(targets.style.histograms, layer_weights, weight))
+    if any(targets.guided.values()):
+        from .guided import GuidedStyleTerm
+
+        terms.append(GuidedStyleTerm(targets.guided, layer_weights, config.style_weight))
     if config.tv_weight > 0:
         terms.append(TVTerm(config.tv_weight))
     return Objective(encoder, terms, autocast)

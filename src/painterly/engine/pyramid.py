@@ -12,6 +12,7 @@ from torch import Tensor
 from .. import color
 from ..config import Config
 from ..imageio import fit_size, resize
+from ..masks import photo_weight
 from .inputs import Inputs
 
 HW = tuple[int, int]
@@ -48,7 +49,10 @@ def starting_image(config: Config, inputs: Inputs, hw: HW) -> Tensor | None:
         # given as the start (a previous result, say) is the user's choice and stays as it is.
         main = inputs.main_style
         h, w = main.shape[-2:]
-        base = color.match_color(base, resize(main, fit_size(h, w, max(hw), MIN_SIDE)))
+        recoloured = color.match_color(base, resize(main, fit_size(h, w, max(hw), MIN_SIDE)))
+        # Regions kept as the photo (a mask) start in the photo's own colours: no style pulls them back.
+        photo = photo_weight(inputs.regions, inputs.region_weights, hw)
+        base = recoloured if photo is None else recoloured * (1 - photo) + base * photo
     return base
 
 

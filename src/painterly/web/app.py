@@ -126,7 +126,7 @@ def create_app(
     app.state.workdir = root
     app.state.token = token
     # Whole requests: every file at its limit, plus room for the form fields.
-    app.add_middleware(BodyLimit, max_bytes=max_upload_bytes * (limits.max_styles + 2) + MB)
+    app.add_middleware(BodyLimit, max_bytes=max_upload_bytes * (limits.max_styles + 3) + MB)
     app.add_middleware(Guard, token=token, hosts=hosts)  # added last: runs first
     _add_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -189,6 +189,7 @@ def create_app(
         options: str | None = Form(None, description='JSON object of CLI options, e.g. {"size": 256, "iterations": 100}'),
         demo: bool = Form(False, description="use the built-in demo pair instead of uploads"),
         init_job: str | None = Form(None, description="start from the result of this (finished) job"),
+        mask: UploadFile | None = File(None, description="colour-coded mask over the content; its colours assigned by the `regions` option"),
     ) -> JSONResponse:
         # Everything wrong with the request itself is reported before "queue full": a 429 says "try
         # again later", which would be a lie for a request that can never succeed.
@@ -225,11 +226,17 @@ def create_app(
         from ..api import load_inputs
 
         # The one way in, as for the CLI and the API: every check on the images and the options together.
-        images = load_inputs(config, content_img, style_imgs, init_img, warn=False)
+        mask_img = None
+        if mask is not None:
+            mask_img = _read_image(mask, "mask", max_upload_bytes, max_pixels, limits.max_size)
+            inputs["mask"] = _client_name(mask)
+        images = load_inputs(config, content_img, style_imgs, init_img, warn=False, mask=mask_img)
 
         if not manager.has_room():
             raise HTTPException(429, f"the queue is full ({queue_size} jobs waiting); try again when one has finished")
         job_id, directory = manager.new_directory()
+        if mask_img is not None:
+            _save_mask(mask_img, directory)
         job = Job(
             id=job_id,
             directory=directory,
@@ -319,6 +326,17 @@ def _add_error_handlers(app: FastAPI) -> None:
         if exc.fields:
             body["field"] = keys.get(exc.fields[0], exc.fields[0])
         return JSONResponse(body, status_code=400)
+
+
+def _save_mask(mask: Image.Image, directory: Path) -> None:
+    """The job's mask, kept with it as ``mask.png`` (atomically, like every file of a job)."""
+    import io
+
+    from ..files import write_bytes
+
+    buffer = io.BytesIO()
+    mask.convert("RGB").save(buffer, format="PNG")
+    write_bytes(directory / "mask.png", buffer.getvalue())
 
 
 def _client_name(upload: UploadFile) -> str:

@@ -112,8 +112,12 @@ function renderThumbs() {
   if (useDemo) {
     contentBox.append(thumb("/api/demo/content", "demo content"));
     styleBox.append(thumb("/api/demo/style", "demo style"));
+    PainterlyMask.setContentURL("/api/demo/content");
+    PainterlyMask.setStyleCount(1);
     return;
   }
+  PainterlyMask.setContentURL(contentFile ? objectURL(contentFile) : null);
+  PainterlyMask.setStyleCount(styleFiles.length);
   if (contentFile) contentBox.append(thumb(objectURL(contentFile), contentFile.name, () => { contentFile = null; renderThumbs(); }));
   else contentBox.append(hint("Drop a photo here"));
   styleFiles.forEach((f, i) => styleBox.append(thumb(objectURL(f), f.name, () => { styleFiles.splice(i, 1); renderThumbs(); })));
@@ -215,7 +219,13 @@ async function startJob() {
     form.append("content", contentFile, contentFile.name);
     for (const f of styleFiles) form.append("style", f, f.name);
   }
-  form.append("options", JSON.stringify(collectOptions()));
+  const options = collectOptions();
+  if (PainterlyMask.enabled()) {
+    // The painted regions: the mask travels with the job, `regions` says what each colour gets.
+    options.regions = PainterlyMask.regions();
+    form.append("mask", await PainterlyMask.blob(), "mask.png");
+  }
+  form.append("options", JSON.stringify(options));
   if (initJob) form.append("init_job", initJob);
   $("start").disabled = true;
   try {

@@ -1,0 +1,130 @@
+"""Spatial control: the mask-guided style term and its targets (Gatys et al., CVPR 2017).
+
+Each style region (a colour of the mask assigned a style) compares the guided Gram of the image's
+features inside the region with its own target, the Gram of its style image(s) (inside the style's
+own mask, if one was given). Photo regions have no style target: only the content loss acts there.
+The guides are the mask's soft region weights resized to the level and carried down the network
+(:func:`painterly.masks.layer_guides`), computed once per level with the other targets.
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from typing import Mapping
+
+import torch
+from torch import Tensor
+
+from ..config import Config
+from ..encoder import VGG19Encoder
+from ..errors import PainterlyWarning
+from ..imageio import fit_size, resize
+from ..losses import gram_matrix, guided_gram, style_loss
+from ..masks import MIN_REGION_AREA, layer_guides, resize_weights
+from .inputs import Inputs
+from .pyramid import HW, MIN_SIDE
+
+
+@dataclass(frozen=True)
+class RegionTarget:
+    """One region at one layer: its ``guide`` ``(1, 1, h, w)``, its ``area`` (``Σ g²``, a Python float
+    so the term reads nothing back from the device), the target ``gram`` ``(1, C, C)`` and ``weight``."""
+
+    label: str
+    guide: Tensor
+    area: float
+    gram: Tensor
+    weight: float
+
+
+@dataclass(frozen=True)
+class GuidedStyleTerm:
+    """``weight × Σ_layers layer_weight × Σ_regions region_weight × style_loss(guided Gram, target)``.
+
+    With one region covering everything (a guide of ones, region weight 1) it is
+    :class:`~painterly.engine.objective.GramStyleTerm` exactly.
+    """
+
+    targets: Mapping[str, tuple[RegionTarget, ...]]
+    layer_weights: Mapping[str, float]
+    weight: float
+    name: str = "style"
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return tuple(n for n, regions in self.targets.items() if regions)
+
+    def __call__(self, image: Tensor, features: Mapping[str, Tensor]) -> Tensor:
+        loss = image.new_zeros((), dtype=torch.float64 if image.dtype == torch.float64 else torch.float32)
+        for n, regions in self.targets.items():
+            if not regions:
+                continue
+            f = features[n]
+            part = sum(r.weight * style_loss(guided_gram(f, r.guide, r.area), r.gram) for r in regions)
+            loss = loss + self.layer_weights[n] * part
+        return loss * self.weight
+
+
+def _style_grams(encoder: VGG19Encoder, config: Config, inputs: Inputs, level_longest: int, device: torch.device) -> list[dict[str, Tensor]]:
+    """Each style's Grams at the level's style size, inside its own mask where it has one."""
+    style_size = max(MIN_SIDE, round(level_longest * config.style_scale))
+    out: list[dict[str, Tensor]] = []
+    for i, style in enumerate(inputs.styles_work):
+        h, w = style.shape[-2:]
+        hw = fit_size(h, w, style_size, MIN_SIDE)
+        feats = encoder(resize(style, hw).to(device).contiguous(memory_format=torch.channels_last))
+        mask = inputs.style_masks[i] if i < len(inputs.style_masks) else None
+        if mask is None:
+            out.append({n: gram_matrix(feats[n]).float().detach() for n in config.style_layers})
+            continue
+        guides = layer_guides(_resize_mask(mask, hw).to(device), config.style_layers, config.mask_propagation)
+        grams = {}
+        for n in config.style_layers:
+            area = float(guides[n].double().pow(2).sum())
+            # A style mask with nothing left at a deep layer falls back to the whole painting there.
+            grams[n] = (guided_gram(feats[n], guides[n], area) if area >= MIN_REGION_AREA else gram_matrix(feats[n])).float().detach()
+        out.append(grams)
+    return out
+
+
+def _resize_mask(mask: Tensor, hw: HW) -> Tensor:
+    """A ``(1, 1, H, W)`` style mask at ``hw`` (bilinear, antialiased), in [0, 1]."""
+    if tuple(mask.shape[-2:]) == tuple(hw):
+        return mask
+    out = torch.nn.functional.interpolate(mask, size=tuple(hw), mode="bilinear", align_corners=False, antialias=True)
+    return out.clamp(0, 1)
+
+
+def build_guided_targets(
+    encoder: VGG19Encoder, config: Config, inputs: Inputs, level_longest: int, hw: HW, device: torch.device
+) -> dict[str, tuple[RegionTarget, ...]]:
+    """``{layer: (RegionTarget, ...)}`` of the style regions at a level of size ``hw``.
+
+    A region whose guide covers less than :data:`~painterly.masks.MIN_REGION_AREA` positions at a
+    layer is left out there (with a :class:`PainterlyWarning`): too few positions for a Gram matrix.
+    Call under ``torch.no_grad()`` (and the run's autocast).
+    """
+    style_grams = _style_grams(encoder, config, inputs, level_longest, device)
+    guides = layer_guides(resize_weights(inputs.region_weights, hw).to(device), config.style_layers, config.mask_propagation)
+    targets: dict[str, list[RegionTarget]] = {n: [] for n in config.style_layers}
+    for k, region in enumerate(inputs.regions):
+        if region.is_photo:
+            continue
+        blend = [inputs.style_weights[s] for s in region.styles]
+        total = sum(blend)
+        shares = [b / total for b in blend] if total > 0 else [1.0 / len(blend)] * len(blend)
+        for n in config.style_layers:
+            g = guides[n][k : k + 1]
+            coverage = float(g.double().sum())
+            if coverage < MIN_REGION_AREA:
+                warnings.warn(
+                    f"region {region.label} covers {coverage:.2f} positions at {n} at {max(hw)} px: "
+                    f"too small for that layer, skipped there",
+                    PainterlyWarning,
+                    stacklevel=2,
+                )
+                continue
+            gram = sum(share * style_grams[s][n] for share, s in zip(shares, region.styles))
+            targets[n].append(RegionTarget(region.label, g.contiguous(), float(g.double().pow(2).sum()), gram, region.weight))
+    return {n: tuple(v) for n, v in targets.items()}

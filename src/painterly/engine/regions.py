@@ -1,0 +1,77 @@
+"""The mask of a run, loaded and checked with the other inputs (called by :func:`load_inputs`).
+
+Every check that involves the mask, the ``regions`` and the images together is made here, once,
+before any work: a mask without regions or regions without a mask, a style number beyond the styles
+given, a mask whose aspect is not the content's, colours of the mask no region assigns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from ..config import Config
+from ..errors import ConfigError
+from ..masks import check_aspect, color_name, parse_regions, read_mask, region_weights
+from .inputs import ImageLike, Inputs
+
+
+def _label(source: object, default: str) -> str:
+    return os.fspath(source) if isinstance(source, (str, os.PathLike)) else default
+
+
+def _top_colors(mask: Tensor, n: int = 5) -> list[str]:
+    pixels = (mask[0].reshape(3, -1).t() * 255.0).round().long()
+    unique, counts = torch.unique(pixels, dim=0, return_counts=True)
+    order = torch.argsort(counts, descending=True)[:n]
+    return [color_name(unique[i].tolist()) for i in order]
+
+
+def load_regions(inputs: Inputs, config: Config, mask: ImageLike | None, style_masks: Sequence[ImageLike | None] | None) -> Inputs:
+    """``inputs`` with the mask, its regions' soft weights and the style masks (see :class:`Inputs`)."""
+    if mask is None:
+        if config.regions:
+            raise ConfigError("`regions` assigns the colours of a mask, but no mask was given (mask=...)")
+        raise ConfigError("style masks work only with a mask and `regions`")
+    name = _label(mask, "mask")
+    if inputs.content is None:
+        raise ConfigError(f"{name}: a mask needs a content image (it says which part of the content gets which style)")
+    mask_t = read_mask(mask, max_pixels=config.max_pixels)
+    if not config.regions:
+        raise ConfigError(
+            f"{name}: give `regions` for the mask's colours ({', '.join(_top_colors(mask_t))}), e.g. red=1"
+        )
+    regions = parse_regions(config.regions)
+    n_styles = len(inputs.styles)
+    for r in regions:
+        beyond = [s + 1 for s in r.styles if s >= n_styles]
+        if beyond:
+            raise ConfigError(
+                f"`regions` {r.spec}: there is no style image {beyond[0]} "
+                f"({n_styles} style image{'s' if n_styles != 1 else ''} given)"
+            )
+    if not config.uses_style and any(not r.is_photo for r in regions):
+        raise ConfigError("`regions` assigns styles but `style_weight` is 0")
+    check_aspect(tuple(mask_t.shape[-2:]), inputs.reference_size, name=name)
+    weights = region_weights(mask_t, [r.color for r in regions], name=name)
+    masks_t: tuple[Tensor | None, ...] = ()
+    if style_masks is not None:
+        if len(style_masks) != n_styles:
+            raise ConfigError(f"{len(style_masks)} style masks for {n_styles} style image{'s' if n_styles != 1 else ''}")
+        loaded = []
+        for i, (sm, style) in enumerate(zip(style_masks, inputs.styles)):
+            if sm is None:
+                loaded.append(None)
+                continue
+            label = _label(sm, f"style mask {i + 1}")
+            t = read_mask(sm, max_pixels=config.max_pixels).mean(1, keepdim=True)  # gray: white = take style here
+            check_aspect(tuple(t.shape[-2:]), tuple(style.shape[-2:]), name=label)
+            if float(t.max()) <= 0.0:
+                raise ConfigError(f"{label}: is all black: no part of style image {i + 1} to take the style from")
+            loaded.append(t)
+        masks_t = tuple(loaded)
+    return dataclasses.replace(inputs, mask=mask_t, regions=regions, region_weights=weights, style_masks=masks_t)

@@ -1,0 +1,54 @@
+"""Issue 15 in a real browser: a mask painted with the studio's brush, a style chosen for each colour,
+and a job completed with it (Chromium driven by Playwright; skipped without them, as
+test_web_browser.py explains)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from test_web_browser import ARTIFACTS, page, studio_url, write_png  # noqa: F401
+
+pytestmark = pytest.mark.browser
+
+
+def test_paint_a_mask_assign_styles_and_complete_a_job(page, studio_url, tmp_path):  # noqa: F811
+    page.set_input_files("#content-input", str(write_png(tmp_path / "photo.png", 64, 48, seed=1)))
+    page.set_input_files("#style-input", [str(write_png(tmp_path / "a.png", 56, 56, seed=2)), str(write_png(tmp_path / "b.png", 56, 56, seed=3))])
+    page.check("#mask-on")
+    page.wait_for_function("() => document.getElementById('mask-canvas').width === 64")
+
+    # Red brush over the left part, then a blue fill of the top right corner's unpainted area is not
+    # wanted: the eraser takes a bite out of the red instead.
+    box = page.locator("#mask-canvas").bounding_box()
+    page.fill("#brush-size", "40")
+    page.mouse.move(box["x"] + box["width"] * 0.15, box["y"] + box["height"] * 0.1)
+    page.mouse.down()
+    page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.9, steps=8)
+    page.mouse.up()
+    page.wait_for_selector("#region-list select[data-color=red]")
+    page.click("#mask-eraser")
+    page.fill("#brush-size", "6")
+    page.mouse.click(box["x"] + box["width"] * 0.15, box["y"] + box["height"] * 0.5)
+
+    # Fill: one click paints the connected unpainted area blue (the whole rest of the image).
+    page.click("#mask-tools [data-tool=blue]")
+    page.click("#mask-fill")
+    page.mouse.click(box["x"] + box["width"] * 0.9, box["y"] + box["height"] * 0.5)
+    page.wait_for_selector("#region-list select[data-color=blue]")
+    page.select_option("#region-list select[data-color=red]", "2")
+    page.select_option("#region-list select[data-color=blue]", "1")
+    page.select_option("#region-list select[data-color=white]", "photo")
+    page.screenshot(path=str(ARTIFACTS / "studio-mask.png"), full_page=True)
+
+    page.select_option("#preset", "custom")
+    page.fill("#size", "64")
+    page.fill("#iterations", "6")
+    page.uncheck("#multiscale")
+    page.click("#start")
+    page.wait_for_function("() => document.getElementById('status').textContent === 'done'", timeout=60_000)
+
+    jobs = json.loads(page.request.get(f"{studio_url}/api/jobs").text())["jobs"]
+    regions = jobs[0]["options"]["regions"]
+    assert regions[0] == "white=photo" and "red=2" in regions and "blue=1" in regions
