@@ -272,10 +272,16 @@ class JobManager:
             except Exception as exc:  # a full disk must fail the job, not the worker
                 log.exception("job %s: cannot save the result", job.id)
                 status, error = FAILED, f"cannot save the result: {exc}"
-        with self._lock:
-            job.elapsed = time.perf_counter() - started
-            self._set_final(job, status, error)
-        self._save_record(job)
+        # The record on disk says the job is over before anyone can see it so: a client that saw "done"
+        # and restarts the server finds it done, not interrupted.
+        finished = time.time()
+        with self._record_lock:
+            with self._lock:
+                job.elapsed = time.perf_counter() - started
+                data = {**record(job), "status": status, "error": error, "finished": finished}
+            self.records.write(job, data)
+            with self._lock:
+                self._set_final(job, status, error, finished)
         self._prune()
 
     def _started(self, job: Job, run: Any) -> None:
@@ -318,11 +324,11 @@ class JobManager:
             self.records.write_preview(job, jpeg)
             self._save_record(job)
 
-    def _set_final(self, job: Job, status: str, error: str | None) -> None:
+    def _set_final(self, job: Job, status: str, error: str | None, finished: float | None = None) -> None:
         """Caller holds the lock."""
         job.status = status
         job.error = error
-        job.finished = time.time()
+        job.finished = time.time() if finished is None else finished
         job.run = None
         # The inputs are no longer needed; a finished job keeps only its small record and preview.
         job.images = None
