@@ -3,6 +3,7 @@
     painterly CONTENT STYLE [STYLE ...] -o OUT [options]     stylise (also: painterly stylize ...)
     painterly texture STYLE [STYLE ...] -o OUT [options]     style reconstruction from noise
     painterly reconstruct CONTENT --layer relu3_1 -o OUT     content reconstruction from one layer
+    painterly video IN STYLE [STYLE ...] -o OUT [options]    a video, frame by frame, temporally consistent
     painterly demo [-o OUT] [options]                        the built-in pair, offline
     painterly resume CHECKPOINT [-o OUT]                     continue a checkpointed run
     painterly serve [--host 127.0.0.1] [--port 8000]         the local web studio
@@ -25,7 +26,7 @@ from typing import Sequence
 from .. import __version__
 from ..errors import ConfigError, PainterlyError
 
-COMMANDS = ("stylize", "texture", "reconstruct", "demo", "resume", "serve", "info")
+COMMANDS = ("stylize", "texture", "reconstruct", "video", "demo", "resume", "serve", "info")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -74,12 +75,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", required=True, help="output image")
     common(p, "reconstruct", skip=("style_weight", "style_layers", "style_layer_weights", "style_scale", "style_blend", "original_colors", "init_colors", "content_layers"))
 
+    from .video import add_video_parser
+
+    add_video_parser(sub, common)
+
     p = sub.add_parser("demo", help="stylise the built-in demo pair (offline)", description="Stylise the built-in content image with the built-in style image.")
     p.add_argument("-o", "--output", default="painterly-demo.png", help="output image (default: painterly-demo.png)")
     common(p, "stylize")
 
     p = sub.add_parser("resume", help="continue a run from its checkpoint", description="Continue a run saved with --checkpoint-every.")
-    p.add_argument("checkpoint", help="checkpoint file written by --checkpoint-every")
+    p.add_argument("checkpoint", help="checkpoint file written by --checkpoint-every, or the frames folder of `painterly video`")
     p.add_argument("-o", "--output", help="output image (default: the original run's name, next to the checkpoint)")
     p.add_argument("--log", default=None, metavar="FILE.jsonl", help="continue the loss log here (default: the original log's name, next to the checkpoint)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")

@@ -21,6 +21,10 @@ def run_command(args: argparse.Namespace) -> int:
         return serve(host=args.host, port=args.port, workdir=args.workdir, keep=args.keep)
     if args.command == "resume":
         return _resume(args)
+    if args.command == "video":
+        from .video import run_video
+
+        return run_video(args)
     if args.command == "info":
         from .info import environment_report
 
@@ -172,6 +176,12 @@ def _resume(args: argparse.Namespace) -> int:
     from ..engine import Inputs, RunState
 
     path = Path(args.checkpoint)
+    from .video import MANIFEST
+
+    if path.is_dir() and (path / MANIFEST).is_file():
+        from .video import resume_video
+
+        return resume_video(path, args)
     if path.is_dir():
         raise ConfigError(f"{path}: is a directory, not a checkpoint file")
     if not path.is_file():

@@ -71,12 +71,16 @@ class ClipStyler:
             its encoder with ``init`` image, single scale, and ``frame_iterations``.
         styles: the style images, loaded once.
         settings: the temporal settings.
+        init: the first frame's starting image, when the config's ``init`` is ``"image"``.
     """
 
-    def __init__(self, transfer: StyleTransfer, styles: Sequence[ImageLike], settings: VideoSettings = VideoSettings()) -> None:
+    def __init__(
+        self, transfer: StyleTransfer, styles: Sequence[ImageLike], settings: VideoSettings = VideoSettings(), *, init: ImageLike | None = None
+    ) -> None:
         config = transfer.config
         self.settings = settings
         self.first = transfer
+        self.init = to_tensor(init, name="init image", max_pixels=config.max_pixels, max_side=config.size) if init is not None else None
         later = config.replace(init="image", init_noise=0.0, multiscale=False, level_iterations=None, iterations=settings.iterations_after_first(config))
         self.later = StyleTransfer(later, encoder=transfer.encoder, device=transfer.device)
         side = max(1, round(config.size * config.style_scale))
@@ -92,7 +96,7 @@ class ClipStyler:
     def start(self, frame: Tensor) -> Run:
         """The run of the next frame ``(1, 3, H, W)`` in [0, 1] (the first frame: a plain run)."""
         if not self.history:
-            return self.first.start(load_inputs(self.first.config, frame, self.styles, warn=False))
+            return self.first.start(load_inputs(self.first.config, frame, self.styles, self.init, warn=False))
         current = resize(frame, self.output_size(frame))
         warped, weights = self.guides(current)
         inputs = load_inputs(self.later.config, frame, self.styles, init=warped[0], warn=False)
