@@ -7,9 +7,9 @@ Metric (Ruder et al.'s): for consecutive output frames, the mean over channels a
 the consistency check keeps of ``(out_t − warp(out_{t−1}, flow of the *input* t → t−1))²``, averaged
 over t. The losses are each frame's final (weighted) content and style terms, averaged over frames.
 
-From the repository root (real VGG19 weights; about 15 min at 160 px on a quiet 2-core CPU)::
+From the repository root (real VGG19 weights; the methods run in parallel, one process each)::
 
-    nice python benchmarks/video.py --frames 24 --size 160 --iterations 60 --out /tmp/video-bench
+    nice python benchmarks/video.py --frames 24 --size 128 --iterations 30 --out /tmp/video-bench
 
 It prints a markdown table and writes, under --out, the frames of each method, a strip of frames
 (strip.png) and a GIF of each (independent.gif, temporal.gif) for docs/video.md.
@@ -76,8 +76,11 @@ def warping_error(inputs: list[torch.Tensor], outputs: list[torch.Tensor]) -> tu
     return sum(errors) / len(errors), sum(kept) / len(kept)
 
 
-def stylise(method: str, clip: list[torch.Tensor], style: torch.Tensor, config: Config, encoder, temporal_weight: float, out: Path):  # noqa: ANN001
-    transfer = StyleTransfer(config, encoder=encoder)
+def stylise(method: str, clip: list[torch.Tensor], style: torch.Tensor, config: Config, temporal_weight: float, out: Path, threads: int):
+    # One torch thread per method, the methods in parallel processes: on a shared 2-core machine two
+    # threads in one process spin against each other (measured: 20× slower per evaluation under load).
+    torch.set_num_threads(threads)
+    transfer = StyleTransfer(config)
     results, losses, seconds = [], [], []
     styler = ClipStyler(transfer, [style], VideoSettings(temporal_weight=temporal_weight, frame_iterations=config.iterations)) if method != "independent" else None
     for i, frame in enumerate(clip):
@@ -101,14 +104,13 @@ def stylise(method: str, clip: list[torch.Tensor], style: torch.Tensor, config: 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--frames", type=int, default=24)
-    ap.add_argument("--size", type=int, default=160)
-    ap.add_argument("--iterations", type=int, default=60, help="L-BFGS iterations per frame, every method")
+    ap.add_argument("--size", type=int, default=128)
+    ap.add_argument("--iterations", type=int, default=30, help="L-BFGS iterations per frame, every method")
     ap.add_argument("--temporal-weights", default=None, help="comma-separated weights to compare (default: the library's default)")
     ap.add_argument("--style", default=str(ASSETS / "demo_style.jpg"))
     ap.add_argument("--out", default="/tmp/painterly-video-bench")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads per method (the methods run in parallel processes)")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
     from painterly.video.sequence import TEMPORAL_WEIGHT
 
     out = Path(args.out)
@@ -118,12 +120,15 @@ def main() -> None:
         save_image(f, out / "input" / f"frame_{i + 1:04d}.png")
     style = load_image(args.style)
     config = Config(size=args.size, iterations=args.iterations, multiscale=False, seed=0, precision="fp32", device="cpu")
-    encoder = StyleTransfer(config).encoder
     weights = [float(w) for w in args.temporal_weights.split(",")] if args.temporal_weights else [TEMPORAL_WEIGHT]
     methods = [("independent", 0.0)] + [(f"temporal-{w:g}" if len(weights) > 1 else "temporal", w) for w in weights]
+    from concurrent.futures import ProcessPoolExecutor
+
     rows, outputs = [], {}
-    for method, w in methods:
-        frames, losses, seconds = stylise(method, clip, style, config, encoder, w, out)
+    with ProcessPoolExecutor(max_workers=len(methods)) as pool:
+        futures = [pool.submit(stylise, method, clip, style, config, w, out, args.threads) for method, w in methods]
+        done = [f.result() for f in futures]
+    for (method, w), (frames, losses, seconds) in zip(methods, done):
         outputs[method] = frames
         error, kept = warping_error(clip, frames)
         row = {

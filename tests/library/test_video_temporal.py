@@ -79,3 +79,31 @@ def test_build_objective_without_extra_terms_is_unchanged(tiny_transfer, tiny_co
 
     objective = build_objective(transfer.encoder, transfer.config, Targets({}, {}), None)
     assert [t.name for t in objective.terms] == ["tv"]
+
+
+def test_clip_styler_starts_later_frames_from_the_warped_last_result(tiny_transfer, tiny_config, images):
+    pytest.importorskip("cv2")
+    from painterly.video.sequence import ClipStyler, VideoSettings
+
+    transfer = tiny_transfer(tiny_config(size=48, iterations=4))
+    styler = ClipStyler(transfer, [images.style], VideoSettings(temporal_weight=1e6, frame_iterations=2, long_term=True))
+    frame = images.content_t
+    first = styler.start(frame)
+    assert first.total_iterations == 4 and first.extra_terms == ()
+    for _ in first:
+        pass
+    result = first.result()
+    styler.push(frame, result)
+    second = styler.start(frame)  # the same frame again: zero flow, everything trusted
+    assert second.total_iterations == 2 and second.config.init == "image"
+    (term,) = second.extra_terms
+    assert term.name == "temporal" and len(term.warped) == 1
+    assert torch.allclose(term.warped[0], result, atol=1e-4)
+    assert term.weights[0].min() == 1.0
+    assert torch.allclose(second.inputs.init, result, atol=1e-4)
+    for progress in second:
+        assert "temporal" in progress.losses
+    styler.push(frame, second.result())
+    third = styler.start(frame)  # long-term: i-1 and i-2, the older one only where i-1 is not trusted
+    (term,) = third.extra_terms
+    assert len(term.warped) == 2 and term.weights[1].max() == 0.0

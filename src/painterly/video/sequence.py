@@ -24,7 +24,7 @@ from ..imageio import fit_size, resize
 from ..engine.pyramid import MIN_SIDE
 from .flow import flow_pair, warp
 
-TEMPORAL_WEIGHT = 2e4
+TEMPORAL_WEIGHT = 1e6
 """Default weight of the temporal term (measured: benchmarks/video.py, docs/video.md)."""
 LONG_TERM = (1, 2, 4)
 """The earlier frames the long-term form looks back to (Ruder et al.'s J = {1, 2, 4})."""
