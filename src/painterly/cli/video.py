@@ -25,7 +25,7 @@ MANIFEST_VERSION = 1
 
 
 def add_video_parser(sub: Any, common: Callable[..., None]) -> None:
-    from ..video.sequence import TEMPORAL_WEIGHT
+    from ..video import TEMPORAL_WEIGHT  # torch-free: the parser is built for every command
 
     p = sub.add_parser(
         "video",

@@ -5,3 +5,6 @@ temporal term). Needs the optional extra: ``pip install 'painterly[video]'``.
 Nothing is imported here: ``painterly.video.frames``, ``.flow`` and ``.sequence`` import PyAV and
 OpenCV only when used.
 """
+
+TEMPORAL_WEIGHT = 1e6
+"""Default weight of the temporal term (measured: benchmarks/video.py, docs/video.md)."""

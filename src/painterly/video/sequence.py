@@ -22,10 +22,8 @@ from ..engine import ImageLike, Run, StyleTransfer, TemporalTerm, load_inputs, t
 from ..errors import ConfigError
 from ..imageio import fit_size, resize
 from ..engine.pyramid import MIN_SIDE
+from . import TEMPORAL_WEIGHT
 from .flow import flow_pair, warp
-
-TEMPORAL_WEIGHT = 1e6
-"""Default weight of the temporal term (measured: benchmarks/video.py, docs/video.md)."""
 LONG_TERM = (1, 2, 4)
 """The earlier frames the long-term form looks back to (Ruder et al.'s J = {1, 2, 4})."""
 
