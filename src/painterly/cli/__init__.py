@@ -3,6 +3,7 @@
     painterly CONTENT STYLE [STYLE ...] -o OUT [options]     stylise (also: painterly stylize ...)
     painterly texture STYLE [STYLE ...] -o OUT [options]     style reconstruction from noise
     painterly reconstruct CONTENT --layer relu3_1 -o OUT     content reconstruction from one layer
+    painterly video IN STYLE [STYLE ...] -o OUT [options]    a video, frame by frame, temporally consistent
     painterly demo [-o OUT] [options]                        the built-in pair, offline
     painterly batch --content ... --style ... -o DIR          many images, resumable, a contact sheet
     painterly resume CHECKPOINT [-o OUT]                     continue a checkpointed run
@@ -26,7 +27,7 @@ from typing import Sequence
 from .. import __version__
 from ..errors import ConfigError, PainterlyError
 
-COMMANDS = ("stylize", "texture", "reconstruct", "demo", "batch", "resume", "serve", "info")
+COMMANDS = ("stylize", "texture", "reconstruct", "video", "demo", "batch", "resume", "serve", "info")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -85,6 +86,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--layer", default="relu3_1", help="the layer to reconstruct from (default: relu3_1)")
     common(p, "reconstruct", {**image, "help": "output image"}, skip=("regions", "mask_propagation", "style_weight", "style_layers", "style_layer_weights", "style_scale", "style_blend", "original_colors", "init_colors", "content_layers", "style_loss"))
 
+    from .video import add_video_parser
+
+    add_video_parser(sub, common)
+
     p = sub.add_parser(
         "demo", help="stylise the built-in demo pair (offline, about a minute)",
         description="Stylise the built-in photo with the built-in painting, at the photo's own size, with a short iteration budget.",
@@ -97,7 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_batch_parser(sub, common)
 
     p = sub.add_parser("resume", help="continue a run from its checkpoint", description="Continue a run saved with --checkpoint-every.")
-    p.add_argument("checkpoint", help="checkpoint file written by --checkpoint-every")
+    p.add_argument("checkpoint", help="checkpoint file written by --checkpoint-every, or the frames folder of `painterly video`")
     p.add_argument("-o", "--output", help="output image (default: the original run's name, next to the checkpoint)")
     p.add_argument("--log", default=None, metavar="FILE.jsonl", help="continue the loss log here (default: the original log's name, next to the checkpoint)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")

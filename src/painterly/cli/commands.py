@@ -25,6 +25,10 @@ def run_command(args: argparse.Namespace) -> int:
         from .batch import run_batch
 
         return run_batch(args)
+    if args.command == "video":
+        from .video import run_video
+
+        return run_video(args)
     if args.command == "info":
         from .info import environment_report
 
@@ -257,6 +261,12 @@ def _resume(args: argparse.Namespace) -> int:
     from ..engine import Inputs, RunState
 
     path = Path(args.checkpoint)
+    from .video import MANIFEST
+
+    if path.is_dir() and (path / MANIFEST).is_file():
+        from .video import resume_video
+
+        return resume_video(path, args)
     if path.is_dir():
         raise ConfigError(f"{path}: is a directory, not a checkpoint file")
     if not path.is_file():

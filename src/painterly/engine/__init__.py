@@ -31,6 +31,7 @@ from .objective import (
     Objective,
     Targets,
     Term,
+    TemporalTerm,
     TVTerm,
     build_objective,
     build_targets,
@@ -47,7 +48,7 @@ LOSS_TERMS = ("total",) + STANDARD_TERMS
 __all__ = [
     "CHECKPOINT_VERSION", "HW", "LOSS_TERMS", "MAX_RECOVERIES", "MIN_SIDE", "STANDARD_TERMS",
     "ContentTerm", "GramStyleTerm", "GuidedStyleTerm", "ImageLike", "Inputs", "LevelWork", "LossTerms", "Objective", "Progress",
-    "ProgressCallback", "RegionTarget", "Run", "RunState", "StyleTransfer", "TVTerm", "Targets", "Term",
+    "ProgressCallback", "RegionTarget", "Run", "RunState", "StyleTransfer", "TVTerm", "TemporalTerm", "Targets", "Term",
     "build_encoder", "build_objective", "build_targets", "lbfgs_history_for", "load_inputs", "make_optimizer",
     "to_tensor",
 ]

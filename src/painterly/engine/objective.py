@@ -23,6 +23,7 @@ from ..config import Config
 from ..encoder import VGG19Encoder
 from ..imageio import fit_size, resize
 from ..losses import content_loss, cosine_content_loss, gram_matrix, style_loss, total_variation
+from ..losses.temporal import temporal_loss
 from .inputs import Inputs
 from .pyramid import HW, MIN_SIDE
 from .style_terms import STYLE_LOSS_SCALES, HistogramTerm, SlicedStyleTerm, StyleTargets, W2StyleTerm, style_targets
@@ -136,6 +137,32 @@ class TVTerm:
         return total_variation(image) * self.weight
 
 
+@dataclass(frozen=True)
+class TemporalTerm:
+    """``weight × Σ_j temporal_loss(image, warped[j], weights[j])``: Ruder et al.'s temporal term.
+
+    ``warped[j]`` ``(1, 3, H, W)`` is an earlier stylised frame warped onto this one by the optical flow
+    and ``weights[j]`` ``(1, 1, H, W)`` in [0, 1] where it may be trusted (one pair for the previous frame;
+    several for the long-term form). Given at the output size; :meth:`at_level` resizes them to a level's.
+    """
+
+    warped: tuple[Tensor, ...]
+    weights: tuple[Tensor, ...]
+    weight: float
+    name: str = "temporal"
+    layers: tuple[str, ...] = ()
+
+    def at_level(self, hw: HW, device: torch.device) -> "TemporalTerm":
+        """This term at a level of size ``hw`` on ``device``."""
+        warped = tuple(resize(w, hw).to(device) for w in self.warped)
+        weights = tuple(resize(c, hw).clamp(0, 1).to(device) for c in self.weights)
+        return TemporalTerm(warped, weights, self.weight, self.name)
+
+    def __call__(self, image: Tensor, features: Mapping[str, Tensor]) -> Tensor:
+        loss = sum(temporal_loss(image, w.to(image.dtype), c.to(image.dtype)) for w, c in zip(self.warped, self.weights))
+        return loss * self.weight
+
+
 class Objective:
     """``objective(x) -> LossTerms``: the encoder run once over ``x``, every term added up.
 
@@ -238,8 +265,18 @@ def build_targets(
     return Targets(content, grams, style, tuple(hw), guided)
 
 
-def build_objective(encoder: VGG19Encoder, config: Config, targets: Targets, autocast: torch.dtype | None) -> Objective:
-    """The objective of ``config``'s loss settings over ``targets`` (terms with zero weight left out)."""
+def build_objective(
+    encoder: VGG19Encoder,
+    config: Config,
+    targets: Targets,
+    autocast: torch.dtype | None,
+    extra_terms: Sequence[Term] = (),
+    hw: HW | None = None,
+    device: torch.device | None = None,
+) -> Objective:
+    """The objective of ``config``'s loss settings over ``targets`` (terms with zero weight left out),
+    plus ``extra_terms`` (a run's own terms, e.g. :class:`TemporalTerm`); a term with an ``at_level(hw,
+    device)`` method is first adapted to the level's size ``hw``."""
     terms: list[Term] = []
     if targets.content:
         terms.append(ContentTerm(targets.content, config.content_weight, cosine=config.content_loss == "cosine"))
@@ -261,4 +298,7 @@ def build_objective(encoder: VGG19Encoder, config: Config, targets: Targets, aut
         terms.append(GuidedStyleTerm(targets.guided, layer_weights, config.style_weight))
     if config.tv_weight > 0:
         terms.append(TVTerm(config.tv_weight))
+    for term in extra_terms:
+        at_level = getattr(term, "at_level", None)
+        terms.append(at_level(hw, device) if at_level is not None and hw is not None else term)
     return Objective(encoder, terms, autocast)

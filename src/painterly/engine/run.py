@@ -13,7 +13,7 @@ import math
 import threading
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -23,7 +23,7 @@ from ..errors import ConfigError, DivergenceError, ResourceError
 from ..schedule import Level, plan_levels
 from .averaging import corrected_average, update_average
 from .inputs import Inputs
-from .objective import LossTerms, Objective, Targets, build_objective, build_targets
+from .objective import LossTerms, Objective, Targets, Term, build_objective, build_targets
 from .optimizers import LBFGSOptimizer, Optimizer, make_optimizer
 from .pyramid import MIN_SIDE, first_level_image, level_size, next_level_image, starting_image
 from .state import Progress, RunState
@@ -60,8 +60,9 @@ class Run:
     handler; the run then ends within one loss evaluation.
     """
 
-    def __init__(self, transfer: "StyleTransfer", inputs: Inputs, state: RunState | None = None) -> None:
+    def __init__(self, transfer: "StyleTransfer", inputs: Inputs, state: RunState | None = None, extra_terms: Sequence[Term] = ()) -> None:
         self.transfer = transfer
+        self.extra_terms = tuple(extra_terms)  # added to every level's objective (build_objective)
         self.config = transfer.config
         self.inputs = inputs
         self.device = transfer.device
@@ -237,7 +238,7 @@ class Run:
         good = s.good.to(self.device) if s.level_ready and s.good is not None else x.detach().clone()
         average = s.average.to(self.device) if s.level_ready and s.average is not None else None
         self._state = s.replace(level_ready=True, image=x, good=good, optimizer=None, average=average)
-        objective = build_objective(encoder, cfg, targets, autocast)
+        objective = build_objective(encoder, cfg, targets, autocast, self.extra_terms, hw, self.device)
         evaluation, note = objective.evaluation, None
         if self.device.type == "cuda":
             # One graph launch per evaluation instead of hundreds of kernel launches (docs/benchmarks.md, GPU).

@@ -12,6 +12,7 @@ from ..devices import resolve_device, resolve_precision
 from ..encoder import VGG19Encoder
 from ..errors import ConfigError
 from .inputs import ImageLike, Inputs, load_inputs
+from .objective import Term
 from .run import Run
 from .state import Progress
 
@@ -75,16 +76,22 @@ class StyleTransfer:
                 self.autocast_dtype = fastest_precision(self.encoder, (1, 3, side, side), self.device)
 
     def start(
-        self, inputs: Inputs | ImageLike | None, styles: Sequence[ImageLike] = (), *, init: ImageLike | None = None
+        self,
+        inputs: Inputs | ImageLike | None,
+        styles: Sequence[ImageLike] = (),
+        *,
+        init: ImageLike | None = None,
+        extra_terms: Sequence[Term] = (),
     ) -> Run:
         """A run over ``inputs`` (from :func:`~painterly.engine.inputs.load_inputs`). For convenience the
         images may be given instead, ``start(content, styles, init=...)``: they are loaded by the same
-        :func:`load_inputs`. Nothing is computed until the first step."""
+        :func:`load_inputs`. ``extra_terms`` are added to every level's objective (see
+        :func:`~painterly.engine.objective.build_objective`). Nothing is computed until the first step."""
         if not isinstance(inputs, Inputs):
             inputs = load_inputs(self.config, inputs, styles, init, warn=False)
         elif styles or init is not None:
             raise ConfigError("give either Inputs or the images, not both")
-        return Run(self, inputs)
+        return Run(self, inputs, extra_terms=extra_terms)
 
     def run(
         self,

@@ -1,0 +1,312 @@
+"""``painterly video IN STYLE [STYLE ...] -o OUT``: a clip stylised frame by frame with the temporal
+method (painterly.video.sequence), resumable frame by frame.
+
+Every finished frame is written at once (atomically) to a frames folder beside the output
+(``out.mp4.frames/frame_000001.png`` ...; when OUT is a folder, the frames go there), with a small
+manifest of the settings. Running the same command again, or ``painterly resume out.mp4.frames``,
+continues at the first unfinished frame; the video is assembled from the frames at the end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+from ..errors import ConfigError, ImageError, PainterlyError
+
+MANIFEST = ".painterly-video.json"
+MANIFEST_VERSION = 1
+
+
+def add_video_parser(sub: Any, common: Callable[..., None]) -> None:
+    from ..video import TEMPORAL_WEIGHT  # torch-free: the parser is built for every command
+
+    p = sub.add_parser(
+        "video",
+        help="stylise a video (or a folder of frames) with temporal consistency",
+        description=(
+            "Stylise every frame of IN in the style of STYLE, each frame started from the previous "
+            "result warped by the optical flow and held near it by a temporal loss (Ruder et al. 2016). "
+            "Finished frames are kept in OUT.frames/; run the same command again to continue."
+        ),
+    )
+    p.add_argument("input", help="video file (mp4, mov, mkv, webm, gif, avi ...), folder of frames, or a pattern such as 'frames/*.png'")
+    p.add_argument("styles", nargs="+", metavar="style", help="style image(s)")
+    group = p.add_argument_group("video")
+    group.add_argument("--temporal-weight", type=float, default=None, metavar="W", help=f"weight of the temporal loss (0: off; default: {TEMPORAL_WEIGHT:g})")
+    group.add_argument("--frame-iterations", type=int, default=None, metavar="N", help="iterations of each frame after the first (default: a fifth of --iterations)")
+    group.add_argument("--long-term", action="store_true", default=None, help="also hold each frame near frames i-2 and i-4 (long-term consistency)")
+    output = {"required": True, "help": "output video (.mp4 .mov .mkv .webm .gif .avi) or a folder for the frames"}
+    common(p, "stylize", output, skip=("plot", "regions", "mask_propagation"))
+    # --save-every counts frames here (the video so far is written to OUT every N frames).
+
+
+def run_video(args: argparse.Namespace) -> int:
+    from ..config import INITS, Config
+    from ..video.frames import is_frame_folder, probe
+    from ..video.sequence import VideoSettings
+    from .options import config_options, output_options
+
+    options = config_options(args)
+    outputs = output_options(args)
+    if outputs.checkpoint_every:
+        raise ConfigError("`checkpoint_every` is not used by video: every finished frame is kept in the frames folder")
+    init_path = None
+    if "init" in options and options["init"] not in INITS:
+        init_path, options["init"] = options["init"], "image"
+        if not Path(init_path).is_file():
+            raise ImageError(f"`init` {init_path}: no such file (use noise, content, style or the path of an image)")
+    config = Config.for_mode("stylize", **options)
+    settings = VideoSettings(
+        **{k: v for k, v in (("temporal_weight", args.temporal_weight), ("frame_iterations", args.frame_iterations), ("long_term", args.long_term)) if v is not None}
+    )
+    for style in args.styles:
+        if not Path(style).is_file():
+            raise ImageError(f"{style}: no such file")
+    info = probe(args.input)  # not a video, no frames: one line, before anything is written
+    output = Path(args.output)
+    as_folder = is_frame_folder(output) and not output.is_file()
+    folder = output if as_folder else output.with_name(output.name + ".frames")
+    _check_target(output, folder, args.input, as_folder)
+    plan = {
+        "version": MANIFEST_VERSION,
+        "input": str(Path(args.input).absolute()),
+        "styles": [str(Path(s).absolute()) for s in args.styles],
+        "init": str(Path(init_path).absolute()) if init_path else None,
+        "output": str(output.absolute()),
+        "config": config.to_dict(),
+        "video": {"temporal_weight": settings.temporal_weight, "frame_iterations": settings.frame_iterations, "long_term": settings.long_term},
+        "save_every": outputs.save_every,
+    }
+    plan = _agree_with_manifest(folder, plan)
+    return _execute(plan, folder, as_folder, info, outputs.log, args)
+
+
+def resume_video(folder: Path, args: argparse.Namespace) -> int:
+    """``painterly resume OUT.frames``: continue the clip its manifest describes."""
+    from ..video.frames import probe
+
+    try:
+        plan = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        assert plan["version"] == MANIFEST_VERSION
+    except Exception:  # noqa: BLE001
+        raise ConfigError(f"{folder}: damaged video manifest {MANIFEST}") from None
+    output = Path(plan["output"]) if args.output is None else Path(args.output)
+    plan["output"] = str(output.absolute())
+    info = probe(plan["input"])
+    as_folder = output.absolute() == folder.absolute()
+    return _execute(plan, folder, as_folder, info, args.log, args)
+
+
+def frame_path(folder: Path, index: int) -> Path:
+    return folder / f"frame_{index + 1:06d}.png"
+
+
+def finished_frames(folder: Path) -> int:
+    """How many frames are done: ``frame_000001.png`` onwards, up to the first missing one."""
+    n = 0
+    while frame_path(folder, n).is_file():
+        n += 1
+    return n
+
+
+def _check_target(output: Path, folder: Path, source: str, as_folder: bool) -> None:
+    from ..imageio import same_file
+    from ..video.frames import check_video_output
+    from .commands import _check_parent
+
+    if not as_folder:
+        check_video_output(output)
+        if output.is_dir():
+            raise ConfigError(f"{output}: is a directory; give a video file name or a folder ending in /")
+        if same_file(output, source):
+            raise ConfigError(f"{output}: output is the same file as the input; refusing to overwrite it")
+        _check_parent(output, str(output))
+    if folder.exists() and not folder.is_dir():
+        raise ConfigError(f"{folder}: is a file, not a folder for the frames")
+    if folder.is_dir():
+        if Path(source).absolute() == folder.absolute():
+            raise ConfigError(f"{folder}: the output folder is the input folder; refusing to write into it")
+        if not os.access(folder, os.W_OK | os.X_OK):
+            raise ConfigError(f"{folder}: cannot write there: permission denied")
+        if not (folder / MANIFEST).is_file() and any(folder.iterdir()):
+            raise ConfigError(f"{folder}: is a folder with other files in it; give an empty or new folder")
+    else:
+        _check_parent(folder / "x", str(folder))
+
+
+def _agree_with_manifest(folder: Path, plan: dict[str, Any]) -> dict[str, Any]:
+    """A folder of earlier frames continues only under the same settings (the seed drawn then is kept)."""
+    from ..files import make_folder, write_bytes
+
+    plan = json.loads(json.dumps(plan))  # as it reads back (tuples become lists)
+    path = folder / MANIFEST
+    if path.is_file():
+        try:
+            old = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise ConfigError(f"{path}: damaged; remove {folder} to start over") from None
+        if plan["config"].get("seed") is None:
+            plan["config"]["seed"] = old.get("config", {}).get("seed")
+        keys = ("input", "styles", "init", "config", "video")
+        changed = [k for k in keys if old.get(k) != plan.get(k)]
+        if changed:
+            raise ConfigError(
+                f"{folder}: holds frames made with other settings ({', '.join(changed)}); "
+                "remove it, or choose another output, to start over"
+            )
+        return {**old, "output": plan["output"], "save_every": plan["save_every"]}
+    if plan["config"].get("seed") is None:
+        import random
+
+        plan["config"]["seed"] = random.randrange(2**31)
+    try:
+        make_folder(folder)
+        write_bytes(path, (json.dumps(plan, indent=1) + "\n").encode("utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{folder}: cannot write there: {exc.strerror or exc}") from None
+    return plan
+
+
+class _NoRun:
+    def stop(self) -> None:
+        pass
+
+
+def _execute(plan: dict[str, Any], folder: Path, as_folder: bool, info: Any, log: str | None, args: argparse.Namespace) -> int:
+    from ..config import Config
+    from ..engine import StyleTransfer
+    from ..imageio import load_image, save_image
+    from ..video.frames import read_frames
+    from ..video.sequence import ClipStyler, VideoSettings
+    from .commands import _DownloadBar
+    from .runner import Signals
+
+    quiet = getattr(args, "quiet", False)
+    config = Config.from_mapping(plan["config"])
+    settings = VideoSettings(**plan["video"])
+    output = Path(plan["output"])
+    save_every = int(plan.get("save_every") or 0)
+    download_bar = _DownloadBar(quiet)
+    transfer = StyleTransfer(config, weights_progress=download_bar)
+    download_bar.close()
+    styler = ClipStyler(transfer, plan["styles"], settings, init=plan.get("init"))
+    done = finished_frames(folder)
+    report = _Report(info.frames, done, quiet, log)
+    t0 = time.perf_counter()
+    index = -1
+    signals = Signals(_NoRun())  # the frame's run is put in as each frame starts
+    try:
+        with signals:
+            for index, frame in enumerate(read_frames(plan["input"])):
+                if index < done:
+                    if index >= done - styler.history.maxlen:
+                        styler.push(frame, load_image(frame_path(folder, index)))
+                    continue
+                if signals.received is not None:
+                    break
+                run = styler.start(frame)
+                signals.run = run
+                started = time.perf_counter()
+                last = None
+                for progress in run:
+                    last = progress
+                    report.iteration(index, progress)
+                if signals.received is not None:
+                    break
+                path = save_image(run.result(), frame_path(folder, index))
+                # What the next frame starts from is the frame as saved (a resumed clip sees the same).
+                styler.push(frame, load_image(path))
+                report.frame(index, run, last, time.perf_counter() - started)
+                if save_every and not as_folder and (index + 1) % save_every == 0:
+                    _side_assemble(folder, index + 1, output, plan, info)
+    finally:
+        report.close()
+    if signals.received is not None:
+        name = "SIGINT" if signals.received == signal.SIGINT else "SIGTERM"
+        sys.stderr.write(
+            f"painterly: {name}: stopped at frame {finished_frames(folder) + 1}; the finished frames are kept in {folder} "
+            f"(continue with the same command, or: painterly resume {folder})\n"
+        )
+        return 128 + signals.received
+    count = finished_frames(folder)
+    note = ""
+    if not as_folder:
+        carried = _assemble(folder, count, output, plan, info)
+        note = ", audio carried over" if carried else (", without the audio (the container refused it)" if info.has_audio else "")
+    if not quiet:
+        sys.stderr.write(f"painterly: wrote {output} ({count} frames at {float(info.fps):g} fps{note}, {time.perf_counter() - t0:.1f} s); frames in {folder}\n")
+    return 0
+
+
+def _assemble(folder: Path, count: int, output: Path, plan: dict[str, Any], info: Any) -> bool:
+    from ..imageio import load_image
+    from ..video.frames import write_video
+
+    frames = (load_image(frame_path(folder, i)) for i in range(count))
+    source = plan["input"] if info.kind == "video" and info.has_audio else None
+    try:
+        return write_video(output, frames, info.fps, audio_from=source)
+    except OSError as exc:
+        raise ImageError(f"{output}: cannot write the video: {exc.strerror or exc}; the frames are kept in {folder}") from None
+
+
+def _side_assemble(folder: Path, count: int, output: Path, plan: dict[str, Any], info: Any) -> None:
+    import warnings
+
+    from ..errors import PainterlyWarning
+
+    try:
+        _assemble(folder, count, output, plan, info)
+    except (PainterlyError, OSError) as exc:
+        warnings.warn(f"could not write the video so far to {output}: {exc}; carrying on", PainterlyWarning, stacklevel=2)
+
+
+class _Report:
+    """A bar over frames (the current frame's iterations in its text, an ETA from tqdm) on a terminal;
+    a line per frame always (stderr), and ``--log`` as one JSON line per frame."""
+
+    def __init__(self, total: int | None, done: int, quiet: bool, log: str | None) -> None:
+        self.quiet, self.total, self.bar, self.log = quiet, total, None, None
+        if not quiet and sys.stderr.isatty():
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=done, unit="frame", file=sys.stderr, dynamic_ncols=True)
+        if log is not None:
+            try:
+                Path(log).parent.mkdir(parents=True, exist_ok=True)
+                self.log = open(log, "a" if done else "w", encoding="utf-8")
+            except OSError as exc:
+                raise ConfigError(f"`log` {log}: cannot write: {exc.strerror or exc}") from None
+
+    def iteration(self, index: int, p: Any) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix_str(f"frame {index + 1}: iteration {p.iteration}/{p.total_iterations} loss {p.loss:.3g}")
+
+    def frame(self, index: int, run: Any, p: Any, seconds: float) -> None:
+        losses = {k: v for k, v in (p.losses if p is not None else {}).items() if k != "total"}
+        if self.log is not None:
+            record = {"frame": index + 1, "iterations": run.iteration, "seconds": round(seconds, 3), **losses}
+            self.log.write(json.dumps(record) + "\n")
+            self.log.flush()
+        if self.quiet:
+            return
+        of = f"/{self.total}" if self.total else ""
+        line = f"painterly: frame {index + 1}{of}: {run.iteration} iterations, {seconds:.1f} s, " + " ".join(f"{k}={v:.3g}" for k, v in losses.items())
+        if self.bar is not None:
+            self.bar.write(line, file=sys.stderr)
+            self.bar.update(1)
+        else:
+            sys.stderr.write(line + "\n")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+        if self.log is not None:
+            self.log.close()

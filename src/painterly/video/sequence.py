@@ -1,0 +1,128 @@
+"""The temporal method of Ruder, Dosovitskiy & Brox ("Artistic style transfer for videos", 2016) as a
+library object: frames go in one at a time, each becomes a :class:`~painterly.engine.Run` that starts
+from the previous stylised frame warped by the optical flow and carries a
+:class:`~painterly.engine.TemporalTerm` holding it there, wherever the consistency check trusts the flow.
+
+Frames are sequential by nature (each starts from the last result), so a clip is one frame after the
+other; only the flow could be computed ahead. Nothing here prints or writes files.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+from typing import Sequence
+
+import torch
+from torch import Tensor
+
+from .. import color
+from ..config import Config
+from ..engine import ImageLike, Run, StyleTransfer, TemporalTerm, load_inputs, to_tensor
+from ..errors import ConfigError
+from ..imageio import fit_size, resize
+from ..engine.pyramid import MIN_SIDE
+from . import TEMPORAL_WEIGHT
+from .flow import flow_pair, warp
+LONG_TERM = (1, 2, 4)
+"""The earlier frames the long-term form looks back to (Ruder et al.'s J = {1, 2, 4})."""
+
+
+@dataclass(frozen=True)
+class VideoSettings:
+    """What the temporal method adds to a :class:`~painterly.config.Config`.
+
+    ``temporal_weight``: weight of the temporal term (0: frames only started from the warped last one).
+    ``frame_iterations``: iterations of every frame after the first (``None``: a fifth of ``iterations``,
+    at least 1); the first frame runs the config's full ``iterations``.
+    ``long_term``: compare with frames i−1, i−2 and i−4, not only i−1.
+    """
+
+    temporal_weight: float = TEMPORAL_WEIGHT
+    frame_iterations: int | None = None
+    long_term: bool = False
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.temporal_weight, (int, float)) or isinstance(self.temporal_weight, bool) or not self.temporal_weight >= 0:
+            raise ConfigError(f"`temporal_weight` must be a number ≥ 0, got {self.temporal_weight!r}")
+        fi = self.frame_iterations
+        if fi is not None and (isinstance(fi, bool) or not isinstance(fi, int) or fi < 1):
+            raise ConfigError(f"`frame_iterations` must be a positive integer, got {fi!r}")
+
+    def iterations_after_first(self, config: Config) -> int:
+        return self.frame_iterations if self.frame_iterations is not None else max(1, config.iterations // 5)
+
+
+class ClipStyler:
+    """Stylises a clip frame by frame with the temporal method.
+
+    Usage::
+
+        styler = ClipStyler(transfer, styles, settings)
+        for frame in frames:
+            run = styler.start(frame)      # a Run: step it (or iterate) to its end
+            for progress in run: ...
+            styler.push(frame, run.result())
+
+    Args:
+        transfer: the engine of the first frame (its config, encoder and device); later frames reuse
+            its encoder with ``init`` image, single scale, and ``frame_iterations``.
+        styles: the style images, loaded once.
+        settings: the temporal settings.
+        init: the first frame's starting image, when the config's ``init`` is ``"image"``.
+    """
+
+    def __init__(
+        self, transfer: StyleTransfer, styles: Sequence[ImageLike], settings: VideoSettings = VideoSettings(), *, init: ImageLike | None = None
+    ) -> None:
+        config = transfer.config
+        self.settings = settings
+        self.first = transfer
+        self.init = to_tensor(init, name="init image", max_pixels=config.max_pixels, max_side=config.size) if init is not None else None
+        later = config.replace(init="image", init_noise=0.0, multiscale=False, level_iterations=None, iterations=settings.iterations_after_first(config))
+        self.later = StyleTransfer(later, encoder=transfer.encoder, device=transfer.device)
+        side = max(1, round(config.size * config.style_scale))
+        self.styles = [to_tensor(s, name=f"style image {i + 1}", max_pixels=config.max_pixels, max_side=side) for i, s in enumerate(styles)]
+        # (input frame at the output size, stylised frame) of the last frames, newest last.
+        self.history: deque[tuple[Tensor, Tensor]] = deque(maxlen=max(LONG_TERM) if settings.long_term else 1)
+        self.index = 0
+
+    def output_size(self, frame: Tensor) -> tuple[int, int]:
+        h, w = frame.shape[-2:]
+        return fit_size(h, w, self.first.config.size, MIN_SIDE)
+
+    def start(self, frame: Tensor) -> Run:
+        """The run of the next frame ``(1, 3, H, W)`` in [0, 1] (the first frame: a plain run)."""
+        if not self.history:
+            return self.first.start(load_inputs(self.first.config, frame, self.styles, self.init, warn=False))
+        current = resize(frame, self.output_size(frame))
+        warped, weights = self.guides(current)
+        inputs = load_inputs(self.later.config, frame, self.styles, init=warped[0], warn=False)
+        if self.first.config.original_colors == "luminance":
+            # The run optimises the luminance alone: compare it with the luminance of the frames.
+            warped = tuple(color.luminance(w) for w in warped)
+        terms = [TemporalTerm(warped, weights, self.settings.temporal_weight)] if self.settings.temporal_weight > 0 else []
+        return self.later.start(inputs, extra_terms=terms)
+
+    def guides(self, current: Tensor) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
+        """The earlier stylised frames warped onto ``current`` (at the output size) and their weights:
+        one pair (i−1), or with ``long_term`` up to three (i−1, i−2, i−4), each weighted only where no
+        nearer frame is already trusted (Ruder et al., eq. 8)."""
+        steps = [j for j in (LONG_TERM if self.settings.long_term else (1,)) if j <= len(self.history)]
+        warped, weights = [], []
+        covered = torch.zeros((1, 1, *current.shape[-2:]))
+        for j in steps:
+            before, stylised = self.history[-j]
+            backward, trust = flow_pair(before, current)
+            warped.append(warp(stylised, backward))
+            weights.append((trust - covered).clamp(min=0))
+            covered = covered + trust
+        return tuple(warped), tuple(weights)
+
+    def push(self, frame: Tensor, stylised: Tensor) -> None:
+        """Record a finished frame: its input and its result as saved (the next frame starts from it)."""
+        current = resize(frame, self.output_size(frame))
+        if tuple(stylised.shape[-2:]) != tuple(current.shape[-2:]):
+            stylised = resize(stylised, tuple(current.shape[-2:]))
+        self.history.append((current, stylised.detach().cpu()))
+        self.index += 1

@@ -1,0 +1,142 @@
+"""`painterly video` end to end (issue 16): a 5-frame 48 px clip through the real command, resume
+after SIGINT giving the very same frames, and bad input as one line with nothing lost."""
+
+from __future__ import annotations
+
+import signal
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+pytest.importorskip("av")
+pytest.importorskip("cv2")
+
+from cli_support import child_env, fast_args, finish, one_line_error, run_painterly, snapshot, start_painterly, wait_for  # noqa: E402
+from painterly.imageio import save_image  # noqa: E402
+from painterly.video.frames import probe, read_frames, write_video  # noqa: E402
+
+
+def clip_frames(n: int = 5, h: int = 36, w: int = 48) -> list[torch.Tensor]:
+    """A smooth texture panning left by 2 px per frame."""
+    g = torch.Generator().manual_seed(0)
+    base = F.interpolate(torch.rand((1, 3, 6, 8), generator=g), size=(h, w + 2 * n), mode="bicubic", align_corners=False).clamp(0, 1)
+    return [base[..., 2 * i : 2 * i + w].contiguous() for i in range(n)]
+
+
+@pytest.fixture
+def clip(tmp_path: Path) -> Path:
+    path = tmp_path / "clip.mp4"
+    write_video(path, iter(clip_frames()), Fraction(10))
+    return path
+
+
+def video_args(weights: Path, *extra: str) -> list[str]:
+    return [*fast_args(weights, size=48, iterations=3), "--frame-iterations", "2", *extra]
+
+
+def pixels(path: Path) -> np.ndarray:
+    return np.asarray(Image.open(path).convert("RGB"))
+
+
+def test_a_five_frame_clip_end_to_end(tmp_path: Path, clip: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    args = ["video", str(clip), str(images.style), "-o", "out.mp4", "--log", "frames.jsonl", *video_args(tiny_weights_file)]
+    result = run_painterly(args, tmp_path)
+    assert result.returncode == 0, result.stderr
+    frame_lines = [line for line in result.stderr.splitlines() if line.startswith("painterly: frame ")]
+    assert len(frame_lines) == 5 and "frame 1/5: 3 iterations" in frame_lines[0] and "frame 2/5: 2 iterations" in frame_lines[1]
+    assert "temporal=" in frame_lines[1] and "temporal=" not in frame_lines[0]
+    info = probe(tmp_path / "out.mp4")
+    assert info.fps == 10 and info.size == (36, 48)
+    assert len(list(read_frames(tmp_path / "out.mp4"))) == 5
+    frames = sorted((tmp_path / "out.mp4.frames").glob("frame_*.png"))
+    assert [p.name for p in frames] == [f"frame_{i:06d}.png" for i in range(1, 6)]
+    assert pixels(frames[0]).shape == (36, 48, 3)
+    assert len((tmp_path / "frames.jsonl").read_text().splitlines()) == 5
+    # Running the same command again redoes nothing: the frames stay, the video is assembled again.
+    before = {p.name: p.stat().st_mtime_ns for p in frames}
+    again = run_painterly(args, tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "painterly: frame " not in again.stderr
+    assert {p.name: p.stat().st_mtime_ns for p in frames} == before
+
+
+def test_output_as_a_folder_of_frames(tmp_path: Path, clip: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    result = run_painterly(["video", str(clip), str(images.style), "-o", "styled/", *video_args(tiny_weights_file)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert len(list((tmp_path / "styled").glob("frame_*.png"))) == 5
+
+
+def test_resume_after_sigint_gives_the_same_frames(tmp_path: Path, clip: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    straight, stopped = tmp_path / "straight", tmp_path / "stopped"
+    straight.mkdir()
+    stopped.mkdir()
+    args = ["video", str(clip), str(images.style), "-o", "out.mp4", *video_args(tiny_weights_file)]
+    result = run_painterly(args, straight)
+    assert result.returncode == 0, result.stderr
+
+    proc = start_painterly(args, stopped, step_delay=0.3)
+    wait_for(lambda: (stopped / "out.mp4.frames" / "frame_000002.png").exists(), proc, what="the second frame")
+    proc.send_signal(signal.SIGINT)
+    rc, err = finish(proc, timeout=30)
+    assert rc == 130, err
+    assert "painterly resume" in err and "out.mp4.frames" in err
+    kept = sorted(p.name for p in (stopped / "out.mp4.frames").glob("frame_*.png"))
+    assert 2 <= len(kept) < 5, kept
+    assert not (stopped / "out.mp4").exists()
+    # Continue with `painterly resume FOLDER` (re-running the command works the same way).
+    resumed = run_painterly(["resume", "out.mp4.frames"], stopped)
+    assert resumed.returncode == 0, resumed.stderr
+    assert f"painterly: frame {len(kept) + 1}/5" in resumed.stderr and "painterly: frame 1/5" not in resumed.stderr
+    for i in range(1, 6):
+        name = f"frame_{i:06d}.png"
+        assert np.array_equal(pixels(straight / "out.mp4.frames" / name), pixels(stopped / "out.mp4.frames" / name)), name
+    assert len(list(read_frames(stopped / "out.mp4"))) == 5
+
+
+def test_not_a_video_and_zero_frames_are_one_line_and_write_nothing(tmp_path: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    (tmp_path / "notes.mp4").write_text("not a video")
+    (tmp_path / "empty").mkdir()
+    before = snapshot(tmp_path)
+    for source, words in (("notes.mp4", "not a video"), ("empty", "no frames"), ("missing.mov", "no such file")):
+        result = run_painterly(["video", source, str(images.style), "-o", "out.mp4", *video_args(tiny_weights_file)], tmp_path)
+        assert result.returncode == 2
+        assert words in one_line_error(result.stderr)
+    assert snapshot(tmp_path) == before
+
+
+def test_unwritable_output_and_bad_container_are_one_line(tmp_path: Path, clip: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    (tmp_path / "afile").write_text("x")
+    before = snapshot(tmp_path)
+    for output, words in (("afile/out.mp4", "is a file"), ("out.xyz", ".xyz"), ("clip.mp4", "same file")):
+        result = run_painterly(["video", str(clip), str(images.style), "-o", output, *video_args(tiny_weights_file)], tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert words in one_line_error(result.stderr)
+    assert snapshot(tmp_path) == before
+
+
+def test_a_frame_size_change_mid_stream_keeps_the_frames_done(tmp_path: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    frames = clip_frames(3)
+    source = tmp_path / "frames"
+    for i, f in enumerate(frames):
+        save_image(f if i < 2 else f[..., :, :40], source / f"{i:03d}.png")
+    result = run_painterly(["video", "frames", str(images.style), "-o", "out.mp4", *video_args(tiny_weights_file)], tmp_path)
+    assert result.returncode == 2
+    errors = "\n".join(line for line in result.stderr.splitlines() if not line.startswith("painterly: frame "))
+    assert "frame 3 is 40x36 px but the first frame is 48x36" in one_line_error(errors)
+    assert len(list((tmp_path / "out.mp4.frames").glob("frame_*.png"))) == 2
+    assert not (tmp_path / "out.mp4").exists()
+
+
+def test_other_settings_refuse_to_mix_with_earlier_frames(tmp_path: Path, clip: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    args = ["video", str(clip), str(images.style), "-o", "out.mp4", *video_args(tiny_weights_file)]
+    assert run_painterly(args, tmp_path).returncode == 0
+    before = snapshot(tmp_path)
+    result = run_painterly([*args, "--temporal-weight", "5"], tmp_path)
+    assert result.returncode == 2
+    assert "other settings" in one_line_error(result.stderr)
+    assert snapshot(tmp_path) == before

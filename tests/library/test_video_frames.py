@@ -1,0 +1,132 @@
+"""Frames in and out (painterly.video.frames): encoded round trips, folders, audio, bad input."""
+
+from __future__ import annotations
+
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+av = pytest.importorskip("av")
+
+from painterly.errors import ConfigError, ImageError  # noqa: E402
+from painterly.imageio import save_image  # noqa: E402
+from painterly.video.frames import probe, read_frames, write_video  # noqa: E402
+
+
+def synthetic_frames(n: int = 6, h: int = 48, w: int = 64) -> list[torch.Tensor]:
+    """Smooth frames that differ from each other (a gradient that slides), (1, 3, h, w) in [0, 1]."""
+    g = torch.Generator().manual_seed(0)
+    base = F.interpolate(torch.rand((1, 3, 5, 6), generator=g), size=(h, w + 4 * n), mode="bicubic", align_corners=False).clamp(0, 1)
+    return [base[..., 4 * i : 4 * i + w].contiguous() for i in range(n)]
+
+
+@pytest.mark.parametrize("suffix, tolerance", [(".mp4", 0.03), (".webm", 0.04), (".mkv", 0.03)])
+def test_round_trip_through_an_encoded_video(tmp_path: Path, suffix: str, tolerance: float):
+    frames = synthetic_frames()
+    path = tmp_path / f"clip{suffix}"
+    write_video(path, iter(frames), Fraction(12))
+    info = probe(path)
+    assert info.kind == "video" and info.size == (48, 64) and info.fps == 12 and not info.has_audio
+    back = list(read_frames(path))
+    assert len(back) == len(frames)
+    for a, b in zip(frames, back):
+        assert b.shape == a.shape and b.dtype == torch.float32
+        assert (a - b).abs().mean() < tolerance
+    # Frame order is kept: each frame is nearest to its own original.
+    for i, b in enumerate(back):
+        assert min(range(len(frames)), key=lambda j: (frames[j] - b).abs().mean()) == i
+
+
+def test_gif_round_trip(tmp_path: Path):
+    frames = synthetic_frames(4)
+    write_video(tmp_path / "clip.gif", iter(frames), Fraction(10))
+    back = list(read_frames(tmp_path / "clip.gif"))
+    assert len(back) == 4 and back[0].shape == frames[0].shape
+    assert (back[2] - frames[2]).abs().mean() < 0.08  # 256 colours
+
+
+def test_frames_folder_and_pattern_in_order(tmp_path: Path):
+    frames = synthetic_frames(3)
+    for i, f in enumerate(frames):
+        save_image(f, tmp_path / f"f_{i + 1:03d}.png")
+    (tmp_path / "notes.txt").write_text("not a frame")
+    for source in (tmp_path, str(tmp_path / "f_*.png")):
+        info = probe(source)
+        assert info.kind == "images" and info.frames == 3 and info.size == (48, 64)
+        back = list(read_frames(source))
+        assert len(back) == 3
+        for a, b in zip(frames, back):
+            assert (a - b).abs().max() <= 0.5 / 255 + 1e-6
+
+
+def test_audio_is_carried_over(tmp_path: Path):
+    source = tmp_path / "with_audio.mp4"
+    with av.open(str(source), "w") as out:
+        video = out.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = out.add_stream("aac", rate=22050)
+        for frame in synthetic_frames(5):
+            arr = (frame[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
+            for p in video.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
+                out.mux(p)
+        for p in video.encode():
+            out.mux(p)
+        t = np.arange(11025) / 22050
+        samples = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None, :]
+        af = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        af.sample_rate = 22050
+        for chunk in [af]:
+            for p in audio.encode(chunk):
+                out.mux(p)
+        for p in audio.encode():
+            out.mux(p)
+    assert probe(source).has_audio
+    target = tmp_path / "out.mp4"
+    carried = write_video(target, read_frames(source), probe(source).fps, audio_from=source)
+    assert carried
+    info = probe(target)
+    assert info.has_audio and info.fps == 10 and len(list(read_frames(target))) == 5
+
+
+def test_not_a_video_and_no_frames(tmp_path: Path):
+    bad = tmp_path / "clip.mp4"
+    bad.write_text("this is not a video")
+    with pytest.raises(ImageError, match="clip.mp4"):
+        probe(bad)
+    with pytest.raises(ImageError, match="no such file"):
+        probe(tmp_path / "missing.mp4")
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(ImageError, match="no frames"):
+        probe(empty)
+
+
+def test_a_frame_size_change_mid_stream_is_one_clear_error(tmp_path: Path):
+    frames = synthetic_frames(3)
+    save_image(frames[0], tmp_path / "a1.png")
+    save_image(frames[1], tmp_path / "a2.png")
+    save_image(frames[2][..., :40], tmp_path / "a3.png")
+    it = read_frames(tmp_path)
+    assert next(it).shape[-2:] == (48, 64) and next(it).shape[-2:] == (48, 64)
+    with pytest.raises(ImageError, match="frame 3 is 40x48 px but the first frame is 64x48"):
+        next(it)
+
+
+def test_unknown_output_container_and_failed_write_keep_the_old_file(tmp_path: Path):
+    with pytest.raises(ConfigError, match=r"\.xyz"):
+        write_video(tmp_path / "out.xyz", iter(synthetic_frames(2)), Fraction(5))
+    target = tmp_path / "out.mp4"
+    target.write_bytes(b"old")
+
+    def failing():
+        yield synthetic_frames(1)[0]
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError):
+        write_video(target, failing(), Fraction(5))
+    assert target.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
