@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Mapping, Protocol, Sequence
 
 import torch
 from torch import Tensor
@@ -22,9 +22,13 @@ from torch import Tensor
 from ..config import Config
 from ..encoder import VGG19Encoder
 from ..imageio import fit_size, resize
-from ..losses import content_loss, cosine_content_loss, gram_matrix, style_loss, total_variation
+from ..layers import layer
+from ..losses import content_loss, cosine_content_loss, gram_matrix, gram_sum, style_loss, total_variation
 from .inputs import Inputs
 from .pyramid import HW, MIN_SIDE
+
+if TYPE_CHECKING:
+    from .tiled import Window
 
 STANDARD_TERMS = ("content", "style", "tv")
 """The terms every run reports (0 when a term is off), in the order they are added up."""
@@ -42,6 +46,24 @@ class Term(Protocol):
         """The weighted loss, a 0-d float32 tensor (float64 for float64 input), differentiable in
         ``image`` ``(1, 3, H, W)`` and in ``features`` (``{layer: (1, C, h, w)}``)."""
         ...
+
+
+class AdditiveTerm(Term, Protocol):
+    """A term that is a function of sums over positions, so that it can be evaluated by tiles
+    (:mod:`painterly.engine.tiled`): ``from_partials(Σ_tiles partials(tile), shape) == term(image)``."""
+
+    def partials(self, image: Tensor, features: Mapping[str, Tensor], window: "Window") -> dict[str, Tensor]:
+        """The additive statistics of one tile's own positions (``window.own``), from the tile's crop
+        ``image`` and its features; fp32 (fp64 for fp64 input), differentiable."""
+        ...
+
+    def from_partials(self, stats: Mapping[str, Tensor], shape: Sequence[int]) -> Tensor:
+        """The weighted loss from the statistics summed over all tiles of an image of ``shape``."""
+        ...
+
+
+def _acc(t: Tensor) -> torch.dtype:
+    return torch.float64 if t.dtype == torch.float64 else torch.float32
 
 
 @dataclass(frozen=True)
@@ -92,6 +114,28 @@ class ContentTerm:
         fn = cosine_content_loss if self.cosine else content_loss
         return sum(fn(features[n], t) for n, t in self.targets.items()) / len(self.targets) * self.weight
 
+    def partials(self, image: Tensor, features: Mapping[str, Tensor], window: "Window") -> dict[str, Tensor]:
+        """Per layer: Σ (F − P)² over the tile's positions, or Σ (1 − cos(F_p, P_p)) with ``cosine``."""
+        out = {}
+        for n, t in self.targets.items():
+            stride = layer(n).stride
+            f, p = window.own(features[n], stride), window.whole(t, stride)
+            if self.cosine:
+                f, p = f.to(_acc(f)), p.to(_acc(f))
+                out[n] = (1.0 - torch.nn.functional.cosine_similarity(f, p, dim=1, eps=1e-8)).sum()
+            else:
+                out[n] = content_loss(f, p) * f.numel() if f.numel() else f.new_zeros((), dtype=_acc(f))
+        return out
+
+    def from_partials(self, stats: Mapping[str, Tensor], shape: Sequence[int]) -> Tensor:
+        total = 0.0
+        for n, t in self.targets.items():
+            if self.cosine:
+                total = total + stats[n] / (t.numel() // t.shape[1]) * t.to(stats[n].dtype).pow(2).mean()
+            else:
+                total = total + stats[n] / t.numel()
+        return total / len(self.targets) * self.weight
+
 
 @dataclass(frozen=True)
 class GramStyleTerm:
@@ -114,6 +158,18 @@ class GramStyleTerm:
         loss = sum(self.layer_weights[n] * style_loss(gram_matrix(features[n]), t) for n, t in self.targets.items())
         return loss * self.weight
 
+    def partials(self, image: Tensor, features: Mapping[str, Tensor], window: "Window") -> dict[str, Tensor]:
+        """Per layer: the unnormalised Gram Σ_p F_p F_pᵀ ``(1, C, C)`` of the tile's positions."""
+        return {n: gram_sum(window.own(features[n], layer(n).stride)) for n in self.targets}
+
+    def from_partials(self, stats: Mapping[str, Tensor], shape: Sequence[int]) -> Tensor:
+        h, w = shape[-2:]
+        loss = 0.0
+        for n, t in self.targets.items():
+            stride, c = layer(n).stride, stats[n].shape[-1]
+            loss = loss + self.layer_weights[n] * style_loss(stats[n] / (c * (h // stride) * (w // stride)), t)
+        return loss * self.weight
+
 
 @dataclass(frozen=True)
 class TVTerm:
@@ -125,6 +181,22 @@ class TVTerm:
 
     def __call__(self, image: Tensor, features: Mapping[str, Tensor]) -> Tensor:
         return total_variation(image) * self.weight
+
+    def partials(self, image: Tensor, features: Mapping[str, Tensor], window: "Window") -> dict[str, Tensor]:
+        """Σ (dx² + dy²) over the tile's points of the (H−1)×(W−1) grid (their right and lower
+        neighbours lie in the crop: the halo is at least 1 px)."""
+        (y0, y1, x0, x1), (cy, _, cx, _) = window.own_pixels, window.crop
+        h, w = window.hw
+        r0, r1, c0, c1 = y0 - cy, min(y1, h - 1) - cy, x0 - cx, min(x1, w - 1) - cx
+        x = image.to(_acc(image))
+        base = x[..., r0:r1, c0:c1]
+        dx = x[..., r0:r1, c0 + 1 : c1 + 1] - base
+        dy = x[..., r0 + 1 : r1 + 1, c0:c1] - base
+        return {"tv": (dx.pow(2) + dy.pow(2)).sum()}
+
+    def from_partials(self, stats: Mapping[str, Tensor], shape: Sequence[int]) -> Tensor:
+        n, c, h, w = shape
+        return stats["tv"] / (n * c * (h - 1) * (w - 1)) * self.weight
 
 
 class Objective:
@@ -146,11 +218,18 @@ class Objective:
 
     def __call__(self, x: Tensor) -> LossTerms:
         """The terms at ``x`` ``(1, 3, H, W)``; ``values`` is differentiable when ``x`` requires grad."""
-        features: Mapping[str, Tensor] = {}
-        if self.layers:
-            with self._autocast(x.device):
-                features = self.encoder(x.contiguous(memory_format=torch.channels_last))
-        parts = {t.name: t(x, features) for t in self.terms}
+        features = self.features(x)
+        return self.assemble({t.name: t(x, features) for t in self.terms}, x)
+
+    def features(self, x: Tensor) -> Mapping[str, Tensor]:
+        """The encoder's outputs for ``x`` (an image or a crop of one), in the objective's precision."""
+        if not self.layers:
+            return {}
+        with self._autocast(x.device):
+            return self.encoder(x.contiguous(memory_format=torch.channels_last))
+
+    def assemble(self, parts: Mapping[str, Tensor], x: Tensor) -> LossTerms:
+        """The reported terms from each term's weighted loss ``parts[name]`` (the total first)."""
         zero = x.new_zeros(())
         total = zero
         for name in self.names[1:]:

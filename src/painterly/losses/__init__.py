@@ -19,7 +19,7 @@ and at 2048 px, and lets a coarse-to-fine run keep one set of weights across its
 from __future__ import annotations
 
 from .content import content_loss, cosine_content_loss
-from .gram import gram_matrix, style_loss
+from .gram import gram_matrix, gram_sum, style_loss
 from .smoothness import total_variation
 
-__all__ = ["gram_matrix", "content_loss", "cosine_content_loss", "style_loss", "total_variation"]
+__all__ = ["gram_matrix", "gram_sum", "content_loss", "cosine_content_loss", "style_loss", "total_variation"]
