@@ -114,3 +114,35 @@ def test_a_term_that_is_not_a_sum_is_refused() -> None:
     obj = Objective(VGG19Encoder(random_state(), "caffe", ("relu1_1",)), [TVTerm(1.0), _WholeImageTerm()])
     with pytest.raises(ConfigError, match="tile cannot be used with the other loss"):
         TiledEvaluation(obj, 32)
+
+
+def test_a_run_by_tiles_follows_the_untiled_run(tiny_config, tiny_transfer) -> None:
+    """The whole engine with `tile`: the same losses as without (float32 round-off), multi-scale."""
+    from painterly.engine import load_inputs
+
+    runs = {}
+    for tile in (0, 16):
+        config = tiny_config(size=48, iterations=4, multiscale=True, min_size=32, tile=tile)
+        transfer = tiny_transfer(config)
+        gen = torch.Generator().manual_seed(3)
+        inputs = load_inputs(config, torch.rand(1, 3, 36, 48, generator=gen), [torch.rand(1, 3, 40, 40, generator=gen)])
+        run = transfer.start(inputs)
+        runs[tile] = [p.losses["total"] for p in run]
+        assert isinstance(run.work.evaluation, TiledEvaluation) == (tile > 0)
+    assert len(runs[0]) == 4
+    assert runs[16] == pytest.approx(runs[0], rel=1e-3)
+
+
+def test_tiles_are_chosen_when_the_image_would_not_fit() -> None:
+    from painterly.engine.memory import activation_bytes, choose_tile
+
+    enc = VGG19Encoder(random_state(), "caffe", ("relu1_1", "relu3_1"))
+    cpu = torch.device("cpu")
+    need = activation_bytes(enc, (300, 400))
+    assert choose_tile(None, enc, (300, 400), cpu, free=4 * need) == (None, None)
+    tile, note = choose_tile(None, enc, (300, 400), cpu, free=need)
+    assert tile is not None and tile % 4 == 0 and tile < 400
+    assert activation_bytes(enc, (tile + 24, tile + 24)) <= need / 2 and "tiles of" in note
+    assert choose_tile(0, enc, (300, 400), cpu, free=1) == (None, None)
+    assert choose_tile(64, enc, (300, 400), cpu) == (64, None)
+    assert choose_tile(512, enc, (300, 400), cpu) == (None, None)

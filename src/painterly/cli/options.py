@@ -23,7 +23,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "losses": ("content_weight", "style_weight", "tv_weight", "content_loss", "content_layers", "style_layers", "style_layer_weights"),
     "optimisation": ("optimizer", "iterations", "learning_rate", "lr_decay", "lr_decay_steps", "lbfgs_history", "lbfgs_precondition", "seed"),
     "network": ("weights", "pooling"),
-    "speed": ("multiscale", "min_size", "level_iterations", "keep_detail", "precision", "device"),
+    "speed": ("multiscale", "min_size", "level_iterations", "keep_detail", "precision", "device", "tile"),
 }
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Protocol, Sequence
 
 import torch
 from torch import Tensor
@@ -262,26 +262,42 @@ class Objective:
 
 
 def build_targets(
-    encoder: VGG19Encoder, config: Config, inputs: Inputs, level_longest: int, hw: HW, device: torch.device, autocast: torch.dtype | None
+    encoder: VGG19Encoder,
+    config: Config,
+    inputs: Inputs,
+    level_longest: int,
+    hw: HW,
+    device: torch.device,
+    autocast: torch.dtype | None,
+    tiles: Callable[[HW], int | None] | None = None,
 ) -> Targets:
     """The content features at the level's size ``hw`` and the blended style Grams at
-    ``level_longest × style_scale`` (each style in its own aspect)."""
+    ``level_longest × style_scale`` (each style in its own aspect). ``tiles(hw)`` gives the tile side
+    for encoding an image of ``hw`` (``None``: whole), for images too large to encode at once."""
+    from .tiled import encode_by_tiles
+
     ctx = torch.autocast(device.type, dtype=autocast, enabled=autocast is not None)
     content: dict[str, Tensor] = {}
     grams: dict[str, Tensor] = {}
-    with torch.no_grad(), ctx:
-        if config.uses_content:
-            image = resize(inputs.content_work, hw).to(device)
+
+    def encode(image: Tensor, keep: Sequence[str], gram_layers: Sequence[str]) -> tuple[Mapping[str, Tensor], Mapping[str, Tensor]]:
+        tile = tiles(tuple(image.shape[-2:])) if tiles is not None else None
+        if tile:
+            return encode_by_tiles(encoder, image, tile, keep, gram_layers, autocast)
+        with ctx:
             feats = encoder(image.contiguous(memory_format=torch.channels_last))
-            content = {n: feats[n].float().detach() for n in config.content_layers}
+            return {n: feats[n].float() for n in keep}, {n: gram_matrix(feats[n]) for n in gram_layers}
+
+    with torch.no_grad():
+        if config.uses_content:
+            content = dict(encode(resize(inputs.content_work, hw).to(device), config.content_layers, ())[0])
         if config.uses_style:
             style_size = max(MIN_SIDE, round(level_longest * config.style_scale))
             for weight, style in zip(inputs.style_weights, inputs.styles_work):
                 h, w = style.shape[-2:]
                 image = resize(style, fit_size(h, w, style_size, MIN_SIDE)).to(device)
-                feats = encoder(image.contiguous(memory_format=torch.channels_last))
-                for n in config.style_layers:
-                    g = gram_matrix(feats[n]).detach() * weight
+                for n, g in encode(image, (), config.style_layers)[1].items():
+                    g = g.detach() * weight
                     grams[n] = grams[n] + g if n in grams else g
     return Targets(content, grams)
 

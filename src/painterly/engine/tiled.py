@@ -22,6 +22,7 @@ padding is the image's. Results equal the untiled ones up to floating-point roun
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Iterable, Mapping, Sequence
 
@@ -29,7 +30,7 @@ import torch
 from torch import Tensor
 
 from ..encoder import VGG19Encoder
-from ..errors import ConfigError
+from ..errors import ConfigError, PainterlyWarning
 from ..layers import VGG19_LAYERS, deepest
 from ..losses import gram_sum
 from .objective import Objective
@@ -200,3 +201,29 @@ def encode_by_tiles(
                 features[n][..., y0 // s : y1 // s, x0 // s : x1 // s] = part
     out_grams = {n: g / (g.shape[-1] * (h // deepest([n]).stride) * (w // deepest([n]).stride)) for n, g in sums.items()}
     return features, out_grams
+
+
+@dataclass(frozen=True)
+class LevelTiles:
+    """The tiling policy of one level (``setting``: Config.tile): :meth:`side` is the tile side for
+    an image of ``hw`` (``None``: whole), chosen by :func:`~painterly.engine.memory.choose_tile`."""
+
+    setting: int | None
+    encoder: VGG19Encoder
+    device: torch.device
+    element_bytes: int
+
+    def side(self, hw: HW, announce: bool = False) -> int | None:
+        """The tile side; with ``announce``, an automatic choice is reported (a PainterlyWarning)."""
+        from .memory import choose_tile
+
+        tile, note = choose_tile(self.setting, self.encoder, tuple(hw), self.device, self.element_bytes)
+        if announce and note:
+            warnings.warn(note, PainterlyWarning, stacklevel=3)
+        return tile
+
+
+def level_tiles(setting: int | None, encoder: VGG19Encoder, device: torch.device, autocast: torch.dtype | None) -> LevelTiles:
+    """The :class:`LevelTiles` of a run's settings (activations of ``autocast``'s size, else fp32)."""
+    element_bytes = torch.finfo(autocast).bits // 8 if autocast is not None else 4
+    return LevelTiles(setting, encoder, device, element_bytes)
