@@ -51,7 +51,7 @@ def activation_bytes(encoder: VGG19Encoder, hw: HW, element_bytes: int = 4) -> i
     layer's output (kept for the backward), plus the two largest again (the gradients in flight)."""
     h, w = hw
     sizes, channels, stride = [], 3, 1
-    for module in encoder.net:
+    for module in getattr(encoder, "net", ()):  # a stand-in encoder without layers: its input only
         if isinstance(module, nn.Conv2d):
             channels = module.out_channels
         elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
