@@ -18,10 +18,10 @@ from ..encoder import VGG19Encoder
 from .pyramid import HW
 from .tiled import geometry
 
-ACTIVATION_SHARE = 0.5
+ACTIVATION_SHARE = 0.35
 """Of the memory available at a level's start, the share the encoder's activations may take (the rest
 is for the targets, the optimiser, the image's own copies and whatever else runs on the machine)."""
-LBFGS_SHARE = 0.2
+LBFGS_SHARE = 0.15
 """Of the memory available at a level's start, the share L-BFGS's history may take."""
 MIN_TILE_CELLS = 4
 """The smallest tile, in multiples of the deepest layer's stride (smaller tiles are mostly halo)."""
