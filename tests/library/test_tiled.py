@@ -146,3 +146,23 @@ def test_tiles_are_chosen_when_the_image_would_not_fit() -> None:
     assert choose_tile(0, enc, (300, 400), cpu, free=1) == (None, None)
     assert choose_tile(64, enc, (300, 400), cpu) == (64, None)
     assert choose_tile(512, enc, (300, 400), cpu) == (None, None)
+
+
+def test_lbfgs_history_follows_the_memory_available() -> None:
+    from painterly.engine.memory import LBFGS_SHARE
+    from painterly.engine.optimizers import MIN_LBFGS_HISTORY, lbfgs_history_for
+
+    shape = (1, 3, 1000, 1000)  # 24 MB per remembered step
+    per_step = 2 * 4 * 3 * 1000 * 1000
+    assert lbfgs_history_for(100, shape, free=int(40 * per_step / LBFGS_SHARE)) == 40
+    assert lbfgs_history_for(100, shape, free=int(1000 * per_step / LBFGS_SHARE)) == 100
+    assert lbfgs_history_for(100, shape, free=per_step) == MIN_LBFGS_HISTORY
+    assert lbfgs_history_for(5, shape, free=1) == 5
+
+
+def test_tile_setting_is_checked() -> None:
+    from painterly.config import Config
+
+    assert Config(tile=0).tile == 0 and Config().tile is None
+    with pytest.raises(ConfigError, match="tile must be at least 0"):
+        Config(tile=-1)
