@@ -65,6 +65,14 @@ def test_deeper_layers_and_their_halo() -> None:
     _assert_same(obj, tiled, _image())
 
 
+@pytest.mark.parametrize("pooling", ["max", "avg"])
+def test_pool_layers_read_directly(pooling: str) -> None:
+    obj = _objective(pooling, False, layers_c=("pool2",), layers_s=("conv1_2", "pool3"))
+    tiled = TiledEvaluation(obj, 17)
+    assert (tiled.stride, tiled.halo) == (8, 24)  # radius 2 + 4 + 16 (a pool adds nothing beyond its cell)
+    _assert_same(obj, tiled, _image())
+
+
 def test_too_narrow_a_halo_is_caught() -> None:
     """The equivalence above can fail: with a halo short of the receptive field the gradients differ."""
     obj = _objective("max", False)
