@@ -188,6 +188,10 @@ class Config:
         metadata=_opt("arithmetic: bf16 where the hardware has it (auto), or force fp32/bf16", choices=PRECISIONS),
     )
     device: str = field(default="auto", metadata=_opt("where to compute", choices=DEVICES))
+    tile: int | None = field(
+        default=None,
+        metadata=_opt("evaluate by tiles of this many px (exact, memory bounded by the tile); default: only when the image would not fit; 0: never", metavar="PX"),
+    )
 
     def __post_init__(self) -> None:
         # Normalise list-like inputs (the API accepts lists and comma strings) to tuples, then check.
@@ -208,6 +212,8 @@ class Config:
         _check_int(self, "lr_decay_steps", 1)
         _check_int(self, "lbfgs_history", 1)
         _check_int(self, "min_size", 16)
+        if self.tile is not None:
+            _check_int(self, "tile", 0, maximum=MAX_SIZE)
         for name in ("multiscale", "keep_detail"):
             if not isinstance(getattr(self, name), bool):
                 # A JSON/API "false" string would otherwise count as true.

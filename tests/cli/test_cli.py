@@ -165,6 +165,7 @@ def runs(tmp_path_factory, tiny_weights_file, images) -> Runs:
     commands = {
         # The bare form, with the side outputs.
         "bare": [content, style, "-o", "out.png", *fast, "--save-every", "2", "--log", "log.jsonl", "--plot", "plot.png"],
+        "tiled": [content, style, "-o", "out.png", *fast, "--tile", "16", "--log", "log.jsonl"],
         "blend": ["stylize", content, style, style2, "--style-blend", "1,3", "--original-colors", "-o", "out.tif", *fast],
         "texture": ["texture", style, "-o", "out.jpg", "-q", *common, "--size", "48", "--iterations", "4", *texture_layers],
         "reconstruct": ["reconstruct", content, "--layer", "relu2_1", "-o", "out.webp", *common, "--size", "48", "--iterations", "4"],
@@ -218,6 +219,15 @@ def test_plain_progress_lines_count_work_and_show_an_eta(runs):
     lines = [line for line in runs.ok("bare").stderr.splitlines() if line.startswith("[")]
     assert lines and all("it/s ETA " in line and "%" in line for line in lines)
     assert lines[-1].startswith("[4/4] 100%")
+
+
+def test_tile_gives_the_untiled_run(runs):
+    """`--tile 16`: the same losses and image as the untiled run (float32 round-off apart)."""
+    runs.ok("tiled")
+    logs = [[json.loads(line)["total"] for line in (runs.dir(n) / "log.jsonl").read_text().splitlines()] for n in ("bare", "tiled")]
+    assert len(logs[1]) == 4 and logs[1] == pytest.approx(logs[0], rel=1e-3)
+    diff = np.abs(_load(runs.dir("tiled") / "out.png").astype(int) - _load(runs.dir("bare") / "out.png").astype(int))
+    assert diff.max() <= 2
 
 
 def test_bare_form_is_the_stylize_command(monkeypatch):

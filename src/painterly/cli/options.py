@@ -28,7 +28,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "regions": ("regions", "mask_propagation"),
     "optimiser": ("optimizer", "iterations", "learning_rate", "lr_decay", "lr_decay_steps", "lbfgs_history", "lbfgs_precondition", "average", "seed"),
     "multi-scale": ("multiscale", "min_size", "level_iterations", "keep_detail"),
-    "performance": ("precision", "device"),
+    "performance": ("precision", "device", "tile"),
     "safety": ("max_pixels",),
 }
 IO = "inputs and outputs"

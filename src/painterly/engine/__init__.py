@@ -11,6 +11,7 @@ How a run flows (docs/architecture.md has the picture)::
                                │    build_targets ─► Targets               objective.py
                                │    build_objective ─► Objective(terms)    objective.py
                                │    make_optimizer ─► L-BFGS | Adam | SGD  optimizers.py
+                               │    too large for memory? TiledEvaluation       tiled.py, memory.py
                                │  each step(): optimizer.step(x, objective.value_and_grad)
                                ▼
                              Progress (frozen), RunState (frozen)          state.py
@@ -41,6 +42,7 @@ from .optimizers import lbfgs_history_for, make_optimizer
 from .pyramid import HW, MIN_SIDE
 from .run import CHECKPOINT_VERSION, MAX_RECOVERIES, LevelWork, Run
 from .state import Progress, RunState
+from .tiled import TiledEvaluation, encode_by_tiles
 from .transfer import ProgressCallback, StyleTransfer, build_encoder
 
 LOSS_TERMS = ("total",) + STANDARD_TERMS
@@ -49,6 +51,7 @@ __all__ = [
     "CHECKPOINT_VERSION", "HW", "LOSS_TERMS", "MAX_RECOVERIES", "MIN_SIDE", "STANDARD_TERMS",
     "ContentTerm", "GramStyleTerm", "GuidedStyleTerm", "ImageLike", "Inputs", "LevelWork", "LossTerms", "Objective", "Progress",
     "ProgressCallback", "RegionTarget", "Run", "RunState", "StyleTransfer", "TVTerm", "TemporalTerm", "Targets", "Term",
-    "build_encoder", "build_objective", "build_targets", "lbfgs_history_for", "load_inputs", "make_optimizer",
+    "TiledEvaluation", "build_encoder", "build_objective", "build_targets", "encode_by_tiles", "lbfgs_history_for",
+    "load_inputs", "make_optimizer",
     "to_tensor",
 ]

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Callable, Mapping, Protocol, Sequence
 
 import torch
 from torch import Tensor
@@ -22,11 +22,15 @@ from torch import Tensor
 from ..config import Config
 from ..encoder import VGG19Encoder
 from ..imageio import fit_size, resize
-from ..losses import content_loss, cosine_content_loss, gram_matrix, style_loss, total_variation
+from ..layers import layer
+from ..losses import content_loss, cosine_content_loss, gram_matrix, gram_sum, style_loss, total_variation
 from ..losses.temporal import temporal_loss
 from .inputs import Inputs
 from .pyramid import HW, MIN_SIDE
 from .style_terms import STYLE_LOSS_SCALES, HistogramTerm, SlicedStyleTerm, StyleTargets, W2StyleTerm, style_targets
+
+if TYPE_CHECKING:
+    from .tiled import Window
 
 STANDARD_TERMS = ("content", "style", "tv")
 """The terms every run reports (0 when a term is off), in the order they are added up."""
@@ -44,6 +48,24 @@ class Term(Protocol):
         """The weighted loss, a 0-d float32 tensor (float64 for float64 input), differentiable in
         ``image`` ``(1, 3, H, W)`` and in ``features`` (``{layer: (1, C, h, w)}``)."""
         ...
+
+
+class AdditiveTerm(Term, Protocol):
+    """A term that is a function of sums over positions, so that it can be evaluated by tiles
+    (:mod:`painterly.engine.tiled`): ``from_partials(Σ_tiles partials(tile), shape) == term(image)``."""
+
+    def partials(self, image: Tensor, features: Mapping[str, Tensor], window: "Window") -> dict[str, Tensor]:
+        """The additive statistics of one tile's own positions (``window.own``), from the tile's crop
+        ``image`` and its features; fp32 (fp64 for fp64 input), differentiable."""
+        ...
+
+    def from_partials(self, stats: Mapping[str, Tensor], shape: Sequence[int]) -> Tensor:
+        """The weighted loss from the statistics summed over all tiles of an image of ``shape``."""
+        ...
+
+
+def _acc(t: Tensor) -> torch.dtype:
+    return torch.float64 if t.dtype == torch.float64 else torch.float32
 
 
 @dataclass(frozen=True)
@@ -102,6 +124,28 @@ class ContentTerm:
         fn = cosine_content_loss if self.cosine else content_loss
         return sum(fn(features[n], t) for n, t in self.targets.items()) / len(self.targets) * self.weight
 
+    def partials(self, image: Tensor, features: Mapping[str, Tensor], window: "Window") -> dict[str, Tensor]:
+        """Per layer: Σ (F − P)² over the tile's positions, or Σ (1 − cos(F_p, P_p)) with ``cosine``."""
+        out = {}
+        for n, t in self.targets.items():
+            stride = layer(n).stride
+            f, p = window.own(features[n], stride), window.whole(t, stride)
+            if self.cosine:
+                f, p = f.to(_acc(f)), p.to(_acc(f))
+                out[n] = (1.0 - torch.nn.functional.cosine_similarity(f, p, dim=1, eps=1e-8)).sum()
+            else:
+                out[n] = content_loss(f, p) * f.numel() if f.numel() else f.new_zeros((), dtype=_acc(f))
+        return out
+
+    def from_partials(self, stats: Mapping[str, Tensor], shape: Sequence[int]) -> Tensor:
+        total = 0.0
+        for n, t in self.targets.items():
+            if self.cosine:
+                total = total + stats[n] / (t.numel() // t.shape[1]) * t.to(stats[n].dtype).pow(2).mean()
+            else:
+                total = total + stats[n] / t.numel()
+        return total / len(self.targets) * self.weight
+
 
 @dataclass(frozen=True)
 class GramStyleTerm:
@@ -124,6 +168,18 @@ class GramStyleTerm:
         loss = sum(self.layer_weights[n] * style_loss(gram_matrix(features[n]), t) for n, t in self.targets.items())
         return loss * self.weight
 
+    def partials(self, image: Tensor, features: Mapping[str, Tensor], window: "Window") -> dict[str, Tensor]:
+        """Per layer: the unnormalised Gram Σ_p F_p F_pᵀ ``(1, C, C)`` of the tile's positions."""
+        return {n: gram_sum(window.own(features[n], layer(n).stride)) for n in self.targets}
+
+    def from_partials(self, stats: Mapping[str, Tensor], shape: Sequence[int]) -> Tensor:
+        h, w = shape[-2:]
+        loss = 0.0
+        for n, t in self.targets.items():
+            stride, c = layer(n).stride, stats[n].shape[-1]
+            loss = loss + self.layer_weights[n] * style_loss(stats[n] / (c * (h // stride) * (w // stride)), t)
+        return loss * self.weight
+
 
 @dataclass(frozen=True)
 class TVTerm:
@@ -135,6 +191,22 @@ class TVTerm:
 
     def __call__(self, image: Tensor, features: Mapping[str, Tensor]) -> Tensor:
         return total_variation(image) * self.weight
+
+    def partials(self, image: Tensor, features: Mapping[str, Tensor], window: "Window") -> dict[str, Tensor]:
+        """Σ (dx² + dy²) over the tile's points of the (H−1)×(W−1) grid (their right and lower
+        neighbours lie in the crop: the halo is at least 1 px)."""
+        (y0, y1, x0, x1), (cy, _, cx, _) = window.own_pixels, window.crop
+        h, w = window.hw
+        r0, r1, c0, c1 = y0 - cy, min(y1, h - 1) - cy, x0 - cx, min(x1, w - 1) - cx
+        x = image.to(_acc(image))
+        base = x[..., r0:r1, c0:c1]
+        dx = x[..., r0:r1, c0 + 1 : c1 + 1] - base
+        dy = x[..., r0 + 1 : r1 + 1, c0:c1] - base
+        return {"tv": (dx.pow(2) + dy.pow(2)).sum()}
+
+    def from_partials(self, stats: Mapping[str, Tensor], shape: Sequence[int]) -> Tensor:
+        n, c, h, w = shape
+        return stats["tv"] / (n * c * (h - 1) * (w - 1)) * self.weight
 
 
 @dataclass(frozen=True)
@@ -182,11 +254,18 @@ class Objective:
 
     def __call__(self, x: Tensor) -> LossTerms:
         """The terms at ``x`` ``(1, 3, H, W)``; ``values`` is differentiable when ``x`` requires grad."""
-        features: Mapping[str, Tensor] = {}
-        if self.layers:
-            with self._autocast(x.device):
-                features = self.encoder(x.contiguous(memory_format=torch.channels_last))
-        parts = {t.name: t(x, features) for t in self.terms}
+        features = self.features(x)
+        return self.assemble({t.name: t(x, features) for t in self.terms}, x)
+
+    def features(self, x: Tensor) -> Mapping[str, Tensor]:
+        """The encoder's outputs for ``x`` (an image or a crop of one), in the objective's precision."""
+        if not self.layers:
+            return {}
+        with self._autocast(x.device):
+            return self.encoder(x.contiguous(memory_format=torch.channels_last))
+
+    def assemble(self, parts: Mapping[str, Tensor], x: Tensor) -> LossTerms:
+        """The reported terms from each term's weighted loss ``parts[name]`` (the total first)."""
         zero = x.new_zeros(())
         total = zero
         for name in self.names[1:]:
@@ -227,38 +306,57 @@ class Objective:
 
 
 def build_targets(
-    encoder: VGG19Encoder, config: Config, inputs: Inputs, level_longest: int, hw: HW, device: torch.device, autocast: torch.dtype | None
+    encoder: VGG19Encoder,
+    config: Config,
+    inputs: Inputs,
+    level_longest: int,
+    hw: HW,
+    device: torch.device,
+    autocast: torch.dtype | None,
+    tiles: Callable[[HW], int | None] | None = None,
 ) -> Targets:
     """The content features at the level's size ``hw`` and the blended style statistics of
-    ``config.style_loss`` (Grams, Gaussians, samples or channel quantiles; see :mod:`.style_terms`) at
-    ``level_longest × style_scale`` (each style in its own aspect)."""
+    ``config.style_loss`` (Grams, Gaussians, samples or channel quantiles; see :mod:`.style_terms`), or
+    with a mask each region's, at ``level_longest × style_scale`` (each style in its own aspect).
+    ``tiles(hw)`` gives the tile side for encoding an image of ``hw`` (``None``: whole), for images too
+    large to encode at once."""
+    from .tiled import encode_by_tiles
+
     ctx = torch.autocast(device.type, dtype=autocast, enabled=autocast is not None)
     content: dict[str, Tensor] = {}
     grams: dict[str, Tensor] = {}
     styles: list[tuple[float, dict[str, Tensor]]] = []
     kind = config.style_loss
     guided: dict[str, tuple] = {}
-    with torch.no_grad(), ctx:
-        if config.uses_content:
-            image = resize(inputs.content_work, hw).to(device)
+
+    def encode(image: Tensor, keep: Sequence[str], gram_layers: Sequence[str]) -> tuple[Mapping[str, Tensor], Mapping[str, Tensor]]:
+        tile = tiles(tuple(image.shape[-2:])) if tiles is not None else None
+        if tile:
+            return encode_by_tiles(encoder, image, tile, keep, gram_layers, autocast)
+        with ctx:
             feats = encoder(image.contiguous(memory_format=torch.channels_last))
-            content = {n: feats[n].float().detach() for n in config.content_layers}
+            return {n: feats[n].float() for n in keep}, {n: gram_matrix(feats[n]) for n in gram_layers}
+
+    with torch.no_grad():
+        if config.uses_content:
+            content = dict(encode(resize(inputs.content_work, hw).to(device), config.content_layers, ())[0])
         if config.uses_style and inputs.regions:
             from .guided import build_guided_targets
 
-            guided = build_guided_targets(encoder, config, inputs, level_longest, hw, device)
+            with ctx:
+                guided = build_guided_targets(encoder, config, inputs, level_longest, hw, device)
         elif config.uses_style:
             style_size = max(MIN_SIDE, round(level_longest * config.style_scale))
             for weight, style in zip(inputs.style_weights, inputs.styles_work):
                 h, w = style.shape[-2:]
                 image = resize(style, fit_size(h, w, style_size, MIN_SIDE)).to(device)
-                feats = encoder(image.contiguous(memory_format=torch.channels_last))
-                if kind != "gram":
-                    styles.append((weight, {n: feats[n].detach() for n in config.style_layers}))
-                if kind not in ("gram", "histogram"):
-                    continue
-                for n in config.style_layers:
-                    g = gram_matrix(feats[n]).detach() * weight
+                # Gram (and histogram's Gram part) can be summed by tiles; the other kinds keep features.
+                keep = config.style_layers if kind != "gram" else ()
+                feats, style_grams = encode(image, keep, config.style_layers if kind in ("gram", "histogram") else ())
+                if keep:
+                    styles.append((weight, {n: feats[n].detach() for n in keep}))
+                for n, g in style_grams.items():
+                    g = g.detach() * weight
                     grams[n] = grams[n] + g if n in grams else g
     with torch.no_grad():  # fp32 statistics whatever the encoder ran in
         style = style_targets(kind, styles, hw) if styles else StyleTargets()

@@ -9,30 +9,33 @@ from __future__ import annotations
 
 import copy
 import math
+import warnings
 from typing import Any, Callable, Protocol, Sequence
 
 import torch
 from torch import Tensor
 
 from ..config import Config
+from ..errors import PainterlyWarning
 from ..lbfgs import LBFGS
 from ..precondition import pyramid_preconditioner
+from .memory import GB, LBFGS_SHARE, available_bytes, lbfgs_history_for_memory
 from .objective import LossTerms
 
 Evaluate = Callable[[Tensor], "tuple[LossTerms, Tensor]"]
 
 # L-BFGS remembers two images per step: a history of 100 at 2048×1536 px would be 7.5 GB, more than
-# the network's own activations. Past this budget it remembers fewer steps (it matters above ~1400 px).
-LBFGS_HISTORY_BYTES = 1 << 30
+# the network's own activations. It remembers fewer steps when the memory available asks for it
+# (memory.LBFGS_SHARE of it), but not fewer than this.
 MIN_LBFGS_HISTORY = 10
 
 
-def lbfgs_history_for(requested: int, shape: Sequence[int]) -> int:
+def lbfgs_history_for(requested: int, shape: Sequence[int], free: int | None = None) -> int:
     """The number of L-BFGS steps remembered for an image of ``shape``: ``requested``, capped so that
-    the history (2 float32 images per step) stays within LBFGS_HISTORY_BYTES, but not below
-    MIN_LBFGS_HISTORY."""
-    per_step = 2 * 4 * math.prod(shape)
-    return min(requested, max(MIN_LBFGS_HISTORY, LBFGS_HISTORY_BYTES // per_step))
+    the history (2 float32 images per step) stays within LBFGS_SHARE of ``free`` bytes (default: the
+    memory available on the CPU now), but not below MIN_LBFGS_HISTORY."""
+    free = available_bytes(torch.device("cpu")) if free is None else free
+    return lbfgs_history_for_memory(requested, tuple(shape), free, MIN_LBFGS_HISTORY)
 
 
 class Optimizer(Protocol):
@@ -56,9 +59,19 @@ class LBFGSOptimizer:
     believes (docs/benchmarks.md).
     """
 
-    def __init__(self, config: Config, shape: Sequence[int], lr: float) -> None:
+    def __init__(self, config: Config, shape: Sequence[int], lr: float, device: torch.device = torch.device("cpu")) -> None:
+        free = available_bytes(device)
+        history = lbfgs_history_for(config.lbfgs_history, shape, free)
+        if history < config.lbfgs_history:
+            h, w = shape[-2:]
+            warnings.warn(
+                f"L-BFGS remembers {history} steps at {w}x{h} px, not `lbfgs_history` {config.lbfgs_history}: "
+                f"{history * 8 * math.prod(shape) / GB:.1f} GB (at most {LBFGS_SHARE:.0%} of the {free / GB:.1f} GB available)",
+                PainterlyWarning,
+                stacklevel=3,
+            )
         self.lbfgs = LBFGS(
-            history=lbfgs_history_for(config.lbfgs_history, shape),
+            history=history,
             lr=lr,
             bounds=(0.0, 1.0),
             precondition=pyramid_preconditioner(tuple(shape), config.lbfgs_precondition),
@@ -128,5 +141,5 @@ def make_optimizer(config: Config, x: Tensor, lr_scale: float = 1.0) -> Optimize
     divergence)."""
     lr = config.lr * lr_scale
     if config.optimizer == "lbfgs":
-        return LBFGSOptimizer(config, x.shape, lr)
+        return LBFGSOptimizer(config, x.shape, lr, x.device)
     return FirstOrderOptimizer(config, x, lr)

@@ -25,6 +25,7 @@ from .averaging import corrected_average, update_average
 from .inputs import Inputs
 from .objective import LossTerms, Objective, Targets, Term, build_objective, build_targets
 from .optimizers import LBFGSOptimizer, Optimizer, make_optimizer
+from .tiled import TiledEvaluation, level_tiles
 from .pyramid import MIN_SIDE, first_level_image, level_size, next_level_image, starting_image
 from .state import Progress, RunState
 
@@ -231,7 +232,8 @@ class Run:
         image = s.image if s.level_ready else next_level_image(cfg, s.image, self._start, hw)
         x = image.to(self.device, copy=True).contiguous()  # the state's image is never optimised in place
         encoder, autocast = self.transfer.encoder, self.transfer.autocast_dtype
-        targets = build_targets(encoder, cfg, self.inputs, self.level.size, hw, self.device, autocast)
+        tiles = level_tiles(cfg.tile, encoder, self.device, autocast)
+        targets = build_targets(encoder, cfg, self.inputs, self.level.size, hw, self.device, autocast, tiles.side)
         optimizer = make_optimizer(cfg, x, s.lr_scale)
         if s.level_ready and s.optimizer is not None:
             optimizer.load_state_dict(_to_device(dict(s.optimizer), self.device))
@@ -240,7 +242,12 @@ class Run:
         self._state = s.replace(level_ready=True, image=x, good=good, optimizer=None, average=average)
         objective = build_objective(encoder, cfg, targets, autocast, self.extra_terms, hw, self.device)
         evaluation, note = objective.evaluation, None
-        if self.device.type == "cuda":
+        tile = tiles.side(hw, announce=True)
+        if tile:
+            # Exact, and the encoder's memory is one tile's (engine/tiled.py); not a CUDA graph.
+            evaluation = TiledEvaluation(objective, tile)
+            note = "evaluated by tiles" if self.device.type == "cuda" else None
+        elif self.device.type == "cuda":
             # One graph launch per evaluation instead of hundreds of kernel launches (docs/benchmarks.md, GPU).
             from ..graphs import capture
 

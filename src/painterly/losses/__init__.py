@@ -25,7 +25,7 @@ feature vectors, not only their second moment.
 from __future__ import annotations
 
 from .content import content_loss, cosine_content_loss
-from .gram import gram_matrix, style_loss
+from .gram import gram_matrix, gram_sum, style_loss
 from .guided import guided_gram, guided_style_loss, region_area
 from .histogram import channel_quantiles, histogram_loss
 from .smoothness import total_variation
@@ -43,6 +43,6 @@ from .wasserstein import (
 
 __all__ = [
     "GaussianTarget", "channel_quantiles", "content_loss", "cosine_content_loss", "feature_moments", "gaussian_target",
-    "gram_matrix", "guided_gram", "guided_style_loss", "histogram_loss", "random_directions", "region_area",
+    "gram_matrix", "gram_sum", "guided_gram", "guided_style_loss", "histogram_loss", "random_directions", "region_area",
     "resample_quantiles", "sliced_wasserstein_loss", "sorted_projections", "sqrtm_psd", "style_loss", "total_variation", "w2_loss",
 ]

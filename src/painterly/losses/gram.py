@@ -19,6 +19,16 @@ def gram_matrix(features: Tensor) -> Tensor:
     return _Gram.apply(features)
 
 
+def gram_sum(features: Tensor) -> Tensor:
+    """The unnormalised Gram ``Σ_p F[n,:,p] F[n,:,p]ᵀ`` of ``(N, C, H, W)`` features, ``(N, C, C)``
+    float32 (float64 for float64 input): additive over disjoint sets of positions (tiles); zeros when
+    there are no positions."""
+    n, c, h, w = features.shape
+    if h * w == 0:
+        return features.new_zeros((n, c, c), dtype=torch.float64 if features.dtype == torch.float64 else torch.float32)
+    return gram_matrix(features) * (c * h * w)
+
+
 # Positions per partial product when features are bf16/fp16 on a CPU. oneDNN's bf16 GEMM accumulates
 # each partial product in fp32 and rounds it once to bf16 (relative error ≤ 2⁻⁸); the partials are
 # summed in fp32, so the roundings of many small partials average out instead of one rounding of the

@@ -1,0 +1,176 @@
+"""The tiled evaluation equals the untiled one (float64, the tiny random encoder): total, every term and
+the gradient, for tile sizes that do and do not divide the image, both poolings and every term."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+import torch
+
+from painterly.encoder import VGG19Encoder, random_state
+from painterly.engine.objective import ContentTerm, GramStyleTerm, Objective, TVTerm
+from painterly.engine.tiled import TiledEvaluation, encode_by_tiles, geometry, receptive_radius, windows
+from painterly.errors import ConfigError
+from painterly.losses import gram_matrix
+
+CONTENT = ("relu2_1", "relu3_1")
+STYLE = ("relu1_1", "relu2_1", "relu3_1")
+HW = (45, 61)  # a multiple of no tile size below, nor of the stride (4)
+
+
+def _objective(pooling: str, cosine: bool, layers_c=CONTENT, layers_s=STYLE) -> Objective:
+    enc = VGG19Encoder(random_state(), "caffe", layers_c + layers_s, pooling).double()
+    gen = torch.Generator().manual_seed(1)
+    content = torch.rand(1, 3, *HW, generator=gen, dtype=torch.float64)
+    style = torch.rand(1, 3, 40, 52, generator=gen, dtype=torch.float64)
+    with torch.no_grad():
+        fc, fs = enc(content), enc(style)
+    weights = dict(zip(layers_s, (0.5, 2.0, 1.0, 1.5)))
+    terms = [
+        ContentTerm({n: fc[n] for n in layers_c}, 5.0, cosine=cosine),
+        GramStyleTerm({n: gram_matrix(fs[n]) for n in layers_s}, weights, 100.0),
+        TVTerm(10.0),
+    ]
+    return Objective(enc, terms)
+
+
+def _image() -> torch.Tensor:
+    return torch.rand(1, 3, *HW, generator=torch.Generator().manual_seed(2), dtype=torch.float64)
+
+
+def _assert_same(obj: Objective, tiled: TiledEvaluation, x: torch.Tensor) -> None:
+    total, grad, values = obj.evaluation(x)
+    t_total, t_grad, t_values = tiled(x)
+    torch.testing.assert_close(t_values, values, rtol=1e-12, atol=0)
+    torch.testing.assert_close(t_total, total, rtol=1e-12, atol=0)
+    scale = grad.abs().max()
+    assert float((t_grad - grad).abs().max() / scale) < 1e-12
+
+
+@pytest.mark.parametrize("pooling", ["max", "avg"])
+@pytest.mark.parametrize("cosine", [False, True])
+@pytest.mark.parametrize("tile", [8, 20, 36, 100])
+def test_tiled_equals_untiled(pooling: str, cosine: bool, tile: int) -> None:
+    obj = _objective(pooling, cosine)
+    tiled = TiledEvaluation(obj, tile)
+    assert len(tiled.windows(HW)) > 1 or tile >= max(HW)
+    _assert_same(obj, tiled, _image())
+
+
+def test_deeper_layers_and_their_halo() -> None:
+    obj = _objective("max", False, layers_c=("relu4_1",), layers_s=("relu1_1", "relu4_1"))
+    tiled = TiledEvaluation(obj, 16)
+    assert (tiled.stride, tiled.halo) == (8, 32)  # radius 2 + 4 + 16 + 8 = 30, up to a multiple of 8
+    _assert_same(obj, tiled, _image())
+
+
+@pytest.mark.parametrize("pooling", ["max", "avg"])
+def test_pool_layers_read_directly(pooling: str) -> None:
+    obj = _objective(pooling, False, layers_c=("pool2",), layers_s=("conv1_2", "pool3"))
+    tiled = TiledEvaluation(obj, 17)
+    assert (tiled.stride, tiled.halo) == (8, 24)  # radius 2 + 4 + 16 (a pool adds nothing beyond its cell)
+    _assert_same(obj, tiled, _image())
+
+
+def test_too_narrow_a_halo_is_caught() -> None:
+    """The equivalence above can fail: with a halo short of the receptive field the gradients differ."""
+    obj = _objective("max", False)
+    tiled = TiledEvaluation(obj, 20)
+    tiled.halo = tiled.stride
+    _, grad, _ = obj.evaluation(_image())
+    _, t_grad, _ = tiled(_image())
+    assert float((t_grad - grad).abs().max() / grad.abs().max()) > 1e-6
+
+
+def test_geometry_and_windows_partition_the_image() -> None:
+    assert receptive_radius("relu5_1") == 70 and geometry(["relu5_1", "relu1_1"]) == (16, 80)
+    assert geometry([]) == (1, 1)
+    wins = windows(HW, 20, 4, 12)
+    covered = torch.zeros(HW, dtype=torch.int64)
+    for win in wins:
+        y0, y1, x0, x1 = win.own_pixels
+        covered[y0:y1, x0:x1] += 1
+        assert y0 % 4 == 0 and x0 % 4 == 0 and win.crop[0] % 4 == 0 and win.crop[2] % 4 == 0
+    assert bool((covered == 1).all())
+    # A last strip narrower than the stride joins the tile before it.
+    assert [w.own_pixels[:2] for w in windows((41, 8), 20, 4, 4) if w.own_pixels[2] == 0] == [(0, 20), (20, 41)]
+
+
+@pytest.mark.parametrize("pooling", ["max", "avg"])
+def test_encode_by_tiles_gives_targets(pooling: str) -> None:
+    enc = VGG19Encoder(random_state(), "caffe", STYLE, pooling).double()
+    image = _image()
+    with torch.no_grad():
+        full = enc(image)
+    features, grams = encode_by_tiles(enc, image, 12, keep=("relu2_1",), grams=STYLE)
+    torch.testing.assert_close(features["relu2_1"], full["relu2_1"], rtol=1e-12, atol=1e-12)
+    for n in STYLE:
+        torch.testing.assert_close(grams[n], gram_matrix(full[n]), rtol=1e-12, atol=0)
+
+
+@dataclass(frozen=True)
+class _WholeImageTerm:
+    name: str = "other"
+    layers: tuple[str, ...] = ()
+
+    def __call__(self, image, features):
+        return image.max()
+
+
+def test_a_term_that_is_not_a_sum_is_refused() -> None:
+    obj = Objective(VGG19Encoder(random_state(), "caffe", ("relu1_1",)), [TVTerm(1.0), _WholeImageTerm()])
+    with pytest.raises(ConfigError, match="tile cannot be used with the other loss"):
+        TiledEvaluation(obj, 32)
+
+
+def test_a_run_by_tiles_follows_the_untiled_run(tiny_config, tiny_transfer) -> None:
+    """The whole engine with `tile`: the same losses as without (float32 round-off), multi-scale."""
+    from painterly.engine import load_inputs
+
+    runs = {}
+    for tile in (0, 16):
+        config = tiny_config(size=48, iterations=4, multiscale=True, min_size=32, tile=tile)
+        transfer = tiny_transfer(config)
+        gen = torch.Generator().manual_seed(3)
+        inputs = load_inputs(config, torch.rand(1, 3, 36, 48, generator=gen), [torch.rand(1, 3, 40, 40, generator=gen)])
+        run = transfer.start(inputs)
+        runs[tile] = [p.losses["total"] for p in run]
+        assert isinstance(run.work.evaluation, TiledEvaluation) == (tile > 0)
+    assert len(runs[0]) == 4
+    assert runs[16] == pytest.approx(runs[0], rel=1e-3)
+
+
+def test_tiles_are_chosen_when_the_image_would_not_fit() -> None:
+    from painterly.engine.memory import activation_bytes, choose_tile
+
+    enc = VGG19Encoder(random_state(), "caffe", ("relu1_1", "relu3_1"))
+    cpu = torch.device("cpu")
+    need = activation_bytes(enc, (300, 400))
+    assert choose_tile(None, enc, (300, 400), cpu, free=4 * need) == (None, None)
+    tile, note = choose_tile(None, enc, (300, 400), cpu, free=need)
+    assert tile is not None and tile % 4 == 0 and tile < 400
+    assert activation_bytes(enc, (tile + 24, tile + 24)) <= need / 2 and "tiles of" in note
+    assert choose_tile(0, enc, (300, 400), cpu, free=1) == (None, None)
+    assert choose_tile(64, enc, (300, 400), cpu) == (64, None)
+    assert choose_tile(512, enc, (300, 400), cpu) == (None, None)
+
+
+def test_lbfgs_history_follows_the_memory_available() -> None:
+    from painterly.engine.memory import LBFGS_SHARE
+    from painterly.engine.optimizers import MIN_LBFGS_HISTORY, lbfgs_history_for
+
+    shape = (1, 3, 1000, 1000)  # 24 MB per remembered step
+    per_step = 2 * 4 * 3 * 1000 * 1000
+    assert lbfgs_history_for(100, shape, free=int(40 * per_step / LBFGS_SHARE)) == 40
+    assert lbfgs_history_for(100, shape, free=int(1000 * per_step / LBFGS_SHARE)) == 100
+    assert lbfgs_history_for(100, shape, free=per_step) == MIN_LBFGS_HISTORY
+    assert lbfgs_history_for(5, shape, free=1) == 5
+
+
+def test_tile_setting_is_checked() -> None:
+    from painterly.config import Config
+
+    assert Config(tile=0).tile == 0 and Config().tile is None
+    with pytest.raises(ConfigError, match="tile must be at least 0"):
+        Config(tile=-1)
