@@ -83,7 +83,7 @@ HIDDEN = {
     "stylize": set(),
     "demo": set(),
     "texture": {"content_weight", "content_loss", "content_layers", "original_colors", "init_colors", "regions", "mask_propagation"},
-    "reconstruct": {"regions", "mask_propagation", "style_weight", "style_layers", "style_layer_weights", "style_scale", "style_blend", "original_colors", "init_colors", "content_layers"},
+    "reconstruct": {"regions", "mask_propagation", "style_loss", "style_weight", "style_layers", "style_layer_weights", "style_scale", "style_blend", "original_colors", "init_colors", "content_layers"},
 }
 
 

@@ -121,7 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_mask_options(p: argparse.ArgumentParser) -> None:
-    group = next(g for g in p._action_groups if g.title == "regions")
+    from .options import IO
+
+    group = next(g for g in p._action_groups if g.title == IO)  # a mask is an input
     group.add_argument("--mask", metavar="MASK.png", help="colour-coded (or grayscale) image the content's shape: which part gets which style (see --region)")
     group.add_argument(
         "--style-mask", action="append", metavar="N=MASK.png", dest="style_masks",

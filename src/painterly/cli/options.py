@@ -21,11 +21,10 @@ from .outputs import OutputOptions
 GROUPS: dict[str, tuple[str, ...]] = {
     "inputs and outputs": (
         "size", "init", "init_noise", "init_colors", "original_colors", "style_blend",
-        "save_every", "log", "plot", "checkpoint_every",
+        "regions", "mask_propagation", "save_every", "log", "plot", "checkpoint_every",
     ),
     "strength": ("content_weight", "style_weight", "tv_weight", "style_scale"),
     "layers and losses": ("content_loss", "style_loss", "content_layers", "style_layers", "style_layer_weights", "weights", "pooling"),
-    "regions": ("regions", "mask_propagation"),
     "optimiser": ("optimizer", "iterations", "learning_rate", "lr_decay", "lr_decay_steps", "lbfgs_history", "lbfgs_precondition", "average", "seed"),
     "multi-scale": ("multiscale", "min_size", "level_iterations", "keep_detail"),
     "performance": ("precision", "device", "tile"),
