@@ -438,10 +438,9 @@ MODE_DEFAULTS: dict[str, dict[str, Any]] = {
     # ~8 % better at 0.7), and this mode is for seeing the paper's algorithm as it is.
     "reconstruct": {"style_weight": 0.0, "style_layers": (), "init": "noise", "tv_weight": 0.0, "lbfgs_precondition": 0.0},
     # Demo: stylize the built-in pair at the photo's own size (assets/demo_content.jpg is 451×300: no
-    # upscaling), three levels like the default run's (451 // 4 = 112 px first), and a budget of 300
-    # iterations: ~46 s of optimisation on the 2-core reference CPU by its measured per-iteration
-    # costs, within ~5 % of the loss of 500 by the budget curve measured on tubingen
-    # (docs/benchmarks.md, "The demo's budget", which says what is estimate and what is measured).
-    "demo": {"size": 451, "min_size": 112, "iterations": 300},
+    # upscaling), three levels like the default run's (451 // 4 = 112 px first), and 200 iterations:
+    # under a minute of optimisation on the slower of the 2-core hosts (docs/benchmarks.md, "The demo's
+    # budget": the measured curve, 200 / 300 / 400 iterations).
+    "demo": {"size": 451, "min_size": 112, "iterations": 200},
 }
 """Each mode's departures from the field defaults (the user's options override them)."""
