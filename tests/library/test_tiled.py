@@ -174,3 +174,27 @@ def test_tile_setting_is_checked() -> None:
     assert Config(tile=0).tile == 0 and Config().tile is None
     with pytest.raises(ConfigError, match="tile must be at least 0"):
         Config(tile=-1)
+
+
+@pytest.mark.parametrize("tile", [8, 20])
+def test_a_mask_guided_style_term_by_tiles_equals_untiled(tile: int) -> None:
+    """Regions compose with tiles: the guided Gram is a sum over positions as the plain one is."""
+    from painterly.engine.guided import GuidedStyleTerm, RegionTarget
+    from painterly.masks import layer_guides
+
+    enc = VGG19Encoder(random_state(), "caffe", STYLE, "max").double()
+    gen = torch.Generator().manual_seed(3)
+    soft = torch.rand(1, 1, *HW, generator=gen, dtype=torch.float64)
+    weights = torch.cat([soft, 1 - soft])  # two soft regions that sum to 1 per pixel
+    guides = layer_guides(weights, STYLE, "avg")
+    with torch.no_grad():
+        fs = enc(torch.rand(1, 3, 40, 52, generator=gen, dtype=torch.float64))
+    targets = {
+        n: tuple(
+            RegionTarget(label, guides[n][k : k + 1], float(guides[n][k : k + 1].pow(2).sum()), gram_matrix(fs[n]) * (k + 1), 1.0 + k)
+            for k, label in enumerate(("red", "blue"))
+        )
+        for n in STYLE
+    }
+    obj = Objective(enc, [GuidedStyleTerm(targets, dict(zip(STYLE, (0.5, 2.0, 1.0))), 100.0), TVTerm(10.0)])
+    _assert_same(obj, TiledEvaluation(obj, tile), _image())

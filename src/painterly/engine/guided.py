@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from typing import Mapping
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -20,10 +20,14 @@ from ..config import Config
 from ..encoder import VGG19Encoder
 from ..errors import PainterlyWarning
 from ..imageio import fit_size, resize
-from ..losses import gram_matrix, guided_gram, style_loss
+from ..layers import layer
+from ..losses import gram_matrix, gram_sum, guided_gram, style_loss
 from ..masks import MIN_REGION_AREA, layer_guides, resize_weights
 from .inputs import Inputs
 from .pyramid import HW, MIN_SIDE
+
+if TYPE_CHECKING:
+    from .tiled import Window
 
 
 @dataclass(frozen=True)
@@ -62,6 +66,27 @@ class GuidedStyleTerm:
                 continue
             f = features[n]
             part = sum(r.weight * style_loss(guided_gram(f, r.guide, r.area), r.gram) for r in regions)
+            loss = loss + self.layer_weights[n] * part
+        return loss * self.weight
+
+    # --- by tiles (engine/tiled.py): the guided Gram is a sum over positions too ------------------------
+    def partials(self, image: Tensor, features: Mapping[str, Tensor], window: "Window") -> dict[str, Tensor]:
+        """Per layer and region: Σ_p g_p² F_p F_pᵀ over the tile's own positions (unnormalised)."""
+        out = {}
+        for n, regions in self.targets.items():
+            stride = layer(n).stride
+            f = window.own(features[n], stride)
+            for k, r in enumerate(regions):
+                out[f"{n}/{k}"] = gram_sum(f * window.whole(r.guide, stride).to(f.dtype))
+        return out
+
+    def from_partials(self, stats: Mapping[str, Tensor], shape: Sequence[int]) -> Tensor:
+        loss = 0.0
+        for n, regions in self.targets.items():
+            part = 0.0
+            for k, r in enumerate(regions):
+                g = stats[f"{n}/{k}"]
+                part = part + r.weight * style_loss(g / (g.shape[-1] * r.area), r.gram)
             loss = loss + self.layer_weights[n] * part
         return loss * self.weight
 
