@@ -1,6 +1,6 @@
 """Make the pictures of docs/masks.md (spatial control): real VGG19 weights, small sizes.
 
-    python scripts/make_mask_pictures.py --paintings /work/shared/images --out docs
+    python scripts/make_mask_pictures.py --paintings ../shared/images --out docs
 
 Photos: scikit-image's ``rocket`` and ``coffee`` (pip install scikit-image). Paintings: the public-domain
 starry_night.jpg, the_scream.jpg and shipwreck.jpg. Each picture is photo | mask | result, one JPEG.
@@ -52,7 +52,7 @@ def _report(progress) -> None:  # noqa: ANN001
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--paintings", default="/work/shared/images")
+    ap.add_argument("--paintings", default="../shared/images")
     ap.add_argument("--out", default="docs")
     ap.add_argument("--size", type=int, default=256)
     ap.add_argument("--iterations", type=int, default=80)

@@ -28,7 +28,7 @@ class JobRun(CommandRun):
         self.show_bar = show_bar and sys.stderr.isatty()  # off a terminal, one line a job is enough
 
     def progress_bar(self) -> ProgressBar:
-        return ProgressBar(self.run.total_iterations, quiet=not self.show_bar, start=self.run.iteration, position=1, leave=False)
+        return ProgressBar(self.run.total_iterations, quiet=not self.show_bar, position=1, leave=False)
 
     def _interrupted(self, signum: int) -> int:
         kept = self.save_checkpoint()

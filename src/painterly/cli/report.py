@@ -36,7 +36,7 @@ class ProgressBar:
     """
 
     def __init__(
-        self, total: int, *, quiet: bool = False, stream: IO[str] | None = None, start: int = 0, position: int | None = None, leave: bool = True
+        self, total: int, *, quiet: bool = False, stream: IO[str] | None = None, position: int | None = None, leave: bool = True
     ) -> None:
         self.stream = stream or sys.stderr
         self.quiet = quiet

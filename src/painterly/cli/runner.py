@@ -140,7 +140,7 @@ class CommandRun:
 
     def progress_bar(self) -> ProgressBar:
         """The run's bar (a batch puts its jobs' bars beneath its own)."""
-        return ProgressBar(self.run.total_iterations, quiet=self.quiet, start=self.run.iteration)
+        return ProgressBar(self.run.total_iterations, quiet=self.quiet)
 
     def save_checkpoint(self) -> bool:
         """Write the run's state beside the output; on failure say so and carry on."""
