@@ -17,15 +17,13 @@ Errors are one line on stderr with exit status 2 (bad usage or input) or 1 (fail
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import warnings
-from pathlib import Path
 from typing import Sequence
 
 from .. import __version__
-from ..errors import ConfigError, PainterlyError
+from ..errors import PainterlyError
 
 COMMANDS = ("stylize", "texture", "reconstruct", "video", "demo", "batch", "resume", "serve", "info")
 

@@ -8,7 +8,7 @@ import json
 import os
 import sys
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Sequence
 
 from ..errors import ConfigError, ImageError, PainterlyError
 from .outputs import OutputFiles, OutputOptions

@@ -24,7 +24,7 @@ from PIL import Image
 
 from .. import __version__
 from ..config import Config
-from ..errors import ConfigError, PainterlyError
+from ..errors import PainterlyError
 from ..files import make_folder
 from .guard import TOKEN_HEADER, Guard, new_token
 from .job import FINAL, Job

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import threading
 import time
 from collections import deque
@@ -19,7 +18,7 @@ from typing import Any
 from PIL import Image
 
 from ..errors import PainterlyError
-from ..files import PRIVATE_FILE, remove_quietly
+from ..files import remove_quietly
 from .job import CANCELLED, DONE, FAILED, INTERRUPTED, JOB_ID, QUEUED, RUNNING, Job
 from .job import encode_jpeg, encode_tensor_jpeg, finite, record, snapshot
 from .records import DEFAULT_KEEP, INTERRUPTED_MESSAGE, PREVIEW_FILE, RecordStore
@@ -262,7 +261,6 @@ class JobManager:
         if result is not None:
             try:
                 save_image(result, job.result_path, metadata={"painterly": json.dumps(job.options, sort_keys=True)})
-                os.chmod(job.result_path, PRIVATE_FILE)  # save_image keeps the umask's bits; the folder is 0700 anyway
                 jpeg = encode_tensor_jpeg(result)
                 with self._lock:
                     job.has_result = True
