@@ -31,15 +31,26 @@ from torch import Tensor
 Objective = Callable[[Tensor], tuple["Tensor | float", Tensor, Any]]
 
 
-def _read(*values: Tensor | float) -> list[float]:
-    """Python floats of ``values`` (0-d tensors or numbers) with ONE device→host transfer: the only
-    place where the optimiser waits for the device (tests count the calls)."""
-    tensors = [v for v in values if isinstance(v, Tensor)]
-    got = iter(())
+def _read(*values: Tensor | float) -> list[Any]:
+    """Python numbers of ``values`` with ONE device→host transfer: the only place where the optimiser
+    waits for the device (tests count the calls). A 0-d tensor becomes a float, a 1-d tensor a tuple
+    of floats, a number stays itself."""
+    tensors = [v.detach().reshape(-1) for v in values if isinstance(v, Tensor)]
+    got: list[float] = []
     if tensors:
         wide = torch.float32 if tensors[0].device.type == "mps" else torch.float64
-        got = iter(torch.stack([v.detach().reshape(()).to(wide) for v in tensors]).tolist())
-    return [next(got) if isinstance(v, Tensor) else float(v) for v in values]
+        got = torch.cat([t.to(wide) for t in tensors]).tolist()
+    out, at = [], 0
+    for v in values:
+        if not isinstance(v, Tensor):
+            out.append(float(v))
+        elif v.dim() == 0:
+            out.append(got[at])
+            at += 1
+        else:
+            out.append(tuple(got[at : at + v.numel()]))
+            at += v.numel()
+    return out
 
 
 class LBFGS:
@@ -63,6 +74,9 @@ class LBFGS:
         precondition: a symmetric positive-definite operator ``P`` on flat vectors: the recursion
             starts from ``H₀ = γ·P`` instead of ``γ·I`` (painterly passes
             :func:`painterly.precondition.pyramid_preconditioner`). ``None``: plain L-BFGS.
+        read_aux: the objective's aux is a 1-d tensor (painterly's: the loss terms and the point's
+            checksum), read to the host in the same transfer as the line search's numbers and handed
+            back as a tuple of floats, so that the caller needs no read of its own.
     """
 
     def __init__(
@@ -75,7 +89,9 @@ class LBFGS:
         bounds: tuple[float, float] | None = None,
         first_step: float = 0.05,
         precondition: Callable[[Tensor], Tensor] | None = None,
+        read_aux: bool = False,
     ):
+        self.read_aux = read_aux
         self.bounds = bounds
         self.precondition = precondition
         self.first_step = first_step
@@ -195,6 +211,14 @@ class LBFGS:
         f, g, aux = fn(point)
         return f, g.reshape(-1), aux
 
+    def _read_with_aux(self, aux: Any, *values: Tensor | float) -> tuple[Any, Any]:
+        """``_read(*values)``, and with ``read_aux`` the aux in the same transfer: (numbers, aux)."""
+        if not self.read_aux:
+            got = _read(*values)
+            return (got[0] if len(values) == 1 else got), aux
+        *got, aux = _read(*values, aux.reshape(-1))
+        return (got[0] if len(values) == 1 else got), aux
+
     def _push(self, s: Tensor, y: Tensor) -> None:
         """Remember (s, y) if its curvature is positive, all on the device (no reads)."""
         m, h, u = self.history, self._head.view(1), min(self._used + 1, self.history)
@@ -265,8 +289,8 @@ class LBFGS:
             if bounds is not None:
                 with torch.no_grad():
                     flat.clamp_(*bounds)
-            f, self.g, self.aux = self._evaluate(fn, x.detach())
-            (self.f,) = _read(f)
+            f, self.g, aux = self._evaluate(fn, x.detach())
+            self.f, self.aux = self._read_with_aux(aux, f)
         f0, g0 = self.f, self.g
         # With bounds, the variables pinned at a bound by their gradient take no part this iteration.
         free = None if bounds is None else ~_leaving_box(flat, g0.neg(), bounds)
@@ -293,7 +317,7 @@ class LBFGS:
             f, g, aux = self._evaluate(fn, point.view_as(x))
             # With bounds the projected path moves only the variables strictly inside the box.
             slope = g.dot(d) if bounds is None else g.dot(d * ((point > bounds[0]) & (point < bounds[1])))
-            f, slope, *rest = _read(f, slope, *extra)
+            (f, slope, *rest), aux = self._read_with_aux(aux, f, slope, *extra)
             return f, g, slope, aux, rest
 
         # The first trial is evaluated before the host knows t or g·d: both come with its one read.

@@ -53,6 +53,35 @@ def test_loss_decreases(optimizer, lr, images, tiny_config, tiny_transfer):
     assert 0.0 <= result.min().item() and result.max().item() <= 1.0
 
 
+@pytest.mark.parametrize("optimizer, lr", [("lbfgs", None), ("adam", None), ("sgd", TINY_SGD_LR)])
+def test_an_iteration_reads_the_device_once_per_evaluation(optimizer, lr, monkeypatch, images, tiny_config, tiny_transfer):
+    """The GPU issue's rule: progress costs no device→host read of its own. Every tensor→Python
+    conversion is counted by wrapping it on torch.Tensor; after a level's first iteration (which
+    evaluates the start and builds the targets), a step converts exactly once per evaluation."""
+    cfg = tiny_config(optimizer=optimizer, learning_rate=lr, iterations=8, multiscale=False)
+    run = tiny_transfer(cfg).start(images.content_t, [images.style_t])
+    assert run.step() is not None
+    # torch.optim keeps Adam's/SGD's step counter as a host tensor on every device (not capturable):
+    # reading it is no device transfer.
+    torch_optimizer = getattr(run.work.optimizer, "torch_optimizer", None)
+    host_counters = [st["step"] for st in torch_optimizer.state.values() if "step" in st] if torch_optimizer else []
+    conversions = {"n": 0}
+    for name in ("tolist", "item", "__float__", "__int__", "__bool__", "__index__"):
+        original = getattr(torch.Tensor, name)
+
+        def counted(self, *args, _original=original, **kwargs):
+            if not any(self is step for step in host_counters):
+                conversions["n"] += 1
+            return _original(self, *args, **kwargs)
+
+        monkeypatch.setattr(torch.Tensor, name, counted)
+    steps = 0
+    while (before := (conversions["n"], run.evaluations)) and run.step() is not None:
+        steps += 1
+        assert conversions["n"] - before[0] == run.evaluations - before[1], (steps, conversions, run.evaluations)
+    assert steps == 7
+
+
 def test_lbfgs_gets_a_preconditioner_for_each_level_unless_turned_off(images, tiny_config, tiny_transfer):
     cfg = tiny_config(multiscale=True, size=64, min_size=32, level_iterations=(1, 1))
     run = tiny_transfer(cfg).start(images.content_t, [images.style_t])

@@ -723,3 +723,31 @@ def test_on_cuda_the_run_matches_the_cpu_run():
         state = opt.state_dict()
         assert state["s"].device.type == device and opt.pairs == 4
     assert paths["cuda"] == pytest.approx(paths["cpu"], rel=1e-9)
+
+
+def test_read_aux_comes_back_as_floats_from_the_same_read(monkeypatch):
+    """With read_aux the objective's 1-d aux is read with the line search's numbers (no read of its
+    own) and handed back as a tuple of floats equal to the tensor at the accepted point."""
+    reads = {"n": 0}
+    real_read = lbfgs_module._read
+
+    def read(*values):
+        reads["n"] += 1
+        return real_read(*values)
+
+    monkeypatch.setattr(lbfgs_module, "_read", read)
+    calls = {"n": 0}
+
+    def fn(point):
+        calls["n"] += 1
+        x = point.detach().clone().requires_grad_(True)
+        loss = (x - 0.25).pow(2).sum() + x.prod()
+        (grad,) = torch.autograd.grad(loss, x)
+        return loss.detach(), grad, torch.stack([loss.detach(), point.sum()])
+
+    x = torch.tensor([0.9, -0.4, 0.3], dtype=torch.float64)
+    opt = LBFGS(history=3, read_aux=True)
+    for _ in range(4):
+        loss, aux = opt.step(x, fn)
+        assert isinstance(aux, tuple) and aux == (loss, x.sum().item())
+    assert reads["n"] == calls["n"]

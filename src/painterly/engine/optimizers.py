@@ -38,10 +38,22 @@ def lbfgs_history_for(requested: int, shape: Sequence[int], free: int | None = N
     return lbfgs_history_for_memory(requested, tuple(shape), free, MIN_LBFGS_HISTORY)
 
 
+# What a step reports: the terms' values (:attr:`LossTerms.values`) followed by the image's sum (a
+# checksum: NaN/Inf anywhere in the image makes it non-finite). Either still on the device (a 1-d
+# tensor: the run reads it, one transfer) or already read by the optimiser with its own transfer (a
+# tuple of floats), so that an iteration costs at most one device→host read.
+Report = "Tensor | tuple[float, ...] | None"
+
+
+def report(terms: LossTerms, image: Tensor) -> Tensor:
+    """The step's report on the device: ``[*terms.values, image.sum()]``."""
+    return torch.cat([terms.values.reshape(-1), image.detach().sum().reshape(1).to(terms.values.dtype)])
+
+
 class Optimizer(Protocol):
-    def step(self, x: Tensor, evaluate: Evaluate, iteration: int) -> Tensor | None:
-        """One iteration: update ``x`` in place (kept in [0, 1]); return the terms' values
-        (:attr:`LossTerms.values`) at the new point, or ``None`` when none is known (L-BFGS just reset)."""
+    def step(self, x: Tensor, evaluate: Evaluate, iteration: int) -> Report:
+        """One iteration: update ``x`` in place (kept in [0, 1]); return its :data:`Report`, or
+        ``None`` when none is known (L-BFGS just reset)."""
         ...
 
     def state_dict(self) -> dict[str, Any]:
@@ -75,14 +87,15 @@ class LBFGSOptimizer:
             lr=lr,
             bounds=(0.0, 1.0),
             precondition=pyramid_preconditioner(tuple(shape), config.lbfgs_precondition),
+            read_aux=True,
         )
 
-    def step(self, x: Tensor, evaluate: Evaluate, iteration: int) -> Tensor | None:
+    def step(self, x: Tensor, evaluate: Evaluate, iteration: int) -> Report:
         def fn(point: Tensor) -> tuple[Tensor, Tensor, Tensor]:
             terms, grad = evaluate(point)
-            # The loss stays on the device (L-BFGS reads it with what its line search decides on, in one
-            # transfer); the values ride along as its "aux": a plain tensor, so checkpoints load with weights_only.
-            return terms.total, grad, terms.values
+            # The report rides along as L-BFGS's "aux", read in the same transfer as the line search's
+            # numbers; the point accepted is the image after the step, so its sum is the image's.
+            return terms.total, grad, report(terms, point)
 
         _, values = self.lbfgs.step(x, fn)
         return values
@@ -108,7 +121,7 @@ class FirstOrderOptimizer:
         make = torch.optim.Adam if config.optimizer == "adam" else torch.optim.SGD
         self.torch_optimizer = make([x], lr=lr)
 
-    def step(self, x: Tensor, evaluate: Evaluate, iteration: int) -> Tensor:
+    def step(self, x: Tensor, evaluate: Evaluate, iteration: int) -> Report:
         cfg = self.config
         if cfg.optimizer == "sgd":
             # lr · decay^(step / decay_steps), continuous. Times the pixel count: every loss here is a
@@ -125,7 +138,7 @@ class FirstOrderOptimizer:
             # Projected step: first-order methods would otherwise push pixels far outside the
             # displayable range chasing the style (L-BFGS projects inside its own line search).
             x.clamp_(0, 1)
-        return terms.values
+        return report(terms, x)
 
     def state_dict(self) -> dict[str, Any]:
         # torch optimisers update their state (Adam's moments, its step count) in place: copy it, or a

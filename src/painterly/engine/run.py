@@ -262,15 +262,19 @@ class Run:
         total, grad, values = self.work.evaluation(x)
         return LossTerms(self.work.objective.names, values), grad
 
-    def _read(self, values: Tensor | None) -> tuple[dict[str, float], float]:
-        """The loss terms and the image's sum (NaN/Inf anywhere makes it non-finite), in one
-        device→host transfer per iteration."""
+    def _read(self, values: Tensor | tuple[float, ...] | None) -> tuple[dict[str, float], float]:
+        """The loss terms and the image's sum from the optimiser's report (engine/optimizers.py):
+        read here in one device→host transfer unless the optimiser has read it already."""
         names = self.work.objective.names
-        image_sum = self.work.x.detach().sum().reshape(1)
         if values is None:
-            read = [math.nan] * len(names) + image_sum.tolist()
+            values = self.work.x.detach().sum().reshape(1).tolist()
+            read = [math.nan] * len(names) + values
+        elif isinstance(values, Tensor):
+            read = values.double().tolist()
         else:
-            read = torch.cat([values.reshape(-1).to(image_sum.dtype), image_sum]).tolist()
+            read = list(values)
+        if len(read) == len(names):  # a checkpoint of an older version: the values without the sum
+            read += self.work.x.detach().sum().reshape(1).tolist()
         return dict(zip(names, read[:-1])), read[-1]
 
     def _recover_if_needed(self, losses: Mapping[str, float], image_sum: float) -> bool:
