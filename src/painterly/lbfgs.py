@@ -7,7 +7,7 @@ and gradient at the current point are kept between calls, the whole state is a p
 checkpoints, and the history can be reset when the run recovers from a NaN.
 
 Algorithms: the two-loop recursion and the line search (bracketing + zoom with safeguarded cubic
-interpolation) of Nocedal & Wright, *Numerical Optimization*, algorithms 7.4, 3.5 and 3.6.
+interpolation) of Nocedal & Wright, *Numerical Optimization*, algorithms 7.4 (here) and 3.5, 3.6 (:mod:`painterly.linesearch`).
 
 On a GPU the cost of an iteration is kernel launches and waits for the device, not arithmetic, so:
 
@@ -20,11 +20,12 @@ On a GPU the cost of an iteration is kernel launches and waits for the device, n
 
 from __future__ import annotations
 
-import math
 from typing import Any, Callable
 
 import torch
 from torch import Tensor
+
+from .linesearch import strong_wolfe
 
 # f_and_g(point) -> (loss, flat gradient, aux): loss a 0-d tensor (or a Python float), aux anything
 # the caller wants back for the accepted point (painterly passes the per-term losses).
@@ -329,7 +330,7 @@ class LBFGS:
             self.n_iter += 1
             return f0, self.aux
 
-        t, f_new, g_new, aux = self._line_search(phi, (t, f1, g1, slope1, aux1), f0, g0, gtd0)
+        t, f_new, g_new, aux = strong_wolfe(phi, (t, f1, g1, slope1, aux1), (f0, g0, gtd0, self.aux), self.c1, self.c2, self.max_evals)
         self.n_iter += 1
         if t == 0.0:
             self._count.zero_()
@@ -355,83 +356,7 @@ class LBFGS:
             return self.first_step * width / gf.abs().max().to(wide).clamp_min(1e-30) * self.lr
         return (1.0 / gf.abs().sum().to(wide).clamp_min(1e-30)).clamp_max(1.0) * self.lr
 
-    # ----------------------------------------------------------------------------------------
-    def _line_search(self, phi, first, f0: float, g0: Tensor, gtd0: float):
-        """Strong-Wolfe line search from its first trial ``first = (t, f, g, g·d, aux)``, already
-        evaluated. Returns (t, f, g, aux) of the accepted point, or t = 0 if none."""
-        c1, c2 = self.c1, self.c2
-        prev = (0.0, f0, g0, gtd0, self.aux)
-        cur, evals = first, 1
-        while True:
-            t, f_t, g_t, gtd_t, aux_t = cur
-            # `not (a <= b)` is true for NaN too: a step into NaN/Inf counts as too long.
-            if not (f_t <= f0 + c1 * t * gtd0) or (evals > 1 and f_t >= prev[1]):
-                return self._zoom(phi, prev, cur, f0, gtd0, evals)
-            if abs(gtd_t) <= -c2 * gtd0:
-                return t, f_t, g_t, aux_t
-            if gtd_t >= 0:
-                return self._zoom(phi, cur, prev, f0, gtd0, evals)
-            # Still descending steeply: extrapolate to a longer step.
-            t_next = _cubic_min(prev[0], prev[1], prev[3], t, f_t, gtd_t, t + 0.01 * (t - prev[0]), t * 10)
-            prev = cur
-            if evals >= self.max_evals:
-                break
-            cur = (t_next, *phi(t_next)[:4])
-            evals += 1
-        # Out of evaluations while still descending: take the best point found.
-        t_prev, f_prev, g_prev, _, aux_prev = prev
-        return (t_prev, f_prev, g_prev, aux_prev) if t_prev > 0 else (0.0, f0, g0, self.aux)
-
-    def _zoom(self, phi, lo, hi, f0: float, gtd0: float, evals: int):
-        c1, c2 = self.c1, self.c2
-        while evals < self.max_evals:
-            t_lo, f_lo, _, gtd_lo, _ = lo
-            t_hi, f_hi, _, gtd_hi, _ = hi
-            a, b = min(t_lo, t_hi), max(t_lo, t_hi)
-            if b - a < 1e-12 * max(1.0, b):
-                break
-            # Stay away from the ends of the bracket so that it keeps shrinking.
-            margin = 0.1 * (b - a)
-            # (_cubic_min falls back to the midpoint when f_hi is NaN/Inf.)
-            t = _cubic_min(t_lo, f_lo, gtd_lo, t_hi, f_hi, gtd_hi, a + margin, b - margin)
-            f_t, g_t, gtd_t, aux_t, _ = phi(t)
-            evals += 1
-            point = (t, f_t, g_t, gtd_t, aux_t)
-            if not (f_t <= f0 + c1 * t * gtd0) or f_t >= f_lo:
-                hi = point
-            else:
-                if abs(gtd_t) <= -c2 * gtd0:
-                    return t, f_t, g_t, aux_t
-                if gtd_t * (t_hi - t_lo) >= 0:
-                    hi = lo
-                lo = point
-        t_lo, f_lo, g_lo, _, aux_lo = lo
-        if t_lo == 0.0:
-            return 0.0, f0, g_lo, aux_lo
-        return t_lo, f_lo, g_lo, aux_lo
-
 
 def _leaving_box(flat: Tensor, direction: Tensor, bounds: tuple[float, float]) -> Tensor:
     """Mask of the elements at a bound that ``direction`` would move out of the box."""
     return ((flat <= bounds[0]) & (direction < 0)) | ((flat >= bounds[1]) & (direction > 0))
-
-
-def _cubic_min(x1: float, f1: float, g1: float, x2: float, f2: float, g2: float, lo: float, hi: float) -> float:
-    """Minimiser of the cubic through (x1, f1, g1) and (x2, f2, g2), clamped to [lo, hi]
-    (Nocedal & Wright eq. 3.59); the midpoint when the cubic has no minimum or the numbers misbehave."""
-    if lo > hi:
-        lo, hi = hi, lo
-    try:
-        d1 = g1 + g2 - 3 * (f1 - f2) / (x1 - x2)
-        d2_sq = d1 * d1 - g1 * g2
-        if d2_sq >= 0:
-            d2 = math.sqrt(d2_sq)
-            if x1 <= x2:
-                x = x2 - (x2 - x1) * ((g2 + d2 - d1) / (g2 - g1 + 2 * d2))
-            else:
-                x = x1 - (x1 - x2) * ((g1 + d2 - d1) / (g1 - g2 + 2 * d2))
-            if math.isfinite(x):
-                return min(max(x, lo), hi)
-    except (ZeroDivisionError, OverflowError, ValueError):
-        pass
-    return 0.5 * (lo + hi)

@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from painterly import lbfgs as lbfgs_module
-from painterly.lbfgs import LBFGS, _cubic_min, _leaving_box
+from painterly.lbfgs import LBFGS, _leaving_box
+from painterly.linesearch import cubic_min as _cubic_min
 from painterly.precondition import pyramid_preconditioner
 
 
