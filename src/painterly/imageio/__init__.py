@@ -9,9 +9,10 @@ Everything that touches an image file goes through this package, so every other 
 * an output file is either the complete new image or whatever was there before, never half of one;
 * an image is resized by one rule everywhere (:func:`fit_size` + :func:`resize`).
 
-One idea per module: :mod:`.reading` (opening files safely, the decompression-bomb guard, reduced
-decoding), :mod:`.sniffing` (formats by content), :mod:`.modes` (alpha, CMYK, 16-bit, palette ... to
-RGB), :mod:`.tensors` (PIL <-> tensor and resizing), :mod:`.writing` (output format, atomic saves).
+One idea per module: :mod:`.reading` (opening files and streams safely), :mod:`.decoding` (the
+formats decoded, the decompression-bomb guard, reduced decoding), :mod:`.sniffing` (formats by
+content), :mod:`.modes` (alpha, CMYK, 16-bit, palette ... to RGB), :mod:`.tensors` (PIL <-> tensor
+and resizing), :mod:`.writing` (output format, atomic saves).
 """
 
 from __future__ import annotations
