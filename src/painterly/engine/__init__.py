@@ -38,6 +38,7 @@ from .objective import (
     build_targets,
 )
 from .guided import GuidedStyleTerm, RegionTarget
+from .batched import SharedEvaluation, evaluate_batch, run_together
 from .optimizers import lbfgs_history_for, make_optimizer
 from .pyramid import HW, MIN_SIDE
 from .run import CHECKPOINT_VERSION, MAX_RECOVERIES, LevelWork, Run
@@ -52,6 +53,6 @@ __all__ = [
     "ContentTerm", "GramStyleTerm", "GuidedStyleTerm", "ImageLike", "Inputs", "LevelWork", "LossTerms", "Objective", "Progress",
     "ProgressCallback", "RegionTarget", "Run", "RunState", "StyleTransfer", "TVTerm", "TemporalTerm", "Targets", "Term",
     "TiledEvaluation", "build_encoder", "build_objective", "build_targets", "encode_by_tiles", "lbfgs_history_for",
-    "load_inputs", "make_optimizer",
+    "load_inputs", "make_optimizer", "SharedEvaluation", "evaluate_batch", "run_together",
     "to_tensor",
 ]

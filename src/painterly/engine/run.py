@@ -81,6 +81,9 @@ class Run:
         self._evaluations = state.evaluations
         self.work: LevelWork | None = None
         self._stop = threading.Event()
+        self.evaluator: Callable[[Objective], Callable[[Tensor], tuple[Tensor, Tensor, Tensor]]] | None = None
+        """How a level's objective is evaluated instead of by itself: set by :func:`.batched.run_together`
+        (one encoder pass shared with other runs); ``None``: alone (a CUDA graph on CUDA)."""
         self._rate = 0.0
         self._t0 = time.perf_counter()
 
@@ -247,6 +250,10 @@ class Run:
             # Exact, and the encoder's memory is one tile's (engine/tiled.py); not a CUDA graph.
             evaluation = TiledEvaluation(objective, tile)
             note = "evaluated by tiles" if self.device.type == "cuda" else None
+        elif self.evaluator is not None:
+            # One encoder pass with other runs' images (engine/batched.py); not a CUDA graph of its own.
+            evaluation = self.evaluator(objective)
+            note = "evaluated in a batch with other runs" if self.device.type == "cuda" else None
         elif self.device.type == "cuda":
             # One graph launch per evaluation instead of hundreds of kernel launches (docs/benchmarks.md, GPU).
             from ..graphs import capture
