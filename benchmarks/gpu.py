@@ -179,6 +179,30 @@ def painterly_run(content: str, style: str, size: int, iterations: int, device: 
     return {"wall": time.perf_counter() - t0, "marks": marks, "peak": peak_gib(device), "stopped": stopped}
 
 
+def batch_run(content: str, style: str, size: int, batch: int, iterations: int, skip: int, device: torch.device, options: dict) -> dict:
+    """``batch`` runs (seeds 0..batch-1) of ``iterations`` single-scale iterations evaluated together
+    (``painterly.engine.run_together``): image-iterations per second after the first ``skip`` rounds."""
+    from painterly import Config
+    from painterly.engine import StyleTransfer, load_inputs, run_together
+
+    base = Config(size=size, iterations=iterations, multiscale=False, device=str(device), seed=0, **options)
+    first = StyleTransfer(base)
+    inputs = load_inputs(base, content, [style])
+    runs = [StyleTransfer(base.replace(seed=k), encoder=first.encoder).start(inputs) for k in range(batch)]
+    reset_peak(device)
+    done, t_skip = 0, None
+    t0 = time.perf_counter()
+    for _, p in run_together(runs):
+        done += 1
+        if done == skip * batch:
+            sync(device)
+            t_skip = time.perf_counter()
+    sync(device)
+    wall = time.perf_counter() - (t_skip or t0)
+    counted = done - (skip * batch if t_skip else 0)
+    return {"rate": counted / wall, "wall": time.perf_counter() - t0, "evaluations": sum(r.evaluations for r in runs), "peak": peak_gib(device)}
+
+
 def per_iteration(run: dict, skip: int) -> tuple[float, float]:
     """(ms per iteration, evaluations per iteration) over the marks after the first ``skip``."""
     marks = run["marks"]
@@ -355,7 +379,29 @@ def measure(args: argparse.Namespace) -> str:
         lines.append(f"| {size} | {run['wall']:.2f}{note} | {el:.2f} | {it} | {ev} | {el * 1000 / it:.2f} | {fmt(run['peak'], '.2f')} |")
         print(lines[-1], flush=True)
 
-    lines += ["", "**Batch throughput**: batch: not implemented yet (painterly has no batch API)", ""]
+    lines += [
+        "",
+        f"**Batch throughput** at {args.batch_size} px: B runs (seeds 0..B−1, {args.probe_iterations} single-scale iterations each) "
+        "evaluated together, one encoder pass per round (`painterly.engine.run_together`); image-iterations per second after "
+        f"the first {args.probe_skip} rounds",
+        "",
+        "| batch | image-iterations/s | × batch 1 | evaluations | wall (s) | peak GiB |",
+        "|---|---|---|---|---|---|",
+    ]
+    base_rate = None
+    for batch in [int(v) for v in args.batches.split(",")]:
+        if clock.over():
+            lines.append(f"| {batch} | skipped (budget: {clock.spent:.0f} s spent) | | | | |")
+            continue
+        got, err = attempt(lambda: batch_run(args.content, args.style, args.batch_size, batch, args.probe_iterations, args.probe_skip, device, options), device)
+        if got is None:
+            lines.append(f"| {batch} | {err} | | | | |")
+            continue
+        base_rate = base_rate or (got["rate"] if batch == 1 else None)
+        ratio = f"{got['rate'] / base_rate:.2f}" if base_rate else "–"
+        lines.append(f"| {batch} | {got['rate']:.1f} | {ratio} | {got['evaluations']} | {got['wall']:.2f} | {fmt(got['peak'], '.2f')} |")
+        print(lines[-1], flush=True)
+    lines.append("")
     lines.append(f"Total time of this report: {clock.spent:.0f} s (budget {args.budget_s:.0f} s).")
     return "\n".join(lines) + "\n"
 
@@ -384,6 +430,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--iterations", type=int, default=500, help="iterations of the default runs and the naive loop")
     p.add_argument("--probe-iterations", type=int, default=30, help="iterations of the per-iteration runs")
     p.add_argument("--probe-skip", type=int, default=5, help="iterations left out of the per-iteration rates")
+    p.add_argument("--batches", default="1,4,16", help="batch sizes of the throughput table")
+    p.add_argument("--batch-size", type=int, default=512, help="longest side of the throughput table's images")
     p.add_argument("--budget-s", type=float, default=420.0, help="skip what is left after this many seconds")
     p.add_argument("--weights", default="caffe", help="caffe, torchvision or a weights file")
     p.add_argument("--write-docs", action="store_true", help="put the report into docs/benchmarks.md")
