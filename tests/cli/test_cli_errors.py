@@ -516,3 +516,24 @@ def test_sigterm_before_the_run_starts(capsys, monkeypatch: pytest.MonkeyPatch, 
     assert rc == 143 and err.strip() == "painterly: terminated"
     assert snapshot(tmp_path) == before
     assert signal.getsignal(signal.SIGTERM) is old  # main put the test process's handler back
+
+
+def test_a_log_being_written_by_another_run_is_refused(tmp_path, inputs, work, tiny_weights_file):  # noqa: ANN001
+    """Issue 12 (item 10): two runs given the same --log. The other run is this test, holding the
+    file's lock as a running painterly does; the real command stops with one line, writes nothing,
+    and the other run's lines stay as they were."""
+    fcntl = pytest.importorskip("fcntl")
+    log = work / "shared.jsonl"
+    log.write_text('{"iteration": 1}\n')
+    with open(log, "a") as held:
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        before = snapshot(work)
+        done = run_painterly(
+            ["stylize", str(inputs / "content.png"), str(inputs / "style.png"), "-o", "result.png", *fast_args(tiny_weights_file), "--log", str(log)],
+            cwd=work,
+        )
+        assert snapshot(work) == before, "something was written"
+    line = one_line_error(done.stderr)
+    assert done.returncode == 2, done.stderr
+    assert "--log" in line and "another painterly run" in line, line
+    assert log.read_text() == '{"iteration": 1}\n'

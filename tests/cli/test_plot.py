@@ -4,6 +4,7 @@ plot starts from the log)."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from conftest import pixel_cost_run
 from painterly.cli.plot import COLORS, LEVEL, PLOT_SIZE, LossHistory, draw_plot
@@ -34,3 +35,22 @@ def test_an_empty_or_missing_log_is_an_empty_history(tmp_path) -> None:
     assert len(LossHistory.from_log(tmp_path / "none.jsonl")) == 0
     image = draw_plot(LossHistory())  # axes only, no crash
     assert image.size == PLOT_SIZE
+
+
+def test_a_log_in_use_by_another_run_is_refused_and_left_alone(tmp_path):
+    """Two runs given the same --log: the second stops with one line naming the field, and the first
+    run's lines are neither emptied nor interleaved."""
+    from painterly.errors import ConfigError
+
+    path = tmp_path / "run.jsonl"
+    first = LossLog(path)
+    first.file.write('{"iteration": 1}\n')
+    first.file.flush()
+    with pytest.raises(ConfigError, match="log .* is being written by another painterly run"):
+        LossLog(path)
+    with pytest.raises(ConfigError, match="another painterly run"):
+        LossLog(path, resume_at=0)
+    assert path.read_text() == '{"iteration": 1}\n'
+    first.close()
+    LossLog(path).close()  # free again once the first run has closed it
+    assert path.read_text() == ""

@@ -97,13 +97,33 @@ class LossLog:
             return
         from .runner import trim_log
 
+        # Opened without truncating and locked first: a second run given the same --log stops here
+        # with one line instead of interleaving its lines with (or emptying) the first run's.
+        self.file = self._open_locked(Path(path))
         if resume_at is not None:
-            trim_log(Path(path), resume_at)
+            trim_log(Path(path), resume_at)  # an atomic replace: lock the new file, let the old one go
+            old, self.file = self.file, self._open_locked(Path(path))
+            old.close()
+        else:
+            self.file.truncate(0)
+
+    @staticmethod
+    def _open_locked(path: Path) -> IO[str]:
         try:
-            Path(path).parent.mkdir(parents=True, exist_ok=True)
-            self.file = open(path, "a" if resume_at is not None else "w", encoding="utf-8")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            file = open(path, "a", encoding="utf-8")
         except OSError as exc:
             raise ConfigError(f"`log` {path}: cannot write: {exc.strerror or exc}") from None
+        try:
+            import fcntl
+        except ImportError:  # Windows: no advisory locks; the log is not guarded there
+            return file
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            file.close()
+            raise ConfigError(f"`log` {path} is being written by another painterly run: give this run its own") from None
+        return file
 
     def write(self, p: Progress) -> None:
         if self.file is None:
