@@ -255,3 +255,23 @@ def test_output_options_validation(field, value):
 def test_output_options_defaults():
     out = OutputOptions()
     assert out.save_every == 0 and out.checkpoint_every == 0 and out.log is None
+
+
+@pytest.mark.parametrize(
+    "options, field",
+    [
+        (dict(multiscale=False, level_iterations=(3, 4)), "level_iterations"),
+        (dict(min_size=512, size=256), "min_size"),
+        (dict(optimizer="adam", lbfgs_history=5), "lbfgs_history"),
+        (dict(optimizer="lbfgs", lr_decay=0.5), "lr_decay"),
+    ],
+)
+def test_options_without_effect_are_noted_not_silent(options, field):
+    """Issue 12 (item 10): contradictory options keep their defined meaning but are reported, naming
+    the field; a consistent config gets no note."""
+    from painterly.engine.inputs import ineffective_options
+
+    notes = ineffective_options(Config(**options))
+    assert len(notes) == 1 and f"`{field}`" in notes[0], notes
+    assert ineffective_options(Config()) == []
+    assert ineffective_options(Config(optimizer="adam", size=64, level_iterations=(2, 2))) == []

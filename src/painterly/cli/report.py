@@ -101,9 +101,12 @@ class LossLog:
         # with one line instead of interleaving its lines with (or emptying) the first run's.
         self.file = self._open_locked(Path(path))
         if resume_at is not None:
-            trim_log(Path(path), resume_at)  # an atomic replace: lock the new file, let the old one go
-            old, self.file = self.file, self._open_locked(Path(path))
-            old.close()
+            trim_log(Path(path), resume_at)
+            if os.stat(path).st_ino != os.fstat(self.file.fileno()).st_ino:
+                # Trimmed by an atomic replace: lock the new file, let the old one go.
+                old, self.file = self.file, None
+                old.close()
+                self.file = self._open_locked(Path(path))
         else:
             self.file.truncate(0)
 

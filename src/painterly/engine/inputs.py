@@ -18,7 +18,7 @@ import torch
 from torch import Tensor
 
 from .. import color
-from ..config import Config
+from ..config import MODE_DEFAULTS, Config
 from ..errors import ConfigError, PainterlyWarning
 from ..masks import Region
 
@@ -126,6 +126,9 @@ def load_inputs(
     """
     styles = list(styles)
     _check_combination(config, content is not None, len(styles), init is not None)
+    if warn:
+        for note in ineffective_options(config):
+            warnings.warn(note, PainterlyWarning, stacklevel=2)
     content_t = None
     if content is not None:
         name = str(content) if isinstance(content, (str, os.PathLike)) else "content image"
@@ -195,3 +198,22 @@ def _checked(name: str, image: Tensor) -> Tensor:
     if not image.is_floating_point():
         raise ConfigError(f"{name} must be a float tensor in [0, 1]; got {image.dtype}")
     return image.detach().to("cpu", torch.float32)
+
+
+def ineffective_options(config: Config) -> list[str]:
+    """Options ``config`` sets that take no effect with its other options, one sentence each (naming
+    the fields): accepted, since each has a defined meaning, but never silently."""
+    defaults = {f.name: f.default for f in dataclasses.fields(Config)}
+    notes = []
+    if config.level_iterations is not None and not config.multiscale and len(config.level_iterations) > 1:
+        notes.append(f"`level_iterations` has no effect without `multiscale`: one level of {sum(config.level_iterations)} iterations")
+    # A mode's own default (texture: 256) above a small --size is not the user's contradiction.
+    mode_min_sizes = {defaults["min_size"], *(m["min_size"] for m in MODE_DEFAULTS.values() if "min_size" in m)}
+    if config.multiscale and config.min_size not in mode_min_sizes and config.min_size > config.size:
+        notes.append(f"`min_size` {config.min_size} is larger than `size` {config.size}: one level")
+    if config.optimizer != "lbfgs" and config.lbfgs_history != defaults["lbfgs_history"]:
+        notes.append(f"`lbfgs_history` has no effect with `optimizer` {config.optimizer}")
+    for name in ("lr_decay", "lr_decay_steps"):
+        if config.optimizer != "sgd" and getattr(config, name) != defaults[name]:
+            notes.append(f"`{name}` has no effect with `optimizer` {config.optimizer} (sgd only)")
+    return notes
