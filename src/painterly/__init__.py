@@ -37,6 +37,7 @@ _EXPORTS = {
     "RunState": "engine",
     "StyleTransfer": "engine",
     "Run": "engine",
+    "run_together": "engine",
     "Progress": "engine",
     "VGG19Encoder": "encoder",
     "load_weights": "weights",
