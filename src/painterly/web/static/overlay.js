@@ -94,7 +94,7 @@ const PainterlyOverlay = (() => {
       }
     }
     const showTiles = !!(rect && tiles && q("show-tiles").checked);
-    grid.hidden = !showTiles;
+    grid.toggleAttribute("hidden", !showTiles);  // an SVG element has no `hidden` property
     if (showTiles) drawTiles(rect, tiles);
   }
 
