@@ -301,8 +301,8 @@ def create_app(
     @app.get("/api/jobs/{job_id}/mask", tags=["jobs"], summary="The region mask sent with the job (PNG)")
     def job_mask(job_id: str) -> FileResponse:
         job = find(job_id)
-        if not job.has_mask:
-            raise HTTPException(404, f"job {job_id} was sent without a mask")
+        if not job.has_mask or not (job.directory / MASK_FILE).is_file():
+            raise HTTPException(404, f"job {job_id} has no mask (it was sent without one)")
         return FileResponse(job.directory / MASK_FILE, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
     @app.get("/api/jobs/{job_id}/result", tags=["jobs"], summary="The result (PNG)")
