@@ -86,7 +86,8 @@ def main() -> int:
 
 def wait(page, expression: str, deadline: float) -> None:
     left_ms = max(1000.0, (deadline - time.monotonic()) * 1000)
-    page.wait_for_function(expression, timeout=left_ms, polling=250)
+    # A function, not a bare expression: the page's CSP forbids eval() of strings.
+    page.wait_for_function(f"() => ({expression})", timeout=left_ms, polling=250)
 
 
 if __name__ == "__main__":
