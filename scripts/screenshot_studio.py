@@ -29,6 +29,7 @@ def main() -> int:
     parser.add_argument("--gallery-iterations", type=int, default=40)
     parser.add_argument("--final-level-iterations", type=int, default=15, help="shoot this many iterations into the last level")
     parser.add_argument("--multiscale", action="store_true", help="coarse to fine (slower to reach the final size on a CPU)")
+    parser.add_argument("--tile", type=int, default=None, help="the server's default `tile` (PX): the preview shows the tile grid")
     parser.add_argument("--chromium", default=shutil.which("chromium") or "/usr/bin/chromium")
     parser.add_argument("--timeout", type=float, default=900.0, help="give up after this many seconds")
     args = parser.parse_args()
@@ -44,7 +45,7 @@ def main() -> int:
     output.parent.mkdir(parents=True, exist_ok=True)
     deadline = time.monotonic() + args.timeout
     with tempfile.TemporaryDirectory(prefix="painterly-studio-") as workdir:
-        app = create_app(Path(workdir))
+        app = create_app(Path(workdir), default_options={} if args.tile is None else {"tile": args.tile})
         with running_server(app) as url, sync_playwright() as pw:
             print(f"studio at {url}", flush=True)
             browser = pw.chromium.launch(executable_path=args.chromium, headless=True, args=list(CHROMIUM_ARGS))
@@ -85,7 +86,8 @@ def main() -> int:
 
 def wait(page, expression: str, deadline: float) -> None:
     left_ms = max(1000.0, (deadline - time.monotonic()) * 1000)
-    page.wait_for_function(expression, timeout=left_ms, polling=250)
+    # A function, not a bare expression: the page's CSP forbids eval() of strings.
+    page.wait_for_function(f"() => ({expression})", timeout=left_ms, polling=250)
 
 
 if __name__ == "__main__":

@@ -198,3 +198,33 @@ def test_a_mask_guided_style_term_by_tiles_equals_untiled(tile: int) -> None:
     }
     obj = Objective(enc, [GuidedStyleTerm(targets, dict(zip(STYLE, (0.5, 2.0, 1.0))), 100.0), TVTerm(10.0)])
     _assert_same(obj, TiledEvaluation(obj, tile), _image())
+
+
+def test_progress_reports_the_tiles_and_the_evaluation_the_tile_in_work(tiny_config, tiny_transfer) -> None:
+    """Progress.tiles partitions each tiled level's image (empty when whole); while an evaluation runs,
+    ``active`` names the tile in work (each tile once per pass), and is None between evaluations."""
+    from painterly.engine import load_inputs
+
+    config = tiny_config(size=48, iterations=2, multiscale=True, min_size=24, tile=16)
+    gen = torch.Generator().manual_seed(3)
+    inputs = load_inputs(config, torch.rand(1, 3, 36, 48, generator=gen), [torch.rand(1, 3, 40, 40, generator=gen)])
+    run = tiny_transfer(config).start(inputs)
+    seen = []
+    for p in run:
+        h, w = p.size
+        if max(h, w) <= 16:
+            assert p.tiles == ()
+            continue
+        covered = torch.zeros(h, w, dtype=torch.int64)
+        for top, left, th, tw in p.tiles:
+            covered[top : top + th, left : left + tw] += 1
+        assert p.tiles and bool((covered == 1).all())
+        seen.append(p.tiles)
+    assert len(seen[-1]) > 1 and seen[-1] == run.work.evaluation.grid((36, 48))
+
+    evaluation = run.work.evaluation
+    features, active = evaluation.objective.features, []
+    evaluation.objective.features = lambda crop: (active.append(evaluation.active), features(crop))[1]
+    evaluation(torch.rand(1, 3, 36, 48, generator=gen))
+    n = len(seen[-1])
+    assert active == list(range(n)) * 2 and evaluation.active is None

@@ -150,4 +150,50 @@ def test_demo_pair_and_a_bad_option_shows_the_servers_message(page):
     page.fill("#size", "100000")  # over the server's limit: the message comes back to the form
     page.click("#start")
     page.wait_for_selector("#form-error:not([hidden])", timeout=10_000)
-    assert "at most 2048" in page.text_content("#form-error")
+    # The server's limit is what fits its memory with tiles (web/capacity.py); the page offers it.
+    top = page.evaluate("() => serverConfig.limits.max_size")
+    assert f"at most {top}" in page.text_content("#form-error")
+    assert page.get_attribute("#size", "max") == str(top)
+    assert f"up to {top}" in page.text_content("#size-limit")
+
+
+@pytest.fixture
+def tiled_studio_url(tmp_path):
+    """A studio whose jobs are evaluated by tiles of 16 px (the server's default `tile`)."""
+    from painterly.web.app import create_app
+
+    state = random_state((64, 128, 32, 32, 32), seed=3)
+    weights = tmp_path / "tiny-vgg.safetensors"
+    save_weights(Weights({k: v for k, v in state.items() if k.startswith(("conv1_", "conv2_"))}, "caffe", "test"), weights)
+    defaults = {"weights": str(weights), "content_layers": "relu2_2", "style_layers": "relu1_1,relu2_1", "tile": 16}
+    with running_server(create_app(tmp_path / "work", default_options=defaults)) as url:
+        yield url
+
+
+def test_a_tiled_job_shows_its_tile_grid_and_the_tile_in_work(page, tiled_studio_url, tmp_path):
+    page.goto(tiled_studio_url)
+    page.set_input_files("#content-input", str(write_png(tmp_path / "photo.png", 64, 48, seed=1)))
+    page.set_input_files("#style-input", str(write_png(tmp_path / "painting.png", 56, 56, seed=2)))
+    page.select_option("#preset", "custom")
+    page.fill("#size", "64")
+    page.fill("#iterations", "5000")
+    page.uncheck("#multiscale")
+    page.click("#start")
+    # 64×48 px by 16 px tiles: 4 × 3, outlined over the preview, the one being evaluated highlighted.
+    page.wait_for_function("() => document.querySelectorAll('#tile-grid rect').length === 12", timeout=30_000)
+    page.wait_for_selector("#tile-grid:not([hidden])")
+    page.wait_for_selector("#tile-grid rect.active", timeout=30_000)
+    assert page.is_visible("#tiles-toggle")
+    rects = page.evaluate("() => [...document.querySelectorAll('#tile-grid rect')].map(r => ['x','y','width','height'].map(k => Number(r.getAttribute(k))))")
+    assert sorted({x for x, _, _, _ in rects}) == [0, 16, 32, 48] and sorted({y for _, y, _, _ in rects}) == [0, 16, 32]
+    assert page.get_attribute("#tile-grid", "viewBox") == "0 0 64 48"
+    # The grid covers the picture the preview shows (letterboxed by object-fit: contain), nothing more.
+    grid = page.locator("#tile-grid").bounding_box()
+    assert abs(grid["width"] / grid["height"] - 64 / 48) < 0.02
+    shown = page.evaluate("() => { const i = document.getElementById('preview'); return [i.naturalWidth, i.naturalHeight]; }")
+    assert shown == [64, 48]
+    page.screenshot(path=str(ARTIFACTS / "studio-tiles.png"), full_page=True)
+    page.uncheck("#show-tiles")
+    page.wait_for_selector("#tile-grid", state="hidden")
+    page.click("#cancel")
+    page.wait_for_function("() => document.getElementById('status').textContent === 'cancelled'", timeout=5_000)

@@ -52,3 +52,42 @@ def test_paint_a_mask_assign_styles_and_complete_a_job(page, studio_url, tmp_pat
     jobs = json.loads(page.request.get(f"{studio_url}/api/jobs").text())["jobs"]
     regions = jobs[0]["options"]["regions"]
     assert regions[0] == "white=photo" and "red=2" in regions and "blue=1" in regions
+
+    # The regions over the result: the job's own saved mask, scaled onto the picture the preview shows.
+    job_id = jobs[0]["id"]
+    assert jobs[0]["urls"]["mask"] == f"/api/jobs/{job_id}/mask"
+    check_regions_overlay(page, screenshot="studio-regions.png")
+
+    # After a reload, the job opened from the gallery shows its regions again (from the server's copy).
+    page.reload()
+    page.locator(f".card[data-id='{job_id}'] .card-image").click()
+    page.wait_for_function("() => document.getElementById('status').textContent === 'done'", timeout=10_000)
+    check_regions_overlay(page)
+
+
+PIXEL_AT = """([fx, fy]) => {
+  const c = document.getElementById('regions-overlay');
+  const x = Math.floor(fx * c.width), y = Math.floor(fy * c.height);
+  return [...c.getContext('2d').getImageData(x, y, 1, 1).data];
+}"""
+
+
+def check_regions_overlay(page, screenshot: str | None = None) -> None:  # noqa: ANN001
+    page.wait_for_selector("#regions-toggle:not([hidden])", timeout=10_000)
+    assert page.is_hidden("#regions-overlay")  # off until asked for
+    page.check("#show-regions")
+    page.wait_for_selector("#regions-overlay:not([hidden])", timeout=10_000)
+    box, preview = page.locator("#regions-overlay").bounding_box(), page.locator("#preview").bounding_box()
+    # Aligned with the picture: the mask's aspect (64×48), centred in the letterboxed preview.
+    assert abs(box["width"] / box["height"] - 64 / 48) < 0.02
+    assert abs((box["x"] + box["width"] / 2) - (preview["x"] + preview["width"] / 2)) < 1.5
+    assert abs((box["y"] + box["height"] / 2) - (preview["y"] + preview["height"] / 2)) < 1.5
+    assert box["width"] <= preview["width"] + 0.5 and box["height"] <= preview["height"] + 0.5
+    red = page.evaluate(PIXEL_AT, [0.18, 0.25])
+    blue = page.evaluate(PIXEL_AT, [0.8, 0.5])
+    assert red[0] > 200 and red[1] < 40 and red[2] < 40 and 60 < red[3] < 200, red  # translucent red
+    assert blue[2] > 200 and blue[0] < 40 and blue[1] < 40 and 60 < blue[3] < 200, blue
+    if screenshot:
+        page.screenshot(path=str(ARTIFACTS / screenshot), full_page=True)
+    page.uncheck("#show-regions")
+    page.wait_for_selector("#regions-overlay", state="hidden")

@@ -52,6 +52,8 @@ class LevelWork:
     evaluation: Callable[[Tensor], tuple[Tensor, Tensor, Tensor]]
     graph_note: str | None = None
     """Why this level's evaluation is not a CUDA graph (``None`` when it is, or off CUDA)."""
+    tiles: tuple[tuple[int, int, int, int], ...] = ()
+    """The level's tiles (:attr:`Progress.tiles`); empty when it is evaluated whole."""
 
 
 class Run:
@@ -190,6 +192,7 @@ class Run:
             work_done=self._work(s.level_index, s.level_iteration),
             work_total=self._work(len(self.levels), 0),
             work_rate=self._work_rate(s, elapsed),
+            tiles=self.work.tiles,
         )
         if s.level_iteration >= self.level.iterations and s.level_index < len(self.levels) - 1:
             # The level's objects stay for inspection until the next step begins the next level.
@@ -259,7 +262,7 @@ class Run:
             from ..graphs import capture
 
             evaluation, note = capture(objective.evaluation, x)
-        return LevelWork(x, targets, objective, optimizer, evaluation, note)
+        return LevelWork(x, targets, objective, optimizer, evaluation, note, evaluation.grid(hw) if tile else ())
 
     def _evaluate(self, x: Tensor) -> tuple[LossTerms, Tensor]:
         # Here, not inside the evaluation: a CUDA graph replays the arithmetic without its Python.

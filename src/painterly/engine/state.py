@@ -150,6 +150,9 @@ class Progress:
     work_done: float = 0.0
     work_total: float = 0.0
     work_rate: float = 0.0
+    tiles: tuple[tuple[int, int, int, int], ...] = ()
+    """The current level's tiles when it is evaluated by tiles (engine/tiled.py): ``(top, left,
+    height, width)`` of each tile's own pixels in the image of ``size``; empty when it is evaluated whole."""
 
     @property
     def loss(self) -> float:

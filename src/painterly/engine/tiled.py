@@ -124,18 +124,32 @@ class TiledEvaluation:
         self.objective = objective
         self.stride, self.halo = geometry(objective.layers)
         self.tile = max(self.stride, tile // self.stride * self.stride)
+        self.active: int | None = None
+        """The index (in :meth:`windows` order) of the tile being evaluated now, ``None`` between
+        evaluations: other threads may read it to show the work in progress (the studio does)."""
 
     def windows(self, hw: HW) -> list[Window]:
         return windows(hw, self.tile, self.stride, self.halo)
 
+    def grid(self, hw: HW) -> tuple[tuple[int, int, int, int], ...]:
+        """The tiles of an image of ``hw`` as ``(top, left, height, width)`` of their own pixels."""
+        return tuple((y0, x0, y1 - y0, x1 - x0) for y0, y1, x0, x1 in (w.own_pixels for w in self.windows(hw)))
+
     def __call__(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        try:
+            return self._evaluate(x)
+        finally:
+            self.active = None
+
+    def _evaluate(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         obj = self.objective
         x = x.detach()
         tiles = self.windows(tuple(x.shape[-2:]))
         # Pass 1: the statistics of the whole image, tile by tile.
         stats: dict[str, dict[str, Tensor]] = {t.name: {} for t in obj.terms}
         with torch.no_grad():
-            for win in tiles:
+            for i, win in enumerate(tiles):
+                self.active = i
                 crop = x[(..., *win.slices())]
                 features = obj.features(crop)
                 for term in obj.terms:
@@ -149,7 +163,8 @@ class TiledEvaluation:
         dstats = dict(zip(map(id, flat), grads))
         # Pass 2: each tile's share of the gradient.
         grad = torch.zeros_like(x)
-        for win in tiles:
+        for i, win in enumerate(tiles):
+            self.active = i
             crop = x[(..., *win.slices())].clone().requires_grad_(True)
             outputs, weights = [], []
             with torch.enable_grad():

@@ -27,11 +27,11 @@ from ..config import Config
 from ..errors import PainterlyError
 from ..files import make_folder
 from .guard import TOKEN_HEADER, Guard, new_token
-from .job import FINAL, Job
+from .job import FINAL, MASK_FILE, Job
 from .limits import BodyLimit
 from .options import Limits, build_config, check_budget, parse_options, public_options
 from .queue import JobManager, QueueFull
-from .records import DEFAULT_KEEP
+from .records import DEFAULT_KEEP, save_mask
 from .worker import EncoderFactory
 from .uploads import UploadRejected, decode_upload, read_limited
 
@@ -90,7 +90,8 @@ def create_app(
         encoder_factory: ``config -> VGG19Encoder``, to supply the network (tests use a tiny one).
         default_options: the server's defaults under every request's options; may set ``weights``
             to a path, which a request never can.
-        limits: the largest size, iteration count and number of style images a job may ask for.
+        limits: the largest size, iteration count and number of style images a job may ask for
+            (default: the size that fits this machine's memory with tiles, :mod:`~painterly.web.capacity`).
         keep: how many finished jobs the gallery keeps (the oldest folders are removed beyond it).
         hosts: host names (or addresses) the server answers to besides 127.0.0.1, localhost and
             [::1]; requests naming any other in their ``Host`` header are refused (421).
@@ -100,9 +101,14 @@ def create_app(
     from . import default_workdir
 
     root = Path(workdir) if workdir is not None else default_workdir()
-    limits = limits or Limits()
     defaults = dict(default_options or {})
-    Config.for_mode("stylize", **defaults)  # a bad server default fails now, not on the first job
+    base_config = Config.for_mode("stylize", **defaults)  # a bad server default fails now, not on the first job
+    size_note = None
+    if limits is None:
+        from .capacity import memory_limits
+
+        limits, capacity = memory_limits(base_config, workers)
+        size_note = capacity.note()
     make_folder(root)
     manager = JobManager(root, queue_size=queue_size, workers=workers, encoder_factory=encoder_factory, keep=keep)
     manager.restore()
@@ -156,6 +162,7 @@ def create_app(
                 "max_upload_bytes": max_upload_bytes,
                 "max_pixels": max_pixels,
                 "max_size": limits.max_size,
+                "max_size_note": size_note,
                 "max_iterations": limits.max_iterations,
                 "max_styles": limits.max_styles,
                 "queue_size": queue_size,
@@ -236,10 +243,11 @@ def create_app(
             raise HTTPException(429, f"the queue is full ({queue_size} jobs waiting); try again when one has finished")
         job_id, directory = manager.new_directory()
         if mask_img is not None:
-            _save_mask(mask_img, directory)
+            save_mask(mask_img, directory)
         job = Job(
             id=job_id,
             directory=directory,
+            has_mask=mask_img is not None,
             options=public_options(config, init_job or None),
             config=config,
             images=images,
@@ -290,6 +298,13 @@ def create_app(
         cache = "private, max-age=3600" if job.status in FINAL else "no-store"
         return Response(data, media_type="image/jpeg", headers={"Cache-Control": cache, "X-Frame": str(frame)})
 
+    @app.get("/api/jobs/{job_id}/mask", tags=["jobs"], summary="The region mask sent with the job (PNG)")
+    def job_mask(job_id: str) -> FileResponse:
+        job = find(job_id)
+        if not job.has_mask or not (job.directory / MASK_FILE).is_file():
+            raise HTTPException(404, f"job {job_id} has no mask (it was sent without one)")
+        return FileResponse(job.directory / MASK_FILE, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
+
     @app.get("/api/jobs/{job_id}/result", tags=["jobs"], summary="The result (PNG)")
     def job_result(job_id: str, download: bool = Query(False, description="as an attachment")) -> FileResponse:
         job = find(job_id)
@@ -328,17 +343,6 @@ def _add_error_handlers(app: FastAPI) -> None:
         return JSONResponse(body, status_code=400)
 
 
-def _save_mask(mask: Image.Image, directory: Path) -> None:
-    """The job's mask, kept with it as ``mask.png`` (atomically, like every file of a job)."""
-    import io
-
-    from ..files import write_bytes
-
-    buffer = io.BytesIO()
-    mask.convert("RGB").save(buffer, format="PNG")
-    write_bytes(directory / "mask.png", buffer.getvalue())
-
-
 def _client_name(upload: UploadFile) -> str:
     """The file name the browser sent, for display only (never used as a path)."""
     return os.path.basename(upload.filename or "")[:200] or "upload"
@@ -374,12 +378,14 @@ async def _event_stream(manager: JobManager, job: Job, request: Request) -> Asyn
     ``end`` event. The page loads the preview from the URL in each event (no base64 in the stream)."""
     yield "retry: 2000\n\n"
     sent_points = 0
-    last_version = -1
+    last_version: tuple[int, Any] = (-1, None)
     last_write = time.monotonic()
     while True:
         snap = manager.snapshot(job, history_from=sent_points)
-        if snap["version"] != last_version:
-            last_version = snap["version"]
+        # The tile in work changes within an iteration (a tiled one takes long): that is news too.
+        version = (snap["version"], (snap["tiles"] or {}).get("active"))
+        if version != last_version:
+            last_version = version
             sent_points = snap.pop("points_end")
             yield _sse("progress", snap)
             last_write = time.monotonic()

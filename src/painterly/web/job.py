@@ -28,6 +28,8 @@ FINAL = frozenset({DONE, FAILED, CANCELLED, INTERRUPTED})
 
 PREVIEW_QUALITY = 85
 RESULT_FILE = "result.png"
+MASK_FILE = "mask.png"
+"""The region mask sent with the job (``regions``), kept with it: the page overlays it on the preview."""
 RECORD_FILE = "job.json"
 
 
@@ -69,6 +71,10 @@ class Job:
     frame: int = 0
     """How many preview JPEGs have been made: the page watches it change."""
     has_result: bool = False
+    has_mask: bool = False
+    tiles: tuple[tuple[int, int, int, int], ...] = ()
+    """The current (or last) level's tiles, ``(top, left, height, width)`` in the pixels of ``size``
+    (:attr:`painterly.engine.Progress.tiles`); empty when evaluated whole."""
     version: int = 0
     cancel_requested: bool = False
     interrupt_requested: bool = False
@@ -113,6 +119,8 @@ def snapshot(job: Job, position: int | None, *, history: bool = False, history_f
         "elapsed": round(job.elapsed, 3),
         "frame": job.frame,
         "has_result": job.has_result,
+        "has_mask": job.has_mask,
+        "tiles": _tiles(job),
         "version": job.version,
         "urls": {
             "self": base,
@@ -120,6 +128,7 @@ def snapshot(job: Job, position: int | None, *, history: bool = False, history_f
             "preview": f"{base}/preview?frame={job.frame}" if (job.frame or job.has_result) else None,
             "result": f"{base}/result" if job.has_result else None,
             "download": f"{base}/result?download=true" if job.has_result else None,
+            "mask": f"{base}/mask" if job.has_mask else None,
         },
     }
     if history:
@@ -128,6 +137,16 @@ def snapshot(job: Job, position: int | None, *, history: bool = False, history_f
         data["points"] = [list(p) for p in job.history[history_from:]]
         data["points_end"] = len(job.history)
     return data
+
+
+def _tiles(job: Job) -> dict[str, Any] | None:
+    """The tile grid and, while the job runs, the tile being evaluated now (read live from the
+    engine's :class:`~painterly.engine.tiled.TiledEvaluation`: an iteration over many tiles takes long)."""
+    if not job.tiles:
+        return None
+    work = getattr(job.run, "work", None) if job.status == RUNNING else None
+    active = getattr(getattr(work, "evaluation", None), "active", None)
+    return {"grid": [list(t) for t in job.tiles], "active": active if isinstance(active, int) else None}
 
 
 def record(job: Job) -> dict[str, Any]:

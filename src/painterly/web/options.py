@@ -36,13 +36,15 @@ class Limits:
     """What one job may ask of this server."""
 
     max_size: int = 2048
-    """Longest side of any image computed: the output, the first level, each style (size × style_scale)."""
+    """Longest side of any image computed: the output, the first level, each style (size × style_scale).
+    A server started without explicit limits offers what fits its memory (:mod:`~painterly.web.capacity`)."""
     max_iterations: int = 5000
     max_styles: int = 8
     max_total_pixels: int = 4 * 2048 * 2048
     """Output pixels plus every style's pixels (``size² × (1 + styles × style_scale²)``)."""
     max_lbfgs_history: int = 100
-    """L-BFGS keeps two image-sized vectors per remembered step: 10 GB at 2048 px and 100 steps."""
+    """A bound on the request only: the engine remembers fewer steps where memory asks (at least 10;
+    engine/memory.py), and the largest size is computed with the history it would choose."""
 
 
 def parse_options(text: str | None) -> dict[str, Any]:

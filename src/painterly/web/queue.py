@@ -310,6 +310,7 @@ class JobManager:
             job.elapsed = progress.elapsed
             job.work_fraction = progress.work_fraction
             job.eta = progress.eta
+            job.tiles = tuple(progress.tiles)
             if len(job.history) < self.max_history:
                 job.history.append([progress.iteration] + [losses.get(k) for k in ("total", "content", "style", "tv")])
             if jpeg is not None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..files import PRIVATE_FOLDER, is_temp_name, make_folder, remove_quietly, write_bytes
-from .job import FINAL, INTERRUPTED, JOB_ID, QUEUED, RECORD_FILE, RESULT_FILE, RUNNING, Job
+from .job import FINAL, INTERRUPTED, JOB_ID, MASK_FILE, QUEUED, RECORD_FILE, RESULT_FILE, RUNNING, Job
 
 log = logging.getLogger("painterly.web")
 
@@ -122,6 +122,7 @@ class RecordStore:
         sides = (size.get("height"), size.get("width")) if isinstance(size, dict) else ()
         job.size = tuple(sides) if len(sides) == 2 and all(isinstance(v, int) for v in sides) else None
         job.has_result = (entry / RESULT_FILE).is_file()
+        job.has_mask = (entry / MASK_FILE).is_file()
         if not job.has_result and (entry / PREVIEW_FILE).is_file():
             job.frame = 1  # a crash left the last preview: the page can show it
         if job.status in (QUEUED, RUNNING):
@@ -145,6 +146,15 @@ _FIELDS: dict[str, type | tuple[type, ...]] = {
     "started": (int, float),
     "finished": (int, float),
 }
+
+
+def save_mask(mask: Any, directory: Path) -> None:
+    """A job's region mask (a PIL image), kept with it as ``mask.png`` (atomically, like every file of a job)."""
+    import io
+
+    buffer = io.BytesIO()
+    mask.convert("RGB").save(buffer, format="PNG")
+    write_bytes(directory / MASK_FILE, buffer.getvalue())
 
 
 def _dict(value: Any) -> dict[str, Any]:

@@ -38,6 +38,9 @@ async function init() {
   $("multiscale").checked = d.multiscale;
   if (["content", "noise", "style"].includes(d.init)) $("init").value = d.init;
   $("size").max = serverConfig.limits.max_size;
+  // What fits this machine (tiles make large sizes possible; the server refuses above it).
+  $("size-limit").textContent = ` · up to ${serverConfig.limits.max_size}`;
+  $("size").title = serverConfig.limits.max_size_note || `at most ${serverConfig.limits.max_size} px on this server`;
   $("iterations").max = serverConfig.limits.max_iterations;
   applyPreset("draft");
   updateStrengthLabel();
@@ -381,6 +384,7 @@ function showJob(job) {
     $("use-as-init").hidden = true;
   }
   showParams(job);
+  PainterlyOverlay.show(job);
 }
 
 function showParams(job) {
