@@ -286,7 +286,8 @@ def region_style_targets(kind: str, regions: Sequence, styles: Sequence[StyleFea
                 q = sum(share * weighted_quantiles(*samples[i][n], index.numel()) for share, i in region.shares)
                 targets[n].append(RegionSamples(region.label, index, w, region.weight, target=q))
             else:
-                sources = tuple((share, *samples[i][n]) for share, i in region.shares)
+                # fp32 samples, as without a mask: the directions and their quantiles are fp32 buffers.
+                sources = tuple((share, samples[i][n][0].float(), samples[i][n][1]) for share, i in region.shares)
                 targets[n].append(RegionSamples(region.label, index, w, region.weight, sources=sources))
     return RegionStyleTargets(kind, {n: tuple(v) for n, v in targets.items()}, hw, channels, strides)
 
