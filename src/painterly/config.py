@@ -269,7 +269,7 @@ class Config:
             raise ConfigError("`content_weight` is positive but `content_layers` is empty")
         if self.style_weight > 0 and not self.style_layers:
             raise ConfigError("`style_weight` is positive but `style_layers` is empty")
-        if self.tile and self.style_loss in ("sliced", "histogram"):  # sorts need all positions at once
+        if self.tile and self.uses_style and self.style_loss in ("sliced", "histogram"):  # sorts need all positions
             raise ConfigError(
                 f"`style_loss` {self.style_loss} cannot be evaluated by tiles (`tile` {self.tile}): it sorts all "
                 f"positions of a layer at once; use `tile` 0 or `style_loss` gram or w2"
