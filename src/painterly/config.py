@@ -269,8 +269,11 @@ class Config:
             raise ConfigError("`content_weight` is positive but `content_layers` is empty")
         if self.style_weight > 0 and not self.style_layers:
             raise ConfigError("`style_weight` is positive but `style_layers` is empty")
-        if self.regions and self.style_loss != "gram":  # the guided terms are Gram matrices of regions
-            raise ConfigError(f"`regions` work with `style_loss` gram only, got {self.style_loss}")
+        if self.tile and self.uses_style and self.style_loss in ("sliced", "histogram"):  # sorts need all positions
+            raise ConfigError(
+                f"`style_loss` {self.style_loss} cannot be evaluated by tiles (`tile` {self.tile}): it sorts all "
+                f"positions of a layer at once; use `tile` 0 or `style_loss` gram or w2"
+            )
         if self.content_weight == 0 and self.style_weight == 0 and self.tv_weight == 0:
             raise ConfigError("`content_weight`, `style_weight` and `tv_weight` are all zero: nothing to optimise")
         if self.style_layer_weights is not None:

@@ -110,3 +110,25 @@ def test_help_lists_the_mask_options(work: Path) -> None:
     text = done.stdout
     for word in ("--mask", "--region", "COLOR=STYLE[:WEIGHT]", "--style-mask", "--mask-propagation"):
         assert word in text
+
+
+@pytest.mark.parametrize("kind", ["w2", "sliced"])
+def test_regions_with_another_style_loss_in_a_real_subprocess(work: Path, tiny_weights_file: Path, kind: str) -> None:
+    done = run_painterly(
+        ["content.png", "style.png", "style2.png", "-o", "out.png", "--mask", "mask.png", "--region", "red=1",
+         "--region", "blue=2", "--style-loss", kind, "--quiet", *fast_args(tiny_weights_file)], work,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    assert Image.open(work / "out.png").size == (48, 36)
+
+
+def test_a_sorting_style_loss_with_tiles_is_one_line_and_writes_nothing(work: Path, tiny_weights_file: Path) -> None:
+    before = snapshot(work)
+    done = run_painterly(
+        ["content.png", "style.png", "-o", "out.png", "--mask", "mask.png", "--region", "red=1", "--region", "blue=photo",
+         "--style-loss", "histogram", "--tile", "32", *fast_args(tiny_weights_file)], work,
+    )  # fmt: skip
+    assert done.returncode == 2
+    line = one_line_error(done.stderr)
+    assert "--style-loss histogram" in line and "--tile" in line, line
+    assert snapshot(work) == before

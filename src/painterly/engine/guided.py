@@ -91,25 +91,90 @@ class GuidedStyleTerm:
         return loss * self.weight
 
 
-def _style_grams(encoder: VGG19Encoder, config: Config, inputs: Inputs, level_longest: int, device: torch.device) -> list[dict[str, Tensor]]:
-    """Each style's Grams at the level's style size, inside its own mask where it has one."""
+@dataclass(frozen=True)
+class StyleFeatures:
+    """One style image encoded at a level's style size: its ``features`` ``{layer: (1, C, h, w)}`` and,
+    where it has a mask, that mask's ``guides`` ``{layer: (1, 1, h, w)}`` (``None``: the whole painting)."""
+
+    features: Mapping[str, Tensor]
+    guides: Mapping[str, Tensor] | None
+
+    def guide(self, name: str) -> Tensor | None:
+        """The style mask's guide at ``name``; ``None`` without one, or where it leaves less than
+        MIN_REGION_AREA positions (a mask with nothing left at a deep layer: the whole painting there)."""
+        if self.guides is None:
+            return None
+        g = self.guides[name]
+        return g if float(g.double().pow(2).sum()) >= MIN_REGION_AREA else None
+
+
+def encode_styles(encoder: VGG19Encoder, config: Config, inputs: Inputs, level_longest: int, device: torch.device) -> list[StyleFeatures]:
+    """Each style encoded at the level's style size, with its own mask's guides where it has one."""
     style_size = max(MIN_SIDE, round(level_longest * config.style_scale))
-    out: list[dict[str, Tensor]] = []
+    out: list[StyleFeatures] = []
     for i, style in enumerate(inputs.styles_work):
         h, w = style.shape[-2:]
         hw = fit_size(h, w, style_size, MIN_SIDE)
         feats = encoder(resize(style, hw).to(device).contiguous(memory_format=torch.channels_last))
         mask = inputs.style_masks[i] if i < len(inputs.style_masks) else None
-        if mask is None:
-            out.append({n: gram_matrix(feats[n]).float().detach() for n in config.style_layers})
-            continue
-        guides = layer_guides(_resize_mask(mask, hw).to(device), config.style_layers, config.mask_propagation)
+        guides = None if mask is None else layer_guides(_resize_mask(mask, hw).to(device), config.style_layers, config.mask_propagation)
+        out.append(StyleFeatures({n: feats[n] for n in config.style_layers}, guides))
+    return out
+
+
+def _style_grams(styles: Sequence[StyleFeatures], layers: Sequence[str]) -> list[dict[str, Tensor]]:
+    """Each style's Grams, inside its own mask where it has one."""
+    out: list[dict[str, Tensor]] = []
+    for style in styles:
         grams = {}
-        for n in config.style_layers:
-            area = float(guides[n].double().pow(2).sum())
-            # A style mask with nothing left at a deep layer falls back to the whole painting there.
-            grams[n] = (guided_gram(feats[n], guides[n], area) if area >= MIN_REGION_AREA else gram_matrix(feats[n])).float().detach()
+        for n in layers:
+            g = style.guide(n)
+            f = style.features[n]
+            grams[n] = (gram_matrix(f) if g is None else guided_gram(f, g, float(g.double().pow(2).sum()))).float().detach()
         out.append(grams)
+    return out
+
+
+@dataclass(frozen=True)
+class StyleRegion:
+    """A region that takes a style, at a level: its ``label``, ``weight``, the blend ``shares``
+    ``((share, style index), ...)`` summing to 1, and its ``guides`` ``{layer: (1, 1, h, w)}`` at the
+    layers where it is large enough."""
+
+    label: str
+    weight: float
+    shares: tuple[tuple[float, int], ...]
+    guides: Mapping[str, Tensor]
+
+
+def style_regions(config: Config, inputs: Inputs, hw: HW, device: torch.device, warn: bool = True) -> list[StyleRegion]:
+    """The regions of ``inputs`` that take a style ("keep the photo" regions have none), with their
+    guides at a level of size ``hw``. A region whose guide covers less than
+    :data:`~painterly.masks.MIN_REGION_AREA` positions at a layer is left out there (with a
+    :class:`PainterlyWarning` when ``warn``): too few positions for its statistics."""
+    guides = layer_guides(resize_weights(inputs.region_weights, hw).to(device), config.style_layers, config.mask_propagation)
+    out = []
+    for k, region in enumerate(inputs.regions):
+        if region.is_photo:
+            continue
+        blend = [inputs.style_weights[s] for s in region.styles]
+        total = sum(blend)
+        shares = [b / total for b in blend] if total > 0 else [1.0 / len(blend)] * len(blend)
+        kept = {}
+        for n in config.style_layers:
+            g = guides[n][k : k + 1]
+            coverage = float(g.double().sum())
+            if coverage < MIN_REGION_AREA:
+                if warn:
+                    warnings.warn(
+                        f"region {region.label} covers {coverage:.2f} positions at {n} at {max(hw)} px: "
+                        f"too small for that layer, skipped there",
+                        PainterlyWarning,
+                        stacklevel=3,
+                    )
+                continue
+            kept[n] = g.contiguous()
+        out.append(StyleRegion(region.label, region.weight, tuple(zip(shares, region.styles)), kept))
     return out
 
 
@@ -122,34 +187,20 @@ def _resize_mask(mask: Tensor, hw: HW) -> Tensor:
 
 
 def build_guided_targets(
-    encoder: VGG19Encoder, config: Config, inputs: Inputs, level_longest: int, hw: HW, device: torch.device
+    encoder: VGG19Encoder, config: Config, inputs: Inputs, level_longest: int, hw: HW, device: torch.device,
+    styles: Sequence[StyleFeatures] | None = None,
 ) -> dict[str, tuple[RegionTarget, ...]]:
-    """``{layer: (RegionTarget, ...)}`` of the style regions at a level of size ``hw``.
-
-    A region whose guide covers less than :data:`~painterly.masks.MIN_REGION_AREA` positions at a
-    layer is left out there (with a :class:`PainterlyWarning`): too few positions for a Gram matrix.
+    """``{layer: (RegionTarget, ...)}`` of the style regions at a level of size ``hw`` (regions too
+    small at a layer are left out there, with a note: :func:`style_regions`). ``styles``: the styles
+    already encoded by :func:`encode_styles` (encoded here otherwise).
     Call under ``torch.no_grad()`` (and the run's autocast).
     """
-    style_grams = _style_grams(encoder, config, inputs, level_longest, device)
-    guides = layer_guides(resize_weights(inputs.region_weights, hw).to(device), config.style_layers, config.mask_propagation)
+    if styles is None:
+        styles = encode_styles(encoder, config, inputs, level_longest, device)
+    style_grams = _style_grams(styles, config.style_layers)
     targets: dict[str, list[RegionTarget]] = {n: [] for n in config.style_layers}
-    for k, region in enumerate(inputs.regions):
-        if region.is_photo:
-            continue
-        blend = [inputs.style_weights[s] for s in region.styles]
-        total = sum(blend)
-        shares = [b / total for b in blend] if total > 0 else [1.0 / len(blend)] * len(blend)
-        for n in config.style_layers:
-            g = guides[n][k : k + 1]
-            coverage = float(g.double().sum())
-            if coverage < MIN_REGION_AREA:
-                warnings.warn(
-                    f"region {region.label} covers {coverage:.2f} positions at {n} at {max(hw)} px: "
-                    f"too small for that layer, skipped there",
-                    PainterlyWarning,
-                    stacklevel=2,
-                )
-                continue
-            gram = sum(share * style_grams[s][n] for share, s in zip(shares, region.styles))
-            targets[n].append(RegionTarget(region.label, g.contiguous(), float(g.double().pow(2).sum()), gram, region.weight))
+    for region in style_regions(config, inputs, hw, device):
+        for n, g in region.guides.items():
+            gram = sum(share * style_grams[s][n] for share, s in region.shares)
+            targets[n].append(RegionTarget(region.label, g, float(g.double().pow(2).sum()), gram, region.weight))
     return {n: tuple(v) for n, v in targets.items()}

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Callable, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence
 
 import torch
 from torch import Tensor
@@ -86,6 +86,7 @@ class Targets:
     hw: tuple[int, int] = (0, 0)
     """The level's output size ``(H, W)``."""
     guided: Mapping[str, tuple] = field(default_factory=dict)
+    region_style: Any = None  # with a mask and style_loss w2/sliced/histogram: region_terms.RegionStyleTargets
 
 
 @dataclass(frozen=True)
@@ -328,6 +329,7 @@ def build_targets(
     styles: list[tuple[float, dict[str, Tensor]]] = []
     kind = config.style_loss
     guided: dict[str, tuple] = {}
+    region_style = None
 
     def encode(image: Tensor, keep: Sequence[str], gram_layers: Sequence[str]) -> tuple[Mapping[str, Tensor], Mapping[str, Tensor]]:
         tile = tiles(tuple(image.shape[-2:])) if tiles is not None else None
@@ -341,10 +343,10 @@ def build_targets(
         if config.uses_content:
             content = dict(encode(resize(inputs.content_work, hw).to(device), config.content_layers, ())[0])
         if config.uses_style and inputs.regions:
-            from .guided import build_guided_targets
+            from .region_terms import build_region_targets
 
             with ctx:
-                guided = build_guided_targets(encoder, config, inputs, level_longest, hw, device)
+                guided, region_style = build_region_targets(encoder, config, inputs, level_longest, hw, device)
         elif config.uses_style:
             style_size = max(MIN_SIDE, round(level_longest * config.style_scale))
             for weight, style in zip(inputs.style_weights, inputs.styles_work):
@@ -360,7 +362,7 @@ def build_targets(
                     grams[n] = grams[n] + g if n in grams else g
     with torch.no_grad():  # fp32 statistics whatever the encoder ran in
         style = style_targets(kind, styles, hw) if styles else StyleTargets()
-    return Targets(content, grams, style, tuple(hw), guided)
+    return Targets(content, grams, style, tuple(hw), guided, region_style)
 
 
 def build_objective(
@@ -394,6 +396,9 @@ def build_objective(
         from .guided import GuidedStyleTerm
 
         terms.append(GuidedStyleTerm(targets.guided, layer_weights, config.style_weight))
+    region_term = targets.region_style.term(layer_weights, weight) if targets.region_style is not None else None
+    if region_term is not None:
+        terms.append(region_term)
     if config.tv_weight > 0:
         terms.append(TVTerm(config.tv_weight))
     for term in extra_terms:

@@ -248,7 +248,7 @@ class Run:
         self._state = s.replace(level_ready=True, image=x, good=good, optimizer=None, average=average)
         objective = build_objective(encoder, cfg, targets, autocast, self.extra_terms, hw, self.device)
         evaluation, note = objective.evaluation, None
-        tile = tiles.side(hw, announce=True)
+        tile = tiles.for_objective(objective, hw)
         if tile:
             # Exact, and the encoder's memory is one tile's (engine/tiled.py); not a CUDA graph.
             evaluation = TiledEvaluation(objective, tile)

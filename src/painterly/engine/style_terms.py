@@ -14,7 +14,7 @@ Blending several styles (``style_blend`` weights ``w_s``, summing to 1) means, f
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import torch
 from torch import Tensor
@@ -25,13 +25,18 @@ from ..losses import (
     channel_quantiles,
     feature_moments,
     gaussian_target,
+    gram_sum,
     histogram_loss,
     random_directions,
     resample_quantiles,
     sliced_wasserstein_loss,
     sorted_projections,
+    w2_from_moments,
     w2_loss,
 )
+
+if TYPE_CHECKING:
+    from .tiled import Window
 
 STYLE_LOSS_SCALES: dict[str, float] = {"gram": 1.0, "w2": 1.0, "sliced": 2.2, "histogram": 1.75}
 """What ``style_weight`` is multiplied by for each ``style_loss`` (the histogram's: for its own term,
@@ -135,6 +140,25 @@ class W2StyleTerm:
     def __call__(self, image: Tensor, features: Mapping[str, Tensor]) -> Tensor:
         return sum(self.layer_weights[n] * w2_loss(features[n], t) for n, t in self.targets.items()) * self.weight
 
+    # --- by tiles (engine/tiled.py): the mean and covariance come from sums over positions -------------
+    def partials(self, image: Tensor, features: Mapping[str, Tensor], window: "Window") -> dict[str, Tensor]:
+        """Per layer: Σ_p F_p ``(1, C)`` and Σ_p F_p F_pᵀ ``(1, C, C)`` over the tile's own positions."""
+        out = {}
+        for n in self.targets:
+            f = window.own(features[n], layer(n).stride)
+            out[f"{n}/sum"] = f.to(torch.float64 if f.dtype == torch.float64 else torch.float32).sum(dim=(2, 3))
+            out[f"{n}/gram"] = gram_sum(f)
+        return out
+
+    def from_partials(self, stats: Mapping[str, Tensor], shape: Sequence[int]) -> Tensor:
+        loss = 0.0
+        for n, t in self.targets.items():
+            count = layer_positions(n, tuple(shape[-2:]))
+            mean = stats[f"{n}/sum"] / count
+            cov = stats[f"{n}/gram"] / count - mean.unsqueeze(2) * mean.unsqueeze(1)
+            loss = loss + self.layer_weights[n] * w2_from_moments(mean, cov, t)
+        return loss * self.weight
+
 
 @dataclass(frozen=True)
 class HistogramTerm:
@@ -145,6 +169,7 @@ class HistogramTerm:
     layer_weights: Mapping[str, float]
     weight: float
     name: str = "histogram"
+    whole_image = "`style_loss` histogram (its histogram term sorts all positions of a layer at once)"
 
     @property
     def layers(self) -> tuple[str, ...]:
@@ -173,6 +198,7 @@ class SlicedStyleTerm:
     """
 
     name = "style"
+    whole_image = "`style_loss` sliced (it sorts all positions of a layer at once)"
 
     def __init__(self, samples: Mapping[str, tuple[tuple[float, Tensor], ...]], hw: tuple[int, int],
                  layer_weights: Mapping[str, float], weight: float, device: torch.device) -> None:

@@ -61,6 +61,15 @@ class Window:
         return slice(y0, y1), slice(x0, x1)
 
 
+def whole_image(objective: Objective) -> str | None:
+    """What in ``objective`` needs the whole image at once (a term without ``partials``, e.g. one
+    that sorts all positions), as words for a message; ``None`` when every term is a sum over positions."""
+    for term in objective.terms:
+        if not (hasattr(term, "partials") and hasattr(term, "from_partials")):
+            return getattr(term, "whole_image", f"the {term.name} loss")
+    return None
+
+
 def receptive_radius(name: str) -> int:
     """How far (in input pixels) beyond its own ``stride × stride`` cell a feature of layer ``name``
     reads: the sum of the strides of the 3×3 convolutions up to it."""
@@ -116,9 +125,9 @@ class TiledEvaluation:
     """
 
     def __init__(self, objective: Objective, tile: int) -> None:
-        for term in objective.terms:
-            if not (hasattr(term, "partials") and hasattr(term, "from_partials")):
-                raise ConfigError(f"`tile` cannot be used with the {term.name} loss: it is not a sum over positions; use `tile` 0")
+        reason = whole_image(objective)
+        if reason is not None:
+            raise ConfigError(f"`tile` cannot be used with {reason}: it is not a sum over positions; use `tile` 0")
         if tile < 1:
             raise ConfigError(f"`tile` must be positive to tile, got {tile}")
         self.objective = objective
@@ -228,14 +237,42 @@ class LevelTiles:
     device: torch.device
     element_bytes: int
 
-    def side(self, hw: HW, announce: bool = False) -> int | None:
-        """The tile side; with ``announce``, an automatic choice is reported (a PainterlyWarning)."""
+    def side(self, hw: HW, announce: bool = False, free: int | None = None) -> int | None:
+        """The tile side; with ``announce``, an automatic choice is reported (a PainterlyWarning).
+        ``free``: the memory available (default: now)."""
         from .memory import choose_tile
 
-        tile, note = choose_tile(self.setting, self.encoder, tuple(hw), self.device, self.element_bytes)
+        tile, note = choose_tile(self.setting, self.encoder, tuple(hw), self.device, self.element_bytes, free)
         if announce and note:
             warnings.warn(note, PainterlyWarning, stacklevel=3)
         return tile
+
+    def for_objective(self, objective: Objective, hw: HW, free: int | None = None) -> int | None:
+        """The tile side for evaluating ``objective`` at ``hw`` (``None``: whole), as :meth:`side`
+        announces it; for an objective that needs the whole image (:func:`whole_image`) an automatic
+        choice of tiles becomes, in one line, an untiled evaluation when the image fits in the memory
+        available (``free``; default: now), and a ConfigError when it does not."""
+        reason = whole_image(objective)
+        if reason is None or self.setting is not None:
+            return self.side(hw, announce=True, free=free)  # an explicit `tile` with such a term: TiledEvaluation refuses
+        from .memory import GB, activation_bytes, available_bytes, choose_tile
+
+        free = available_bytes(self.device) if free is None else free
+        if choose_tile(None, self.encoder, tuple(hw), self.device, self.element_bytes, free)[0] is None:
+            return None
+        need, (h, w) = activation_bytes(self.encoder, tuple(hw), self.element_bytes), hw
+        if need > free:
+            raise ConfigError(
+                f"{w}x{h} px needs ~{need / GB:.1f} GB untiled ({free / GB:.1f} GB available), and {reason} cannot be "
+                f"evaluated by tiles (`tile`): use a smaller `size`, or `style_loss` gram or w2"
+            )
+        warnings.warn(
+            f"{w}x{h} px is evaluated whole, not by tiles: {reason} cannot be evaluated by tiles "
+            f"(~{need / GB:.1f} GB needed, {free / GB:.1f} GB available)",
+            PainterlyWarning,
+            stacklevel=2,
+        )
+        return None
 
 
 def level_tiles(setting: int | None, encoder: VGG19Encoder, device: torch.device, autocast: torch.dtype | None) -> LevelTiles:

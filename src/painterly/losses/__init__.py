@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from .content import content_loss, cosine_content_loss
 from .gram import gram_matrix, gram_sum, style_loss
-from .guided import guided_gram, guided_style_loss, region_area
+from .guided import guided_gram, guided_moments, guided_style_loss, quantile_at, region_area, weighted_quantiles, weighted_sorted_loss
 from .histogram import channel_quantiles, histogram_loss
 from .smoothness import total_variation
 from .wasserstein import (
@@ -38,11 +38,13 @@ from .wasserstein import (
     sliced_wasserstein_loss,
     sorted_projections,
     sqrtm_psd,
+    w2_from_moments,
     w2_loss,
 )
 
 __all__ = [
     "GaussianTarget", "channel_quantiles", "content_loss", "cosine_content_loss", "feature_moments", "gaussian_target",
-    "gram_matrix", "gram_sum", "guided_gram", "guided_style_loss", "histogram_loss", "random_directions", "region_area",
-    "resample_quantiles", "sliced_wasserstein_loss", "sorted_projections", "sqrtm_psd", "style_loss", "total_variation", "w2_loss",
+    "gram_matrix", "gram_sum", "guided_gram", "guided_moments", "guided_style_loss", "quantile_at", "histogram_loss", "random_directions", "region_area",
+    "resample_quantiles", "sliced_wasserstein_loss", "sorted_projections", "sqrtm_psd", "style_loss", "total_variation", "w2_from_moments", "w2_loss",
+    "weighted_quantiles", "weighted_sorted_loss",
 ]

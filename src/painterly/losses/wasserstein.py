@@ -101,7 +101,12 @@ def w2_loss(features: Tensor, target: GaussianTarget) -> Tensor:
         0-d tensor ≥ 0 (up to round-off: about 1e-6 × the trace in fp32), zero iff the two Gaussians
         are equal; float32 (float64 for float64 input).
     """
-    mean, cov = feature_moments(features)
+    return w2_from_moments(*feature_moments(features), target)
+
+
+def w2_from_moments(mean: Tensor, cov: Tensor, target: GaussianTarget) -> Tensor:
+    """:func:`w2_loss` from the image's mean ``(N, C)`` and covariance ``(N, C, C)`` already formed (by
+    :func:`feature_moments`, a region's weighted moments, or sums gathered by tiles)."""
     c = cov.shape[-1]
     s = target.cov_sqrt.to(cov.dtype)
     inner = s @ cov @ s
