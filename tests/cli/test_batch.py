@@ -198,6 +198,66 @@ def test_sweep_and_jobs_file_name_and_override(capsys: pytest.CaptureFixture[str
     assert records["blend.png"]["iterations"] == 1 and records["a__p1.png"]["iterations"] == 2  # the line overrides
 
 
+def test_yaml_jobs_file_list_or_documents(capsys: pytest.CaptureFixture[str], grid_inputs: Path, tiny_weights_file: Path, tmp_path: Path) -> None:
+    """The same jobs as a YAML list and as YAML documents: relative paths, a style or a blend, per-job
+    options over the command line's, an output name; the two make the same images."""
+    import shutil
+
+    shutil.copytree(grid_inputs, tmp_path / "in")
+    listed = tmp_path / "in" / "jobs.yaml"
+    listed.write_text(
+        "# two jobs\n"
+        "- content: photos/a.png\n"
+        "  styles: [paintings/p1.png, paintings/p2.png]\n"
+        "  options:\n"
+        "    iterations: 1\n"
+        "    style-weight: 50\n"
+        "  output: blend.png\n"
+        "- content: photos/b.png\n"
+        "  style: paintings/p3.png\n"
+    )
+    documents = tmp_path / "in" / "jobs.yml"
+    documents.write_text(
+        "content: photos/a.png\nstyles:\n  - paintings/p1.png\n  - paintings/p2.png\noptions: {iterations: 1, style_weight: 50}\noutput: blend.png\n"
+        "---\ncontent: photos/b.png\nstyle: paintings/p3.png\n"
+    )
+    made = {}
+    for jobs in (listed, documents):
+        out = tmp_path / jobs.suffix[1:]
+        rc, err = run_main(capsys, ["batch", "--jobs", str(jobs), "-o", str(out), "-q", *fast_args(tiny_weights_file, iterations=2)])
+        assert rc == 0, err
+        records = _records(out)
+        assert set(records) == {"blend.png", "b__p3.png"}
+        blend = records["blend.png"]
+        assert blend["iterations"] == 1 and blend["options"]["style_weight"] == 50 and len(blend["styles"]) == 2
+        assert records["b__p3.png"]["iterations"] == 2 and records["b__p3.png"]["content"] == str(tmp_path / "in" / "photos" / "b.png")
+        made[jobs.suffix] = {name: (out / name).read_bytes() for name in records}
+    assert made[".yaml"] == made[".yml"]
+
+
+def test_bad_yaml_jobs_file_is_one_line_naming_line_and_field(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    cases = {
+        "- content: a.png\n  styles: [p.png]\n  options:\n    iterations: 2\n    style_weight: -5\n": "jobs.yaml line 5: --style-weight",
+        "- content: a.png\n  styles: [p.png]\n  options:\n    style_wait: 3\n": "jobs.yaml line 4: unknown option 'style_wait'",
+        "- content: a.png\n  styles: [p.png]\n- content: b.png\n  colour: red\n  style: p.png\n": "jobs.yaml line 4: unknown key 'colour'",
+        "- content: a.png\n  styles: [p.png]\n- content: b.png\n": 'jobs.yaml line 3: needs "content" and "styles"',
+        "- content: a.png\n  styles: {p: 1}\n": 'jobs.yaml line 2: "styles" must be a path or a list of paths',
+        "- content: a.png\n  style: p.png\n  output: sub/x.png\n": 'jobs.yaml line 3: "output" must be a file name',
+        "- content: a.png\n  styles: [p.png\n- content: b.png\n": "jobs.yaml line 3: not YAML",
+        "# nothing\n": "lists no jobs",
+    }
+    jobs = tmp_path / "jobs.yaml"
+    for text, expected in cases.items():
+        jobs.write_text(text)
+        rc, err = run_main(capsys, ["batch", "--jobs", str(jobs), "-o", str(tmp_path / "o")])
+        assert rc == 2 and expected in err and len(err.strip().splitlines()) == 1, (text, err)
+        assert err.startswith("painterly: error: --jobs ") and "Traceback" not in err
+    # Without PyYAML, a YAML job file (and only that) says how to install it.
+    monkeypatch.setitem(__import__("sys").modules, "yaml", None)
+    rc, err = run_main(capsys, ["batch", "--jobs", str(jobs), "-o", str(tmp_path / "o")])
+    assert rc == 2 and err.strip() == "painterly: error: reading a YAML job file needs PyYAML, which is not installed: pip install pyyaml", err
+
+
 def test_job_list_errors_are_one_line(capsys: pytest.CaptureFixture[str], grid_inputs: Path, tmp_path: Path) -> None:
     from painterly.batch import build_jobs
 
