@@ -380,7 +380,9 @@ def test_ray_backend_makes_the_same_images(ray_cluster, reference: tuple[Path, s
     assert {r["status"] for r in _records(out).values()} == {"done"}
 
 
-def test_ray_worker_killed_mid_batch_loses_nothing(ray_cluster, reference: tuple[Path, str], grid_inputs: Path, tiny_weights_file: Path, tmp_path: Path) -> None:  # noqa: ANN001
+def test_ray_worker_killed_mid_batch_resumes_its_job_from_the_checkpoint(ray_cluster, reference: tuple[Path, str], grid_inputs: Path, tiny_weights_file: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    """--checkpoint-every 1: the workers' checkpoints land beside the outputs; a worker killed mid-job
+    is restarted and its job continues from the latest checkpoint; the images are the reference's."""
     import os
     import queue
     import re
@@ -389,7 +391,7 @@ def test_ray_worker_killed_mid_batch_loses_nothing(ray_cluster, reference: tuple
 
     address, env = ray_cluster
     out = tmp_path / "out"
-    proc = start_painterly(_ray_args(grid_inputs, out, tiny_weights_file, address), grid_inputs, env=env)
+    proc = start_painterly(_ray_args(grid_inputs, out, tiny_weights_file, address) + ["--checkpoint-every", "1"], grid_inputs, env=env)
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True).start()
     seen: list[str] = []
@@ -408,9 +410,9 @@ def test_ray_worker_killed_mid_batch_loses_nothing(ray_cluster, reference: tuple
         pytest.fail("expected a line matching %r; stderr so far:\n%s" % (pattern, "".join(seen)))
 
     pids = [int(p) for p in next_line(r"2 workers \(pids (\d+), (\d+)\)").groups()]
-    first = next_line(r"\[1/6\] \S+: ran on worker (\d+)")
-    victim = int(first.group(1))  # it has just taken its next job: kill it in the middle of that one
-    time.sleep(0.3)
+    victim = int(next_line(r"\[1/6\] \S+: ran on worker (\d+)").group(1))
+    # It has taken its next job: kill it once both jobs in flight have a checkpoint.
+    wait_for(lambda: len(list(out.glob("*.ckpt"))) == 2, proc, timeout=60, what="two checkpoints beside the outputs")
     os.kill(victim, signal.SIGKILL)
     proc.wait(180)
     while True:
@@ -421,7 +423,67 @@ def test_ray_worker_killed_mid_batch_loses_nothing(ray_cluster, reference: tuple
     err = "".join(seen)
     assert proc.returncode == 0, err
     assert "6/6 done (6 ran, 0 skipped), 0 failed" in err, err
-    workers = {int(m) for m in re.findall(r"ran on worker (\d+)", err)}
-    assert workers - set(pids), f"no job ran on a restarted worker:\n{err}"  # the killed one came back
+    assert re.search(r"the worker running \S+ died; running it again from its latest checkpoint", err), err
+    resumed = re.findall(r"\] (\S+): resumed from iteration ([1-9]\d*) on worker (\d+)", err)
+    assert len(resumed) == 1 and int(resumed[0][2]) not in pids, err  # on the restarted worker, past its start
+    assert [k for k, r in _records(out).items() if r["action"] == "resumed"] == [resumed[0][0]]
+    assert {r["status"] for r in _records(out).values()} == {"done"} and not list(out.glob("*.ckpt"))
+    got = {k: v[1] for k, v in _files(out).items()}
+    assert got == {k: (reference[0] / k).read_bytes() for k in EXPECTED}
+
+
+def test_ray_progress_beneath_the_bar_then_sigint_and_resume(ray_cluster, reference: tuple[Path, str], grid_inputs: Path, tiny_weights_file: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    """On a terminal (a real pty), each running job's own bar (its name, iteration, loss) sits beneath
+    the batch's; SIGINT stops the jobs in flight with their checkpoints (exit 130); the same command
+    then continues them and the images are the reference's."""
+    import fcntl
+    import os
+    import pty
+    import re
+    import struct
+    import subprocess
+    import termios
+    import threading
+
+    from cli_support import painterly_command
+
+    address, env = ray_cluster
+    out = tmp_path / "out"
+    args = _ray_args(grid_inputs, out, tiny_weights_file, address)
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
+    proc = subprocess.Popen(painterly_command(args), cwd=grid_inputs, env=env, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+    os.close(slave)
+    chunks: list[bytes] = []
+
+    def read() -> None:
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    text = lambda: b"".join(chunks).decode("utf-8", "replace")  # noqa: E731
+    job_bar = re.compile(r"[ab]__p\d\.png +\d+%\|.*\| \S+ it [1-3]/4 48x\d+ .*loss \S+")
+    wait_for(lambda: job_bar.search(text()) is not None, proc, timeout=120, what="a job's own bar with its iteration")
+    assert re.search(r"batch: +\d+%\|", text())  # the batch's bar above it
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(60) == 130, text()
+    reader.join(5)
+    os.close(master)
+    stopped = re.findall(r"SIGINT: stopped (\S+) at iteration (\d)/4; run the same command again to continue", text())
+    assert 1 <= len(stopped) <= 2, text()
+    assert sorted(p.name for p in out.glob("*.ckpt")) == sorted(name + ".ckpt" for name, _ in stopped)
+
+    proc = run_painterly(args, grid_inputs, env=env, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    records = _records(out)
+    assert sorted(k for k, r in records.items() if r["action"] == "resumed") == sorted(name for name, _ in stopped)
+    assert {r["status"] for r in records.values()} == {"done"} and not list(out.glob("*.ckpt"))
     got = {k: v[1] for k, v in _files(out).items()}
     assert got == {k: (reference[0] / k).read_bytes() for k in EXPECTED}
