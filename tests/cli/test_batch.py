@@ -369,6 +369,7 @@ def _ray_args(grid_inputs: Path, out: Path, weights: Path, address: str) -> list
     return _batch_args(grid_inputs, out, weights, "--backend", "ray", "--ray-address", address, "--ray-workers", "2")
 
 
+@pytest.mark.slow  # a real Ray cluster: ~90 s for the three on 2 cores; CI runs them (-m "")
 def test_ray_backend_makes_the_same_images(ray_cluster, reference: tuple[Path, str], grid_inputs: Path, tiny_weights_file: Path, tmp_path: Path) -> None:  # noqa: ANN001
     address, env = ray_cluster
     out = tmp_path / "out"
@@ -380,6 +381,7 @@ def test_ray_backend_makes_the_same_images(ray_cluster, reference: tuple[Path, s
     assert {r["status"] for r in _records(out).values()} == {"done"}
 
 
+@pytest.mark.slow  # a real Ray cluster: ~90 s for the three on 2 cores; CI runs them (-m "")
 def test_ray_worker_killed_mid_batch_resumes_its_job_from_the_checkpoint(ray_cluster, reference: tuple[Path, str], grid_inputs: Path, tiny_weights_file: Path, tmp_path: Path) -> None:  # noqa: ANN001
     """--checkpoint-every 1: the workers' checkpoints land beside the outputs; a worker killed mid-job
     is restarted and its job continues from the latest checkpoint; the images are the reference's."""
@@ -432,6 +434,7 @@ def test_ray_worker_killed_mid_batch_resumes_its_job_from_the_checkpoint(ray_clu
     assert got == {k: (reference[0] / k).read_bytes() for k in EXPECTED}
 
 
+@pytest.mark.slow  # a real Ray cluster: ~90 s for the three on 2 cores; CI runs them (-m "")
 def test_ray_progress_beneath_the_bar_then_sigint_and_resume(ray_cluster, reference: tuple[Path, str], grid_inputs: Path, tiny_weights_file: Path, tmp_path: Path) -> None:  # noqa: ANN001
     """On a terminal (a real pty), each running job's own bar (its name, iteration, loss) sits beneath
     the batch's; SIGINT stops the jobs in flight with their checkpoints (exit 130); the same command
