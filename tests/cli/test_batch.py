@@ -376,6 +376,7 @@ def test_ray_backend_makes_the_same_images(ray_cluster, reference: tuple[Path, s
     proc = run_painterly(_ray_args(grid_inputs, out, tiny_weights_file, address), grid_inputs, env=env, timeout=180)
     assert proc.returncode == 0, proc.stderr
     assert "2 workers" in proc.stderr and "6/6 done (6 ran, 0 skipped)" in proc.stderr
+    assert "Traceback" not in proc.stderr and "core_worker" not in proc.stderr, proc.stderr  # no Ray warnings either
     got = {k: v[1] for k, v in _files(out).items()}
     assert got == {k: (reference[0] / k).read_bytes() for k in EXPECTED}  # bit for bit, same seeds
     assert {r["status"] for r in _records(out).values()} == {"done"}

@@ -69,10 +69,9 @@ class BatchWorker:
 
     Args:
         threads: torch threads for this worker (its share of the node's CPUs).
-        sink: where progress and checkpoints go (a :class:`BoardSink`); None: nowhere.
     """
 
-    def __init__(self, threads: int | None = None, sink: Any = None) -> None:  # noqa: ANN401
+    def __init__(self, threads: int | None = None) -> None:
         import torch
 
         from .encoders import EncoderCache
@@ -80,7 +79,6 @@ class BatchWorker:
         if threads:
             torch.set_num_threads(threads)
         self.encoders = EncoderCache()
-        self.sink = sink
         self._lock = threading.Lock()
         self._run: Any = None
         self._stopped = False
@@ -98,10 +96,12 @@ class BatchWorker:
 
     def run(
         self, key: str, config: Mapping[str, Any], inputs: Mapping[str, Any] | None = None,
-        checkpoint: Mapping[str, Any] | None = None, checkpoint_every: int = 0,
+        checkpoint: Mapping[str, Any] | None = None, checkpoint_every: int = 0, sink: Any = None,
     ) -> dict[str, Any]:  # fmt: skip
         """One job: ``config`` as :meth:`Config.to_dict`, and ``inputs`` as :meth:`Inputs.to_dict` or the
-        ``checkpoint`` (:meth:`Run.state_dict`) it continues. ``key`` names the job in its reports.
+        ``checkpoint`` (:meth:`Run.state_dict`) it continues. ``key`` names the job in its reports to
+        ``sink`` (a :class:`BoardSink`; None: no reports). The sink comes with each call, not with the
+        actor: Ray cannot restart an actor whose constructor arguments were lost from its object store.
 
         Returns ``pid``, ``seed``, ``seconds``, ``iterations``, ``total``, ``resumed_at`` (the iteration
         of the checkpoint, or None) and ``stopped``; a finished job adds ``image`` ((1, 3, H, W) float32
@@ -128,11 +128,11 @@ class BatchWorker:
         try:
             for progress in run:
                 now = time.monotonic()
-                if self.sink is not None and (now - last >= PROGRESS_EVERY or progress.iteration == progress.total_iterations):
-                    self.sink.progress(key, progress_fields(progress))
+                if sink is not None and (now - last >= PROGRESS_EVERY or progress.iteration == progress.total_iterations):
+                    sink.progress(key, progress_fields(progress))
                     last = now
-                if self.sink is not None and checkpoint_every and progress.iteration % checkpoint_every == 0 and not run.done:
-                    self.sink.checkpoint(key, run.state_dict())
+                if sink is not None and checkpoint_every and progress.iteration % checkpoint_every == 0 and not run.done:
+                    sink.checkpoint(key, run.state_dict())
         finally:
             with self._lock:
                 self._run = None

@@ -92,7 +92,10 @@ class RayJobs:
     def __init__(self, ray: Any, batch: Any, jobs: list[Job], workers: list[Any], board: Any) -> None:
         from .batch_local import JobsBar
 
+        from ..batch.ray_worker import BoardSink
+
         self.ray, self.batch, self.board = ray, batch, board
+        self.sink = BoardSink(board)
         self.queue = list(jobs)
         self.workers = workers
         self.slots = {id(w): i for i, w in enumerate(workers)}  # a worker's bar sits on its own line
@@ -128,7 +131,7 @@ class RayJobs:
                     continue
             self.tries[job.output] = self.tries.get(job.output, 0) + 1
             key = f"{job.output}#{self.tries[job.output]}"
-            ref = worker.run.remote(key, config.to_dict(), inputs, state, self.every)
+            ref = worker.run.remote(key, config.to_dict(), inputs, state, self.every, self.sink)
             bar = ProgressBar(config.iterations, quiet=self.batch.quiet or self.bar.bar is None, position=1 + self.slots[id(worker)], leave=False, label=job.output)
             self.running[ref] = Flight(job, worker, key, bar)
             return
@@ -246,7 +249,7 @@ class RayJobs:
 def run_on_ray(batch: Any, jobs: list[Job]) -> int:
     """Run ``jobs`` on the Ray cluster of ``--ray-address`` (or a new one on this machine)."""
     ray = import_ray()
-    from ..batch.ray_worker import BatchWorker, BoardSink, ProgressBoard
+    from ..batch.ray_worker import BatchWorker, ProgressBoard
 
     if not jobs:
         return 0
@@ -262,7 +265,7 @@ def run_on_ray(batch: Any, jobs: list[Job]) -> int:
         actor = ray.remote(max_restarts=RETRIES, max_task_retries=0, max_concurrency=2, **ask)(BatchWorker)
         board = ray.remote(num_cpus=0)(ProgressBoard).remote()
         threads = int(ask.get("num_cpus", 1)) if "num_gpus" not in ask else None
-        workers = [actor.remote(threads, BoardSink(board)) for _ in range(min(count, len(jobs)))]
+        workers = [actor.remote(threads) for _ in range(min(count, len(jobs)))]
         pids = ray.get([w.pid.remote() for w in workers])
         if not batch.quiet:
             batch.say(f"painterly: ray: {len(workers)} worker{'s' * (len(workers) != 1)} (pids {', '.join(map(str, pids))}), {ask}")
