@@ -267,6 +267,7 @@ def test_job_list_errors_are_one_line(capsys: pytest.CaptureFixture[str], grid_i
         (["batch", "-o", str(tmp_path / "o"), "--content", "x.png", "--style", "y.png", "--sweep", "style_wait=1,2"], "unknown option 'style_wait'"),
         (["batch", "-o", str(tmp_path / "o"), "--content", "x.png", "--style", "y.png", "--paired", "--style", "y.png", "z.png"], "as many contents as styles"),
         (["batch", "-o", str(tmp_path / "o"), "--content", "x.png", "--style", "y.png", "--sweep", "style_weight=-5"], "--style-weight"),
+        (["batch", "-o", str(tmp_path / "o"), "--content", "x.png", "--style", "y.png", "--ray-shared"], "need --backend ray"),
     ]
     for argv, expected in cases:
         rc, err = run_main(capsys, argv)
@@ -380,6 +381,20 @@ def test_ray_backend_makes_the_same_images(ray_cluster, reference: tuple[Path, s
     got = {k: v[1] for k, v in _files(out).items()}
     assert got == {k: (reference[0] / k).read_bytes() for k in EXPECTED}  # bit for bit, same seeds
     assert {r["status"] for r in _records(out).values()} == {"done"}
+
+
+@pytest.mark.slow  # a real Ray cluster
+def test_ray_shared_output_folder_workers_write_the_same_images(ray_cluster, reference: tuple[Path, str], grid_inputs: Path, tiny_weights_file: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    """--ray-shared: the workers write results into the (here, trivially shared) folder themselves;
+    the images, the manifest and a re-run's skipping are those of the default path."""
+    address, env = ray_cluster
+    out = tmp_path / "new" / "out"  # not there yet: made before the workers write into it
+    args = _ray_args(grid_inputs, out, tiny_weights_file, address) + ["--ray-shared"]
+    proc = run_painterly(args, grid_inputs, env=env, timeout=180)
+    assert proc.returncode == 0 and "6/6 done (6 ran, 0 skipped), 0 failed" in proc.stderr, proc.stderr
+    assert {k: v[1] for k, v in _files(out).items()} == {k: (reference[0] / k).read_bytes() for k in EXPECTED}
+    proc = run_painterly(args, grid_inputs, env=env, timeout=180)
+    assert proc.returncode == 0 and "6/6 done (0 ran, 6 skipped)" in proc.stderr, proc.stderr
 
 
 @pytest.mark.slow  # a real Ray cluster: ~90 s for the three on 2 cores; CI runs them (-m "")

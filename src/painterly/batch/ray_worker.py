@@ -96,16 +96,20 @@ class BatchWorker:
 
     def run(
         self, key: str, config: Mapping[str, Any], inputs: Mapping[str, Any] | None = None,
-        checkpoint: Mapping[str, Any] | None = None, checkpoint_every: int = 0, sink: Any = None,
+        checkpoint: Mapping[str, Any] | None = None, checkpoint_every: int = 0, sink: Any = None, store: Any = None,
     ) -> dict[str, Any]:  # fmt: skip
         """One job: ``config`` as :meth:`Config.to_dict`, and ``inputs`` as :meth:`Inputs.to_dict` or the
         ``checkpoint`` (:meth:`Run.state_dict`) it continues. ``key`` names the job in its reports to
         ``sink`` (a :class:`BoardSink`; None: no reports). The sink comes with each call, not with the
         actor: Ray cannot restart an actor whose constructor arguments were lost from its object store.
+        ``store``, when the output folder is shared by every node, keeps the job's checkpoints and its
+        result itself (``store.checkpoint(state)``, ``store.result(image)``: the command line's writers,
+        run here) instead of sending them to the driver.
 
         Returns ``pid``, ``seed``, ``seconds``, ``iterations``, ``total``, ``resumed_at`` (the iteration
         of the checkpoint, or None) and ``stopped``; a finished job adds ``image`` ((1, 3, H, W) float32
-        in [0, 1], CPU) and ``losses``, a stopped one ``state`` (its checkpoint). Errors (a
+        in [0, 1], CPU; None when ``store`` wrote it) and ``losses``, a stopped one ``state`` (its
+        checkpoint; None when ``store`` kept it). Errors (a
         :class:`~painterly.errors.PainterlyError`) propagate.
         """
         from ..config import Config
@@ -131,8 +135,11 @@ class BatchWorker:
                 if sink is not None and (now - last >= PROGRESS_EVERY or progress.iteration == progress.total_iterations):
                     sink.progress(key, progress_fields(progress))
                     last = now
-                if sink is not None and checkpoint_every and progress.iteration % checkpoint_every == 0 and not run.done:
-                    sink.checkpoint(key, run.state_dict())
+                if checkpoint_every and progress.iteration % checkpoint_every == 0 and not run.done:
+                    if store is not None:
+                        store.checkpoint(run.state_dict())
+                    elif sink is not None:
+                        sink.checkpoint(key, run.state_dict())
         finally:
             with self._lock:
                 self._run = None
@@ -142,7 +149,12 @@ class BatchWorker:
         }  # fmt: skip
         if out["stopped"]:
             out["state"] = run.state_dict()
+            if store is not None and store.checkpoint(out["state"]):
+                out["state"] = None
         else:
             out["image"] = run.result()
             out["losses"] = dict(run.state.losses)
+            if store is not None:
+                store.result(out["image"])
+                out["image"] = None
         return out

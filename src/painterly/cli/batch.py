@@ -43,6 +43,7 @@ def add_batch_parser(sub: Any, common: Callable[..., None]) -> None:
     jobs.add_argument("-o", "--output", required=True, metavar="DIR", help="the folder of the results, manifest.jsonl, contact-sheet.png and index.html")
     jobs.add_argument("--backend", choices=("local", "ray"), default="local", help="run here (default) or on a Ray cluster")
     jobs.add_argument("--ray-address", default=None, metavar="auto|HOST:PORT", help="the Ray cluster to join (default: start one on this machine)")
+    jobs.add_argument("--ray-shared", action="store_true", help="the --output folder is the same path on every Ray node (a shared file system): workers write results and checkpoints there themselves instead of sending them to this machine")
     jobs.add_argument("--ray-workers", type=int, default=None, metavar="N", help="Ray actors, each with its encoder loaded (default: one per GPU, else one per node)")
     # Every stylize option but the per-image outputs (the folder, its manifest and sheet replace them).
     common(p, "stylize", None, skip=("save_every", "log", "plot"))
@@ -191,6 +192,8 @@ def _flag(field: str) -> str:
 def run_batch(args: argparse.Namespace) -> int:
     if args.ray_workers is not None and args.ray_workers < 1:
         raise ConfigError("--ray-workers must be at least 1")
+    if args.backend != "ray" and (args.ray_shared or args.ray_address is not None or args.ray_workers is not None):
+        raise ConfigError("--ray-shared, --ray-address and --ray-workers need --backend ray")
     batch = Batch(args)
     todo = batch.pending()
     if args.backend == "ray":

@@ -6,7 +6,8 @@ a terminal; the workers report through a :class:`~painterly.batch.ray_worker.Pro
 one line a failed job.
 
 Resuming: with ``--checkpoint-every N`` the workers send their checkpoints to the driver, which keeps
-them beside the outputs (``<output>.ckpt``, as locally). A worker that dies is restarted by Ray and the
+them beside the outputs (``<output>.ckpt``, as locally); with ``--ray-shared`` (the output folder is
+the same path on every node) the workers write checkpoints and results there themselves. A worker that dies is restarted by Ray and the
 driver runs its job again from the latest checkpoint (up to 3 times); Ctrl-C or SIGTERM stops every
 job in flight within one loss evaluation and keeps its checkpoint, and the next run continues it, on
 either backend. A job that fails with an error is recorded failed and the others go on.
@@ -17,6 +18,7 @@ from __future__ import annotations
 import signal
 import sys
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..batch.jobs import Job
@@ -46,6 +48,28 @@ def _worker_plan(ray: Any, wanted: int | None) -> tuple[int, dict[str, float]]:
     cpus = int(resources.get("CPU", 1))
     count = wanted or max(1, len(nodes))
     return count, {"num_cpus": max(1, cpus // count)}
+
+
+@dataclass(frozen=True)
+class SharedFolder:
+    """``--ray-shared``: a job's checkpoints and result are written by its worker, straight into the
+    output folder (the same path on every node), in the forms the local backend writes them."""
+
+    folder: str
+    output: str
+    every: int
+    metadata: dict[str, str]
+
+    def checkpoint(self, state: dict[str, Any]) -> bool:
+        from .batch_local import write_checkpoint
+        from .outputs import OutputFiles
+
+        return write_checkpoint(OutputFiles(Path(self.folder) / self.output), state, self.every)
+
+    def result(self, image: Any) -> None:  # noqa: ANN401 - a (1, 3, H, W) tensor
+        from ..imageio import save_image
+
+        save_image(image, Path(self.folder) / self.output, metadata=self.metadata)
 
 
 @dataclass
@@ -103,6 +127,11 @@ class RayJobs:
         self.tries: dict[str, int] = {}
         self.running: dict[Any, Flight] = {}
         self.every = int(getattr(batch.args, "checkpoint_every", 0) or 0)
+        self.shared = bool(getattr(batch.args, "ray_shared", False))
+        if self.shared:  # the workers write into it
+            from ..files import make_folder
+
+            make_folder(batch.folder)
         self.bar = JobsBar(len(jobs), batch.quiet)
         self.stopping: int | None = None
 
@@ -115,7 +144,7 @@ class RayJobs:
         """Give ``worker`` the next job (from its checkpoint when there is one); a job whose inputs cannot
         be read fails here and the next is tried."""
         from ..engine import load_inputs
-        from .batch_local import read_checkpoint
+        from .batch_local import _metadata, read_checkpoint
         from .report import ProgressBar
 
         while self.queue and self.stopping is None:
@@ -131,7 +160,8 @@ class RayJobs:
                     continue
             self.tries[job.output] = self.tries.get(job.output, 0) + 1
             key = f"{job.output}#{self.tries[job.output]}"
-            ref = worker.run.remote(key, config.to_dict(), inputs, state, self.every, self.sink)
+            store = SharedFolder(str(self.batch.folder.resolve()), job.output, self.every, _metadata(config)) if self.shared else None
+            ref = worker.run.remote(key, config.to_dict(), inputs, state, self.every, self.sink, store)
             bar = ProgressBar(config.iterations, quiet=self.batch.quiet or self.bar.bar is None, position=1 + self.slots[id(worker)], leave=False, label=job.output)
             self.running[ref] = Flight(job, worker, key, bar)
             return
@@ -183,19 +213,24 @@ class RayJobs:
             self.lost(job, worker, exc)
             return
         if result["stopped"]:
-            kept = write_checkpoint(files, result["state"], self.every)
+            kept = result["state"] is None or write_checkpoint(files, result["state"], self.every)
             name = "SIGINT" if self.stopping == signal.SIGINT else "SIGTERM"
             self.batch.say(
                 f"painterly: {name}: stopped {job.output} at iteration {result['iterations']}/{result['total']}"
                 + ("; run the same command again to continue" if kept else "")
             )
             return
-        save_image(result["image"], files.output, metadata=_metadata(config))
-        remove_quietly(files.checkpoint)
+        if result["image"] is not None:
+            save_image(result["image"], files.output, metadata=_metadata(config))
         action = "ran" if result["resumed_at"] is None else "resumed"
-        self.batch.record(
-            done_record(job, config, files.output, seed=result["seed"], seconds=result["seconds"], losses=result["losses"], iterations=result["iterations"], action=action)
-        )  # fmt: skip
+        try:
+            record = done_record(job, config, files.output, seed=result["seed"], seconds=result["seconds"], losses=result["losses"], iterations=result["iterations"], action=action)
+        except OSError:  # --ray-shared, but the worker's folder is not the driver's
+            self.fail(job, RuntimeError(f"--ray-shared: worker {result['pid']} wrote {files.output}, which this machine cannot see; is the folder shared?"))
+            self.submit(worker)
+            return
+        remove_quietly(files.checkpoint)
+        self.batch.record(record)
         since = "" if result["resumed_at"] is None else f" from iteration {result['resumed_at']}"
         self.bar.finished(job.output, f"{action}{since} on worker {result['pid']}, {result['seconds']:.1f} s, seed {result['seed']}")
         self.submit(worker)
