@@ -181,7 +181,8 @@ class LBFGS:
         self.aux = state["aux"]
         self.evals = int(state["evals"])
         self._maybe = maybe
-        like = s[0] if s is not None else (self.g if self.g is not None else None)
+        # A history cleared by a failed line search is saved as [0, n] tensors: shape from the gradient.
+        like = s[0] if s is not None and len(s) else (self.g if self.g is not None else None)
         if like is None:
             return
         if self._S is None or self._S.shape[1] != like.numel():

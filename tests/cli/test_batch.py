@@ -198,6 +198,66 @@ def test_sweep_and_jobs_file_name_and_override(capsys: pytest.CaptureFixture[str
     assert records["blend.png"]["iterations"] == 1 and records["a__p1.png"]["iterations"] == 2  # the line overrides
 
 
+def test_yaml_jobs_file_list_or_documents(capsys: pytest.CaptureFixture[str], grid_inputs: Path, tiny_weights_file: Path, tmp_path: Path) -> None:
+    """The same jobs as a YAML list and as YAML documents: relative paths, a style or a blend, per-job
+    options over the command line's, an output name; the two make the same images."""
+    import shutil
+
+    shutil.copytree(grid_inputs, tmp_path / "in")
+    listed = tmp_path / "in" / "jobs.yaml"
+    listed.write_text(
+        "# two jobs\n"
+        "- content: photos/a.png\n"
+        "  styles: [paintings/p1.png, paintings/p2.png]\n"
+        "  options:\n"
+        "    iterations: 1\n"
+        "    style-weight: 50\n"
+        "  output: blend.png\n"
+        "- content: photos/b.png\n"
+        "  style: paintings/p3.png\n"
+    )
+    documents = tmp_path / "in" / "jobs.yml"
+    documents.write_text(
+        "content: photos/a.png\nstyles:\n  - paintings/p1.png\n  - paintings/p2.png\noptions: {iterations: 1, style_weight: 50}\noutput: blend.png\n"
+        "---\ncontent: photos/b.png\nstyle: paintings/p3.png\n"
+    )
+    made = {}
+    for jobs in (listed, documents):
+        out = tmp_path / jobs.suffix[1:]
+        rc, err = run_main(capsys, ["batch", "--jobs", str(jobs), "-o", str(out), "-q", *fast_args(tiny_weights_file, iterations=2)])
+        assert rc == 0, err
+        records = _records(out)
+        assert set(records) == {"blend.png", "b__p3.png"}
+        blend = records["blend.png"]
+        assert blend["iterations"] == 1 and blend["options"]["style_weight"] == 50 and len(blend["styles"]) == 2
+        assert records["b__p3.png"]["iterations"] == 2 and records["b__p3.png"]["content"] == str(tmp_path / "in" / "photos" / "b.png")
+        made[jobs.suffix] = {name: (out / name).read_bytes() for name in records}
+    assert made[".yaml"] == made[".yml"]
+
+
+def test_bad_yaml_jobs_file_is_one_line_naming_line_and_field(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    cases = {
+        "- content: a.png\n  styles: [p.png]\n  options:\n    iterations: 2\n    style_weight: -5\n": "jobs.yaml line 5: --style-weight",
+        "- content: a.png\n  styles: [p.png]\n  options:\n    style_wait: 3\n": "jobs.yaml line 4: unknown option 'style_wait'",
+        "- content: a.png\n  styles: [p.png]\n- content: b.png\n  colour: red\n  style: p.png\n": "jobs.yaml line 4: unknown key 'colour'",
+        "- content: a.png\n  styles: [p.png]\n- content: b.png\n": 'jobs.yaml line 3: needs "content" and "styles"',
+        "- content: a.png\n  styles: {p: 1}\n": 'jobs.yaml line 2: "styles" must be a path or a list of paths',
+        "- content: a.png\n  style: p.png\n  output: sub/x.png\n": 'jobs.yaml line 3: "output" must be a file name',
+        "- content: a.png\n  styles: [p.png\n- content: b.png\n": "jobs.yaml line 3: not YAML",
+        "# nothing\n": "lists no jobs",
+    }
+    jobs = tmp_path / "jobs.yaml"
+    for text, expected in cases.items():
+        jobs.write_text(text)
+        rc, err = run_main(capsys, ["batch", "--jobs", str(jobs), "-o", str(tmp_path / "o")])
+        assert rc == 2 and expected in err and len(err.strip().splitlines()) == 1, (text, err)
+        assert err.startswith("painterly: error: --jobs ") and "Traceback" not in err
+    # Without PyYAML, a YAML job file (and only that) says how to install it.
+    monkeypatch.setitem(__import__("sys").modules, "yaml", None)
+    rc, err = run_main(capsys, ["batch", "--jobs", str(jobs), "-o", str(tmp_path / "o")])
+    assert rc == 2 and err.strip() == "painterly: error: reading a YAML job file needs PyYAML, which is not installed: pip install pyyaml", err
+
+
 def test_job_list_errors_are_one_line(capsys: pytest.CaptureFixture[str], grid_inputs: Path, tmp_path: Path) -> None:
     from painterly.batch import build_jobs
 
@@ -207,6 +267,7 @@ def test_job_list_errors_are_one_line(capsys: pytest.CaptureFixture[str], grid_i
         (["batch", "-o", str(tmp_path / "o"), "--content", "x.png", "--style", "y.png", "--sweep", "style_wait=1,2"], "unknown option 'style_wait'"),
         (["batch", "-o", str(tmp_path / "o"), "--content", "x.png", "--style", "y.png", "--paired", "--style", "y.png", "z.png"], "as many contents as styles"),
         (["batch", "-o", str(tmp_path / "o"), "--content", "x.png", "--style", "y.png", "--sweep", "style_weight=-5"], "--style-weight"),
+        (["batch", "-o", str(tmp_path / "o"), "--content", "x.png", "--style", "y.png", "--ray-shared"], "need --backend ray"),
     ]
     for argv, expected in cases:
         rc, err = run_main(capsys, argv)
@@ -309,18 +370,37 @@ def _ray_args(grid_inputs: Path, out: Path, weights: Path, address: str) -> list
     return _batch_args(grid_inputs, out, weights, "--backend", "ray", "--ray-address", address, "--ray-workers", "2")
 
 
+@pytest.mark.slow  # a real Ray cluster: ~90 s for the three on 2 cores; CI runs them (-m "")
 def test_ray_backend_makes_the_same_images(ray_cluster, reference: tuple[Path, str], grid_inputs: Path, tiny_weights_file: Path, tmp_path: Path) -> None:  # noqa: ANN001
     address, env = ray_cluster
     out = tmp_path / "out"
     proc = run_painterly(_ray_args(grid_inputs, out, tiny_weights_file, address), grid_inputs, env=env, timeout=180)
     assert proc.returncode == 0, proc.stderr
     assert "2 workers" in proc.stderr and "6/6 done (6 ran, 0 skipped)" in proc.stderr
+    assert "Traceback" not in proc.stderr and "core_worker" not in proc.stderr, proc.stderr  # no Ray warnings either
     got = {k: v[1] for k, v in _files(out).items()}
     assert got == {k: (reference[0] / k).read_bytes() for k in EXPECTED}  # bit for bit, same seeds
     assert {r["status"] for r in _records(out).values()} == {"done"}
 
 
-def test_ray_worker_killed_mid_batch_loses_nothing(ray_cluster, reference: tuple[Path, str], grid_inputs: Path, tiny_weights_file: Path, tmp_path: Path) -> None:  # noqa: ANN001
+@pytest.mark.slow  # a real Ray cluster
+def test_ray_shared_output_folder_workers_write_the_same_images(ray_cluster, reference: tuple[Path, str], grid_inputs: Path, tiny_weights_file: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    """--ray-shared: the workers write results into the (here, trivially shared) folder themselves;
+    the images, the manifest and a re-run's skipping are those of the default path."""
+    address, env = ray_cluster
+    out = tmp_path / "new" / "out"  # not there yet: made before the workers write into it
+    args = _ray_args(grid_inputs, out, tiny_weights_file, address) + ["--ray-shared"]
+    proc = run_painterly(args, grid_inputs, env=env, timeout=180)
+    assert proc.returncode == 0 and "6/6 done (6 ran, 0 skipped), 0 failed" in proc.stderr, proc.stderr
+    assert {k: v[1] for k, v in _files(out).items()} == {k: (reference[0] / k).read_bytes() for k in EXPECTED}
+    proc = run_painterly(args, grid_inputs, env=env, timeout=180)
+    assert proc.returncode == 0 and "6/6 done (0 ran, 6 skipped)" in proc.stderr, proc.stderr
+
+
+@pytest.mark.slow  # a real Ray cluster: ~90 s for the three on 2 cores; CI runs them (-m "")
+def test_ray_worker_killed_mid_batch_resumes_its_job_from_the_checkpoint(ray_cluster, reference: tuple[Path, str], grid_inputs: Path, tiny_weights_file: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    """--checkpoint-every 1: the workers' checkpoints land beside the outputs; a worker killed mid-job
+    is restarted and its job continues from the latest checkpoint; the images are the reference's."""
     import os
     import queue
     import re
@@ -329,7 +409,7 @@ def test_ray_worker_killed_mid_batch_loses_nothing(ray_cluster, reference: tuple
 
     address, env = ray_cluster
     out = tmp_path / "out"
-    proc = start_painterly(_ray_args(grid_inputs, out, tiny_weights_file, address), grid_inputs, env=env)
+    proc = start_painterly(_ray_args(grid_inputs, out, tiny_weights_file, address) + ["--checkpoint-every", "1"], grid_inputs, env=env)
     lines: queue.Queue[str] = queue.Queue()
     threading.Thread(target=lambda: [lines.put(line) for line in proc.stderr], daemon=True).start()
     seen: list[str] = []
@@ -348,9 +428,9 @@ def test_ray_worker_killed_mid_batch_loses_nothing(ray_cluster, reference: tuple
         pytest.fail("expected a line matching %r; stderr so far:\n%s" % (pattern, "".join(seen)))
 
     pids = [int(p) for p in next_line(r"2 workers \(pids (\d+), (\d+)\)").groups()]
-    first = next_line(r"\[1/6\] \S+: ran on worker (\d+)")
-    victim = int(first.group(1))  # it has just taken its next job: kill it in the middle of that one
-    time.sleep(0.3)
+    victim = int(next_line(r"\[1/6\] \S+: ran on worker (\d+)").group(1))
+    # It has taken its next job: kill it once both jobs in flight have a checkpoint.
+    wait_for(lambda: len(list(out.glob("*.ckpt"))) == 2, proc, timeout=60, what="two checkpoints beside the outputs")
     os.kill(victim, signal.SIGKILL)
     proc.wait(180)
     while True:
@@ -361,7 +441,68 @@ def test_ray_worker_killed_mid_batch_loses_nothing(ray_cluster, reference: tuple
     err = "".join(seen)
     assert proc.returncode == 0, err
     assert "6/6 done (6 ran, 0 skipped), 0 failed" in err, err
-    workers = {int(m) for m in re.findall(r"ran on worker (\d+)", err)}
-    assert workers - set(pids), f"no job ran on a restarted worker:\n{err}"  # the killed one came back
+    assert re.search(r"the worker running \S+ died; running it again from its latest checkpoint", err), err
+    resumed = re.findall(r"\] (\S+): resumed from iteration ([1-9]\d*) on worker (\d+)", err)
+    assert len(resumed) == 1 and int(resumed[0][2]) not in pids, err  # on the restarted worker, past its start
+    assert [k for k, r in _records(out).items() if r["action"] == "resumed"] == [resumed[0][0]]
+    assert {r["status"] for r in _records(out).values()} == {"done"} and not list(out.glob("*.ckpt"))
+    got = {k: v[1] for k, v in _files(out).items()}
+    assert got == {k: (reference[0] / k).read_bytes() for k in EXPECTED}
+
+
+@pytest.mark.slow  # a real Ray cluster: ~90 s for the three on 2 cores; CI runs them (-m "")
+def test_ray_progress_beneath_the_bar_then_sigint_and_resume(ray_cluster, reference: tuple[Path, str], grid_inputs: Path, tiny_weights_file: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    """On a terminal (a real pty), each running job's own bar (its name, iteration, loss) sits beneath
+    the batch's; SIGINT stops the jobs in flight with their checkpoints (exit 130); the same command
+    then continues them and the images are the reference's."""
+    import fcntl
+    import os
+    import pty
+    import re
+    import struct
+    import subprocess
+    import termios
+    import threading
+
+    from cli_support import painterly_command
+
+    address, env = ray_cluster
+    out = tmp_path / "out"
+    args = _ray_args(grid_inputs, out, tiny_weights_file, address)
+    master, slave = pty.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 200, 0, 0))
+    proc = subprocess.Popen(painterly_command(args), cwd=grid_inputs, env=env, stdin=subprocess.DEVNULL, stdout=slave, stderr=slave)
+    os.close(slave)
+    chunks: list[bytes] = []
+
+    def read() -> None:
+        while True:
+            try:
+                data = os.read(master, 4096)
+            except OSError:
+                return
+            if not data:
+                return
+            chunks.append(data)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    text = lambda: b"".join(chunks).decode("utf-8", "replace")  # noqa: E731
+    job_bar = re.compile(r"[ab]__p\d\.png +\d+%\|.*\| \S+ it [1-3]/4 48x\d+ .*loss \S+")
+    wait_for(lambda: job_bar.search(text()) is not None, proc, timeout=120, what="a job's own bar with its iteration")
+    assert re.search(r"batch: +\d+%\|", text())  # the batch's bar above it
+    proc.send_signal(signal.SIGINT)
+    assert proc.wait(60) == 130, text()
+    reader.join(5)
+    os.close(master)
+    stopped = re.findall(r"SIGINT: stopped (\S+) at iteration (\d)/4; run the same command again to continue", text())
+    assert 1 <= len(stopped) <= 2, text()
+    assert sorted(p.name for p in out.glob("*.ckpt")) == sorted(name + ".ckpt" for name, _ in stopped)
+
+    proc = run_painterly(args, grid_inputs, env=env, timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    records = _records(out)
+    assert sorted(k for k, r in records.items() if r["action"] == "resumed") == sorted(name for name, _ in stopped)
+    assert {r["status"] for r in records.values()} == {"done"} and not list(out.glob("*.ckpt"))
     got = {k: v[1] for k, v in _files(out).items()}
     assert got == {k: (reference[0] / k).read_bytes() for k in EXPECTED}

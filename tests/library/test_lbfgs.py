@@ -110,6 +110,34 @@ def test_state_dict_round_trip_continues_identically():
     assert torch.equal(x, y)
 
 
+def test_state_dict_round_trip_after_a_failed_line_search_cleared_the_history():
+    """The state saved right after the history was forgotten (``s``/``y`` of shape [0, n], ``used``
+    > 0) loads, and the run continues identically (a batch stopped there resumed with an IndexError)."""
+    x = torch.tensor([-1.2, 1.0], dtype=torch.float64)
+    opt = LBFGS(history=5)
+    fn = _objective(_rosenbrock)
+    for _ in range(6):
+        opt.step(x, fn)
+    here = x.clone()
+
+    def nowhere_better(point):
+        if torch.equal(point, here):
+            return fn(point)
+        return float("nan"), torch.full((2,), float("nan"), dtype=torch.float64), "bad"
+
+    opt.step(x, nowhere_better)
+    assert opt.pairs == 0 and torch.equal(x, here)
+    saved_state = copy.deepcopy(opt.state_dict())
+    assert saved_state["s"].shape == (0, 2) and saved_state["used"] > 0
+    path_a = [opt.step(x, fn)[0] for _ in range(10)]
+
+    other = LBFGS(history=5)
+    other.load_state_dict(saved_state)
+    y = here.clone()
+    path_b = [other.step(y, fn)[0] for _ in range(10)]
+    assert path_a == path_b and torch.equal(x, y)
+
+
 def test_state_dict_survives_torch_save(tmp_path):
     _, _, f = _quadratic()
     x = torch.ones(6, dtype=torch.float64)

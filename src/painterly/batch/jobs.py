@@ -4,7 +4,7 @@ called.
 A job list comes from contents and styles given as files, folders or globs (:func:`expand_paths`),
 combined as a product (every content in every style) or paired (the i-th content with the i-th style),
 times every combination of swept values (``style_weight=50,100,200``, :func:`parse_sweep`); or from a
-manifest file of JSON lines (:func:`read_job_file`). Nothing here reads an image or runs anything.
+manifest file of JSON lines or YAML (:func:`read_job_file`). Nothing here reads an image or runs anything.
 """
 
 from __future__ import annotations
@@ -138,49 +138,118 @@ def build_jobs(
     return check_unique(jobs)
 
 
+YAML_SUFFIXES = (".yaml", ".yml")
+YAML_HINT = "reading a YAML job file needs PyYAML, which is not installed: pip install pyyaml"
+KEYS = ("content", "styles", "style", "options", "output")
+
+
 def read_job_file(path: str | os.PathLike[str], suffix: str = ".png") -> list[Job]:
     """A manifest of jobs: one JSON object a line, ``{"content": ..., "styles": [...] or "style": ...,
     "options": {...}, "output": ...}`` (``options`` and ``output`` optional; blank lines and lines
-    starting with ``#`` skipped). Relative image paths are relative to the file's folder."""
+    starting with ``#`` skipped); or, for a ``.yaml``/``.yml`` file, the same mappings as a YAML list
+    or as YAML documents (``---``). Relative image paths are relative to the file's folder.
+
+    Raises:
+        ConfigError: one line naming the file, the line and the key or option at fault.
+    """
     path = Path(path)
     try:
-        lines = path.read_text(encoding="utf-8").splitlines()
+        text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(f"`jobs` {path}: cannot read it ({getattr(exc, 'strerror', None) or exc})") from None
-    jobs = []
-    for number, line in enumerate(lines, 1):
-        if not line.strip() or line.lstrip().startswith("#"):
-            continue
-        where = f"`jobs` {path} line {number}"
-        try:
-            item = json.loads(line)
-        except ValueError as exc:
-            raise ConfigError(f"{where}: not JSON ({exc.msg})") from None
-        if not isinstance(item, dict) or "content" not in item or not ({"styles", "style"} & set(item)):
-            raise ConfigError(f"{where}: needs \"content\" and \"styles\"")
-        unknown = set(item) - {"content", "styles", "style", "options", "output"}
-        if unknown:
-            raise ConfigError(f"{where}: unknown key {sorted(unknown)[0]!r}")
-        styles = item.get("styles", item.get("style"))
-        styles = [styles] if isinstance(styles, str) else styles
-        options = item.get("options", {})
-        if not isinstance(styles, list) or not styles or not all(isinstance(s, str) for s in styles) or not isinstance(options, dict):
-            raise ConfigError(f"{where}: \"styles\" must be a list of paths and \"options\" an object")
-        options = {str(k).replace("-", "_"): v for k, v in options.items()}
-        try:
-            Config.for_mode("stylize", **options)
-        except ConfigError as exc:
-            raise ConfigError(f"{where}: {exc.template}") from None
-        content = str(path.parent / item["content"])
-        styles = tuple(str(path.parent / s) for s in styles)
-        output = item.get("output") or job_name(content, styles, options, suffix)
-        if not isinstance(output, str) or Path(output).name != output:
-            raise ConfigError(f"{where}: \"output\" must be a file name (the batch writes into its own folder)")
-        column = " ".join(["+".join(map(_stem, styles)), *(f"{k}={_value_text(v)}" for k, v in options.items())])
-        jobs.append(Job(content, styles, options, output, _stem(content), column))
+    items = _yaml_items(path, text) if path.suffix.lower() in YAML_SUFFIXES else _json_items(path, text)
+    jobs = [_job(path, item, lines, suffix) for item, lines in items]
     if not jobs:
         raise ConfigError(f"`jobs` {path}: lists no jobs")
     return check_unique(jobs)
+
+
+def _json_items(path: Path, text: str) -> list[tuple[Any, dict[str, int]]]:
+    """(item, {key: line}) for each JSON line (every key of a line is on that line)."""
+    items = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        try:
+            item = json.loads(line)
+        except ValueError as exc:
+            raise ConfigError(f"`jobs` {path} line {number}: not JSON ({exc.msg})") from None
+        items.append((item, {"": number}))
+    return items
+
+
+def _yaml_items(path: Path, text: str) -> list[tuple[Any, dict[str, int]]]:
+    """(item, {key: line}) for each mapping of a YAML list, or each YAML document; ``key`` is a top
+    key or ``options.FIELD``, ``""`` the item itself (lines count from 1)."""
+    try:
+        import yaml
+    except ImportError:
+        raise ConfigError(YAML_HINT) from None
+    try:
+        documents = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"`jobs` {path}{at}: not YAML ({getattr(exc, 'problem', None) or exc})") from None
+    nodes = []
+    for doc in documents:
+        if isinstance(doc, yaml.SequenceNode):
+            nodes += doc.value
+        elif doc is not None:
+            nodes.append(doc)
+    items = []
+    for node in nodes:
+        lines = {"": node.start_mark.line + 1}
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                lines[str(key.value)] = key.start_mark.line + 1
+                if key.value == "options" and isinstance(value, yaml.MappingNode):
+                    lines.update({f"options.{k.value}".replace("-", "_"): k.start_mark.line + 1 for k, _ in value.value})
+        try:
+            item = yaml.SafeLoader("").construct_document(node)
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"`jobs` {path} line {lines['']}: not YAML ({getattr(exc, 'problem', None) or exc})") from None
+        items.append((item, lines))
+    return items
+
+
+def _job(path: Path, item: Any, lines: Mapping[str, int], suffix: str) -> Job:
+    """One job from a parsed manifest item, checked: every error names the line (of the key at fault)."""
+
+    def where(key: str = "") -> str:
+        return f"`jobs` {path} line {lines.get(key, lines[''])}"
+
+    if not isinstance(item, dict) or "content" not in item or not ({"styles", "style"} & set(item)):
+        raise ConfigError(f"{where()}: needs \"content\" and \"styles\"")
+    unknown = sorted(map(str, set(item) - set(KEYS)))
+    if unknown:
+        raise ConfigError(f"{where(unknown[0])}: unknown key {unknown[0]!r} (a job has {', '.join(KEYS)})")
+    if not isinstance(item["content"], str):
+        raise ConfigError(f"{where('content')}: \"content\" must be a path")
+    key = "styles" if "styles" in item else "style"
+    styles = item[key]
+    styles = [styles] if isinstance(styles, str) else styles
+    if not isinstance(styles, list) or not styles or not all(isinstance(s, str) for s in styles):
+        raise ConfigError(f"{where(key)}: \"{key}\" must be a path or a list of paths")
+    options = item.get("options") or {}
+    if not isinstance(options, dict):
+        raise ConfigError(f"{where('options')}: \"options\" must be a mapping of settings")
+    options = {str(k).replace("-", "_"): v for k, v in options.items()}
+    unknown = sorted(set(options) - {f.name for f in dataclasses.fields(Config)})
+    if unknown:
+        raise ConfigError(f"{where('options.' + unknown[0])}: unknown option {unknown[0]!r}")
+    try:
+        Config.for_mode("stylize", **options)
+    except ConfigError as exc:
+        field = re.search(r"`(\w+)`", exc.template)
+        raise ConfigError(f"{where('options.' + field.group(1) if field else 'options')}: {exc.template}") from None
+    content = str(path.parent / item["content"])
+    styles = tuple(str(path.parent / s) for s in styles)
+    output = item.get("output") or job_name(content, styles, options, suffix)
+    if not isinstance(output, str) or Path(output).name != output:
+        raise ConfigError(f"{where('output')}: \"output\" must be a file name (the batch writes into its own folder)")
+    column = " ".join(["+".join(map(_stem, styles)), *(f"{k}={_value_text(v)}" for k, v in options.items())])
+    return Job(content, styles, options, output, _stem(content), column)
 
 
 def check_unique(jobs: Sequence[Job]) -> list[Job]:

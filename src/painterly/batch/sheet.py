@@ -44,8 +44,8 @@ def _fit(draw: ImageDraw.ImageDraw, text: str, width: int, font: Any) -> str:
 
 
 def contact_sheet(records: Sequence[Mapping[str, Any]], folder: Path, *, cell: int = 160) -> Image.Image:
-    """The grid of the batch's results so far, ``cell`` px per image; a cell not yet done is empty, a
-    failed one grey with "failed". ``records`` are manifest records (``row``, ``column``, ``output``,
+    """The grid of the batch's results so far, ``cell`` px per image; a cell not yet done is empty (with
+    its ``note``, if any), a failed one grey with "failed". ``records`` are manifest records (``row``, ``column``, ``output``,
     ``status``); images are read from ``folder``."""
     rows, cols = _axes(records)
     by_cell = {(r["row"], r["column"]): r for r in records}
@@ -69,6 +69,9 @@ def contact_sheet(records: Sequence[Mapping[str, Any]], folder: Path, *, cell: i
             if record.get("status") == "done" and (img := _thumb(folder / record["output"], cell)) is not None:
                 sheet.paste(img, (x + (cell - img.width) // 2, y + (cell - img.height) // 2))
                 note = f"{record.get('seconds', 0):.1f} s"
+            elif record.get("status") not in ("done", "failed"):  # still to come (the studio's grid)
+                draw.rectangle((x, y, x + cell - 1, y + cell - 1), outline=(200, 200, 200))
+                note = _fit(draw, str(record.get("note", "")), cell, font)
             else:
                 draw.rectangle((x, y, x + cell - 1, y + cell - 1), fill=(200, 200, 200))
                 draw.text((x + PAD, y + cell // 2), "failed", fill=(150, 0, 0), font=font)

@@ -3,6 +3,7 @@ manifest and a contact sheet; locally (one process, one encoder per set of layer
 
     painterly batch --content photos/ --style 'paintings/*.jpg' -o out/ [--sweep style_weight=50,100]
     painterly batch --jobs jobs.jsonl -o out/ --backend ray --ray-address auto
+    painterly batch --jobs jobs.yaml -o out/
 
 A finished job (by ``out/manifest.jsonl``: its settings, and its file's size and SHA-256) is skipped; an
 interrupted one continues from its checkpoint; a job that fails is one line and a record, and the
@@ -38,10 +39,11 @@ def add_batch_parser(sub: Any, common: Callable[..., None]) -> None:
     jobs.add_argument("--style", nargs="+", default=[], metavar="PATH", help="style images: files, folders or globs")
     jobs.add_argument("--paired", action="store_true", help="the i-th content with the i-th style (default: every content in every style)")
     jobs.add_argument("--sweep", action="append", default=[], metavar="FIELD=V1,V2", help="also run every value of a setting, e.g. style_weight=50,100,200 (repeatable: all combinations)")
-    jobs.add_argument("--jobs", default=None, metavar="FILE.jsonl", help='a job per JSON line: {"content": ..., "styles": [...], "options": {...}, "output": ...}; its options override the command line')
+    jobs.add_argument("--jobs", default=None, metavar="FILE", help='a job file: a job per JSON line {"content": ..., "styles": [...], "options": {...}, "output": ...}, or (.yaml/.yml) a YAML list of the same; its options override the command line')
     jobs.add_argument("-o", "--output", required=True, metavar="DIR", help="the folder of the results, manifest.jsonl, contact-sheet.png and index.html")
     jobs.add_argument("--backend", choices=("local", "ray"), default="local", help="run here (default) or on a Ray cluster")
     jobs.add_argument("--ray-address", default=None, metavar="auto|HOST:PORT", help="the Ray cluster to join (default: start one on this machine)")
+    jobs.add_argument("--ray-shared", action="store_true", help="the --output folder is the same path on every Ray node (a shared file system): workers write results and checkpoints there themselves instead of sending them to this machine")
     jobs.add_argument("--ray-workers", type=int, default=None, metavar="N", help="Ray actors, each with its encoder loaded (default: one per GPU, else one per node)")
     # Every stylize option but the per-image outputs (the folder, its manifest and sheet replace them).
     common(p, "stylize", None, skip=("save_every", "log", "plot"))
@@ -56,7 +58,7 @@ def job_list(args: argparse.Namespace) -> list[Job]:
             raise ConfigError("give either --jobs or --content/--style/--sweep, not both")
         return read_job_file(args.jobs)
     if not args.content or not args.style:
-        raise ConfigError("batch needs --content and --style (files, folders or globs), or --jobs FILE.jsonl")
+        raise ConfigError("batch needs --content and --style (files, folders or globs), or --jobs FILE (.jsonl or .yaml)")
     sweeps = [parse_sweep(s) for s in args.sweep]
     return build_jobs(expand_paths(args.content, "--content"), expand_paths(args.style, "--style"), paired=args.paired, sweeps=sweeps)
 
@@ -190,6 +192,8 @@ def _flag(field: str) -> str:
 def run_batch(args: argparse.Namespace) -> int:
     if args.ray_workers is not None and args.ray_workers < 1:
         raise ConfigError("--ray-workers must be at least 1")
+    if args.backend != "ray" and (args.ray_shared or args.ray_address is not None or args.ray_workers is not None):
+        raise ConfigError("--ray-shared, --ray-address and --ray-workers need --backend ray")
     batch = Batch(args)
     todo = batch.pending()
     if args.backend == "ray":

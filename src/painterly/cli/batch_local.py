@@ -28,7 +28,7 @@ class JobRun(CommandRun):
         self.show_bar = show_bar and sys.stderr.isatty()  # off a terminal, one line a job is enough
 
     def progress_bar(self) -> ProgressBar:
-        return ProgressBar(self.run.total_iterations, quiet=not self.show_bar, position=1, leave=False)
+        return ProgressBar(self.run.total_iterations, quiet=not self.show_bar, position=1, leave=False, label=self.files.output.name)
 
     def _interrupted(self, signum: int) -> int:
         kept = self.save_checkpoint()
@@ -74,19 +74,51 @@ def _metadata(config: Any) -> dict[str, str]:
     return metadata(config)
 
 
-def start_job(transfer: Any, job: Job, files: OutputFiles) -> tuple[Any, Path | None]:
-    """A fresh run of ``job``, or the one its checkpoint holds when that was made with the same settings."""
+def read_checkpoint(files: OutputFiles, config: Any) -> dict[str, Any] | None:
+    """The run state in ``files.checkpoint`` when it was made for this output with these settings
+    (by either backend); None when there is none, or it is damaged or foreign (it is then overwritten)."""
     import torch
 
-    from ..engine import Inputs, Run, RunState, load_inputs
+    if not files.checkpoint.is_file():
+        return None
+    try:
+        saved = torch.load(files.checkpoint, map_location="cpu", weights_only=True)
+        data = saved["run"]
+        if data["config"] == config.to_dict() and saved.get("output") == files.output.name:
+            return data
+    except Exception:  # noqa: BLE001 - a damaged or foreign checkpoint: start afresh
+        pass
+    return None
 
-    if files.checkpoint.is_file():
+
+def write_checkpoint(files: OutputFiles, state: dict[str, Any], checkpoint_every: int) -> bool:
+    """Write ``state`` (:meth:`Run.state_dict`) as ``files.checkpoint``, in the form the command line
+    writes (so ``painterly resume`` and either backend continue it); a failure is a warning, not an end."""
+    import warnings
+
+    import torch
+
+    from ..errors import PainterlyWarning
+    from ..files import write_with
+
+    payload = {"run": state, "output": files.output.name, "outputs": {"save_every": 0, "checkpoint_every": checkpoint_every, "log": None, "plot": None}}
+    try:
+        write_with(files.checkpoint, lambda tmp: torch.save(payload, tmp))
+        return True
+    except Exception as exc:  # noqa: BLE001 - a full disk must not end the batch
+        warnings.warn(f"could not write {files.checkpoint}: {exc}; carrying on", PainterlyWarning, stacklevel=2)
+        return False
+
+
+def start_job(transfer: Any, job: Job, files: OutputFiles) -> tuple[Any, Path | None]:
+    """A fresh run of ``job``, or the one its checkpoint holds when that was made with the same settings."""
+    from ..engine import Run, load_inputs
+
+    data = read_checkpoint(files, transfer.config)
+    if data is not None:
         try:
-            saved = torch.load(files.checkpoint, map_location="cpu", weights_only=True)
-            data = saved["run"]
-            if data["config"] == transfer.config.to_dict() and saved.get("output") == files.output.name:
-                return Run(transfer, Inputs.from_dict(transfer.config, data), RunState.from_dict(data)), files.checkpoint
-        except Exception:  # noqa: BLE001 - a damaged or foreign checkpoint: start afresh (it is overwritten)
+            return Run.from_state_dict(transfer, data), files.checkpoint
+        except Exception:  # noqa: BLE001 - a damaged checkpoint: start afresh (it is overwritten)
             pass
     return transfer.start(load_inputs(transfer.config, job.content, job.styles, warn=False)), None
 

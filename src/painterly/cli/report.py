@@ -28,7 +28,8 @@ def clock(seconds: float | None) -> str:
 
 
 class ProgressBar:
-    """A tqdm bar on a terminal; a plain line every 10 % of the work elsewhere (logs, CI).
+    """A tqdm bar on a terminal (after ``label``, if given: a batch names its jobs' bars); a plain line
+    every 10 % of the work elsewhere (logs, CI).
 
     Both are measured in work, not iterations (:attr:`Progress.work_fraction`: each level's iterations
     weighted by its pixels): the percentage and the ETA hold across the levels of a multi-scale run,
@@ -36,7 +37,8 @@ class ProgressBar:
     """
 
     def __init__(
-        self, total: int, *, quiet: bool = False, stream: IO[str] | None = None, position: int | None = None, leave: bool = True
+        self, total: int, *, quiet: bool = False, stream: IO[str] | None = None, position: int | None = None, leave: bool = True,
+        label: str = "",
     ) -> None:
         self.stream = stream or sys.stderr
         self.quiet = quiet
@@ -50,7 +52,7 @@ class ProgressBar:
             # the ETA shown is the Progress's, the same as the plain lines and the studio show.
             self.bar = tqdm(
                 total=100.0, file=self.stream, dynamic_ncols=True, leave=leave, position=position,
-                bar_format="{percentage:3.0f}%|{bar}| {elapsed}{postfix}",
+                desc=label, bar_format="{desc}" + (" " if label else "") + "{percentage:3.0f}%|{bar}| {elapsed}{postfix}",
             )
 
     def update(self, p: Progress) -> None:

@@ -322,6 +322,9 @@ def create_app(
             headers={"Cache-Control": "no-cache"},
         )
 
+    from .batch import add_batch_routes  # the batch view: grids of jobs and their contact sheet
+
+    add_batch_routes(app, manager, defaults=defaults, limits=limits, max_upload_bytes=max_upload_bytes, max_pixels=max_pixels, token=token)
     return app
 
 

@@ -1,0 +1,209 @@
+"""The studio's batch view: a grid of jobs (one content × several styles, times the values of one swept
+setting such as ``style_weight=50,100,200``) submitted to the studio's own queue as ordinary jobs, and
+the contact sheet of :mod:`painterly.batch.sheet` drawn from their results as they finish.
+
+A batch is a small record, ``<workdir>/batches/<id>.json``: its rows, columns and the job of each cell.
+Everything else (status, progress, results) is the jobs' own; a cell whose job the gallery has since
+removed shows as ``removed``. Routes (added by :func:`add_batch_routes`):
+
+* ``POST /api/batches`` (token): ``content`` (or ``demo=true``), ``style`` (repeat), ``options`` (JSON,
+  as for a job), ``sweep`` (``FIELD=V1,V2,...``, optional) → 202 and the batch;
+* ``GET /api/batches/{id}``: the grid, each cell's job status and progress, and the sheet's URL;
+* ``GET /api/batches/{id}/sheet``: the contact sheet (PNG) as it stands;
+* ``GET /batch``: the page (``static/batch.html`` and ``batch.js``).
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import time
+import uuid
+from pathlib import Path
+from typing import Any, Mapping
+
+from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi.responses import JSONResponse, Response
+
+from ..errors import ConfigError
+from .job import DONE, FINAL, Job
+from .options import Limits, build_config, check_budget, parse_options, public_options
+from .queue import JobManager, QueueFull
+
+BATCH_ID = re.compile(r"^[0-9a-f]{32}$")
+MAX_SWEEP_VALUES = 12
+
+
+class BatchStore:
+    """The batch records of a workdir (``batches/<id>.json``, written atomically)."""
+
+    def __init__(self, workdir: Path) -> None:
+        self.folder = Path(workdir) / "batches"
+
+    def save(self, batch: dict[str, Any]) -> None:
+        from ..files import make_folder, write_bytes
+
+        make_folder(self.folder)
+        write_bytes(self.folder / f"{batch['id']}.json", json.dumps(batch).encode("utf-8"))
+
+    def load(self, batch_id: str) -> dict[str, Any]:
+        if not BATCH_ID.match(batch_id):
+            raise HTTPException(404, f"no batch {batch_id!r} on this server")
+        try:
+            return json.loads((self.folder / f"{batch_id}.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            raise HTTPException(404, f"no batch {batch_id!r} on this server") from None
+
+
+def grid_columns(styles: list[str], sweep: tuple[str, tuple[Any, ...]] | None) -> list[tuple[int, str, dict[str, Any]]]:
+    """(style index, column label, swept option) for each column: every style times every swept value."""
+    from ..batch.jobs import _stem, _value_text
+
+    values = [{}] if sweep is None else [{sweep[0]: v} for v in sweep[1]]
+    return [
+        (i, " ".join([_stem(name), *(f"{k}={_value_text(v)}" for k, v in swept.items())]), swept)
+        for i, name in enumerate(styles)
+        for swept in values
+    ]
+
+
+def cell_record(manager: JobManager, cell: Mapping[str, Any]) -> dict[str, Any]:
+    """A cell as a contact-sheet record (:func:`painterly.batch.contact_sheet`), from its job's state."""
+    job = manager.get(cell["job"])
+    record = {"row": cell["row"], "column": cell["column"], "output": f"{cell['job']}/result.png", "job": cell["job"]}
+    if job is None:
+        return {**record, "status": "failed", "error": "removed"}
+    snap = manager.snapshot(job)
+    status = snap["status"]
+    if status == DONE and snap["has_result"]:
+        return {**record, "status": "done", "seconds": snap["elapsed"], "seed": snap["seed"], "losses": snap["losses"]}
+    if status in FINAL:
+        return {**record, "status": "failed", "error": snap["error"] or status}
+    note = "queued" if status != "running" else f"running {100 * snap['work_fraction']:.0f} %"
+    return {**record, "status": status, "note": note}
+
+
+def add_batch_routes(
+    app: FastAPI, manager: JobManager, *, defaults: Mapping[str, Any], limits: Limits,
+    max_upload_bytes: int, max_pixels: int, token: str,
+) -> None:  # fmt: skip
+    """Add the batch routes to the studio's ``app``; ``token``: this server's (the page carries it)."""
+    from .app import STATIC_DIR, TOKEN_PLACEHOLDER, _client_name, _demo_images, _read_image
+
+    store = BatchStore(manager.workdir)
+    page = (STATIC_DIR / "batch.html").read_text(encoding="utf-8").replace(TOKEN_PLACEHOLDER, token)
+
+    @app.get("/batch", include_in_schema=False)
+    def batch_page() -> Response:
+        return Response(page, media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-store"})
+
+    @app.post("/api/batches", status_code=202, tags=["batches"], summary="Submit a grid: one content × styles (× a sweep)")
+    def submit_batch(
+        request: Request,
+        content: UploadFile | None = File(None, description="the content image"),
+        style: list[UploadFile] | None = File(None, description="the style images, one column each (repeat the field)"),
+        options: str | None = Form(None, description="JSON object of options for every job, as for POST /api/jobs"),
+        sweep: str | None = Form(None, description="a setting and its values, one column each: FIELD=V1,V2,..."),
+        demo: bool = Form(False, description="the built-in demo pair instead of uploads"),
+    ) -> JSONResponse:
+        from ..api import load_inputs
+        from ..batch.jobs import parse_sweep
+
+        requested = parse_options(options)
+        request.state.option_keys = {str(k).replace("-", "_"): str(k) for k in requested}
+        base = build_config(requested, defaults, limits)
+        swept = None
+        if sweep is not None and sweep.strip():
+            swept = parse_sweep(sweep)
+            if not swept[1]:
+                raise ConfigError(f"`sweep` {sweep!r}: no values")
+            if len(swept[1]) > MAX_SWEEP_VALUES:
+                raise ConfigError(f"`sweep`: at most {MAX_SWEEP_VALUES} values, got {len(swept[1])}")
+        styles_in = [s for s in (style or []) if s is not None]
+        if demo:
+            if content is not None or styles_in:
+                raise HTTPException(400, "send either demo=true or image files, not both")
+            content_img, style_imgs = _demo_images()
+            content_name, style_names = "demo", ["demo style"]
+        else:
+            if content is None:
+                raise HTTPException(400, "content: no file uploaded (or send demo=true)")
+            if not styles_in:
+                raise HTTPException(400, "style: upload at least one style image (one column each)")
+            if len(styles_in) > limits.max_styles:
+                raise HTTPException(400, f"style: at most {limits.max_styles} style images, got {len(styles_in)}")
+            content_img = _read_image(content, "content image", max_upload_bytes, max_pixels, limits.max_size)
+            style_imgs = [_read_image(s, f"style image {i + 1}", max_upload_bytes, max_pixels, limits.max_size) for i, s in enumerate(styles_in)]
+            content_name, style_names = _client_name(content), [_client_name(s) for s in styles_in]
+        columns = grid_columns(style_names, swept)
+        counts = manager.counts()
+        if len(columns) > counts["capacity"]:
+            raise ConfigError(f"`sweep`: a grid of {len(columns)} jobs is more than this server's queue holds ({counts['capacity']})")
+        # Every job is checked (options, budget, images) before any is queued: a bad cell queues nothing.
+        planned = []
+        for index, label, values in columns:
+            config = base if not values else build_config({**requested, **values}, defaults, limits)
+            check_budget(config, 1, limits)
+            images = load_inputs(config, content_img, [style_imgs[index]], warn=False)
+            planned.append((label, values, config, images, style_names[index]))
+        if counts["capacity"] - counts["waiting"] < len(planned):
+            raise HTTPException(429, f"the queue has room for {counts['capacity'] - counts['waiting']} jobs, the grid needs {len(planned)}; try again when some have finished")
+        from ..batch.jobs import _stem
+
+        row = _stem(content_name)
+        cells: list[dict[str, Any]] = []
+        for label, values, config, images, style_name in planned:
+            job_id, directory = manager.new_directory()
+            job = Job(
+                id=job_id, directory=directory, options=public_options(config), config=config, images=images,
+                inputs={"content": content_name, "styles": [style_name], **({"demo": True} if demo else {})},
+                total_iterations=sum(config.level_iterations) if config.level_iterations else config.iterations,
+            )  # fmt: skip
+            try:
+                manager.submit(job)
+            except QueueFull as exc:  # another request took the room meanwhile: take back this grid's jobs
+                manager.discard_directory(directory)
+                for cell in cells:
+                    if (queued := manager.get(cell["job"])) is not None:
+                        manager.cancel(queued, wait=0)
+                raise HTTPException(429, str(exc)) from None
+            cells.append({"job": job_id, "row": row, "column": label, "swept": values})
+        batch_id = uuid.uuid4().hex
+        batch = {"id": batch_id, "created": time.time(), "rows": [row], "columns": [c["column"] for c in cells], "sweep": sweep or None, "cells": cells}
+        store.save(batch)
+        body = batch_snapshot(batch)
+        return JSONResponse(body, status_code=202, headers={"Location": f"/api/batches/{batch_id}"})
+
+    def batch_snapshot(batch: Mapping[str, Any]) -> dict[str, Any]:
+        records = [cell_record(manager, c) for c in batch["cells"]]
+        done = sum(r["status"] == "done" for r in records)
+        over = sum(r["status"] in ("done", "failed") for r in records)
+        cells = []
+        for cell, rec in zip(batch["cells"], records):
+            job = manager.get(cell["job"])
+            snap = manager.snapshot(job) if job is not None else None
+            cells.append({
+                "row": cell["row"], "column": cell["column"], "job": cell["job"], "status": snap["status"] if snap else "removed",
+                "work_fraction": snap["work_fraction"] if snap else 0.0, "error": rec.get("error"),
+                "result": snap["urls"]["result"] if snap else None,
+            })  # fmt: skip
+        return {
+            "id": batch["id"], "rows": batch["rows"], "columns": batch["columns"], "sweep": batch.get("sweep"),
+            "cells": cells, "total": len(cells), "done": done, "over": over, "finished": over == len(cells),
+            "urls": {"self": f"/api/batches/{batch['id']}", "sheet": f"/api/batches/{batch['id']}/sheet?over={over}"},
+        }  # fmt: skip
+
+    @app.get("/api/batches/{batch_id}", tags=["batches"], summary="A grid's cells, their jobs' status, and the sheet's URL")
+    def get_batch(batch_id: str) -> dict[str, Any]:
+        return batch_snapshot(store.load(batch_id))
+
+    @app.get("/api/batches/{batch_id}/sheet", tags=["batches"], summary="The contact sheet as it stands (PNG)")
+    def get_sheet(batch_id: str) -> Response:
+        from ..batch import contact_sheet
+
+        batch = store.load(batch_id)
+        image = contact_sheet([cell_record(manager, c) for c in batch["cells"]], manager.jobs_dir)
+        buffer = io.BytesIO()
+        image.save(buffer, format="PNG")
+        return Response(buffer.getvalue(), media_type="image/png", headers={"Cache-Control": "no-store"})
