@@ -506,3 +506,57 @@ def test_ray_progress_beneath_the_bar_then_sigint_and_resume(ray_cluster, refere
     assert {r["status"] for r in records.values()} == {"done"} and not list(out.glob("*.ckpt"))
     got = {k: v[1] for k, v in _files(out).items()}
     assert got == {k: (reference[0] / k).read_bytes() for k in EXPECTED}
+
+
+def _pixels(path: Path) -> np.ndarray:
+    with Image.open(path) as img:
+        return np.asarray(img.convert("RGB")).astype(int)
+
+
+def test_together_gives_the_images_of_one_job_at_a_time(reference: tuple[Path, str], grid_inputs: Path, tiny_weights_file: Path, tmp_path: Path) -> None:
+    """--together 3 (the GPU's default is 4): jobs advanced three at a time, their images evaluated in
+    one encoder pass; the same six images (within a level of 8-bit rounding: a batched convolution
+    may sum in another order), manifest and sheet as one job at a time."""
+    out = tmp_path / "out"
+    proc = run_painterly(_batch_args(grid_inputs, out, tiny_weights_file, "--together", "3"), grid_inputs)
+    assert proc.returncode == 0, proc.stderr
+    assert set(_files(out)) == EXPECTED and {r["status"] for r in _records(out).values()} == {"done"}
+    assert proc.stderr.count("together with 2 more") == 6, proc.stderr
+    for name in EXPECTED:
+        assert np.abs(_pixels(out / name) - _pixels(reference[0] / name)).max() <= 1, name
+
+
+def test_a_failure_inside_a_group_hands_the_group_to_one_job_at_a_time(reference: tuple[Path, str], grid_inputs: Path, tiny_weights_file: Path, tmp_path: Path, capsys, monkeypatch) -> None:  # noqa: ANN001
+    """A run that fails while its group runs together (here: the second job of each group, inside
+    run_together's thread) stops the group; every job is checkpointed and finished one at a time,
+    resuming from its checkpoint: all six images as without the failure."""
+    import threading
+
+    import torch
+
+    from painterly.engine.run import Run
+    from painterly.errors import DivergenceError
+
+    step = Run.step
+
+    def failing(self):  # noqa: ANN001
+        if threading.current_thread().name == "painterly-run-1" and self.iteration >= 2:
+            raise DivergenceError("diverged (made to fail by the test)", image=torch.zeros(1, 3, 8, 8))
+        return step(self)
+
+    monkeypatch.setattr(Run, "step", failing)
+    out = tmp_path / "out"
+    rc, err = run_main(capsys, _batch_args(grid_inputs, out, tiny_weights_file, "--together", "3"))
+    assert rc == 0, err
+    records = _records(out)
+    assert set(records) == EXPECTED and {r["status"] for r in records.values()} == {"done"}
+    assert {r["action"] for r in records.values()} == {"resumed"}  # every job continued from its checkpoint
+    for name in EXPECTED:
+        assert np.abs(_pixels(out / name) - _pixels(reference[0] / name)).max() <= 1, name
+    assert not list(out.glob("*.ckpt"))
+
+
+def test_together_is_refused_with_ray(grid_inputs: Path, tiny_weights_file: Path, tmp_path: Path, capsys) -> None:  # noqa: ANN001
+    rc, err = run_main(capsys, _batch_args(grid_inputs, tmp_path / "out", tiny_weights_file, "--backend", "ray", "--together", "2"))
+    assert rc == 2 and "--together is for --backend local" in err, err
+    assert not (tmp_path / "out").exists()

@@ -42,6 +42,7 @@ def add_batch_parser(sub: Any, common: Callable[..., None]) -> None:
     jobs.add_argument("--jobs", default=None, metavar="FILE", help='a job file: a job per JSON line {"content": ..., "styles": [...], "options": {...}, "output": ...}, or (.yaml/.yml) a YAML list of the same; its options override the command line')
     jobs.add_argument("-o", "--output", required=True, metavar="DIR", help="the folder of the results, manifest.jsonl, contact-sheet.png and index.html")
     jobs.add_argument("--backend", choices=("local", "ray"), default="local", help="run here (default) or on a Ray cluster")
+    jobs.add_argument("--together", type=int, default=None, metavar="N", help="local backend: advance N jobs at once, their images evaluated in one encoder pass (default: 4 on a GPU, 1 on a CPU)")
     jobs.add_argument("--ray-address", default=None, metavar="auto|HOST:PORT", help="the Ray cluster to join (default: start one on this machine)")
     jobs.add_argument("--ray-shared", action="store_true", help="the --output folder is the same path on every Ray node (a shared file system): workers write results and checkpoints there themselves instead of sending them to this machine")
     jobs.add_argument("--ray-workers", type=int, default=None, metavar="N", help="Ray actors, each with its encoder loaded (default: one per GPU, else one per node)")
@@ -194,6 +195,8 @@ def run_batch(args: argparse.Namespace) -> int:
         raise ConfigError("--ray-workers must be at least 1")
     if args.backend != "ray" and (args.ray_shared or args.ray_address is not None or args.ray_workers is not None):
         raise ConfigError("--ray-shared, --ray-address and --ray-workers need --backend ray")
+    if args.backend == "ray" and args.together is not None:
+        raise ConfigError("--together is for --backend local (a Ray worker runs one job at a time)")
     batch = Batch(args)
     todo = batch.pending()
     if args.backend == "ray":

@@ -123,15 +123,28 @@ def start_job(transfer: Any, job: Job, files: OutputFiles) -> tuple[Any, Path | 
     return transfer.start(load_inputs(transfer.config, job.content, job.styles, warn=False)), None
 
 
+def together_size(requested: int | None, configs: list[Any]) -> int:
+    """``--together``: as asked, else 4 jobs at once on CUDA (one image leaves a GPU mostly idle) and
+    1 elsewhere (a CPU's cores are busy with one image already)."""
+    if requested is not None:
+        return max(1, requested)
+    from ..devices import resolve_device
+
+    devices = {resolve_device(c.device).type for c in configs}
+    return 4 if devices == {"cuda"} else 1
+
+
 def run_locally(batch: Any, jobs: list[Job]) -> int:
     """Run ``jobs`` here; returns 128 + signal if interrupted, else 0 (failures are in the records)."""
     from ..engine import StyleTransfer
+    from .batch_together import groups, run_group
 
     encoders = EncoderCache()
     checkpoint_every = getattr(batch.args, "checkpoint_every", 0)
     bar = JobsBar(len(jobs), batch.quiet)
-    try:
-        for job in jobs:
+
+    def one_by_one(some: list[Job]) -> int:
+        for job in some:
             config = batch.configs[job.output]
             files = OutputFiles(batch.folder / job.output)
             try:
@@ -152,6 +165,14 @@ def run_locally(batch: Any, jobs: list[Job]) -> int:
             action = "resumed" if resumed_from is not None else "ran"
             batch.record(done_record(job, config, files.output, seed=run.seed, seconds=run.elapsed, losses=run.state.losses, iterations=run.iteration, action=action))
             bar.finished(job.output, f"{action}, {run.elapsed:.1f} s, seed {run.seed}")
+        return 0
+
+    try:
+        size = together_size(getattr(batch.args, "together", None), [batch.configs[j.output] for j in jobs])
+        for group in groups(jobs, batch.configs, size):
+            rc = run_group(batch, group, encoders, checkpoint_every, one_by_one, bar.finished)
+            if rc:
+                return rc
     finally:
         bar.close()
     return 0

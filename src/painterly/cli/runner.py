@@ -92,33 +92,52 @@ class CommandRun:
         self.resumed_from = resumed_from
 
     def execute(self) -> int:
-        run, files, outputs = self.run, self.files, self.outputs
-        resumed = self.resumed_from is not None
-        bar = self.progress_bar()
-        log = LossLog(outputs.log, resume_at=run.iteration if resumed else None)
-        # A resumed run's plot starts from its loss log (already cut back to the checkpoint).
-        history = LossHistory.from_log(outputs.log if resumed else None) if outputs.plot else None
-        t0 = time.perf_counter()
+        self.begin()
         try:
-            with Signals(run) as signals:
-                for progress in run:
-                    bar.update(progress)
-                    log.write(progress)
-                    if history is not None:
-                        history.add(progress)
-                    if outputs.save_every and progress.iteration % outputs.save_every == 0 and progress.iteration != progress.total_iterations:
-                        self._side_write(files.numbered(progress.iteration), lambda p: save_image(progress.image, p, metadata=self.metadata))
-                    if outputs.checkpoint_every and progress.iteration % outputs.checkpoint_every == 0 and not run.done:
-                        self.save_checkpoint()
+            with Signals(self.run) as signals:
+                for progress in self.run:
+                    self.on_progress(progress)
         except DivergenceError as exc:
-            self._plot(history)
+            self._plot(self._history)
             raise self._rescued(exc) from None
         finally:
-            bar.close()
-            log.close()
-        self._plot(history)
-        if signals.received is not None:
-            return self._interrupted(signals.received)
+            self.close()
+        return self.end(signals.received)
+
+    # execute() in three parts, for a driver that advances several runs at once (cli/batch_together.py).
+    def begin(self) -> None:
+        """Open what the run writes as it goes: its bar, its loss log, its plot's history."""
+        resumed = self.resumed_from is not None
+        self._bar = self.progress_bar()
+        self._log = LossLog(self.outputs.log, resume_at=self.run.iteration if resumed else None)
+        # A resumed run's plot starts from its loss log (already cut back to the checkpoint).
+        self._history = LossHistory.from_log(self.outputs.log if resumed else None) if self.outputs.plot else None
+        self._t0 = time.perf_counter()
+
+    def on_progress(self, progress: Any) -> None:
+        """One iteration's bar, log line, intermediate image and checkpoint."""
+        run, files, outputs = self.run, self.files, self.outputs
+        self._bar.update(progress)
+        self._log.write(progress)
+        if self._history is not None:
+            self._history.add(progress)
+        if outputs.save_every and progress.iteration % outputs.save_every == 0 and progress.iteration != progress.total_iterations:
+            self._side_write(files.numbered(progress.iteration), lambda p: save_image(progress.image, p, metadata=self.metadata))
+        if outputs.checkpoint_every and progress.iteration % outputs.checkpoint_every == 0 and not run.done:
+            self.save_checkpoint()
+
+    def close(self) -> None:
+        """Close the bar and the log (again is harmless); the plot is drawn by :meth:`end`."""
+        self._bar.close()
+        self._log.close()
+
+    def end(self, received: int | None) -> int:
+        """After the loop: the plot, then the result saved (or, if a signal ``received`` stopped the
+        run, the interrupted image and checkpoint); the exit status."""
+        run, files, outputs = self.run, self.files, self.outputs
+        self._plot(self._history)
+        if received is not None:
+            return self._interrupted(received)
         image = run.result()
         try:
             save_image(image, files.output, metadata=self.metadata)
@@ -134,7 +153,7 @@ class CommandRun:
             h, w = image.shape[-2:]
             sys.stderr.write(
                 f"painterly: wrote {files.output} ({w}x{h}, {run.iteration} iterations, "
-                f"{time.perf_counter() - t0:.1f} s, seed {run.seed})\n"
+                f"{time.perf_counter() - self._t0:.1f} s, seed {run.seed})\n"
             )
         return 0
 
