@@ -1,7 +1,7 @@
 """The style losses (``--style-loss``) measured: their cost per evaluation against Gram, and their
 value at the content start (what STYLE_LOSS_SCALES is calibrated from).
 
-    flock /tmp/painterly-bench.lock python benchmarks/style_losses.py --size 512 --repeats 5
+    flock /work/wt/bench.lock python benchmarks/style_losses.py --size 512 --repeats 5 --peak
     python benchmarks/style_losses.py --calibrate --size 256
 
 Speed: one process, real VGG19 (caffe), single scale at --size, precision auto, all four kinds built
@@ -72,6 +72,18 @@ def speed(args) -> None:
         m = statistics.median(times[k])
         print(f"| {k} | {m:.3f} | {m / base:.2f} | {min(times[k]):.3f}–{max(times[k]):.3f} |")
     print(f"\nsliced redraw (once per iteration): median {statistics.median(redraw):.3f} s")
+    if args.peak:
+        print(f"\nhost peak (benchmarks/bench.py's large 3×3 convolution, best of 20): {_peak()}")
+
+
+def _peak() -> str:
+    """The host's convolution GFLOP/s, measured by benchmarks/bench.py's own worker (a subprocess)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    import bench
+
+    _, _, _, res = bench.run_child(bench.worker("peak"), bench.plain_env())
+    bf16 = f"{res['bf16']:.0f} GFLOP/s" if res["bf16"] else "n/a"
+    return f"fp32 {res['fp32']:.0f} GFLOP/s, bf16 {bf16}, {res['threads']} threads"
 
 
 def calibrate(args) -> None:
@@ -113,6 +125,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--calibrate", action="store_true")
+    parser.add_argument("--peak", action="store_true", help="also measure the host's peak GFLOP/s (benchmarks/bench.py)")
     args = parser.parse_args()
     args.load0 = f"{os.getloadavg()[0]:.2f}"
     calibrate(args) if args.calibrate else speed(args)
