@@ -6,13 +6,14 @@ scale; small sizes: the machine is a shared 2-core CPU).
     python scripts/style_loss_gallery.py stylize skimage:astronaut ../shared/images/the_scream.jpg -o docs/style_losses_astronaut_scream.jpg --seconds 40
 
 An image is a path or ``skimage:NAME`` (one of scikit-image's sample photos, e.g. astronaut, coffee,
-rocket; needs scikit-image). Each run stops at the end of the first iteration that reaches
-``--seconds`` of wall time since it started (targets included; the network is built before), or at
-``--iterations`` if given instead. The crop (``--crop X Y``, the fractions of the image where its
+rocket; needs scikit-image). The four runs are interleaved iteration by iteration (the one
+that has spent the least wall time goes next, so that changes of the shared machine's load hit all
+alike); each stops at the end of the first iteration that brings its own wall time (its targets
+included; the network is built before) to ``--seconds``, or at ``--iterations`` if given instead. The crop (``--crop X Y``, the fractions of the image where its
 centre lies) is ``1 / --zoom`` of the image's width, enlarged ``--zoom`` times. Prints a markdown
 table (the command, the load average, seconds, iterations, evaluations and the weighted final
-losses of each run) to paste beside the picture. The runs are in this process, one after the other,
-with the same seed and options.
+losses of each run) to paste beside the picture. The runs are in this process, with the same seed and
+options.
 """
 
 from __future__ import annotations
@@ -68,22 +69,30 @@ def main() -> None:
     images = [_load(p) for p in args.images]
     content, style = (None, images[0]) if args.mode == "texture" else (images[0], images[1])
     load0 = os.getloadavg()[0]
-    tiles, rows = [], []
+    runs, spent = {}, {}
     for kind in args.kinds:
         cfg = Config.for_mode(args.mode, size=args.size, min_size=args.size, multiscale=False,
                               iterations=args.iterations or 100000, seed=args.seed, style_loss=kind)
-        transfer = StyleTransfer(cfg)
+        runs[kind], spent[kind] = StyleTransfer(cfg).start(content, [style]), 0.0
+    # Interleaved: the run that has spent the least wall time takes the next iteration, so that a change
+    # of the (shared) machine's load hits all of them alike; each stops once it has spent --seconds.
+    last = {}
+    while True:
+        left = [k for k, r in runs.items() if not r.done and (args.iterations is not None or spent[k] < args.seconds)]
+        if not left:
+            break
+        kind = min(left, key=spent.__getitem__)
         t0 = time.perf_counter()
-        run = transfer.start(content, [style])
-        last = None
-        for last in run:
-            if args.iterations is None and time.perf_counter() - t0 >= args.seconds:
-                break
-        seconds = time.perf_counter() - t0
+        progress = runs[kind].step()
+        spent[kind] += time.perf_counter() - t0
+        if progress is None:
+            break
+        last[kind] = progress
+    tiles, rows = [], []
+    for kind, run in runs.items():
         tiles.append(tensor_to_pil(run.result()))
-        losses = ", ".join(f"{k} {v:.3g}" for k, v in last.losses.items() if v)
-        rows.append(f"| {kind} | {seconds:.1f} | {run.iteration} | {run.evaluations} | {losses} |")
-        print(rows[-1], file=sys.stderr, flush=True)
+        losses = ", ".join(f"{k} {v:.3g}" for k, v in last[kind].losses.items() if v)
+        rows.append(f"| {kind} | {spent[kind]:.1f} | {run.iteration} | {run.evaluations} | {losses} |")
     w, h = tiles[0].size
     crops = [_crop(t, tuple(args.crop), args.zoom) for t in tiles]
     ch = crops[0].size[1]

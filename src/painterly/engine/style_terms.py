@@ -45,7 +45,7 @@ sort of ``directions × positions`` values, so shallow layers (many positions) g
 than deep ones (docs/benchmarks.md: sorting is what costs on a CPU)."""
 
 
-SLICED_REDRAW_EVERY = 1
+SLICED_REDRAW_EVERY = 5
 """Sliced loss: new directions every this many iterations (docs/style-losses.md: measured)."""
 
 HISTOGRAM_LAYERS = ("relu1_1", "relu4_1")
