@@ -6,9 +6,11 @@ value at the content start (what STYLE_LOSS_SCALES is calibrated from).
 
 Speed: one process, real VGG19 (caffe), single scale at --size, precision auto, all four kinds built
 on the same inputs; each evaluation (forward, style terms, backward) timed --repeats times after one
-warm-up, the kinds interleaved round by round so that a change of machine load hits all of them; the
-median is reported. The sliced loss's redraw (new directions, styles projected and sorted) happens
-once per iteration, not per evaluation: it is timed apart. Calibration: each kind's *unweighted*
+warm-up, the kinds interleaved round by round (the order rotated each round) so that a change of
+machine load hits all of them; reported: the medians' ratio and the median of each round's ratio to
+that round's Gram evaluation (steadier on a loaded machine). The sliced loss's redraw (new
+directions, styles projected and sorted) happens once per SLICED_REDRAW_EVERY iterations, not per
+evaluation: it is timed apart. Calibration: each kind's *unweighted*
 style value (style_weight 1, scale 1) at the content image, over the Gram loss's; run on each pair
 given and the geometric mean taken. Prints markdown tables and the command that made them.
 """
@@ -51,8 +53,10 @@ def speed(args) -> None:
     redraw: list[float] = []
     for k, run in runs.items():  # warm-up
         run.work.objective.value_and_grad(run.work.x)
-    for _ in range(args.repeats):
-        for k, run in runs.items():
+    for r in range(args.repeats):
+        order = KINDS[r % len(KINDS):] + KINDS[:r % len(KINDS)]  # rotated: no kind always runs first
+        for k in order:
+            run = runs[k]
             if k == "sliced":
                 t = time.perf_counter()
                 run.work.objective.begin_iteration(0, len(redraw) + 1)
@@ -66,12 +70,16 @@ def speed(args) -> None:
     print(f"`{_command()}`\n")
     print(f"{w}×{h} px, precision {run.transfer.autocast_dtype or 'fp32'}, {torch.get_num_threads()} threads, "
           f"load average before/after: {args.load0} / {os.getloadavg()[0]:.2f}\n")
-    print("| style loss | s / evaluation (median) | × gram | min–max |")
-    print("|---|---|---|---|")
+    print("| style loss | s / evaluation (median) | × gram (medians) | × gram (median of the rounds' ratios) | min–max |")
+    print("|---|---|---|---|---|")
     for k in KINDS:
         m = statistics.median(times[k])
-        print(f"| {k} | {m:.3f} | {m / base:.2f} | {min(times[k]):.3f}–{max(times[k]):.3f} |")
-    print(f"\nsliced redraw (once per iteration): median {statistics.median(redraw):.3f} s")
+        per_round = statistics.median(t / g for t, g in zip(times[k], times["gram"]))
+        print(f"| {k} | {m:.3f} | {m / base:.2f} | {per_round:.2f} | {min(times[k]):.3f}–{max(times[k]):.3f} |")
+    from painterly.engine.style_terms import SLICED_REDRAW_EVERY
+
+    r = statistics.median(redraw)
+    print(f"\nsliced redraw (once every {SLICED_REDRAW_EVERY} iterations): median {r:.3f} s = {r / base:.2f} × a gram evaluation")
     if args.peak:
         print(f"\nhost peak (benchmarks/bench.py's large 3×3 convolution, best of 20): {_peak()}")
 
