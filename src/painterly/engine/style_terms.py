@@ -88,7 +88,7 @@ class StyleTargets:
 
     * ``gaussians`` (w2): :class:`~painterly.losses.GaussianTarget` of the blended styles;
     * ``samples`` (sliced): each style's ``(blend weight, (C, M_s) features)``, projected afresh on
-      each iteration's directions;
+      each period's directions;
     * ``histograms`` (histogram): ``(C, positions)`` blended channel quantiles at the output's size.
     """
 
@@ -165,14 +165,15 @@ class HistogramTerm:
 
 
 class SlicedStyleTerm:
-    """``weight × Σ_layers layer_weight × sliced_wasserstein_loss`` on directions that change once per
-    iteration.
+    """``weight × Σ_layers layer_weight × sliced_wasserstein_loss`` on directions that change once
+    every ``redraw_every`` (:data:`SLICED_REDRAW_EVERY`) iterations.
 
-    The directions (and the targets' quantiles along them) are the term's state for one iteration:
+    The directions (and the targets' quantiles along them) are the term's state for those iterations:
     :meth:`redraw` (called by the run at the start of each iteration, through
-    :meth:`~.objective.Objective.begin_iteration`) replaces them *in place*, so every evaluation of
-    that iteration's line search sees the same objective (L-BFGS assumes one), and a captured CUDA
-    graph reads the new ones. They depend only on ``(seed, iteration)``: a resumed run draws the same.
+    :meth:`~.objective.Objective.begin_iteration`) replaces them *in place* at the start of a period,
+    so every evaluation of a line search sees the same objective (L-BFGS assumes one), and a captured
+    CUDA graph reads the new ones; the run then has L-BFGS re-evaluate the loss at the current point.
+    They depend only on ``(seed, iteration // redraw_every)``: a resumed run draws the same.
     """
 
     name = "style"
