@@ -124,6 +124,11 @@ class LBFGS:
             self._count.zero_()
             self._gamma.fill_(1.0)
 
+    def forget_value(self) -> None:
+        """Forget the loss and gradient kept at the current point (the function changed): the next
+        :meth:`step` evaluates them afresh. The curvature history is kept."""
+        self.f, self.g, self.aux = None, None, None
+
     @property
     def pairs(self) -> int:
         """The number of (s, y) pairs held (reads the device)."""

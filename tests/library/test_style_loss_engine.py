@@ -12,6 +12,7 @@ import torch
 from painterly.config import STYLE_LOSSES
 from painterly.engine import Run
 from painterly.engine.averaging import corrected_average, update_average
+from painterly.engine import style_terms
 from painterly.engine.style_terms import SlicedStyleTerm, layer_positions
 from painterly.errors import ConfigError
 
@@ -66,25 +67,44 @@ def test_w2_blend_is_the_mixture_gaussian(images, tiny_config, tiny_transfer):
         torch.testing.assert_close(g.cov, second - mean[..., :, None] * mean[..., None, :], rtol=1e-4, atol=1e-1)
 
 
-def test_sliced_directions_are_redrawn_once_per_iteration_only(images, tiny_config, tiny_transfer):
-    cfg = tiny_config(style_loss="sliced", iterations=4)
+@pytest.mark.parametrize("every", [1, 3])
+def test_sliced_directions_are_redrawn_once_per_period_and_lbfgs_re_evaluates_there(every, monkeypatch, images, tiny_config, tiny_transfer):
+    monkeypatch.setattr(style_terms, "SLICED_REDRAW_EVERY", every)
+    cfg = tiny_config(style_loss="sliced", iterations=7, init_noise=0.3)
     run = tiny_transfer(cfg).start(images.content_t, [images.style_t])
     run.step()
     term = next(t for t in run.work.objective.terms if isinstance(t, SlicedStyleTerm))
-    draws = []
-    original = term.redraw
+    assert term.redraw_every == every
+    draws, points = [], []
+    original, evaluate = term.redraw, run._evaluate
 
     def counting(seed, iteration):
-        draws.append(iteration)
-        original(seed, iteration)
+        before = {n: d.clone() for n, d in term.directions.items()}
+        changed = original(seed, iteration)
+        if any(not torch.equal(before[n], d) for n, d in term.directions.items()):
+            draws.append(iteration)
+        assert changed == (iteration % every == 0)
+        return changed
+
+    def recording(x):
+        points.append((run.iteration, x.detach().clone()))
+        return evaluate(x)
 
     object.__setattr__(term, "redraw", counting)
-    before = {n: d.clone() for n, d in term.directions.items()}
-    evaluations = run.evaluations
-    run.step()
-    # L-BFGS evaluated several times in that iteration, on one set of directions drawn once.
-    assert run.evaluations - evaluations >= 1 and draws == [1]
-    assert any(not torch.equal(before[n], d) for n, d in term.directions.items())
+    monkeypatch.setattr(run, "_evaluate", recording)
+    starts = {}
+    for _ in range(6):
+        starts[run.iteration] = run.work.x.detach().clone()
+        evaluations = run.evaluations
+        run.step()
+        assert run.evaluations - evaluations >= 1
+    # New directions at the start of each period only, kept through that period's line searches.
+    assert draws == [i for i in range(1, 7) if i % every == 0]
+    # Where the objective changed, L-BFGS's first evaluation is at the current point (its stored value
+    # belonged to the old directions); elsewhere it starts from the stored one (a trial step away).
+    for i in range(1, 7):
+        first = next(p for it, p in points if it == i)
+        assert torch.equal(first, starts[i]) == (i % every == 0), i
     # The same point evaluated twice within an iteration: the same value and gradient.
     x = run.work.x.detach().clone()
     (v1, g1), (v2, g2) = run.work.objective.value_and_grad(x), run.work.objective.value_and_grad(x)
@@ -96,18 +116,23 @@ def test_sliced_directions_depend_on_seed_and_iteration_only(images, tiny_config
     run = tiny_transfer(cfg).start(images.content_t, [images.style_t])
     run.step()
     term = next(t for t in run.work.objective.terms if isinstance(t, SlicedStyleTerm))
-    term.redraw(7, 2)
+    every = term.redraw_every
+    term.redraw(7, 2 * every)
     first = {n: d.clone() for n, d in term.directions.items()}
-    term.redraw(7, 3)
-    term.redraw(7, 2)
+    term.redraw(7, 3 * every)
+    assert not all(torch.equal(first[n], d) for n, d in term.directions.items())
+    term.redraw(7, 2 * every + every - 1)  # another iteration of the same period: the same directions
+    assert all(torch.equal(first[n], d) for n, d in term.directions.items())
+    term.redraw(7, 2 * every)
     assert all(torch.equal(first[n], d) for n, d in term.directions.items())
     for n, d in term.directions.items():
         assert d.shape[1] >= 1 and term.quantiles[n].shape == (d.shape[1], layer_positions(n, (24, 32)))
 
 
-@pytest.mark.parametrize("kind, average", [("sliced", 0.0), ("gram", 0.8), ("sliced", 0.5)])
+@pytest.mark.parametrize("kind, average, every", [("sliced", 0.0, 1), ("gram", 0.8, 1), ("sliced", 0.5, 1), ("sliced", 0.0, 2)])
 @pytest.mark.parametrize("split", [2, 3])
-def test_checkpoint_resume_matches_an_uninterrupted_run(kind, average, split, images, tiny_config, tiny_transfer):
+def test_checkpoint_resume_matches_an_uninterrupted_run(kind, average, every, split, monkeypatch, images, tiny_config, tiny_transfer):
+    monkeypatch.setattr(style_terms, "SLICED_REDRAW_EVERY", every)
     cfg = tiny_config(style_loss=kind, average=average, size=32, min_size=16, multiscale=True, level_iterations=(3, 3), init_noise=0.3)
     straight = tiny_transfer(cfg).start(images.content_t, [images.style_t])
     reference = [(p.losses, p.image.clone()) for p in straight]

@@ -285,13 +285,16 @@ class Objective:
             (grad,) = torch.autograd.grad(terms.total, x)
         return LossTerms(terms.names, terms.values.detach()), grad
 
-    def begin_iteration(self, seed: int, iteration: int) -> None:
+    def begin_iteration(self, seed: int, iteration: int) -> bool:
         """Called by the run once before each iteration: terms whose objective changes per iteration
-        (the sliced loss's random directions) change here, never inside an iteration's line search."""
+        (the sliced loss's random directions) change here, never inside an iteration's line search.
+        Returns whether the objective changed at this iteration (values known from before are stale)."""
+        changed = False
         for term in self.terms:
             redraw = getattr(term, "redraw", None)
             if redraw is not None:
-                redraw(seed, iteration)
+                changed = bool(redraw(seed, iteration)) or changed
+        return changed
 
     def evaluation(self, x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         """:meth:`value_and_grad` as plain tensors ``(total, grad, values)``: the shape a CUDA graph

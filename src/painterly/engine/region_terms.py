@@ -44,7 +44,7 @@ from ..encoder import VGG19Encoder
 from .guided import StyleFeatures, build_guided_targets, encode_styles, style_regions
 from .inputs import Inputs
 from .pyramid import HW
-from .style_terms import HISTOGRAM_LAYERS, histogram_stride, layer_positions, sliced_directions_count
+from .style_terms import HISTOGRAM_LAYERS, SLICED_REDRAW_EVERY, histogram_stride, layer_positions, sliced_directions_count
 
 if TYPE_CHECKING:
     from .tiled import Window
@@ -166,7 +166,7 @@ class GuidedHistogramTerm:
 
 class GuidedSlicedTerm:
     """``weight × Σ_layers layer_weight × Σ_regions region_weight × weighted sliced loss`` on
-    directions drawn once per iteration (:meth:`redraw`, in place, as
+    directions drawn once per period of iterations (:meth:`redraw`, in place, as
     :class:`~.style_terms.SlicedStyleTerm` draws them: the same directions for the same seed and
     iteration), shared by the regions of a layer."""
 
@@ -183,18 +183,26 @@ class GuidedSlicedTerm:
         counts = {n: sliced_directions_count(channels[n], layer_positions(n, hw)) for n in self.order}
         self.directions = {n: torch.zeros(channels[n], counts[n], device=device) for n in self.order}
         self.quantiles = {n: tuple(torch.zeros(counts[n], r.index.numel(), device=device) for r in targets[n]) for n in self.order}
+        self.redraw_every = SLICED_REDRAW_EVERY
+        self._drawn: tuple[int, int] | None = None
         self.redraw(0, 0)
 
-    def redraw(self, seed: int, iteration: int) -> None:
-        """Draw this iteration's directions and project each region's styles on them (in place)."""
+    def redraw(self, seed: int, iteration: int) -> bool:
+        """Make ``iteration``'s directions current (those of its period, as the unmasked term's) and
+        project each region's styles on them, in place; returns whether ``iteration`` starts a period."""
+        period = iteration // self.redraw_every
+        if self._drawn == (seed, period):
+            return iteration % self.redraw_every == 0
+        self._drawn = (seed, period)
         for i, n in enumerate(self.order):
-            generator = torch.Generator().manual_seed((seed * 1_000_003 + iteration * 101 + i) % (2**63))
+            generator = torch.Generator().manual_seed((seed * 1_000_003 + period * 101 + i) % (2**63))
             d = random_directions(self.directions[n].shape[0], self.directions[n].shape[1], generator)
             self.directions[n].copy_(d)
             with torch.no_grad():
                 for r, q in zip(self.targets[n], self.quantiles[n]):
                     dt = self.directions[n].t()
                     q.copy_(sum(share * weighted_quantiles(dt.to(x.dtype) @ x, w, q.shape[-1]) for share, x, w in r.sources))
+        return iteration % self.redraw_every == 0
 
     def __call__(self, image: Tensor, features: Mapping[str, Tensor]) -> Tensor:
         loss = 0.0

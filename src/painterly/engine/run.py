@@ -154,7 +154,8 @@ class Run:
             # out of memory.
             if self.work is None or not self._state.level_ready:
                 self.work = self._begin_level()
-            self.work.objective.begin_iteration(self._state.seed, self._state.iteration)
+            if self.work.objective.begin_iteration(self._state.seed, self._state.iteration):
+                self.work.optimizer.objective_changed()
             values = self.work.optimizer.step(self.work.x, self._evaluate, self._state.iteration)
         except _Cancelled:
             return None

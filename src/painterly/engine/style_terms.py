@@ -50,6 +50,9 @@ sort of ``directions × positions`` values, so shallow layers (many positions) g
 than deep ones (docs/benchmarks.md: sorting is what costs on a CPU)."""
 
 
+SLICED_REDRAW_EVERY = 5
+"""Sliced loss: new directions every this many iterations (docs/style-losses.md: measured)."""
+
 HISTOGRAM_LAYERS = ("relu1_1", "relu4_1")
 """Histogram term: the style layers it matches (all style layers when none of these is one). Two, not
 five, for speed; the first holds the colours and fine texture, the second the motifs."""
@@ -90,7 +93,7 @@ class StyleTargets:
 
     * ``gaussians`` (w2): :class:`~painterly.losses.GaussianTarget` of the blended styles;
     * ``samples`` (sliced): each style's ``(blend weight, (C, M_s) features)``, projected afresh on
-      each iteration's directions;
+      each period's directions;
     * ``histograms`` (histogram): ``(C, positions)`` blended channel quantiles at the output's size.
     """
 
@@ -187,14 +190,15 @@ class HistogramTerm:
 
 
 class SlicedStyleTerm:
-    """``weight × Σ_layers layer_weight × sliced_wasserstein_loss`` on directions that change once per
-    iteration.
+    """``weight × Σ_layers layer_weight × sliced_wasserstein_loss`` on directions that change once
+    every ``redraw_every`` (:data:`SLICED_REDRAW_EVERY`) iterations.
 
-    The directions (and the targets' quantiles along them) are the term's state for one iteration:
+    The directions (and the targets' quantiles along them) are the term's state for those iterations:
     :meth:`redraw` (called by the run at the start of each iteration, through
-    :meth:`~.objective.Objective.begin_iteration`) replaces them *in place*, so every evaluation of
-    that iteration's line search sees the same objective (L-BFGS assumes one), and a captured CUDA
-    graph reads the new ones. They depend only on ``(seed, iteration)``: a resumed run draws the same.
+    :meth:`~.objective.Objective.begin_iteration`) replaces them *in place* at the start of a period,
+    so every evaluation of a line search sees the same objective (L-BFGS assumes one), and a captured
+    CUDA graph reads the new ones; the run then has L-BFGS re-evaluate the loss at the current point.
+    They depend only on ``(seed, iteration // redraw_every)``: a resumed run draws the same.
     """
 
     name = "style"
@@ -211,18 +215,27 @@ class SlicedStyleTerm:
         counts = {n: sliced_directions_count(channels[n], p) for n, p in self.positions.items()}
         self.directions = {n: torch.zeros(channels[n], counts[n], device=device) for n in samples}
         self.quantiles = {n: torch.zeros(counts[n], self.positions[n], device=device) for n in samples}
+        self.redraw_every = SLICED_REDRAW_EVERY
+        self._drawn: tuple[int, int] | None = None
         self.redraw(0, 0)
 
-    def redraw(self, seed: int, iteration: int) -> None:
-        """Draw this iteration's directions and project the styles on them (in place)."""
+    def redraw(self, seed: int, iteration: int) -> bool:
+        """Make ``iteration``'s directions current: those of its period (``redraw_every``
+        iterations), drawn and projected on the styles in place unless already there. Returns whether
+        ``iteration`` starts a period (the objective changes there: the optimiser's stored value is stale)."""
+        period = iteration // self.redraw_every
+        if self._drawn == (seed, period):
+            return iteration % self.redraw_every == 0
+        self._drawn = (seed, period)
         for i, n in enumerate(self.layers):
-            generator = torch.Generator().manual_seed((seed * 1_000_003 + iteration * 101 + i) % (2**63))
+            generator = torch.Generator().manual_seed((seed * 1_000_003 + period * 101 + i) % (2**63))
             d = random_directions(self.directions[n].shape[0], self.directions[n].shape[1], generator)
             self.directions[n].copy_(d)
             with torch.no_grad():
                 q = sum(w * resample_quantiles(sorted_projections(f[None, :, :, None], self.directions[n])[0], self.positions[n])
                         for w, f in self.samples[n])
             self.quantiles[n].copy_(q)
+        return iteration % self.redraw_every == 0
 
     def __call__(self, image: Tensor, features: Mapping[str, Tensor]) -> Tensor:
         loss = sum(self.layer_weights[n] * sliced_wasserstein_loss(features[n], self.directions[n], self.quantiles[n]) for n in self.layers)
