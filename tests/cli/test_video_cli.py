@@ -71,15 +71,17 @@ def test_output_as_a_folder_of_frames(tmp_path: Path, clip: Path, images, tiny_w
     assert len(list((tmp_path / "styled").glob("frame_*.png"))) == 5
 
 
-def test_resume_after_sigint_gives_the_same_frames(tmp_path: Path, clip: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("flow_ahead", ["0", "2"])
+def test_resume_after_sigint_gives_the_same_frames(tmp_path: Path, clip: Path, images, tiny_weights_file: Path, flow_ahead: str) -> None:  # noqa: ANN001
+    """The straight run computes the flow inline; the interrupted one inline or 2 frames ahead."""
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     straight.mkdir()
     stopped.mkdir()
     args = ["video", str(clip), str(images.style), "-o", "out.mp4", *video_args(tiny_weights_file)]
-    result = run_painterly(args, straight)
+    result = run_painterly([*args, "--flow-ahead", "0"], straight)
     assert result.returncode == 0, result.stderr
 
-    proc = start_painterly(args, stopped, step_delay=0.3)
+    proc = start_painterly([*args, "--flow-ahead", flow_ahead], stopped, step_delay=0.3)
     wait_for(lambda: (stopped / "out.mp4.frames" / "frame_000002.png").exists(), proc, what="the second frame")
     proc.send_signal(signal.SIGINT)
     rc, err = finish(proc, timeout=30)
@@ -112,19 +114,26 @@ def test_not_a_video_and_zero_frames_are_one_line_and_write_nothing(tmp_path: Pa
 def test_unwritable_output_and_bad_container_are_one_line(tmp_path: Path, clip: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
     (tmp_path / "afile").write_text("x")
     before = snapshot(tmp_path)
-    for output, words in (("afile/out.mp4", "is a file"), ("out.xyz", ".xyz"), ("clip.mp4", "same file")):
-        result = run_painterly(["video", str(clip), str(images.style), "-o", output, *video_args(tiny_weights_file)], tmp_path)
+    for output, words, extra in (
+        ("afile/out.mp4", "is a file", []),
+        ("out.xyz", ".xyz", []),
+        ("clip.mp4", "same file", []),
+        ("out.mp4", "--flow-ahead must be a non-negative integer", ["--flow-ahead", "-1"]),
+    ):
+        result = run_painterly(["video", str(clip), str(images.style), "-o", output, *video_args(tiny_weights_file), *extra], tmp_path)
         assert result.returncode == 2, result.stderr
         assert words in one_line_error(result.stderr)
     assert snapshot(tmp_path) == before
 
 
-def test_a_frame_size_change_mid_stream_keeps_the_frames_done(tmp_path: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("flow_ahead", ["0", "2"])
+def test_a_frame_size_change_mid_stream_keeps_the_frames_done(tmp_path: Path, images, tiny_weights_file: Path, flow_ahead: str) -> None:  # noqa: ANN001
+    """With the flow computed ahead, the error is met in the flow thread: the same one line, no hang."""
     frames = clip_frames(3)
     source = tmp_path / "frames"
     for i, f in enumerate(frames):
         save_image(f if i < 2 else f[..., :, :40], source / f"{i:03d}.png")
-    result = run_painterly(["video", "frames", str(images.style), "-o", "out.mp4", *video_args(tiny_weights_file)], tmp_path)
+    result = run_painterly(["video", "frames", str(images.style), "-o", "out.mp4", *video_args(tiny_weights_file), "--flow-ahead", flow_ahead], tmp_path)
     assert result.returncode == 2
     errors = "\n".join(line for line in result.stderr.splitlines() if not line.startswith("painterly: frame "))
     assert "frame 3 is 40x36 px but the first frame is 48x36" in one_line_error(errors)

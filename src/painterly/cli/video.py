@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any, Callable
 
@@ -42,6 +43,10 @@ def add_video_parser(sub: Any, common: Callable[..., None]) -> None:
     group.add_argument("--temporal-weight", type=float, default=None, metavar="W", help=f"weight of the temporal loss (0: off; default: {TEMPORAL_WEIGHT:g})")
     group.add_argument("--frame-iterations", type=int, default=None, metavar="N", help="iterations of each frame after the first (default: a fifth of --iterations)")
     group.add_argument("--long-term", action="store_true", default=None, help="also hold each frame near frames i-2 and i-4 (long-term consistency)")
+    group.add_argument(
+        "--flow-ahead", type=int, default=None, metavar="N",
+        help="compute the optical flow of up to N next frames in a background thread while a frame is stylised (0: inline; default: 4 on a GPU, 0 on the CPU)",
+    )
     output = {"required": True, "help": "output video (.mp4 .mov .mkv .webm .gif .avi) or a folder for the frames"}
     common(p, "stylize", output, skip=("plot", "regions", "mask_propagation"))
     # --save-every counts frames here (the video so far is written to OUT every N frames).
@@ -66,6 +71,10 @@ def run_video(args: argparse.Namespace) -> int:
     settings = VideoSettings(
         **{k: v for k, v in (("temporal_weight", args.temporal_weight), ("frame_iterations", args.frame_iterations), ("long_term", args.long_term)) if v is not None}
     )
+    if args.flow_ahead is not None:
+        from ..video.ahead import check_flow_ahead
+
+        check_flow_ahead(args.flow_ahead)
     for style in args.styles:
         if not Path(style).is_file():
             raise ImageError(f"{style}: no such file")
@@ -184,6 +193,7 @@ def _execute(plan: dict[str, Any], folder: Path, as_folder: bool, info: Any, log
     from ..engine import StyleTransfer
     from ..imageio import load_image, save_image
     from ..video.frames import read_frames
+    from ..video.ahead import check_flow_ahead
     from ..video.sequence import ClipStyler, VideoSettings
     from .commands import _DownloadBar
     from .runner import Signals
@@ -193,6 +203,9 @@ def _execute(plan: dict[str, Any], folder: Path, as_folder: bool, info: Any, log
     settings = VideoSettings(**plan["video"])
     output = Path(plan["output"])
     save_every = int(plan.get("save_every") or 0)
+    flow_ahead = getattr(args, "flow_ahead", None)  # not a setting of the result: not in the manifest
+    if flow_ahead is not None:
+        check_flow_ahead(flow_ahead)
     download_bar = _DownloadBar(quiet)
     transfer = StyleTransfer(config, weights_progress=download_bar)
     download_bar.close()
@@ -202,16 +215,19 @@ def _execute(plan: dict[str, Any], folder: Path, as_folder: bool, info: Any, log
     t0 = time.perf_counter()
     index = -1
     signals = Signals(_NoRun())  # the frame's run is put in as each frame starts
+    # The input frames with their flows, computed up to flow_ahead frames ahead (closed on the way out).
+    stream = styler.frames(read_frames(plan["input"]), start=done, flow_ahead=flow_ahead)
     try:
-        with signals:
-            for index, frame in enumerate(read_frames(plan["input"])):
+        with signals, closing(stream):
+            for item in stream:
+                index, frame = item.index, item.frame
                 if index < done:
                     if index >= done - styler.history.maxlen:
                         styler.push(frame, load_image(frame_path(folder, index)))
                     continue
                 if signals.received is not None:
                     break
-                run = styler.start(frame)
+                run = styler.start(frame, item.flows)
                 signals.run = run
                 started = time.perf_counter()
                 last = None
