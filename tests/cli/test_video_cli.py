@@ -45,7 +45,7 @@ def pixels(path: Path) -> np.ndarray:
 
 def test_a_five_frame_clip_end_to_end(tmp_path: Path, clip: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
     args = ["video", str(clip), str(images.style), "-o", "out.mp4", "--log", "frames.jsonl", *video_args(tiny_weights_file)]
-    result = run_painterly(args, tmp_path)
+    result = run_painterly([*args, "--keep-frames"], tmp_path)
     assert result.returncode == 0, result.stderr
     frame_lines = [line for line in result.stderr.splitlines() if line.startswith("painterly: frame ")]
     assert len(frame_lines) == 5 and "frame 1/5: 3 iterations" in frame_lines[0] and "frame 2/5: 2 iterations" in frame_lines[1]
@@ -59,10 +59,44 @@ def test_a_five_frame_clip_end_to_end(tmp_path: Path, clip: Path, images, tiny_w
     assert len((tmp_path / "frames.jsonl").read_text().splitlines()) == 5
     # Running the same command again redoes nothing: the frames stay, the video is assembled again.
     before = {p.name: p.stat().st_mtime_ns for p in frames}
-    again = run_painterly(args, tmp_path)
+    again = run_painterly([*args, "--keep-frames"], tmp_path)
     assert again.returncode == 0, again.stderr
     assert "painterly: frame " not in again.stderr
     assert {p.name: p.stat().st_mtime_ns for p in frames} == before
+    # Without --keep-frames: still nothing redone, and the frames folder goes once the video is written.
+    last = run_painterly(args, tmp_path)
+    assert last.returncode == 0, last.stderr
+    assert "painterly: frame " not in last.stderr and "frames in" not in last.stderr
+    assert not (tmp_path / "out.mp4.frames").exists()
+    assert len(list(read_frames(tmp_path / "out.mp4"))) == 5
+
+
+def test_the_frames_folder_goes_after_the_video_but_nothing_of_the_users(tmp_path: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    """Frames are kept while the clip is unfinished (for resume); once the video is written, painterly
+    removes what it wrote there and the folder if it made it and it is empty, nothing else."""
+    frames = clip_frames(3)
+    source = tmp_path / "frames"
+    for i, f in enumerate(frames):
+        save_image(f if i < 2 else f[..., :, :40], source / f"{i:03d}.png")  # frame 3: another size
+    args = ["video", "frames", str(images.style), "-o", "out.mp4", *video_args(tiny_weights_file)]
+    assert run_painterly(args, tmp_path).returncode == 2
+    side = tmp_path / "out.mp4.frames"
+    assert len(list(side.glob("frame_*.png"))) == 2  # unfinished: kept for resuming
+    (side / "notes.txt").write_text("mine")
+    save_image(frames[2], source / "002.png")  # the user fixes the input and runs the same command
+    result = run_painterly(args, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "painterly: frame 3/3" in result.stderr and "painterly: frame 1/3" not in result.stderr
+    assert len(list(read_frames(tmp_path / "out.mp4"))) == 3
+    assert sorted(p.name for p in side.iterdir()) == ["notes.txt"]  # the user's file and its folder stay
+    assert "kept (it holds other files)" in result.stderr
+    # A folder the user made (empty) is emptied of painterly's files but not removed; a new one is.
+    (tmp_path / "mine.mp4.frames").mkdir()
+    for out in ("mine.mp4", "new.mp4"):
+        done = run_painterly(["video", "frames", str(images.style), "-o", out, *video_args(tiny_weights_file)], tmp_path)
+        assert done.returncode == 0, done.stderr
+    assert list((tmp_path / "mine.mp4.frames").iterdir()) == []
+    assert not (tmp_path / "new.mp4.frames").exists()
 
 
 def test_output_as_a_folder_of_frames(tmp_path: Path, clip: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
@@ -77,7 +111,7 @@ def test_resume_after_sigint_gives_the_same_frames(tmp_path: Path, clip: Path, i
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     straight.mkdir()
     stopped.mkdir()
-    args = ["video", str(clip), str(images.style), "-o", "out.mp4", *video_args(tiny_weights_file)]
+    args = ["video", str(clip), str(images.style), "-o", "out.mp4", "--keep-frames", *video_args(tiny_weights_file)]
     result = run_painterly([*args, "--flow-ahead", "0"], straight)
     assert result.returncode == 0, result.stderr
 
@@ -142,7 +176,7 @@ def test_a_frame_size_change_mid_stream_keeps_the_frames_done(tmp_path: Path, im
 
 
 def test_other_settings_refuse_to_mix_with_earlier_frames(tmp_path: Path, clip: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
-    args = ["video", str(clip), str(images.style), "-o", "out.mp4", *video_args(tiny_weights_file)]
+    args = ["video", str(clip), str(images.style), "-o", "out.mp4", "--keep-frames", *video_args(tiny_weights_file)]
     assert run_painterly(args, tmp_path).returncode == 0
     before = snapshot(tmp_path)
     result = run_painterly([*args, "--temporal-weight", "5"], tmp_path)
