@@ -10,10 +10,11 @@ single scale, from the warped previous result, as the command does.
 Measured per later frame: the wall time from asking for the frame (and its flow) to its result being
 saved and read back, as the command's loop does. Also measured once: the flow alone per frame.
 
-From the repository root, one command per mode (each under ten minutes on this 2-core CPU: one later frame)::
+From the repository root, one command per mode (about 5 minutes each on this 2-core CPU when it is
+not crowded; under heavy load add ``--frame-iterations 25`` to stay within ten minutes)::
 
-    flock /work/wt/bench.lock python benchmarks/video_speed.py --flow-ahead 0 --frames 2
-    flock /work/wt/bench.lock python benchmarks/video_speed.py --flow-ahead 2 --frames 2
+    flock /work/wt/bench.lock timeout 590 python benchmarks/video_speed.py --flow-ahead 0 --frames 3
+    flock /work/wt/bench.lock timeout 590 python benchmarks/video_speed.py --flow-ahead 2 --frames 3
 """
 
 from __future__ import annotations
