@@ -45,7 +45,7 @@ def pixels(path: Path) -> np.ndarray:
 
 def test_a_five_frame_clip_end_to_end(tmp_path: Path, clip: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
     args = ["video", str(clip), str(images.style), "-o", "out.mp4", "--log", "frames.jsonl", *video_args(tiny_weights_file)]
-    result = run_painterly(args, tmp_path)
+    result = run_painterly([*args, "--keep-frames"], tmp_path)
     assert result.returncode == 0, result.stderr
     frame_lines = [line for line in result.stderr.splitlines() if line.startswith("painterly: frame ")]
     assert len(frame_lines) == 5 and "frame 1/5: 3 iterations" in frame_lines[0] and "frame 2/5: 2 iterations" in frame_lines[1]
@@ -59,10 +59,44 @@ def test_a_five_frame_clip_end_to_end(tmp_path: Path, clip: Path, images, tiny_w
     assert len((tmp_path / "frames.jsonl").read_text().splitlines()) == 5
     # Running the same command again redoes nothing: the frames stay, the video is assembled again.
     before = {p.name: p.stat().st_mtime_ns for p in frames}
-    again = run_painterly(args, tmp_path)
+    again = run_painterly([*args, "--keep-frames"], tmp_path)
     assert again.returncode == 0, again.stderr
     assert "painterly: frame " not in again.stderr
     assert {p.name: p.stat().st_mtime_ns for p in frames} == before
+    # Without --keep-frames: still nothing redone, and the frames folder goes once the video is written.
+    last = run_painterly(args, tmp_path)
+    assert last.returncode == 0, last.stderr
+    assert "painterly: frame " not in last.stderr and "frames in" not in last.stderr
+    assert not (tmp_path / "out.mp4.frames").exists()
+    assert len(list(read_frames(tmp_path / "out.mp4"))) == 5
+
+
+def test_the_frames_folder_goes_after_the_video_but_nothing_of_the_users(tmp_path: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    """Frames are kept while the clip is unfinished (for resume); once the video is written, painterly
+    removes what it wrote there and the folder if it made it and it is empty, nothing else."""
+    frames = clip_frames(3)
+    source = tmp_path / "frames"
+    for i, f in enumerate(frames):
+        save_image(f if i < 2 else f[..., :, :40], source / f"{i:03d}.png")  # frame 3: another size
+    args = ["video", "frames", str(images.style), "-o", "out.mp4", *video_args(tiny_weights_file)]
+    assert run_painterly(args, tmp_path).returncode == 2
+    side = tmp_path / "out.mp4.frames"
+    assert len(list(side.glob("frame_*.png"))) == 2  # unfinished: kept for resuming
+    (side / "notes.txt").write_text("mine")
+    save_image(frames[2], source / "002.png")  # the user fixes the input and runs the same command
+    result = run_painterly(args, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "painterly: frame 3/3" in result.stderr and "painterly: frame 1/3" not in result.stderr
+    assert len(list(read_frames(tmp_path / "out.mp4"))) == 3
+    assert sorted(p.name for p in side.iterdir()) == ["notes.txt"]  # the user's file and its folder stay
+    assert "kept (it holds other files)" in result.stderr
+    # A folder the user made (empty) is emptied of painterly's files but not removed; a new one is.
+    (tmp_path / "mine.mp4.frames").mkdir()
+    for out in ("mine.mp4", "new.mp4"):
+        done = run_painterly(["video", "frames", str(images.style), "-o", out, *video_args(tiny_weights_file)], tmp_path)
+        assert done.returncode == 0, done.stderr
+    assert list((tmp_path / "mine.mp4.frames").iterdir()) == []
+    assert not (tmp_path / "new.mp4.frames").exists()
 
 
 def test_output_as_a_folder_of_frames(tmp_path: Path, clip: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
@@ -71,15 +105,17 @@ def test_output_as_a_folder_of_frames(tmp_path: Path, clip: Path, images, tiny_w
     assert len(list((tmp_path / "styled").glob("frame_*.png"))) == 5
 
 
-def test_resume_after_sigint_gives_the_same_frames(tmp_path: Path, clip: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("flow_ahead", ["0", "2"])
+def test_resume_after_sigint_gives_the_same_frames(tmp_path: Path, clip: Path, images, tiny_weights_file: Path, flow_ahead: str) -> None:  # noqa: ANN001
+    """The straight run computes the flow inline; the interrupted one inline or 2 frames ahead."""
     straight, stopped = tmp_path / "straight", tmp_path / "stopped"
     straight.mkdir()
     stopped.mkdir()
-    args = ["video", str(clip), str(images.style), "-o", "out.mp4", *video_args(tiny_weights_file)]
-    result = run_painterly(args, straight)
+    args = ["video", str(clip), str(images.style), "-o", "out.mp4", "--keep-frames", *video_args(tiny_weights_file)]
+    result = run_painterly([*args, "--flow-ahead", "0"], straight)
     assert result.returncode == 0, result.stderr
 
-    proc = start_painterly(args, stopped, step_delay=0.3)
+    proc = start_painterly([*args, "--flow-ahead", flow_ahead], stopped, step_delay=0.3)
     wait_for(lambda: (stopped / "out.mp4.frames" / "frame_000002.png").exists(), proc, what="the second frame")
     proc.send_signal(signal.SIGINT)
     rc, err = finish(proc, timeout=30)
@@ -112,19 +148,26 @@ def test_not_a_video_and_zero_frames_are_one_line_and_write_nothing(tmp_path: Pa
 def test_unwritable_output_and_bad_container_are_one_line(tmp_path: Path, clip: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
     (tmp_path / "afile").write_text("x")
     before = snapshot(tmp_path)
-    for output, words in (("afile/out.mp4", "is a file"), ("out.xyz", ".xyz"), ("clip.mp4", "same file")):
-        result = run_painterly(["video", str(clip), str(images.style), "-o", output, *video_args(tiny_weights_file)], tmp_path)
+    for output, words, extra in (
+        ("afile/out.mp4", "is a file", []),
+        ("out.xyz", ".xyz", []),
+        ("clip.mp4", "same file", []),
+        ("out.mp4", "--flow-ahead must be a non-negative integer", ["--flow-ahead", "-1"]),
+    ):
+        result = run_painterly(["video", str(clip), str(images.style), "-o", output, *video_args(tiny_weights_file), *extra], tmp_path)
         assert result.returncode == 2, result.stderr
         assert words in one_line_error(result.stderr)
     assert snapshot(tmp_path) == before
 
 
-def test_a_frame_size_change_mid_stream_keeps_the_frames_done(tmp_path: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("flow_ahead", ["0", "2"])
+def test_a_frame_size_change_mid_stream_keeps_the_frames_done(tmp_path: Path, images, tiny_weights_file: Path, flow_ahead: str) -> None:  # noqa: ANN001
+    """With the flow computed ahead, the error is met in the flow thread: the same one line, no hang."""
     frames = clip_frames(3)
     source = tmp_path / "frames"
     for i, f in enumerate(frames):
         save_image(f if i < 2 else f[..., :, :40], source / f"{i:03d}.png")
-    result = run_painterly(["video", "frames", str(images.style), "-o", "out.mp4", *video_args(tiny_weights_file)], tmp_path)
+    result = run_painterly(["video", "frames", str(images.style), "-o", "out.mp4", *video_args(tiny_weights_file), "--flow-ahead", flow_ahead], tmp_path)
     assert result.returncode == 2
     errors = "\n".join(line for line in result.stderr.splitlines() if not line.startswith("painterly: frame "))
     assert "frame 3 is 40x36 px but the first frame is 48x36" in one_line_error(errors)
@@ -133,7 +176,7 @@ def test_a_frame_size_change_mid_stream_keeps_the_frames_done(tmp_path: Path, im
 
 
 def test_other_settings_refuse_to_mix_with_earlier_frames(tmp_path: Path, clip: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
-    args = ["video", str(clip), str(images.style), "-o", "out.mp4", *video_args(tiny_weights_file)]
+    args = ["video", str(clip), str(images.style), "-o", "out.mp4", "--keep-frames", *video_args(tiny_weights_file)]
     assert run_painterly(args, tmp_path).returncode == 0
     before = snapshot(tmp_path)
     result = run_painterly([*args, "--temporal-weight", "5"], tmp_path)

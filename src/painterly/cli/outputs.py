@@ -70,9 +70,59 @@ class OutputFiles:
         return re.fullmatch(pattern, name) is not None
 
     @property
+    def frames(self) -> Path:
+        """`painterly video`'s frames while the clip is unfinished: the folder ``out.mp4.frames``."""
+        return self.output.with_name(self.output.name + ".frames")
+
+    @property
     def derived(self) -> tuple[Path, ...]:
         """Every fixed-name file a run may write beside the output."""
         return (self.interrupted, self.last_good, self.checkpoint)
 
     def _beside(self, tag: str) -> Path:
         return self.output.with_name(f"{self.output.stem}{tag}{self.output.suffix}")
+
+
+@dataclass(frozen=True)
+class FrameFolder:
+    """The frames `painterly video` writes, one finished frame at a time: ``frame_000001.png`` ... and
+    the manifest of the settings, in :attr:`OutputFiles.frames` (or in OUT itself when OUT is a folder)."""
+
+    folder: Path
+
+    MANIFEST = ".painterly-video.json"
+
+    @property
+    def manifest(self) -> Path:
+        return self.folder / self.MANIFEST
+
+    def frame(self, index: int) -> Path:
+        """Frame ``index`` (0 = first): ``frame_000001.png``."""
+        return self.folder / f"frame_{index + 1:06d}.png"
+
+    def finished(self) -> int:
+        """How many frames are done: ``frame_000001.png`` onwards, up to the first missing one."""
+        n = 0
+        while self.frame(n).is_file():
+            n += 1
+        return n
+
+    def remove(self, count: int, *, folder_too: bool) -> bool:
+        """Delete frames 1 … ``count``, the manifest and temporaries left by an interrupted write; then
+        the folder itself if ``folder_too`` and nothing else is in it (anything else is the user's and
+        stays). Returns whether the folder is gone."""
+        from ..files import is_temp_name, remove_quietly
+
+        for i in range(count):
+            remove_quietly(self.frame(i))
+        remove_quietly(self.manifest)
+        for path in self.folder.iterdir():
+            if is_temp_name(path.name):
+                remove_quietly(path)
+        if folder_too and not any(self.folder.iterdir()):
+            try:
+                self.folder.rmdir()
+            except OSError:
+                return False
+            return True
+        return False

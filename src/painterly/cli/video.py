@@ -3,8 +3,9 @@ method (painterly.video.sequence), resumable frame by frame.
 
 Every finished frame is written at once (atomically) to a frames folder beside the output
 (``out.mp4.frames/frame_000001.png`` ...; when OUT is a folder, the frames go there), with a small
-manifest of the settings. Running the same command again, or ``painterly resume out.mp4.frames``,
-continues at the first unfinished frame; the video is assembled from the frames at the end.
+manifest of the settings (the names: cli.outputs.FrameFolder). Running the same command again, or
+``painterly resume out.mp4.frames``, continues at the first unfinished frame; the video is assembled
+from the frames at the end, and then the frames folder is removed (``--keep-frames`` keeps it).
 """
 
 from __future__ import annotations
@@ -15,12 +16,14 @@ import os
 import signal
 import sys
 import time
+from contextlib import closing
 from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import ConfigError, ImageError, PainterlyError
+from .outputs import FrameFolder, OutputFiles
 
-MANIFEST = ".painterly-video.json"
+MANIFEST = FrameFolder.MANIFEST
 MANIFEST_VERSION = 1
 
 
@@ -33,7 +36,7 @@ def add_video_parser(sub: Any, common: Callable[..., None]) -> None:
         description=(
             "Stylise every frame of IN in the style of STYLE, each frame started from the previous "
             "result warped by the optical flow and held near it by a temporal loss (Ruder et al. 2016). "
-            "Finished frames are kept in OUT.frames/; run the same command again to continue."
+            "Finished frames are kept in OUT.frames/ until the video is written; run the same command again to continue."
         ),
     )
     p.add_argument("input", help="video file (mp4, mov, mkv, webm, gif, avi ...), folder of frames, or a pattern such as 'frames/*.png'")
@@ -42,6 +45,11 @@ def add_video_parser(sub: Any, common: Callable[..., None]) -> None:
     group.add_argument("--temporal-weight", type=float, default=None, metavar="W", help=f"weight of the temporal loss (0: off; default: {TEMPORAL_WEIGHT:g})")
     group.add_argument("--frame-iterations", type=int, default=None, metavar="N", help="iterations of each frame after the first (default: a fifth of --iterations)")
     group.add_argument("--long-term", action="store_true", default=None, help="also hold each frame near frames i-2 and i-4 (long-term consistency)")
+    group.add_argument(
+        "--flow-ahead", type=int, default=None, metavar="N",
+        help="compute the optical flow of up to N next frames in a background thread while a frame is stylised (0: inline; default: 4 on a GPU, 0 on the CPU)",
+    )
+    group.add_argument("--keep-frames", action="store_true", help="keep the folder of stylised frames (OUT.frames/) after the video is written")
     output = {"required": True, "help": "output video (.mp4 .mov .mkv .webm .gif .avi) or a folder for the frames"}
     common(p, "stylize", output, skip=("plot", "regions", "mask_propagation"))
     # --save-every counts frames here (the video so far is written to OUT every N frames).
@@ -66,13 +74,17 @@ def run_video(args: argparse.Namespace) -> int:
     settings = VideoSettings(
         **{k: v for k, v in (("temporal_weight", args.temporal_weight), ("frame_iterations", args.frame_iterations), ("long_term", args.long_term)) if v is not None}
     )
+    if args.flow_ahead is not None:
+        from ..video.ahead import check_flow_ahead
+
+        check_flow_ahead(args.flow_ahead)
     for style in args.styles:
         if not Path(style).is_file():
             raise ImageError(f"{style}: no such file")
     info = probe(args.input)  # not a video, no frames: one line, before anything is written
     output = Path(args.output)
     as_folder = is_frame_folder(output) and not output.is_file()
-    folder = output if as_folder else output.with_name(output.name + ".frames")
+    folder = output if as_folder else OutputFiles(output).frames
     _check_target(output, folder, args.input, as_folder)
     plan = {
         "version": MANIFEST_VERSION,
@@ -83,6 +95,8 @@ def run_video(args: argparse.Namespace) -> int:
         "config": config.to_dict(),
         "video": {"temporal_weight": settings.temporal_weight, "frame_iterations": settings.frame_iterations, "long_term": settings.long_term},
         "save_every": outputs.save_every,
+        "keep_frames": bool(args.keep_frames),
+        "made_folder": not folder.exists(),  # only a folder painterly made is removed at the end
     }
     plan = _agree_with_manifest(folder, plan)
     return _execute(plan, folder, as_folder, info, outputs.log, args)
@@ -93,7 +107,7 @@ def resume_video(folder: Path, args: argparse.Namespace) -> int:
     from ..video.frames import probe
 
     try:
-        plan = json.loads((folder / MANIFEST).read_text(encoding="utf-8"))
+        plan = json.loads(FrameFolder(folder).manifest.read_text(encoding="utf-8"))
         assert plan["version"] == MANIFEST_VERSION
     except Exception:  # noqa: BLE001
         raise ConfigError(f"{folder}: damaged video manifest {MANIFEST}") from None
@@ -102,18 +116,6 @@ def resume_video(folder: Path, args: argparse.Namespace) -> int:
     info = probe(plan["input"])
     as_folder = output.absolute() == folder.absolute()
     return _execute(plan, folder, as_folder, info, args.log, args)
-
-
-def frame_path(folder: Path, index: int) -> Path:
-    return folder / f"frame_{index + 1:06d}.png"
-
-
-def finished_frames(folder: Path) -> int:
-    """How many frames are done: ``frame_000001.png`` onwards, up to the first missing one."""
-    n = 0
-    while frame_path(folder, n).is_file():
-        n += 1
-    return n
 
 
 def _check_target(output: Path, folder: Path, source: str, as_folder: bool) -> None:
@@ -135,7 +137,7 @@ def _check_target(output: Path, folder: Path, source: str, as_folder: bool) -> N
             raise ConfigError(f"{folder}: the output folder is the input folder; refusing to write into it")
         if not os.access(folder, os.W_OK | os.X_OK):
             raise ConfigError(f"{folder}: cannot write there: permission denied")
-        if not (folder / MANIFEST).is_file() and any(folder.iterdir()):
+        if not FrameFolder(folder).manifest.is_file() and any(folder.iterdir()):
             raise ConfigError(f"{folder}: is a folder with other files in it; give an empty or new folder")
     else:
         _check_parent(folder / "x", str(folder))
@@ -146,7 +148,7 @@ def _agree_with_manifest(folder: Path, plan: dict[str, Any]) -> dict[str, Any]:
     from ..files import make_folder, write_bytes
 
     plan = json.loads(json.dumps(plan))  # as it reads back (tuples become lists)
-    path = folder / MANIFEST
+    path = FrameFolder(folder).manifest
     if path.is_file():
         try:
             old = json.loads(path.read_text(encoding="utf-8"))
@@ -161,7 +163,7 @@ def _agree_with_manifest(folder: Path, plan: dict[str, Any]) -> dict[str, Any]:
                 f"{folder}: holds frames made with other settings ({', '.join(changed)}); "
                 "remove it, or choose another output, to start over"
             )
-        return {**old, "output": plan["output"], "save_every": plan["save_every"]}
+        return {**old, "output": plan["output"], "save_every": plan["save_every"], "keep_frames": plan["keep_frames"]}
     if plan["config"].get("seed") is None:
         import random
 
@@ -184,6 +186,7 @@ def _execute(plan: dict[str, Any], folder: Path, as_folder: bool, info: Any, log
     from ..engine import StyleTransfer
     from ..imageio import load_image, save_image
     from ..video.frames import read_frames
+    from ..video.ahead import check_flow_ahead
     from ..video.sequence import ClipStyler, VideoSettings
     from .commands import _DownloadBar
     from .runner import Signals
@@ -193,25 +196,32 @@ def _execute(plan: dict[str, Any], folder: Path, as_folder: bool, info: Any, log
     settings = VideoSettings(**plan["video"])
     output = Path(plan["output"])
     save_every = int(plan.get("save_every") or 0)
+    flow_ahead = getattr(args, "flow_ahead", None)  # not a setting of the result: not in the manifest
+    if flow_ahead is not None:
+        check_flow_ahead(flow_ahead)
     download_bar = _DownloadBar(quiet)
     transfer = StyleTransfer(config, weights_progress=download_bar)
     download_bar.close()
     styler = ClipStyler(transfer, plan["styles"], settings, init=plan.get("init"))
-    done = finished_frames(folder)
+    frames = FrameFolder(folder)
+    done = frames.finished()
     report = _Report(info.frames, done, quiet, log)
     t0 = time.perf_counter()
     index = -1
     signals = Signals(_NoRun())  # the frame's run is put in as each frame starts
+    # The input frames with their flows, computed up to flow_ahead frames ahead (closed on the way out).
+    stream = styler.frames(read_frames(plan["input"]), start=done, flow_ahead=flow_ahead)
     try:
-        with signals:
-            for index, frame in enumerate(read_frames(plan["input"])):
+        with signals, closing(stream):
+            for item in stream:
+                index, frame = item.index, item.frame
                 if index < done:
                     if index >= done - styler.history.maxlen:
-                        styler.push(frame, load_image(frame_path(folder, index)))
+                        styler.push(frame, load_image(frames.frame(index)))
                     continue
                 if signals.received is not None:
                     break
-                run = styler.start(frame)
+                run = styler.start(frame, item.flows)
                 signals.run = run
                 started = time.perf_counter()
                 last = None
@@ -220,7 +230,7 @@ def _execute(plan: dict[str, Any], folder: Path, as_folder: bool, info: Any, log
                     report.iteration(index, progress)
                 if signals.received is not None:
                     break
-                path = save_image(run.result(), frame_path(folder, index))
+                path = save_image(run.result(), frames.frame(index))
                 # What the next frame starts from is the frame as saved (a resumed clip sees the same).
                 styler.push(frame, load_image(path))
                 report.frame(index, run, last, time.perf_counter() - started)
@@ -231,17 +241,21 @@ def _execute(plan: dict[str, Any], folder: Path, as_folder: bool, info: Any, log
     if signals.received is not None:
         name = "SIGINT" if signals.received == signal.SIGINT else "SIGTERM"
         sys.stderr.write(
-            f"painterly: {name}: stopped at frame {finished_frames(folder) + 1}; the finished frames are kept in {folder} "
+            f"painterly: {name}: stopped at frame {frames.finished() + 1}; the finished frames are kept in {folder} "
             f"(continue with the same command, or: painterly resume {folder})\n"
         )
         return 128 + signals.received
-    count = finished_frames(folder)
-    note = ""
+    count = frames.finished()
+    note, where = "", f"; frames in {folder}"
     if not as_folder:
         carried = _assemble(folder, count, output, plan, info)
         note = ", audio carried over" if carried else (", without the audio (the container refused it)" if info.has_audio else "")
+        if not plan.get("keep_frames"):
+            # The video is written: the frames were only kept for resuming. Nothing else of the folder goes.
+            gone = frames.remove(count, folder_too=bool(plan.get("made_folder", True)))
+            where = "" if gone else f"; {folder} kept (it holds other files)" if any(folder.iterdir()) else ""
     if not quiet:
-        sys.stderr.write(f"painterly: wrote {output} ({count} frames at {float(info.fps):g} fps{note}, {time.perf_counter() - t0:.1f} s); frames in {folder}\n")
+        sys.stderr.write(f"painterly: wrote {output} ({count} frames at {float(info.fps):g} fps{note}, {time.perf_counter() - t0:.1f} s){where}\n")
     return 0
 
 
@@ -249,7 +263,7 @@ def _assemble(folder: Path, count: int, output: Path, plan: dict[str, Any], info
     from ..imageio import load_image
     from ..video.frames import write_video
 
-    frames = (load_image(frame_path(folder, i)) for i in range(count))
+    frames = (load_image(FrameFolder(folder).frame(i)) for i in range(count))
     source = plan["input"] if info.kind == "video" and info.has_audio else None
     try:
         return write_video(output, frames, info.fps, audio_from=source)

@@ -34,7 +34,8 @@ def _gray(image: Tensor) -> np.ndarray:
 def optical_flow(a: Tensor, b: Tensor) -> Tensor:
     """The dense flow from ``a`` to ``b`` (both ``(1, 3, H, W)`` in [0, 1], one size), ``(1, 2, H, W)``.
 
-    DIS at its "medium" preset with variational refinement: about 10 ms per 512×288 pair on one core.
+    DIS at its "medium" preset with variational refinement: about 80 ms per 512×288 pair on this
+    project's shared 2-core CPU (niced, under load), the consistency check about 60 ms more.
     """
     cv2 = _cv2()
     if a.shape != b.shape:

@@ -4,14 +4,16 @@ from the previous stylised frame warped by the optical flow and carries a
 :class:`~painterly.engine.TemporalTerm` holding it there, wherever the consistency check trusts the flow.
 
 Frames are sequential by nature (each starts from the last result), so a clip is one frame after the
-other; only the flow could be computed ahead. Nothing here prints or writes files.
+other; only what depends on the input clip alone (decoding, the flow and its consistency weights) is
+computed ahead, in a background thread (:meth:`ClipStyler.frames`, painterly.video.ahead). Nothing
+here prints or writes files.
 """
 
 from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence
 
 import torch
 from torch import Tensor
@@ -23,7 +25,9 @@ from ..errors import ConfigError
 from ..imageio import fit_size, resize
 from ..engine.pyramid import MIN_SIDE
 from . import TEMPORAL_WEIGHT
+from .ahead import FrameFlows, ahead, check_flow_ahead, default_flow_ahead, with_flows
 from .flow import flow_pair, warp
+
 LONG_TERM = (1, 2, 4)
 """The earlier frames the long-term form looks back to (Ruder et al.'s J = {1, 2, 4})."""
 
@@ -59,10 +63,12 @@ class ClipStyler:
     Usage::
 
         styler = ClipStyler(transfer, styles, settings)
-        for frame in frames:
-            run = styler.start(frame)      # a Run: step it (or iterate) to its end
+        for item in styler.frames(read_frames(path)):   # the flow computed ahead (or inline)
+            run = styler.start(item.frame, item.flows)   # a Run: step it (or iterate) to its end
             for progress in run: ...
-            styler.push(frame, run.result())
+            styler.push(item.frame, run.result())
+
+    ``styler.start(frame)`` without flows computes them in the frame's turn (the same result).
 
     Args:
         transfer: the engine of the first frame (its config, encoder and device); later frames reuse
@@ -91,12 +97,30 @@ class ClipStyler:
         h, w = frame.shape[-2:]
         return fit_size(h, w, self.first.config.size, MIN_SIDE)
 
-    def start(self, frame: Tensor) -> Run:
-        """The run of the next frame ``(1, 3, H, W)`` in [0, 1] (the first frame: a plain run)."""
+    @property
+    def steps(self) -> tuple[int, ...]:
+        """How far back each frame looks: ``(1,)``, or ``(1, 2, 4)`` with long-term consistency."""
+        return LONG_TERM if self.settings.long_term else (1,)
+
+    def frames(self, frames: Iterable[Tensor], *, start: int = 0, flow_ahead: int | None = None) -> Iterator[FrameFlows]:
+        """``frames`` with the flows of those from ``start`` on (:class:`~painterly.video.ahead.FrameFlows`),
+        computed up to ``flow_ahead`` frames ahead in a background thread (``None``: the device's default,
+        4 on CUDA, 0 on the CPU; 0: inline). Close the iterator (or exhaust it) to stop the thread.
+
+        Raises:
+            ConfigError: ``flow_ahead`` is not an integer ≥ 0.
+        """
+        n = default_flow_ahead(self.first.device) if flow_ahead is None else check_flow_ahead(flow_ahead)
+        return ahead(with_flows(frames, self.output_size, self.steps, start), n)
+
+    def start(self, frame: Tensor, flows: tuple[tuple[Tensor, Tensor], ...] | None = None) -> Run:
+        """The run of the next frame ``(1, 3, H, W)`` in [0, 1] (the first frame: a plain run).
+
+        ``flows``: this frame's flows from :meth:`frames` (``None``: computed here)."""
         if not self.history:
             return self.first.start(load_inputs(self.first.config, frame, self.styles, self.init, warn=False))
         current = resize(frame, self.output_size(frame))
-        warped, weights = self.guides(current)
+        warped, weights = self.guides(current, flows)
         inputs = load_inputs(self.later.config, frame, self.styles, init=warped[0], warn=False)
         if self.first.config.original_colors == "luminance":
             # The run optimises the luminance alone: compare it with the luminance of the frames.
@@ -104,16 +128,21 @@ class ClipStyler:
         terms = [TemporalTerm(warped, weights, self.settings.temporal_weight)] if self.settings.temporal_weight > 0 else []
         return self.later.start(inputs, extra_terms=terms)
 
-    def guides(self, current: Tensor) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
+    def guides(
+        self, current: Tensor, flows: tuple[tuple[Tensor, Tensor], ...] | None = None
+    ) -> tuple[tuple[Tensor, ...], tuple[Tensor, ...]]:
         """The earlier stylised frames warped onto ``current`` (at the output size) and their weights:
         one pair (i−1), or with ``long_term`` up to three (i−1, i−2, i−4), each weighted only where no
-        nearer frame is already trusted (Ruder et al., eq. 8)."""
-        steps = [j for j in (LONG_TERM if self.settings.long_term else (1,)) if j <= len(self.history)]
+        nearer frame is already trusted (Ruder et al., eq. 8). ``flows``: the (backward flow, trust)
+        of each of those steps, computed ahead (``None``: computed here)."""
+        steps = [j for j in self.steps if j <= len(self.history)]
+        if flows is not None and len(flows) != len(steps):
+            raise ValueError(f"guides: {len(flows)} flows given for {len(steps)} earlier frames")
         warped, weights = [], []
         covered = torch.zeros((1, 1, *current.shape[-2:]))
-        for j in steps:
+        for k, j in enumerate(steps):
             before, stylised = self.history[-j]
-            backward, trust = flow_pair(before, current)
+            backward, trust = flow_pair(before, current) if flows is None else flows[k]
             warped.append(warp(stylised, backward))
             weights.append((trust - covered).clamp(min=0))
             covered = covered + trust
