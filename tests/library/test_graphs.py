@@ -139,6 +139,7 @@ def test_the_gpu_benchmark_runs_on_the_cpu_and_reports_every_part(images, tiny_w
     report_file = tmp_path / "report.md"
     args = ["--device", "cpu", "--sizes", "32", "--iterations", "2", "--probe-iterations", "3", "--probe-skip", "1"]
     args += ["--content", str(images.content), "--style", str(images.style), "--weights", str(tiny_weights_file)]
+    args += ["--batches", "1,2", "--batch-size", "32"]
     assert bench.main(args + ["--report", str(report_file)]) == 0
     report = report_file.read_text()
     rows = [line for line in report.splitlines() if line.startswith("| 32 |")]
@@ -150,7 +151,11 @@ def test_the_gpu_benchmark_runs_on_the_cpu_and_reports_every_part(images, tiny_w
     assert "to relu3_1" in report  # the tiny weights file stops at conv3_1
     # The naive loop needs all of VGG19: its error is reported and the script went on.
     assert "error: KeyError" in report and "scaled down from the default 500" in report
-    assert "batch: not implemented yet" in report
+    # Batch throughput: runs evaluated together (engine.run_together), each with its 3 iterations.
+    batch_rows = [line.split(" | ") for line in report.splitlines() if line.startswith(("| 1 |", "| 2 |"))]
+    assert [row[0] for row in batch_rows] == ["| 1", "| 2"], report
+    assert all(float(row[1]) > 0 for row in batch_rows) and batch_rows[0][2] == "1.00"
+    assert [int(row[3]) for row in batch_rows][1] == 2 * int(batch_rows[0][3])  # each run its own evaluations
 
     # Into the docs, between markers; a second write replaces the section.
     docs = tmp_path / "benchmarks.md"
@@ -169,7 +174,8 @@ def test_the_gpu_benchmark_skips_what_is_past_its_budget(images, tiny_weights_fi
     args += ["--style", str(images.style), "--weights", str(tiny_weights_file), "--report", str(tmp_path / "r.md")]
     assert bench.main(args) == 0
     report = (tmp_path / "r.md").read_text()
-    assert report.count("skipped (budget") == 3 * 2 + 1  # three tables of two sizes, and the naive loop
+    # three tables of two sizes, the naive loop, and the batch table's three batch sizes
+    assert report.count("skipped (budget") == 3 * 2 + 1 + 3
     assert "--budget-s 0" in report  # the command that made it
     # A run still going past 1.25 × the budget is stopped from its progress callback.
     options = dict(bench.layer_options(__import__("painterly").load_weights(str(tiny_weights_file))), multiscale=False)

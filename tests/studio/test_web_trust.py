@@ -184,16 +184,18 @@ def test_security_headers_on_every_response_and_no_third_party_docs(studio):
 @pytest.mark.parametrize(
     ("options", "field"),
     [
-        ({"size": 64, "style_scale": 48}, "style_scale"),
-        ({"size": 2048, "style_scale": 1.5}, "style_scale"),
-        ({"multiscale": True, "min_size": 4096, "size": 64}, "min_size"),
-        ({"seed": 2**64}, "seed"),
-        ({"lbfgs_history": 100_000}, "lbfgs_history"),
+        # limit: the longest side this server computes (what fits its memory: /api/config).
+        (lambda limit: {"size": 64, "style_scale": 1.5 * limit / 64}, "style_scale"),
+        (lambda limit: {"size": limit, "style_scale": 1.5}, "style_scale"),
+        (lambda limit: {"multiscale": True, "min_size": 2 * limit, "size": 64}, "min_size"),
+        (lambda limit: {"seed": 2**64}, "seed"),
+        (lambda limit: {"lbfgs_history": 100_000}, "lbfgs_history"),
     ],
 )
 def test_sizes_and_seeds_beyond_this_server_are_400_naming_the_field(studio, options, field):
     app, url, http = studio
-    r = http.post("/api/jobs", **upload(options), headers=token_headers(app))
+    limit = http.get("/api/config").json()["limits"]["max_size"]
+    r = http.post("/api/jobs", **upload(options(limit)), headers=token_headers(app))
     assert r.status_code == 400 and r.json()["detail"].startswith(field), r.text
 
 

@@ -82,33 +82,6 @@ class Flight:
     bar: Any
 
 
-class StopOnSignal:
-    """SIGINT/SIGTERM ask the batch to stop (its jobs hand back their state); a second one aborts."""
-
-    def __init__(self) -> None:
-        self.received: int | None = None
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> "StopOnSignal":
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread
-                pass
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        from .runner import Interrupted
-
-        if self.received is not None:
-            raise Interrupted(signum)
-        self.received = signum
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
-
-
 class RayJobs:
     """The driver's side of one batch on Ray: hands jobs to workers, shows their progress, keeps their
     checkpoints, writes their results, and tries a job again when its worker died."""
@@ -256,7 +229,10 @@ class RayJobs:
     def run(self) -> int:
         """Every job to its end (or, on a signal, every job in flight to its checkpoint); 128 + signal or 0."""
         ray = self.ray
-        with StopOnSignal() as signals:
+        from .runner import Signals
+
+        # Signals with no run: it only records the signal; the loop below asks the jobs to hand back.
+        with Signals(None) as signals:
             try:
                 for worker in self.workers:
                     self.submit(worker)

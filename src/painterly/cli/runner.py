@@ -36,9 +36,10 @@ class Interrupted(KeyboardInterrupt):
 
 
 class Signals:
-    """SIGINT/SIGTERM ask the run to stop (it ends within one loss evaluation); a second one aborts."""
+    """SIGINT/SIGTERM ask the run to stop (it ends within one loss evaluation); a second one aborts.
+    ``run`` is anything with ``stop()`` (a group of runs), or ``None`` to only record the signal."""
 
-    def __init__(self, run: Run) -> None:
+    def __init__(self, run: Any) -> None:
         self.run = run
         self.received: int | None = None
         self._old: dict[int, Any] = {}
@@ -55,7 +56,8 @@ class Signals:
         if self.received is not None:
             raise Interrupted(signum)
         self.received = signum
-        self.run.stop()
+        if self.run is not None:
+            self.run.stop()
 
     def __exit__(self, *exc: Any) -> None:
         for sig, old in self._old.items():

@@ -35,7 +35,6 @@ from ..losses import (
     gaussian_target,
     gram_sum,
     guided_moments,
-    random_directions,
     w2_from_moments,
     weighted_quantiles,
     weighted_sorted_loss,
@@ -44,7 +43,7 @@ from ..encoder import VGG19Encoder
 from .guided import StyleFeatures, build_guided_targets, encode_styles, style_regions
 from .inputs import Inputs
 from .pyramid import HW
-from .style_terms import HISTOGRAM_LAYERS, SLICED_REDRAW_EVERY, histogram_stride, layer_positions, sliced_directions_count
+from .style_terms import HISTOGRAM_LAYERS, SLICED_REDRAW_EVERY, draw_directions, histogram_stride, layer_positions, sliced_directions_count
 
 if TYPE_CHECKING:
     from .tiled import Window
@@ -194,10 +193,8 @@ class GuidedSlicedTerm:
         if self._drawn == (seed, period):
             return iteration % self.redraw_every == 0
         self._drawn = (seed, period)
-        for i, n in enumerate(self.order):
-            generator = torch.Generator().manual_seed((seed * 1_000_003 + period * 101 + i) % (2**63))
-            d = random_directions(self.directions[n].shape[0], self.directions[n].shape[1], generator)
-            self.directions[n].copy_(d)
+        draw_directions(self.directions, self.order, seed, period)
+        for n in self.order:
             with torch.no_grad():
                 for r, q in zip(self.targets[n], self.quantiles[n]):
                     dt = self.directions[n].t()

@@ -189,6 +189,15 @@ class HistogramTerm:
         return loss * self.weight
 
 
+def draw_directions(directions: Mapping[str, Tensor], order: Sequence[str], seed: int, period: int) -> None:
+    """Fill each layer's ``(C, K)`` direction buffer in place with the draw of ``(seed, period, its
+    index in order)``: the same directions for the masked and the unmasked sliced term, and for a
+    resumed run."""
+    for i, n in enumerate(order):
+        generator = torch.Generator().manual_seed((seed * 1_000_003 + period * 101 + i) % (2**63))
+        directions[n].copy_(random_directions(directions[n].shape[0], directions[n].shape[1], generator))
+
+
 class SlicedStyleTerm:
     """``weight × Σ_layers layer_weight × sliced_wasserstein_loss`` on directions that change once
     every ``redraw_every`` (:data:`SLICED_REDRAW_EVERY`) iterations.
@@ -227,10 +236,8 @@ class SlicedStyleTerm:
         if self._drawn == (seed, period):
             return iteration % self.redraw_every == 0
         self._drawn = (seed, period)
-        for i, n in enumerate(self.layers):
-            generator = torch.Generator().manual_seed((seed * 1_000_003 + period * 101 + i) % (2**63))
-            d = random_directions(self.directions[n].shape[0], self.directions[n].shape[1], generator)
-            self.directions[n].copy_(d)
+        draw_directions(self.directions, self.layers, seed, period)
+        for n in self.layers:
             with torch.no_grad():
                 q = sum(w * resample_quantiles(sorted_projections(f[None, :, :, None], self.directions[n])[0], self.positions[n])
                         for w, f in self.samples[n])
