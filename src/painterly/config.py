@@ -9,10 +9,10 @@ one-line message for anything wrong.
 from __future__ import annotations
 
 import dataclasses
-import math
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from .checks import as_tuple, check_all_finite, check_float, check_int
 from .errors import ConfigError
 from .layers import LAYER_NAMES, is_layer
 
@@ -205,15 +205,15 @@ class Config:
         ):
             value = getattr(self, name)
             if value is not None:
-                object.__setattr__(self, name, _as_tuple(name, value, conv))
-        _check_int(self, "size", 1, maximum=MAX_SIZE)
-        _check_int(self, "iterations", 1)
-        _check_int(self, "max_pixels", 1)
-        _check_int(self, "lr_decay_steps", 1)
-        _check_int(self, "lbfgs_history", 1)
-        _check_int(self, "min_size", 16)
+                object.__setattr__(self, name, as_tuple(name, value, conv))
+        check_int(self, "size", 1, maximum=MAX_SIZE)
+        check_int(self, "iterations", 1)
+        check_int(self, "max_pixels", 1)
+        check_int(self, "lr_decay_steps", 1)
+        check_int(self, "lbfgs_history", 1)
+        check_int(self, "min_size", 16)
         if self.tile is not None:
-            _check_int(self, "tile", 0, maximum=MAX_SIZE)
+            check_int(self, "tile", 0, maximum=MAX_SIZE)
         for name in ("multiscale", "keep_detail"):
             if not isinstance(getattr(self, name), bool):
                 # A JSON/API "false" string would otherwise count as true.
@@ -225,20 +225,20 @@ class Config:
         ):
             raise ConfigError(f"`seed` must be a non-negative integer below 2**63, got {self.seed!r}")
         for name in ("content_weight", "style_weight", "tv_weight"):
-            _check_float(self, name, minimum=0.0)
-        _check_float(self, "style_scale", minimum=0.0, strict=True)
-        _check_float(self, "lr_decay", minimum=0.0, strict=True)
+            check_float(self, name, minimum=0.0)
+        check_float(self, "style_scale", minimum=0.0, strict=True)
+        check_float(self, "lr_decay", minimum=0.0, strict=True)
         if self.lr_decay > 1.0:
             raise ConfigError(f"`lr_decay` must be in (0, 1], got {self.lr_decay}")
-        _check_float(self, "init_noise", minimum=0.0)
-        _check_float(self, "lbfgs_precondition", minimum=0.0)
-        _check_float(self, "average", minimum=0.0)
+        check_float(self, "init_noise", minimum=0.0)
+        check_float(self, "lbfgs_precondition", minimum=0.0)
+        check_float(self, "average", minimum=0.0)
         if self.average >= 1.0:
             raise ConfigError(f"`average` must be in [0, 1), got {self.average}")
         if self.init_noise > 1.0:
             raise ConfigError(f"`init_noise` must be in [0, 1], got {self.init_noise}")
         if self.learning_rate is not None:
-            _check_float(self, "learning_rate", minimum=0.0, strict=True)
+            check_float(self, "learning_rate", minimum=0.0, strict=True)
             if self.learning_rate > MAX_LEARNING_RATE:
                 # Beyond float32's range inside the optimisers, and far past any step that converges.
                 raise ConfigError(f"`learning_rate` must be at most {MAX_LEARNING_RATE:g}, got {self.learning_rate:g}")
@@ -282,9 +282,9 @@ class Config:
                     f"`style_layer_weights` has {len(self.style_layer_weights)} values "
                     f"for {len(self.style_layers)} style layers"
                 )
-            _check_all_finite("style_layer_weights", self.style_layer_weights, positive_sum=True)
+            check_all_finite("style_layer_weights", self.style_layer_weights, positive_sum=True)
         if self.style_blend is not None:
-            _check_all_finite("style_blend", self.style_blend, positive_sum=True)
+            check_all_finite("style_blend", self.style_blend, positive_sum=True)
         if self.regions is not None:
             from .masks import parse_regions
 
@@ -373,61 +373,6 @@ class Config:
         except TypeError as exc:  # e.g. a value of a type that cannot be compared
             raise ConfigError(str(exc)) from None
 
-
-
-def _as_tuple(name: str, value: Any, conv: type) -> tuple:
-    if isinstance(value, str):
-        parts = [p.strip() for p in value.split(",") if p.strip()]
-    elif isinstance(value, (list, tuple)):
-        parts = list(value)
-    else:
-        raise ConfigError(f"`{name}` must be a comma-separated list, got {value!r}")
-    try:
-        if conv is int:
-            out = []
-            for p in parts:
-                if isinstance(p, bool) or (isinstance(p, float) and not p.is_integer()):
-                    raise ValueError
-                out.append(int(p))
-            return tuple(out)
-        if conv is float:
-            return tuple(float(p) for p in parts)
-        return tuple(str(p) for p in parts)
-    except (TypeError, ValueError):
-        raise ConfigError(f"`{name}`: cannot read {value!r} as a list of {conv.__name__} values") from None
-
-
-def _check_int(cfg: Config, name: str, minimum: int, maximum: int | None = None) -> None:
-    value = getattr(cfg, name)
-    if isinstance(value, bool) or not isinstance(value, int):
-        if isinstance(value, float) and value.is_integer():
-            object.__setattr__(cfg, name, int(value))
-            value = int(value)
-        else:
-            raise ConfigError(f"`{name}` must be an integer, got {value!r}")
-    if value < minimum:
-        raise ConfigError(f"`{name}` must be at least {minimum}, got {value}")
-    if maximum is not None and value > maximum:
-        raise ConfigError(f"`{name}` must be at most {maximum}, got {value}")
-
-
-def _check_float(cfg: Config, name: str, minimum: float, strict: bool = False) -> None:
-    value = getattr(cfg, name)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"`{name}` must be a number, got {value!r}")
-    if not math.isfinite(value):
-        raise ConfigError(f"`{name}` must be a finite number, got {value}")
-    if value < minimum or (strict and value == minimum):
-        bound = "greater than" if strict else "at least"
-        raise ConfigError(f"`{name}` must be {bound} {minimum:g}, got {value:g}")
-    object.__setattr__(cfg, name, float(value))
-
-
-def _check_all_finite(name: str, values: tuple[float, ...], positive_sum: bool) -> None:
-    if any(not math.isfinite(v) or v < 0 for v in values):
-        raise ConfigError(f"`{name}` values must be finite and non-negative, got {','.join(map(str, values))}")
-    if positive_sum and sum(values) <= 0:
-        raise ConfigError(f"`{name}` values must not all be zero")
 
 
 MODE_DEFAULTS: dict[str, dict[str, Any]] = {
