@@ -560,3 +560,25 @@ def test_together_is_refused_with_ray(grid_inputs: Path, tiny_weights_file: Path
     rc, err = run_main(capsys, _batch_args(grid_inputs, tmp_path / "out", tiny_weights_file, "--backend", "ray", "--together", "2"))
     assert rc == 2 and "--together is for --backend local" in err, err
     assert not (tmp_path / "out").exists()
+
+
+def test_sigint_in_a_group_then_rerun_completes(reference: tuple[Path, str], grid_inputs: Path, tiny_weights_file: Path, tmp_path: Path) -> None:
+    """--together 3: a Ctrl-C while the first group runs stops all three of its jobs, each keeping a
+    checkpoint; the re-run resumes them and finishes the batch with the images of an uninterrupted one."""
+    out = tmp_path / "out"
+    args = _batch_args(grid_inputs, out, tiny_weights_file, "--together", "3", "--checkpoint-every", "1")
+    proc = start_painterly(args, grid_inputs, step_delay=0.3)
+    wait_for(lambda: len(list(out.glob("*.ckpt"))) == 3, proc, timeout=120, what="the first group's three checkpoints")
+    proc.send_signal(signal.SIGINT)
+    rc, err = finish(proc, timeout=30)
+    assert rc == 130, err
+    assert "Traceback" not in err and err.count("run the same command again to continue") == 3, err
+    assert len(list(out.glob("*.ckpt"))) == 3 and not _files(out)
+
+    proc = run_painterly(args, grid_inputs)
+    assert proc.returncode == 0, proc.stderr
+    actions = sorted(r["action"] for r in _records(out).values())
+    assert actions == ["ran"] * 3 + ["resumed"] * 3, actions
+    assert not list(out.glob("*.ckpt"))
+    for name in EXPECTED:
+        assert np.abs(_pixels(out / name) - _pixels(reference[0] / name)).max() <= 1, name
