@@ -72,7 +72,7 @@ def test_a_signal_while_the_cache_is_written_leaves_no_temp_file(tmp_path: Path,
     # machine the write can finish before the signal lands), each checked; at least one must have
     # interrupted it for the test to say anything.
     content, style = _images(tmp_path)
-    interrupted = 0
+    interrupted, tries = 0, []
     for attempt in range(8):
         if interrupted:
             break
@@ -89,11 +89,12 @@ def test_a_signal_while_the_cache_is_written_leaves_no_temp_file(tmp_path: Path,
             ]  # fmt: skip
             signum, expected_rc = signal.SIGTERM, 128 + signal.SIGTERM
         signalled, rc, err = _signal_once_writing(argv, cache, signum, env)
+        tries.append((signalled, rc, err[-300:]))
         assert temp_files(cache) == [], f"attempt {attempt}: {err}"
         if signalled and rc == expected_rc:
             interrupted += 1
             assert "Traceback" not in err or "KeyboardInterrupt" in err, err
-    assert interrupted >= 1
+    assert interrupted >= 1, f"no attempt was interrupted while writing (signalled, status, stderr): {tries}"
 
 
 def test_a_consistently_forged_cache_is_detected_and_rebuilt(tmp_path: Path, monkeypatch) -> None:
