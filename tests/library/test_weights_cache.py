@@ -36,7 +36,11 @@ def _signal_once_writing(argv: list[str], cache: Path, signum: int, env: dict[st
     """Start ``argv``, wait for a temporary file to appear in ``cache``, send ``signum`` at once.
 
     Returns (signalled?, return code, stderr)."""
-    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # The child starts with Ctrl-C at its default, as a command typed in a terminal does: a test run
+    # started in the background by a shell (e.g. `… &` in a CI script) has SIGINT ignored, and an
+    # ignored SIGINT is inherited, so Python in the child would never raise KeyboardInterrupt.
+    default_sigint = lambda: signal.signal(signal.SIGINT, signal.SIG_DFL)  # noqa: E731
+    proc = subprocess.Popen(argv, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     signalled = False
     deadline = time.monotonic() + 180
     try:
