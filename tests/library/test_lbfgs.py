@@ -682,6 +682,19 @@ def test_state_dict_is_a_snapshot_of_the_ring():
         assert torch.equal(state[key], kept[key])
 
 
+def _count_reads(monkeypatch) -> dict[str, int]:
+    """Count the calls of lbfgs._read (the optimiser's one place that reads the device)."""
+    reads = {"n": 0}
+    real_read = lbfgs_module._read
+
+    def read(*values):
+        reads["n"] += 1
+        return real_read(*values)
+
+    monkeypatch.setattr(lbfgs_module, "_read", read)
+    return reads
+
+
 def test_one_read_from_the_device_per_evaluation(monkeypatch):
     """Every device→host transfer in a step goes through _read, once per evaluation of fn: the
     tensor→Python conversions are counted by wrapping them on torch.Tensor."""
@@ -696,14 +709,7 @@ def test_one_read_from_the_device_per_evaluation(monkeypatch):
             return _original(self, *args, **kwargs)
 
         monkeypatch.setattr(torch.Tensor, name, counted)
-    reads = {"n": 0}
-    real_read = lbfgs_module._read
-
-    def read(*values):
-        reads["n"] += 1
-        return real_read(*values)
-
-    monkeypatch.setattr(lbfgs_module, "_read", read)
+    reads = _count_reads(monkeypatch)
     calls = {"n": 0}
 
     def fn(point):  # the loss stays a 0-d tensor, as painterly's engine returns it
@@ -757,14 +763,7 @@ def test_on_cuda_the_run_matches_the_cpu_run():
 def test_read_aux_comes_back_as_floats_from_the_same_read(monkeypatch):
     """With read_aux the objective's 1-d aux is read with the line search's numbers (no read of its
     own) and handed back as a tuple of floats equal to the tensor at the accepted point."""
-    reads = {"n": 0}
-    real_read = lbfgs_module._read
-
-    def read(*values):
-        reads["n"] += 1
-        return real_read(*values)
-
-    monkeypatch.setattr(lbfgs_module, "_read", read)
+    reads = _count_reads(monkeypatch)
     calls = {"n": 0}
 
     def fn(point):
