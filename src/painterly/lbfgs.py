@@ -220,10 +220,9 @@ class LBFGS:
 
     def _read_with_aux(self, aux: Any, *values: Tensor | float) -> tuple[Any, Any]:
         """``_read(*values)``, and with ``read_aux`` the aux in the same transfer: (numbers, aux)."""
-        if not self.read_aux:
-            got = _read(*values)
-            return (got[0] if len(values) == 1 else got), aux
-        *got, aux = _read(*values, aux.reshape(-1))
+        got = _read(*values, *((aux.reshape(-1),) if self.read_aux else ()))
+        if self.read_aux:
+            aux = got.pop()
         return (got[0] if len(values) == 1 else got), aux
 
     def _push(self, s: Tensor, y: Tensor) -> None:

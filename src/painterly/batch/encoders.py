@@ -16,11 +16,16 @@ class EncoderCache:
         self._weights: dict[str, Any] = {}
         self._encoders: dict[tuple[str, str, tuple[str, ...]], Any] = {}
 
+    @staticmethod
+    def key(config: Config) -> tuple[str, str, tuple[str, ...]]:
+        """What decides the encoder a config gets: configs with equal keys share one."""
+        return (config.weights, config.pooling, config.layers_needed)
+
     def get(self, config: Config, progress: Any = None) -> Any:  # noqa: ANN401 - a VGG19Encoder
         from ..engine import build_encoder
         from ..weights import load_weights
 
-        key = (config.weights, config.pooling, config.layers_needed)
+        key = self.key(config)
         if key not in self._encoders:
             if config.weights not in self._weights:
                 self._weights[config.weights] = load_weights(config.weights, progress=progress)

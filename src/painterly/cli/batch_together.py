@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from typing import Any, Callable, Sequence
 
+from ..batch.encoders import EncoderCache
 from ..batch.jobs import Job
 from ..batch.manifest import done_record
 from ..errors import PainterlyError
@@ -32,10 +33,14 @@ class _Every:
 
 
 def groups(jobs: Sequence[Job], configs: dict[str, Any], size: int) -> list[list[Job]]:
-    """Consecutive jobs whose runs can share encoder passes (the same layers, size and precision),
-    at most ``size`` a group."""
+    """Consecutive jobs whose runs can share encoder passes (one encoder, and the same size,
+    precision and device), at most ``size`` a group."""
+
+    def key_of(job: Job) -> tuple:
+        config = configs[job.output]
+        return (EncoderCache.key(config), config.size, config.precision, config.device)
+
     out: list[list[Job]] = []
-    key_of = lambda job: (lambda c: (c.layers_needed, c.pooling, c.size, c.precision, c.device, c.weights))(configs[job.output])  # noqa: E731
     for job in jobs:
         if out and len(out[-1]) < size and key_of(out[-1][0]) == key_of(job):
             out[-1].append(job)

@@ -44,8 +44,6 @@ class SharedEvaluation:
         self._live = set(range(parties))
         self._pending: dict[int, tuple[Objective, Tensor]] = {}
         self._results: dict[int, tuple[Tensor, Tensor, Tensor] | BaseException] = {}
-        self.passes = 0
-        """Batched passes made so far (each over one group of equal-sized images)."""
 
     def evaluator(self, slot: int) -> Callable[[Objective], Evaluation]:
         """``Run.evaluator`` for slot ``slot``: the objective of a level → its shared evaluation."""
@@ -79,7 +77,6 @@ class SharedEvaluation:
         for slots in groups.values():
             try:
                 outputs = evaluate_batch([pending[s] for s in slots])
-                self.passes += 1
             except BaseException as exc:  # every run of the group gets the error, as its own would
                 outputs = [exc] * len(slots)
             self._results.update(zip(slots, outputs))
