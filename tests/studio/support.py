@@ -57,3 +57,13 @@ def running_server(app: Any, host: str = "127.0.0.1", port: int = 0, *, startup_
 def token_headers(app: Any) -> dict[str, str]:
     """The header a script sends to change things on ``app``'s server."""
     return {TOKEN_HEADER: app.state.token}
+
+
+def start_single_scale_job(page: Any, size: int, iterations: int) -> None:
+    """In the studio page (a Playwright page with its images chosen): custom settings, single scale,
+    ``size`` px and ``iterations``, then Start."""
+    page.select_option("#preset", "custom")
+    page.fill("#size", str(size))
+    page.fill("#iterations", str(iterations))
+    page.uncheck("#multiscale")
+    page.click("#start")

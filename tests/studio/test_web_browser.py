@@ -18,7 +18,7 @@ from PIL import Image
 
 from painterly.encoder import random_state
 from painterly.weights import Weights, save_weights
-from support import CHROMIUM_ARGS, running_server
+from support import CHROMIUM_ARGS, running_server, start_single_scale_job
 
 pytestmark = pytest.mark.browser
 
@@ -104,11 +104,7 @@ def test_upload_watch_cancel_then_complete_and_download(page, tmp_path):
     assert page.locator("#style-thumbs img").count() == 1
 
     # A long job: watch it paint, then cancel it.
-    page.select_option("#preset", "custom")
-    page.fill("#size", "64")
-    page.fill("#iterations", "5000")
-    page.uncheck("#multiscale")
-    page.click("#start")
+    start_single_scale_job(page, 64, 5000)
     page.wait_for_function("() => document.getElementById('status').textContent === 'running'", timeout=20_000)
     page.wait_for_function("() => Number(document.getElementById('frame-count').textContent) >= 1", timeout=20_000)
     first_src = page.get_attribute("#preview", "src")
@@ -174,11 +170,7 @@ def test_a_tiled_job_shows_its_tile_grid_and_the_tile_in_work(page, tiled_studio
     page.goto(tiled_studio_url)
     page.set_input_files("#content-input", str(write_png(tmp_path / "photo.png", 64, 48, seed=1)))
     page.set_input_files("#style-input", str(write_png(tmp_path / "painting.png", 56, 56, seed=2)))
-    page.select_option("#preset", "custom")
-    page.fill("#size", "64")
-    page.fill("#iterations", "5000")
-    page.uncheck("#multiscale")
-    page.click("#start")
+    start_single_scale_job(page, 64, 5000)
     # 64×48 px by 16 px tiles: 4 × 3, outlined over the preview, the one being evaluated highlighted.
     page.wait_for_function("() => document.querySelectorAll('#tile-grid rect').length === 12", timeout=30_000)
     page.wait_for_selector("#tile-grid:not([hidden])")

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from support import start_single_scale_job
 from test_web_browser import ARTIFACTS, page, studio_url, write_png  # noqa: F401
 
 pytestmark = pytest.mark.browser
@@ -42,11 +43,7 @@ def test_paint_a_mask_assign_styles_and_complete_a_job(page, studio_url, tmp_pat
     page.select_option("#region-list select[data-color=white]", "photo")
     page.screenshot(path=str(ARTIFACTS / "studio-mask.png"), full_page=True)
 
-    page.select_option("#preset", "custom")
-    page.fill("#size", "64")
-    page.fill("#iterations", "6")
-    page.uncheck("#multiscale")
-    page.click("#start")
+    start_single_scale_job(page, 64, 6)
     page.wait_for_function("() => document.getElementById('status').textContent === 'done'", timeout=60_000)
 
     jobs = json.loads(page.request.get(f"{studio_url}/api/jobs").text())["jobs"]
