@@ -84,3 +84,72 @@ def capture(evaluate: Evaluation, example: Tensor) -> tuple[Evaluation, str | No
 def _first_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else "(no message)"
+
+
+Phase = Callable[[], None]
+"""A step of work with no arguments and no result: it reads and writes, in place, tensors that outlive
+it (an optimiser's buffers), so that replaying its CUDA graph does the same work on the new values."""
+
+
+def eager(phase: Phase) -> Phase:
+    """The phase runner off CUDA: each phase runs as Python, every time."""
+    return phase
+
+
+class PhaseGraphs:
+    """A phase runner on CUDA: ``graphs(phase)`` returns a function that runs ``phase`` eagerly for its
+    first ``warmup`` calls (on a side stream: cuBLAS/cuDNN set themselves up there, not during
+    capture), captures it into a CUDA graph at the next call and replays that graph from then on.
+
+    Why: an L-BFGS iteration outside the evaluation is ~150 small kernels (benchmarks/launches.py); on a
+    GPU each costs a launch from Python, more than its arithmetic. A phase must not read the device
+    (no ``float(t)``): a graph replays its kernels, never its Python, so every number it uses must live
+    in a tensor. The graphs of one runner share a memory pool (their scratch tensors die within each
+    replay, and replays never overlap), and capture on the runner's own stream in thread-local mode,
+    so runs advanced together in threads (engine/batched.py) do not disturb each other.
+    When a capture fails, that phase and every later one run eagerly; :attr:`failed` says why.
+    """
+
+    def __init__(self, device: torch.device, warmup: int = 1) -> None:
+        self.device = device
+        self.warmup = warmup
+        self.failed: str | None = None
+        self.captured = 0
+        self._pool = torch.cuda.graph_pool_handle()
+        self._stream = torch.cuda.Stream(device=device)
+
+    def __call__(self, phase: Phase) -> Phase:
+        calls = 0
+        graph: torch.cuda.CUDAGraph | None = None
+
+        def run() -> None:
+            nonlocal calls, graph
+            if graph is not None:
+                graph.replay()
+                return
+            if self.failed is not None:
+                phase()
+                return
+            current = torch.cuda.current_stream(self.device)
+            self._stream.wait_stream(current)
+            if calls < self.warmup:
+                calls += 1
+                with torch.cuda.stream(self._stream):
+                    phase()
+                current.wait_stream(self._stream)
+                return
+            new = torch.cuda.CUDAGraph()
+            try:
+                with torch.cuda.graph(new, pool=self._pool, stream=self._stream, capture_error_mode="thread_local"):
+                    phase()
+            except Exception as exc:  # noqa: BLE001 — a phase that cannot be captured runs as Python
+                self.failed = f"CUDA graph capture failed: {type(exc).__name__}: {_first_line(exc)}"
+                current.wait_stream(self._stream)
+                phase()
+                return
+            current.wait_stream(self._stream)
+            graph = new
+            self.captured += 1
+            graph.replay()  # capturing recorded the kernels without running them
+
+        return run

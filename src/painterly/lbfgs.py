@@ -16,16 +16,24 @@ On a GPU the cost of an iteration is kernel launches and waits for the device, n
   matrix-vector products instead of 4 × history vector kernels (the same directions; test_lbfgs.py).
 * Keeping a pair (positive curvature), γ and the fallback to steepest descent are decided on the
   device (``torch.where``); the line search's numbers are read once per evaluation, in :func:`_read`.
+* The device work of an iteration is four *phases* (plan the direction, place a trial point, its
+  slope, accept the step), each working in place on buffers allocated once, with every number it
+  needs in a tensor: a phase runner (``phases``; :class:`painterly.graphs.PhaseGraphs` on CUDA)
+  replays each as one CUDA graph instead of ~150 kernel launches (benchmarks/launches.py).
 """
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable
 
 import torch
 from torch import Tensor
 
+from .graphs import Phase, eager
 from .linesearch import strong_wolfe
+
+_SIZED = ("_plan", "_accept")  # the phases that take the number of ring slots to use
 
 # f_and_g(point) -> (loss, flat gradient, aux): loss a 0-d tensor (or a Python float), aux anything
 # the caller wants back for the accepted point (painterly passes the per-term losses).
@@ -78,6 +86,10 @@ class LBFGS:
         read_aux: the objective's aux is a 1-d tensor (painterly's: the loss terms and the point's
             checksum), read to the host in the same transfer as the line search's numbers and handed
             back as a tuple of floats, so that the caller needs no read of its own.
+        phases: how the iteration's device work runs: :func:`painterly.graphs.eager` (default: as
+            Python) or a :class:`painterly.graphs.PhaseGraphs` (replayed as CUDA graphs). With a runner
+            other than ``eager`` the history's matrices are used in sizes rounded up to powers of
+            two (a graph per size, not per pair count).
     """
 
     def __init__(
@@ -91,8 +103,12 @@ class LBFGS:
         first_step: float = 0.05,
         precondition: Callable[[Tensor], Tensor] | None = None,
         read_aux: bool = False,
+        phases: Callable[[Phase], Phase] = eager,
     ):
         self.read_aux = read_aux
+        self._runner = phases
+        self._phases: dict[tuple[str, int], Phase] = {}
+        self._flat: Tensor | None = None  # the image being optimised, flat (the phases work on it)
         self.bounds = bounds
         self.precondition = precondition
         self.first_step = first_step
@@ -107,14 +123,25 @@ class LBFGS:
         self._gamma: Tensor | None = None  # 0-d γ = s·y / y·y of the newest kept pair
         self._head: Tensor | None = None  # 0-d int64: the slot the next pair goes to
         self._count: Tensor | None = None  # 0-d int64: pairs held (the newest, ending before head)
+        # The phases' buffers: the gradient at the current point, the direction, the trial point and
+        # the gradient there ([n] each); the first trial step, the step to place, g·d and the slope
+        # at the trial (0-d, wide), and whether the quasi-Newton direction was chosen (0-d bool).
+        self._g: Tensor | None = None
+        self._d: Tensor | None = None
+        self._point: Tensor | None = None
+        self._gtrial: Tensor | None = None
+        self._t: Tensor | None = None
+        self._step: Tensor | None = None
+        self._gtd0: Tensor | None = None
+        self._slope: Tensor | None = None
+        self._chose: Tensor | None = None
         self.reset()
 
     # ----------------------------------------------------------------------------------------
     def reset(self) -> None:
         """Forget the curvature history and the cached loss (e.g. after restoring an earlier image)."""
         self.n_iter = 0
-        self.f: float | None = None
-        self.g: Tensor | None = None
+        self.f: float | None = None  # the loss at the current point (None: to be evaluated)
         self.aux: Any = None
         self.evals = 0
         self._used = 0  # slots written since the reset: the pairs all lie in [0, _used), known on the host
@@ -127,7 +154,13 @@ class LBFGS:
     def forget_value(self) -> None:
         """Forget the loss and gradient kept at the current point (the function changed): the next
         :meth:`step` evaluates them afresh. The curvature history is kept."""
-        self.f, self.g, self.aux = None, None, None
+        self.f, self.aux = None, None
+
+    @property
+    def g(self) -> Tensor | None:
+        """The gradient at the current point, flat (a buffer that the next step overwrites), or
+        ``None`` when it is not known."""
+        return None if self.f is None else self._g
 
     @property
     def pairs(self) -> int:
@@ -144,6 +177,10 @@ class LBFGS:
         self._gamma = torch.ones((), dtype=wide, device=dev)
         self._head = torch.zeros((), dtype=torch.long, device=dev)
         self._count = torch.zeros((), dtype=torch.long, device=dev)
+        self._g, self._d, self._point, self._gtrial = (torch.zeros(n, dtype=like.dtype, device=dev) for _ in range(4))
+        self._t, self._step, self._gtd0, self._slope = (torch.zeros((), dtype=wide, device=dev) for _ in range(4))
+        self._chose = torch.zeros((), dtype=torch.bool, device=dev)
+        self._phases.clear()
 
     def _chronological(self, k: int, head: int) -> Tensor:
         """Ring slots of the ``k`` pairs ending before ``head``, oldest first."""
@@ -160,7 +197,8 @@ class LBFGS:
             sy = self._SY.index_select(0, slots).index_select(1, slots)
             state.update(s=s, y=y, ys=ys, sy=sy, head=head, h_diag=self._gamma.clone())
         state.update(capacity=self.history, used=self._used, maybe=self._maybe, n_iter=self.n_iter)
-        state.update(f=self.f, g=self.g, aux=self.aux, evals=self.evals)
+        g = None if self.g is None else self.g.clone()
+        state.update(f=self.f, g=g, aux=self.aux, evals=self.evals)
         return state
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -181,18 +219,20 @@ class LBFGS:
             raise ValueError("not an L-BFGS state dict: expected the keys of LBFGS.state_dict()")
         self.reset()
         self.n_iter = int(state["n_iter"])
-        self.f = None if state["f"] is None else float(state["f"])
-        self.g = state["g"]
+        g = state["g"]
+        self.f = None if state["f"] is None or g is None else float(state["f"])
         self.aux = state["aux"]
         self.evals = int(state["evals"])
         self._maybe = maybe
         # A history cleared by a failed line search is saved as [0, n] tensors: shape from the gradient.
-        like = s[0] if s is not None and len(s) else (self.g if self.g is not None else None)
+        like = s[0] if s is not None and len(s) else g
         if like is None:
             return
         if self._S is None or self._S.shape[1] != like.numel():
             self._allocate(like.reshape(-1))
         dev, wide = self._S.device, self._ys.dtype
+        if g is not None:
+            self._g.copy_(g.reshape(-1))
         if isinstance(gamma, float):
             self._gamma.fill_(gamma)
         elif gamma is not None:
@@ -225,9 +265,12 @@ class LBFGS:
             aux = got.pop()
         return (got[0] if len(values) == 1 else got), aux
 
-    def _push(self, s: Tensor, y: Tensor) -> None:
-        """Remember (s, y) if its curvature is positive, all on the device (no reads)."""
-        m, h, u = self.history, self._head.view(1), min(self._used + 1, self.history)
+    def _push(self, s: Tensor, y: Tensor, u: int | None = None) -> None:
+        """Remember (s, y) if its curvature is positive, all on the device (no reads, no Python
+        state: a phase). ``u``: the slots in use after it (default: one more than before, at most
+        ``history``); the caller updates ``_used`` and ``_maybe``."""
+        m, h = self.history, self._head.view(1)
+        u = min(self._used + 1, m) if u is None else u
         ys, yy = y.dot(s), y.dot(y)
         # Keep only pairs with positive curvature: H must stay positive definite (and finite).
         ok = (ys > 1e-10) & torch.isfinite(ys) & torch.isfinite(yy)
@@ -243,11 +286,10 @@ class LBFGS:
         self._gamma.copy_(torch.where(ok, ys.to(wide) / yy.to(wide), self._gamma))
         self._count.copy_(torch.where(ok, (self._count + 1).clamp_max(m), self._count))
         self._head.copy_(torch.where(ok, (self._head + 1) % m, self._head))
-        self._used = u
-        self._maybe = True
 
-    def _direction(self, g: Tensor) -> Tensor:
-        """−H·g with H the L-BFGS inverse-Hessian estimate (``H₀ = γ·P``), no reads.
+    def _direction(self, g: Tensor, u: int | None = None) -> Tensor:
+        """−H·g with H the L-BFGS inverse-Hessian estimate (``H₀ = γ·P``), no reads; ``u`` ring slots
+        are used (default ``_used``; more is the same direction: a slot not held weighs nothing).
 
         The two-loop recursion's first loop computes αᵢ = ρᵢ sᵢ·(−g − Σ_{j>i} αⱼ yⱼ), newest first:
         the upper triangular system (I + ρ∘triu(SYᵀ, 1)) α = −ρ∘(S g). The second computes
@@ -255,10 +297,10 @@ class LBFGS:
         (I + ρ∘L) β = ρ∘(Y r + L α), L = tril(YSᵀ, −1). The result is r + Sᵀ(α − β). Slots beyond the
         held pairs get ρ = 0 (so α = β = 0: as if absent).
         """
-        u, dev, wide = self._used, g.device, self._ys.dtype
+        u, dev, wide = self._used if u is None else u, g.device, self._ys.dtype
         S, Y = self._S[:u], self._Y[:u]
         pos = torch.arange(u, device=dev)
-        # Chronological position p -> ring slot; the held pairs are at p < count.
+        # Chronological position p -> ring slot; the held pairs are at p < count (all in [0, _used)).
         perm = (self._head - self._count + pos) % u
         held = pos < self._count
         rho = torch.where(held, 1.0 / self._ys[:u][perm], 0.0)
@@ -280,31 +322,18 @@ class LBFGS:
         )[:, 0]
         return torch.addmv(q, S.T, ring.index_copy_(0, perm, alpha - beta).to(g.dtype))
 
-    def step(self, x: Tensor, fn: Objective) -> tuple[float, Any]:
-        """One iteration: updates ``x`` in place and returns (loss, aux) at the new point.
-
-        If no step along the search direction decreases the loss (a flat or broken region), ``x`` is
-        left as it was and the history is cleared, so the next call starts again from steepest descent.
-        Reads from the device: one per evaluation of ``fn``, nothing else.
-        """
-        flat = x.detach().view(-1)
-        bounds = self.bounds
-        if self._S is None:
-            self._allocate(flat)
-        if self.f is None or self.g is None:
-            if bounds is not None:
-                with torch.no_grad():
-                    flat.clamp_(*bounds)
-            f, self.g, aux = self._evaluate(fn, x.detach())
-            self.f, self.aux = self._read_with_aux(aux, f)
-        f0, g0 = self.f, self.g
+    # -- the phases: device work only, in place on the buffers (see graphs.PhaseGraphs) --------------
+    def _plan(self, u: int) -> None:
+        """From the current point and its gradient ``_g``: the direction ``_d``, the first trial step
+        ``_t`` (also placed in ``_step``) and the slope ``_gtd0`` = g·d. ``u`` > 0: the quasi-Newton
+        direction over ``u`` ring slots where it descends (``_chose``), else steepest descent."""
+        flat, g0, bounds = self._flat, self._g, self.bounds
         # With bounds, the variables pinned at a bound by their gradient take no part this iteration.
         free = None if bounds is None else ~_leaving_box(flat, g0.neg(), bounds)
         gf = g0 if free is None else g0 * free
         d, t = gf.neg(), self._first_trial(gf)
-        chose = None
-        if self.n_iter > 0 and self._maybe:
-            qn = self._direction(gf)
+        if u:
+            qn = self._direction(gf, u)
             if free is not None:
                 # Nothing moves out of the box from a bound: then g·d is the projected path's slope.
                 qn.mul_(free & ~_leaving_box(flat, qn, bounds))
@@ -313,21 +342,93 @@ class LBFGS:
             d = torch.where(chose, qn, d)
             t = torch.where(chose, torch.full_like(t, self.lr), t)
             self._count.copy_(torch.where(chose, self._count, 0))
+            self._chose.copy_(chose)
+        self._d.copy_(d)
+        self._t.copy_(t)
+        self._step.copy_(t)
+        self._gtd0.copy_(g0.dot(d))
 
-        def point_at(step: Tensor | float) -> Tensor:
-            point = flat + step * d
-            return point if bounds is None else point.clamp_(*bounds)
+    def _place(self) -> None:
+        """The trial point ``_point`` = x + step·d (projected into the box) for the step in ``_step``."""
+        torch.mul(self._d, self._step, out=self._point)
+        self._point.add_(self._flat)
+        if self.bounds is not None:
+            self._point.clamp_(*self.bounds)
 
-        def phi(step: Tensor | float, *extra: Tensor) -> tuple[float, Tensor, float, Any, list[float]]:
-            point = point_at(step)
-            f, g, aux = self._evaluate(fn, point.view_as(x))
-            # With bounds the projected path moves only the variables strictly inside the box.
-            slope = g.dot(d) if bounds is None else g.dot(d * ((point > bounds[0]) & (point < bounds[1])))
-            (f, slope, *rest), aux = self._read_with_aux(aux, f, slope, *extra)
+    def _slope_at_trial(self) -> None:
+        """``_slope``: the derivative along the path at the trial point, from its gradient ``_gtrial``."""
+        g, d, bounds = self._gtrial, self._d, self.bounds
+        # With bounds the projected path moves only the variables strictly inside the box.
+        self._slope.copy_(g.dot(d) if bounds is None else g.dot(d * ((self._point > bounds[0]) & (self._point < bounds[1]))))
+
+    def _accept(self, u: int) -> None:
+        """Take the step in ``_step`` (whose point's gradient is in ``_gtrial``): remember the pair
+        (``u`` slots in use after it), move x, and make ``_gtrial`` the current gradient."""
+        if self.bounds is None:
+            s = self._d * self._step
+        else:
+            self._place()
+            s = self._point.sub_(self._flat)  # the step actually taken (clamped): a true secant pair
+        self._push(s, self._gtrial - self._g, u)
+        with torch.no_grad():
+            self._flat.add_(s)
+        self._g.copy_(self._gtrial)
+
+    def _run(self, name: str, u: int = 0) -> None:
+        """Run phase ``name`` (for ``u`` slots) through the phase runner: a graph per phase and size."""
+        key = (name, u)
+        phase = self._phases.get(key)
+        if phase is None:
+            method = getattr(self, name)
+            phase = self._phases[key] = self._runner(partial(method, u) if name in _SIZED else method)
+        phase()
+
+    def _slots(self, u: int) -> int:
+        """The ring slots a phase uses for ``u`` in use: ``u`` itself as Python; as graphs, rounded up
+        to a power of two (at most ``history``), so a level captures a few graphs, not one per pair."""
+        return u if self._runner is eager or u == 0 else min(self.history, 1 << (u - 1).bit_length())
+
+    def _bind(self, x: Tensor) -> Tensor:
+        """``x`` flat, with the buffers allocated for it and the phases working on it."""
+        flat = x.detach().view(-1)
+        if self._S is None or self._S.shape[1] != flat.numel() or self._S.dtype != flat.dtype or self._S.device != flat.device:
+            self._allocate(flat)
+        if self._flat is None or self._flat.data_ptr() != flat.data_ptr():
+            self._phases.clear()  # a graph works on the memory it was captured with
+        self._flat = flat
+        return flat
+
+    def step(self, x: Tensor, fn: Objective) -> tuple[float, Any]:
+        """One iteration: updates ``x`` in place and returns (loss, aux) at the new point.
+
+        If no step along the search direction decreases the loss (a flat or broken region), ``x`` is
+        left as it was and the history is cleared, so the next call starts again from steepest descent.
+        Reads from the device: one per evaluation of ``fn``, nothing else.
+        """
+        flat = self._bind(x)
+        if self.f is None:
+            if self.bounds is not None:
+                with torch.no_grad():
+                    flat.clamp_(*self.bounds)
+            f, g, aux = self._evaluate(fn, x.detach())
+            self._g.copy_(g)
+            self.f, self.aux = self._read_with_aux(aux, f)
+        f0, g0 = self.f, self._g
+        quasi_newton = self.n_iter > 0 and self._maybe and self._used > 0
+        self._run("_plan", self._slots(self._used) if quasi_newton else 0)
+
+        def phi(step: float | None, *extra: Tensor) -> tuple[float, Tensor, float, Any, list[float]]:
+            if step is not None:  # None: the step the plan placed in _step
+                self._step.fill_(step)
+            self._run("_place")
+            f, g, aux = self._evaluate(fn, self._point.view_as(x))
+            self._gtrial.copy_(g)
+            self._run("_slope_at_trial")
+            (f, slope, *rest), aux = self._read_with_aux(aux, f, self._slope, *extra)
             return f, g, slope, aux, rest
 
         # The first trial is evaluated before the host knows t or g·d: both come with its one read.
-        f1, g1, slope1, aux1, (gtd0, t, *chosen) = phi(t, g0.dot(d), t, *([] if chose is None else [chose]))
+        f1, g1, slope1, aux1, (gtd0, t, *chosen) = phi(None, self._gtd0, self._t, *([self._chose] if quasi_newton else []))
         if chosen and not chosen[0]:
             self._maybe = False
         if not gtd0 < 0:  # zero (projected) gradient: a stationary point, nothing to do
@@ -341,11 +442,12 @@ class LBFGS:
             self._count.zero_()
             self._maybe = False
             return f0, self.aux
-        s = d.mul(t) if bounds is None else point_at(t).sub_(flat)
-        self._push(s, g_new - g0)
-        with torch.no_grad():
-            flat.add_(s)
-        self.f, self.g, self.aux = f_new, g_new, aux
+        used = min(self._used + 1, self.history)
+        self._step.fill_(t)
+        self._gtrial.copy_(g_new)
+        self._run("_accept", self._slots(used))
+        self._used, self._maybe = used, True
+        self.f, self.aux = f_new, aux
         return f_new, aux
 
     def _first_trial(self, gf: Tensor) -> Tensor:

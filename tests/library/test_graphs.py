@@ -1,15 +1,21 @@
-"""CUDA graphs of one loss evaluation (painterly.graphs) and the measured precision choice.
+"""CUDA graphs of one loss evaluation and of L-BFGS's phases (painterly.graphs), and the measured
+precision choice.
 
-On the CPU only the fallbacks run; the CUDA tests run where a GPU is present
-(``pytest tests/library/test_graphs.py`` on the GPU machine)."""
+On the CPU the fallbacks run, and the phases run under graph_replay.ReplayedPhases (CUDA-graph
+semantics emulated); the CUDA tests run where a GPU is present (``pytest tests/library/test_graphs.py``
+on the GPU machine)."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
+from graph_replay import ReplayedPhases
 from painterly.devices import fastest_precision
-from painterly.graphs import WARMUP_CALLS, capture, graphed, prepare_cuda
+from painterly.engine import load_inputs
+from painterly.engine import optimizers as optimizers_module
+from painterly.graphs import WARMUP_CALLS, PhaseGraphs, capture, eager, graphed, prepare_cuda
+from painterly.lbfgs import LBFGS
 from painterly.losses import gram_matrix
 
 cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
@@ -111,6 +117,55 @@ def test_a_host_sync_inside_cannot_be_captured_and_falls_back(tiny_encoder):
     assert fn is evaluate and why.startswith("CUDA graph capture failed")
     assert calls["n"] == WARMUP_CALLS + 1
     assert torch.isfinite(evaluate(x)[0])  # and eager evaluation still works afterwards
+
+
+def _run_images(transfer, config, images, phases, monkeypatch):
+    monkeypatch.setattr(optimizers_module, "phase_runner", lambda device: phases)
+    run = transfer.start(load_inputs(config, images.content, [images.style]))
+    losses = [p.loss for p in run]
+    return losses, run.result()
+
+
+def test_a_run_with_its_lbfgs_phases_replayed_as_graphs_is_the_python_run(tiny_config, tiny_transfer, images, monkeypatch):
+    # Two levels (a new optimiser and new graphs each), the smoothing preconditioner, the box: the whole
+    # engine path, with the phases under CUDA-graph semantics against plain Python.
+    config = tiny_config(size=48, iterations=12, multiscale=True, min_size=32, lbfgs_history=5)
+    transfer = tiny_transfer(config)
+    runner = ReplayedPhases()
+    losses_graphed, graphed_image = _run_images(transfer, config, images, runner, monkeypatch)
+    losses_plain, plain_image = _run_images(transfer, config, images, eager, monkeypatch)
+    assert losses_graphed == pytest.approx(losses_plain, rel=1e-5)
+    torch.testing.assert_close(graphed_image, plain_image, rtol=0, atol=1e-5)
+    assert runner.replays > 0
+
+
+def test_on_the_cpu_lbfgs_runs_its_phases_as_python():
+    assert optimizers_module.phase_runner(torch.device("cpu")) is eager
+
+
+@cuda
+def test_lbfgs_phases_as_cuda_graphs_give_the_python_run():
+    device = torch.device("cuda")
+    gen = torch.Generator().manual_seed(0)
+    target = (torch.rand(1, 3, 24, 24, generator=gen) * 1.4 - 0.2).to(device)
+
+    def fn(point):
+        x = point.detach().requires_grad_(True)
+        with torch.enable_grad():
+            f = ((x - target) ** 2).sum() + (x[..., 1:] - x[..., :-1]).square().sum()
+            (g,) = torch.autograd.grad(f, x)
+        return f.detach(), g, f.detach().reshape(1)
+
+    runner = PhaseGraphs(device)
+    graphed_opt = LBFGS(history=6, bounds=(0.0, 1.0), phases=runner)
+    plain_opt = LBFGS(history=6, bounds=(0.0, 1.0))
+    xg, xp = torch.full_like(target, 0.5), torch.full_like(target, 0.5)
+    for _ in range(15):
+        fg, _ = graphed_opt.step(xg, fn)
+        fp, _ = plain_opt.step(xp, fn)
+        assert fg == pytest.approx(fp, rel=1e-4)
+    torch.testing.assert_close(xg, xp, rtol=0, atol=1e-4)
+    assert runner.failed is None and runner.captured >= 4
 
 
 @cuda

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from painterly import lbfgs as lbfgs_module
+from graph_replay import HostReadDuringCapture, ReplayedPhases
 from painterly.lbfgs import LBFGS, _leaving_box
 from painterly.linesearch import cubic_min as _cubic_min
 from painterly.precondition import pyramid_preconditioner
@@ -606,6 +607,7 @@ def test_direction_matches_the_two_loop_recursion(pushes, preconditioned, dtype,
     old_s, old_y, rho, h_diag = [], [], [], 1.0
     for s, y in _pairs(n, pushes, dtype):
         opt._push(s, y)
+        opt._used = min(opt._used + 1, history)  # what step() does after the push
         ys = float(y.dot(s))  # the reference's rule, verbatim
         if ys > 1e-10:
             if len(old_s) == history:
@@ -618,6 +620,9 @@ def test_direction_matches_the_two_loop_recursion(pushes, preconditioned, dtype,
     got = opt._direction(g)
     assert got.dtype == dtype
     assert (got - expected).norm() <= rtol * expected.norm()
+    # As CUDA graphs, the phases use all `history` slots (rounded up): the slots not held weigh nothing.
+    wider = opt._direction(g, history)
+    assert (wider - expected).norm() <= rtol * expected.norm()
 
 
 @pytest.mark.parametrize("preconditioned", [False, True])
@@ -779,3 +784,50 @@ def test_read_aux_comes_back_as_floats_from_the_same_read(monkeypatch):
         loss, aux = opt.step(x, fn)
         assert isinstance(aux, tuple) and aux == (loss, x.sum().item())
     assert reads["n"] == calls["n"]
+
+
+def test_a_replayed_phase_runs_its_kernels_on_new_values_but_never_its_python():
+    # The emulation the next test relies on: like a CUDA graph, a replay sees the tensors' new values
+    # and the Python numbers of the capture; and a read from the device cannot be captured.
+    runner = ReplayedPhases(warmup=1)
+    buf, out, scale = torch.ones(3), torch.zeros(3), {"k": 2.0}
+    phase = runner(lambda: out.copy_(buf * scale["k"] + buf.sum()))
+    phase(), phase()  # warm-up (Python), then captured
+    buf.fill_(2.0)
+    scale["k"] = 10.0  # a graph does not see this
+    phase()
+    assert out.tolist() == [10.0, 10.0, 10.0] and runner.replays == 1
+    reads = ReplayedPhases(warmup=0)(lambda: out.fill_(float(buf.sum())))
+    with pytest.raises(HostReadDuringCapture):
+        reads()
+
+
+@pytest.mark.parametrize("history", [4, 6])
+@pytest.mark.parametrize("preconditioned", [False, True])
+@pytest.mark.parametrize("bounds", [None, (0.0, 1.0)])
+def test_as_cuda_graphs_the_phases_give_the_same_run(bounds, preconditioned, history):
+    # The phases replayed with CUDA-graph semantics (numbers frozen at capture, slots rounded up to
+    # powers of two) against the same optimiser as Python: the same losses, images and evaluations,
+    # through the ring's wrapping and a reset (what the run does after a NaN).
+    shape = (1, 3, 16, 16)
+    f, _ = _smooth_field_problem(side=16)
+    target = torch.rand(shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 4 - 1.5
+
+    def g(x):
+        return f(x) + 5 * ((x - target) ** 2).sum()
+
+    pre = pyramid_preconditioner(shape, 1.4) if preconditioned else None
+    runner = ReplayedPhases()
+    graphed = LBFGS(history=history, bounds=bounds, precondition=pre, phases=runner)
+    plain = LBFGS(history=history, bounds=bounds, precondition=pre)
+    x_graphed, x_plain = torch.full(shape, 0.5, dtype=torch.float64), torch.full(shape, 0.5, dtype=torch.float64)
+    fn_graphed, fn_plain = _objective(g), _objective(g)
+    for i in range(16):
+        if i == 11:
+            graphed.reset(), plain.reset()
+        loss_graphed, _ = graphed.step(x_graphed, fn_graphed)
+        loss_plain, _ = plain.step(x_plain, fn_plain)
+        assert loss_graphed == pytest.approx(loss_plain, rel=1e-9)
+        assert torch.allclose(x_graphed, x_plain, rtol=1e-8, atol=1e-10)
+    assert fn_graphed.calls["n"] == fn_plain.calls["n"]
+    assert runner.captured >= 4 and runner.replays > 2 * runner.captured

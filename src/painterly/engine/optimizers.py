@@ -17,6 +17,7 @@ from torch import Tensor
 
 from ..config import Config
 from ..errors import PainterlyWarning
+from ..graphs import Phase, PhaseGraphs, eager
 from ..lbfgs import LBFGS
 from ..precondition import pyramid_preconditioner
 from .memory import GB, LBFGS_SHARE, available_bytes, lbfgs_history_for_memory
@@ -67,6 +68,13 @@ class Optimizer(Protocol):
         ...
 
 
+def phase_runner(device: torch.device) -> Callable[[Phase], Phase]:
+    """How L-BFGS's device work runs on ``device``: as CUDA graphs on CUDA (an iteration outside
+    its evaluations is then a few graph launches instead of ~150 kernels; benchmarks/launches.py),
+    as Python elsewhere."""
+    return PhaseGraphs(device) if device.type == "cuda" else eager
+
+
 class LBFGSOptimizer:
     """Projected L-BFGS in the box [0, 1] with the smoothing preconditioner (see :mod:`painterly.lbfgs`).
 
@@ -92,6 +100,7 @@ class LBFGSOptimizer:
             bounds=(0.0, 1.0),
             precondition=pyramid_preconditioner(tuple(shape), config.lbfgs_precondition),
             read_aux=True,
+            phases=phase_runner(device),
         )
 
     def step(self, x: Tensor, evaluate: Evaluate, iteration: int) -> Report:

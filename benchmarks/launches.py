@@ -1,0 +1,178 @@
+"""Device operations per L-BFGS iteration: what a GPU would launch, counted on the CPU.
+
+On a GPU a 512 px iteration is launch-bound (docs/benchmarks.md, GPU): each operation costs a
+kernel launch from Python, more than its arithmetic. The number of operations does not depend on
+the device, so it can be counted here: every ATen operation that reaches a kernel (views, which
+launch nothing, are left out), through a ``TorchDispatchMode``.
+
+Rows (the same objective: real VGG19 weights, the default losses, single scale, fp32):
+
+* ``torch.optim.LBFGS`` (history 100, strong Wolfe; the naive loop's optimiser), over painterly's
+  objective as its closure, counted once its history is full;
+* painterly's L-BFGS with its phases as Python (the CPU path);
+* painterly's L-BFGS with its phases as CUDA graphs (the CUDA path): a phase's replay counted as one
+  launch, what runs between phases as itself.
+
+Per iteration: operations outside the evaluations, evaluations, and operations of one evaluation
+(eager; on CUDA the evaluation is one graph replay plus a copy in and three copies out).
+
+    python benchmarks/launches.py [--size 128] [--iterations 8] [--naive-size 64]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections import Counter
+from typing import Callable
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+
+from painterly import Config
+from painterly.engine import StyleTransfer, load_inputs
+from painterly.engine import optimizers as optimizers_module
+from painterly.graphs import eager
+
+# Operations that only describe memory (a view): no kernel on a GPU.
+VIEWS = {
+    "aten.view", "aten._unsafe_view", "aten.detach", "aten.alias", "aten.unsqueeze", "aten.squeeze",
+    "aten.slice", "aten.select", "aten.reshape", "aten._reshape_alias", "aten.expand", "aten.t",
+    "aten.transpose", "aten.permute", "aten.as_strided", "aten.unbind", "aten.split", "aten.chunk",
+    "aten.lift_fresh", "aten.resolve_conj", "aten.resolve_neg", "aten.view_as_real", "aten.diagonal",
+}
+
+
+class Counting(TorchDispatchMode):
+    """Counts the kernel-launching ATen operations while ``on``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.on = False  # inside `with` and not paused
+        self.ops: Counter[str] = Counter()
+
+    def __enter__(self):
+        self.on = True
+        return super().__enter__()
+
+    def __exit__(self, *exc):
+        self.on = False
+        return super().__exit__(*exc)
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        name = str(func.overloadpacket)
+        if self.on and name not in VIEWS:
+            self.ops[name] += 1
+        return func(*args, **(kwargs or {}))
+
+    def paused(self, fn: Callable) -> Callable:
+        def call(*args, **kwargs):
+            was, self.on = self.on, False
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                self.on = was
+
+        return call
+
+
+class GraphLaunches:
+    """A phase runner that counts a phase's call as one launch (a graph replay) and runs it uncounted."""
+
+    def __init__(self, counter: Counting) -> None:
+        self.counter = counter
+
+    def __call__(self, phase: Callable[[], None]) -> Callable[[], None]:
+        quiet = self.counter.paused(phase)
+
+        def run() -> None:
+            if self.counter.on:
+                self.counter.ops["cudaGraphLaunch"] += 1
+            quiet()
+
+        return run
+
+
+def config(size: int, iterations: int) -> Config:
+    return Config(size=size, iterations=iterations, multiscale=False, seed=0, precision="fp32", device="cpu")
+
+
+def painterly_row(content: str, style: str, size: int, iterations: int, graphs: bool) -> dict:
+    counter = Counting()
+    optimizers_module.phase_runner = lambda device: GraphLaunches(counter) if graphs else eager  # noqa: E731
+    cfg = config(size, iterations + 4)
+    run = StyleTransfer(cfg).start(load_inputs(cfg, content, [style]))
+    steps = iter(run)
+    for _ in range(4):  # past the first iterations (steepest descent, allocation)
+        next(steps)
+    per_evaluation = Counting()
+    inner = run.work.evaluation
+
+    def evaluation(x):
+        with per_evaluation:
+            return inner(x)
+
+    run.work.evaluation = counter.paused(evaluation)
+    before = run.evaluations
+    with counter:
+        for _ in range(iterations):
+            next(steps)
+    evaluations = run.evaluations - before
+    return dict(
+        outside=sum(counter.ops.values()) / iterations,
+        evaluations=evaluations / iterations,
+        per_evaluation=sum(per_evaluation.ops.values()) / evaluations,
+        top=counter.ops.most_common(6),
+    )
+
+
+def naive_row(content: str, style: str, size: int, iterations: int, history: int = 100) -> dict:
+    cfg = config(size, 1)
+    transfer = StyleTransfer(cfg)
+    run = transfer.start(load_inputs(cfg, content, [style]))
+    next(iter(run))  # builds the level's objective
+    objective, x = run.work.objective, run.work.x.detach().clone().requires_grad_(True)
+    optimizer = torch.optim.LBFGS([x], lr=1, max_iter=1, history_size=history, tolerance_grad=0.0, tolerance_change=0.0, line_search_fn="strong_wolfe")
+    counter, evaluations = Counting(), [0]
+
+    @counter.paused
+    def closure():
+        evaluations[0] += 1
+        total, grad, _ = objective.evaluation(x)
+        x.grad = grad
+        return total
+
+    for _ in range(history + 2):  # the history full: each iteration then walks all of it
+        optimizer.step(closure)
+    before = evaluations[0]
+    with counter:
+        for _ in range(iterations):
+            optimizer.step(closure)
+    return dict(outside=sum(counter.ops.values()) / iterations, evaluations=(evaluations[0] - before) / iterations, per_evaluation=None, top=counter.ops.most_common(6))
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--content", required=True)
+    parser.add_argument("--style", required=True)
+    parser.add_argument("--size", type=int, default=128, help="painterly's rows (the preconditioner's depth grows with it)")
+    parser.add_argument("--iterations", type=int, default=8, help="iterations counted per row")
+    parser.add_argument("--naive-size", type=int, default=64, help="torch.optim.LBFGS's row (its count does not depend on the size)")
+    args = parser.parse_args(argv)
+    rows = [
+        (f"torch.optim.LBFGS, history 100 full, {args.naive_size} px", naive_row(args.content, args.style, args.naive_size, args.iterations)),
+        (f"painterly, phases as Python (CPU path), {args.size} px", painterly_row(args.content, args.style, args.size, args.iterations, graphs=False)),
+        (f"painterly, phases as CUDA graphs (CUDA path), {args.size} px", painterly_row(args.content, args.style, args.size, args.iterations, graphs=True)),
+    ]
+    print("| optimiser loop | launches per iteration outside evaluations | evaluations per iteration | launches per evaluation (eager) | most frequent |")
+    print("|---|---|---|---|---|")
+    for name, row in rows:
+        per_eval = "–" if row["per_evaluation"] is None else f"{row['per_evaluation']:.0f}"
+        top = ", ".join(f"{k.removeprefix('aten.')} {v / args.iterations:.0f}" for k, v in row["top"])
+        print(f"| {name} | {row['outside']:.0f} | {row['evaluations']:.2f} | {per_eval} | {top} |")
+    print(f"\nCommand: python benchmarks/launches.py {' '.join(sys.argv[1:] if argv is None else argv)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,95 @@
+"""CUDA-graph semantics on the CPU, for tests of code written to be captured (painterly.graphs).
+
+A CUDA graph records the kernels a function launched and replays them on whatever the tensors hold
+then: the function's Python never runs again, so a number it took from Python (a step size, a count
+read from the device, a shape) is frozen at capture, and a read from the device cannot be captured at
+all. :class:`ReplayedPhases` is a phase runner (``LBFGS(phases=...)``) with exactly those semantics,
+on any device: it runs a phase as Python for its first ``warmup`` calls, records the ATen operations
+of the next call (running them, as capture + the first replay do) and from then on replays the record
+with the same tensors, never the phase's Python. Code that is right under it is right as a graph as
+far as values go; what it cannot check is CUDA's own rules (allocations, streams).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+
+_HOST_READS = {"aten._local_scalar_dense", "aten.item"}
+
+
+class HostReadDuringCapture(RuntimeError):
+    """A phase read a device value during capture (a CUDA graph cannot capture that)."""
+
+
+@dataclass
+class _Op:
+    func: Any
+    args: tuple
+    kwargs: dict
+    out: Any  # the tensors the op returned at capture: later ops of the record refer to these
+
+
+class _Recorder(TorchDispatchMode):
+    def __init__(self) -> None:
+        super().__init__()
+        self.ops: list[_Op] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if str(func.overloadpacket) in _HOST_READS:
+            raise HostReadDuringCapture(f"{func} during capture")
+        out = func(*args, **kwargs)
+        self.ops.append(_Op(func, args, kwargs, out))
+        return out
+
+
+def _replay(ops: list[_Op]) -> None:
+    for op in ops:
+        fresh = op.func(*op.args, **op.kwargs)
+        # Results land where the captured ones were, as a graph's kernels write to the addresses
+        # they were captured with; in-place ops and views wrote there already.
+        recorded, _ = tree_flatten(op.out)
+        now, _ = tree_flatten(fresh)
+        for old, new in zip(recorded, now):
+            if isinstance(old, torch.Tensor) and old is not new and old.data_ptr() != new.data_ptr():
+                old.copy_(new)
+
+
+class ReplayedPhases:
+    """A phase runner with CUDA-graph semantics (see the module's docstring). ``captured`` counts
+    the phases recorded, ``replays`` the calls answered from a record."""
+
+    def __init__(self, warmup: int = 1) -> None:
+        self.warmup = warmup
+        self.captured = 0
+        self.replays = 0
+
+    def __call__(self, phase: Callable[[], None]) -> Callable[[], None]:
+        calls = 0
+        record: list[_Op] | None = None
+
+        def run() -> None:
+            nonlocal calls, record
+            if record is not None:
+                self.replays += 1
+                _replay(record)
+                return
+            if calls < self.warmup:
+                calls += 1
+                phase()
+                return
+            recorder = _Recorder()
+            with recorder:
+                phase()
+            record = recorder.ops
+            self.captured += 1
+
+        return run
+
+
+__all__ = ["HostReadDuringCapture", "ReplayedPhases"]
