@@ -8,7 +8,8 @@ import pytest
 import torch
 
 from painterly.engine import StyleTransfer, batched, evaluate_batch, load_inputs, run_together
-from painterly.engine.objective import build_objective, build_targets
+from painterly.engine.objective import build_objective
+from painterly.engine.targets import build_targets
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 

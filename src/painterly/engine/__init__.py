@@ -8,7 +8,7 @@ How a run flows (docs/architecture.md has the picture)::
       └─ encoder ──────────► Run(transfer, inputs)           run.py
                                │  for each level (schedule.plan_levels):
                                │    level_size / next_level_image          pyramid.py
-                               │    build_targets ─► Targets               objective.py
+                               │    build_targets ─► Targets               targets.py
                                │    build_objective ─► Objective(terms)    objective.py
                                │    make_optimizer ─► L-BFGS | Adam | SGD  optimizers.py
                                │    too large for memory? TiledEvaluation       tiled.py, memory.py
@@ -30,13 +30,12 @@ from .objective import (
     GramStyleTerm,
     LossTerms,
     Objective,
-    Targets,
     Term,
     TemporalTerm,
     TVTerm,
     build_objective,
-    build_targets,
 )
+from .targets import Targets, build_targets
 from .guided import GuidedStyleTerm, RegionTarget
 from .batched import SharedEvaluation, evaluate_batch, run_together
 from .optimizers import lbfgs_history_for, make_optimizer

@@ -1,7 +1,7 @@
 """One optimisation: the level loop, progress, stopping and recovery from NaN/Inf.
 
 A :class:`Run` walks the levels of its schedule. At each level's start it computes the
-:class:`~painterly.engine.objective.Targets` once, builds the objective and the optimiser, and then
+:class:`~painterly.engine.targets.Targets` once, builds the objective and the optimiser, and then
 each :meth:`Run.step` is one optimiser iteration, reported as a :class:`Progress`. Everything it would
 need to continue later is one :class:`RunState` (:attr:`Run.state`), which :meth:`Run.state_dict`
 saves with the inputs and the config.
@@ -23,7 +23,8 @@ from ..errors import ConfigError, DivergenceError, ResourceError
 from ..schedule import Level, plan_levels
 from .averaging import corrected_average, update_average
 from .inputs import Inputs
-from .objective import LossTerms, Objective, Targets, Term, build_objective, build_targets
+from .objective import LossTerms, Objective, Term, build_objective
+from .targets import Targets, build_targets
 from .optimizers import LBFGSOptimizer, Optimizer, make_optimizer
 from .tiled import TiledEvaluation, level_tiles
 from .pyramid import MIN_SIDE, first_level_image, level_size, next_level_image, starting_image

@@ -1,6 +1,7 @@
 """The local web studio (``painterly serve``): a page to paint with, over a small JSON API.
 
-The app itself is in :mod:`painterly.web.app` (FastAPI); who may use it, in :mod:`~painterly.web.guard`;
+The app itself is in :mod:`painterly.web.app` (FastAPI), its job routes in :mod:`~painterly.web.job_routes`
+and uploads read in :mod:`~painterly.web.uploads`; who may use it, in :mod:`~painterly.web.guard`;
 its jobs in :mod:`~painterly.web.job` (state), :mod:`~painterly.web.queue` (queue and workers),
 :mod:`~painterly.web.records` (``job.json`` on disk) and :mod:`~painterly.web.worker` (the engine
 call). This module only starts servers, and imports FastAPI and uvicorn when it does, so that

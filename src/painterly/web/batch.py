@@ -30,6 +30,7 @@ from ..errors import ConfigError
 from .job import DONE, FINAL, Job
 from .options import Limits, build_config, check_budget, parse_options, public_options
 from .queue import JobManager, QueueFull
+from .uploads import client_name, demo_pair, read_upload
 
 BATCH_ID = re.compile(r"^[0-9a-f]{32}$")
 MAX_SWEEP_VALUES = 12
@@ -89,7 +90,7 @@ def add_batch_routes(
     max_upload_bytes: int, max_pixels: int, token: str,
 ) -> None:  # fmt: skip
     """Add the batch routes to the studio's ``app``; ``token``: this server's (the page carries it)."""
-    from .app import STATIC_DIR, TOKEN_PLACEHOLDER, _client_name, _demo_images, _read_image
+    from .app import STATIC_DIR, TOKEN_PLACEHOLDER
 
     store = BatchStore(manager.workdir)
     page = (STATIC_DIR / "batch.html").read_text(encoding="utf-8").replace(TOKEN_PLACEHOLDER, token)
@@ -124,7 +125,7 @@ def add_batch_routes(
         if demo:
             if content is not None or styles_in:
                 raise HTTPException(400, "send either demo=true or image files, not both")
-            content_img, style_imgs = _demo_images()
+            content_img, style_imgs = demo_pair()
             content_name, style_names = "demo", ["demo style"]
         else:
             if content is None:
@@ -133,9 +134,9 @@ def add_batch_routes(
                 raise HTTPException(400, "style: upload at least one style image (one column each)")
             if len(styles_in) > limits.max_styles:
                 raise HTTPException(400, f"style: at most {limits.max_styles} style images, got {len(styles_in)}")
-            content_img = _read_image(content, "content image", max_upload_bytes, max_pixels, limits.max_size)
-            style_imgs = [_read_image(s, f"style image {i + 1}", max_upload_bytes, max_pixels, limits.max_size) for i, s in enumerate(styles_in)]
-            content_name, style_names = _client_name(content), [_client_name(s) for s in styles_in]
+            content_img = read_upload(content, "content image", max_upload_bytes, max_pixels, limits.max_size)
+            style_imgs = [read_upload(s, f"style image {i + 1}", max_upload_bytes, max_pixels, limits.max_size) for i, s in enumerate(styles_in)]
+            content_name, style_names = client_name(content), [client_name(s) for s in styles_in]
         columns = grid_columns(style_names, swept)
         counts = manager.counts()
         if len(columns) > counts["capacity"]:

@@ -15,13 +15,17 @@ once; decoded images are then shrunk to the largest size a run can use.
 from __future__ import annotations
 
 import io
+import os
 import threading
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from PIL import Image
 
 from ..errors import ImageError
 from ..imageio import image_to_tensor, open_image, resize_longest, sniff_format, tensor_to_pil
+
+if TYPE_CHECKING:
+    from fastapi import UploadFile
 
 ACCEPTED = "PNG, JPEG, WebP, GIF, BMP or TIFF"
 
@@ -65,6 +69,25 @@ def decode_upload(data: bytes, label: str, *, max_pixels: int, max_side: int) ->
                 raise UploadRejected(413, f"{label}: {too_big}; this server accepts at most {_megapixels(max_pixels)}") from None
             raise UploadRejected(400, str(exc)) from None
         return _shrink(image, max_side)
+
+
+def client_name(upload: UploadFile) -> str:
+    """The file name the browser sent, for display only (never used as a path)."""
+    return os.path.basename(upload.filename or "")[:200] or "upload"
+
+
+def read_upload(upload: UploadFile, label: str, max_bytes: int, max_pixels: int, max_side: int) -> Image.Image:
+    """Read (:func:`read_limited`) and decode (:func:`decode_upload`) one uploaded file."""
+    data = read_limited(upload.file, max_bytes, label)
+    return decode_upload(data, label, max_pixels=max_pixels, max_side=max_side)
+
+
+def demo_pair() -> tuple[Image.Image, list[Image.Image]]:
+    """The built-in demo pair as images (content, [style]): what ``demo=true`` sends instead of uploads."""
+    from ..demo import demo_images
+
+    content, styles = demo_images()
+    return open_image(content), [open_image(s) for s in styles]
 
 
 def _too_many_pixels(data: bytes, fmt: str, max_pixels: int) -> str | None:
