@@ -168,6 +168,11 @@ def painterly_run(content: str, style: str, size: int, iterations: int, device: 
         if clock.hard_over():
             raise OutOfTime(f"stopped at iteration {p.iteration} (time limit)")
 
+    from painterly.engine import optimizers
+
+    # Which way L-BFGS's phases ran (CUDA graphs, or Python and why): the runners the run made.
+    runners, make_runner = [], optimizers.phase_runner
+    optimizers.phase_runner = lambda dev: runners.append(make_runner(dev)) or runners[-1]  # noqa: E731
     reset_peak(device)
     t0 = time.perf_counter()
     stopped = None
@@ -175,8 +180,19 @@ def painterly_run(content: str, style: str, size: int, iterations: int, device: 
         painterly.stylize(content, style, size=size, iterations=iterations, device=str(device), seed=0, callback=callback, **options)
     except OutOfTime as exc:
         stopped = str(exc)
+    finally:
+        optimizers.phase_runner = make_runner
     sync(device)
-    return {"wall": time.perf_counter() - t0, "marks": marks, "peak": peak_gib(device), "stopped": stopped}
+    return {"wall": time.perf_counter() - t0, "marks": marks, "peak": peak_gib(device), "stopped": stopped, "phases": phases_note(runners)}
+
+
+def phases_note(runners: list) -> str:
+    """How L-BFGS's phases ran: ``graphs (N captured)``, ``python`` (off CUDA) or ``python: why``."""
+    failed = [r.failed for r in runners if getattr(r, "failed", None)]
+    if failed:
+        return f"python: {failed[0]}"
+    captured = sum(getattr(r, "captured", 0) for r in runners)
+    return f"graphs ({captured} captured)" if any(hasattr(r, "captured") for r in runners) else "python"
 
 
 def batch_run(content: str, style: str, size: int, batch: int, iterations: int, skip: int, device: torch.device, options: dict) -> dict:
@@ -322,22 +338,22 @@ def measure(args: argparse.Namespace) -> str:
         f"**painterly per iteration**: `painterly.stylize(..., size=S, multiscale=False, iterations={args.probe_iterations}, device=..., seed=0)`; "
         f"rates over the iterations after the first {args.probe_skip}",
         "",
-        "| size | ms per iteration | evaluations per iteration | ms per evaluation | first iteration (ms) | peak GiB |",
-        "|---|---|---|---|---|---|",
+        "| size | ms per iteration | evaluations per iteration | ms per evaluation | first iteration (ms) | peak GiB | L-BFGS phases |",
+        "|---|---|---|---|---|---|---|",
     ]
     for size in sizes:
         if clock.over():
-            lines.append(f"| {size} | skipped (budget: {clock.spent:.0f} s spent) | | | | |")
+            lines.append(f"| {size} | skipped (budget: {clock.spent:.0f} s spent) | | | | | |")
             continue
         run, err = attempt(lambda: painterly_run(args.content, args.style, size, args.probe_iterations, device, clock, dict(options, multiscale=False)), device)
         rates, err2 = (None, err) if run is None else attempt(lambda: per_iteration(run, args.probe_skip), device)
         if rates is None:
-            lines.append(f"| {size} | {err2} | | | | |")
+            lines.append(f"| {size} | {err2} | | | | | |")
             continue
         ms, evals = rates
         first = run["marks"][0][2] * 1000
         note = f" ({run['stopped']})" if run["stopped"] else ""
-        lines.append(f"| {size} | {ms:.2f}{note} | {evals:.2f} | {ms / evals:.2f} | {first:.0f} | {fmt(run['peak'], '.2f')} |")
+        lines.append(f"| {size} | {ms:.2f}{note} | {evals:.2f} | {ms / evals:.2f} | {first:.0f} | {fmt(run['peak'], '.2f')} | {run['phases']} |")
     print("\n".join(lines[-len(sizes) - 1:]), flush=True)
 
     # The naive loop at the first size.

@@ -31,6 +31,7 @@ NAMES = {
     "GramStyleTerm": "painterly.engine.objective",
     "TVTerm": "painterly.engine.objective",
     "capture": "painterly.graphs",
+    "PhaseGraphs": "painterly.graphs",
     "make_optimizer": "painterly.engine.optimizers",
     "LBFGSOptimizer": "painterly.engine.optimizers",
     "FirstOrderOptimizer": "painterly.engine.optimizers",

@@ -202,6 +202,7 @@ def test_the_gpu_benchmark_runs_on_the_cpu_and_reports_every_part(images, tiny_w
     floor, per_iteration, default = (row.split(" | ") for row in rows)
     assert float(floor[2]) > 0 and floor[3] == "no: not a CUDA tensor (device cpu)"
     assert float(per_iteration[1]) > 0 and float(per_iteration[2]) >= 1
+    assert per_iteration[6] == "python |"  # L-BFGS's phases: CUDA graphs on CUDA only
     assert default[3] == "2"  # iterations of the scaled-down default run
     assert "to relu3_1" in report  # the tiny weights file stops at conv3_1
     # The naive loop needs all of VGG19: its error is reported and the script went on.
