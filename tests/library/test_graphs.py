@@ -203,7 +203,7 @@ def test_the_gpu_benchmark_runs_on_the_cpu_and_reports_every_part(images, tiny_w
     assert float(floor[2]) > 0 and floor[3] == "no: not a CUDA tensor (device cpu)"
     assert float(per_iteration[1]) > 0 and float(per_iteration[2]) >= 1
     assert per_iteration[6] == "python |"  # L-BFGS's phases: CUDA graphs on CUDA only
-    assert default[3] == "2"  # iterations of the scaled-down default run
+    assert default[4] == "2" and float(default[3]) >= 0  # iterations of the scaled-down default run; level set-ups
     assert "to relu3_1" in report  # the tiny weights file stops at conv3_1
     # The naive loop needs all of VGG19: its error is reported and the script went on.
     assert "error: KeyError" in report and "scaled down from the default 500" in report
@@ -237,3 +237,10 @@ def test_the_gpu_benchmark_skips_what_is_past_its_budget(images, tiny_weights_fi
     options = dict(bench.layer_options(__import__("painterly").load_weights(str(tiny_weights_file))), multiscale=False)
     run = bench.painterly_run(str(images.content), str(images.style), 32, 50, torch.device("cpu"), bench.Clock(0), options | {"weights": str(tiny_weights_file)})
     assert run["stopped"] == "stopped at iteration 1 (time limit)" and len(run["marks"]) == 1
+
+
+def test_the_gpu_benchmark_counts_each_levels_first_iteration_beyond_its_median_as_set_up():
+    bench = _gpu_benchmark()
+    marks = [(1, 1, 1.0), (2, 2, 1.1), (3, 3, 1.2), (4, 4, 2.0), (5, 5, 2.1), (6, 6, 2.2)]
+    # Level 0: gaps 1.0, 0.1, 0.1 → 0.9 of set-up; level 1: 0.8, 0.1, 0.1 → 0.7.
+    assert bench.level_setups({"marks": marks, "levels": [0, 0, 0, 1, 1, 1]}) == pytest.approx(1.6)
