@@ -81,7 +81,7 @@ def stylise(method: str, clip: list[torch.Tensor], style: torch.Tensor, config: 
     # threads in one process spin against each other (measured: 20× slower per evaluation under load).
     torch.set_num_threads(threads)
     transfer = StyleTransfer(config)
-    results, losses, seconds = [], [], []
+    results, losses, seconds, evaluations = [], [], [], []
     styler = ClipStyler(transfer, [style], VideoSettings(temporal_weight=temporal_weight, frame_iterations=config.iterations)) if method != "independent" else None
     for i, frame in enumerate(clip):
         t0 = time.perf_counter()
@@ -91,6 +91,7 @@ def stylise(method: str, clip: list[torch.Tensor], style: torch.Tensor, config: 
             pass
         image = run.result()
         seconds.append(time.perf_counter() - t0)
+        evaluations.append(run.evaluations)
         path = save_image(image, out / method / f"frame_{i + 1:04d}.png")
         image = load_image(path)  # as saved (8-bit), as the CLI does
         if styler:
@@ -98,7 +99,7 @@ def stylise(method: str, clip: list[torch.Tensor], style: torch.Tensor, config: 
         results.append(image)
         losses.append(last.losses)
         print(f"  {method} frame {i + 1}/{len(clip)}: {seconds[-1]:.1f} s " + " ".join(f"{k}={v:.4g}" for k, v in last.losses.items()), flush=True)
-    return results, losses, seconds
+    return results, losses, seconds, evaluations
 
 
 def main() -> None:
@@ -110,6 +111,7 @@ def main() -> None:
     ap.add_argument("--style", default=str(ASSETS / "demo_style.jpg"))
     ap.add_argument("--out", default="/tmp/painterly-video-bench")
     ap.add_argument("--threads", type=int, default=1, help="torch threads per method (the methods run in parallel processes)")
+    ap.add_argument("--independent-iterations", default="", help="comma-separated: more independent rows with these iterations per frame (e.g. 60)")
     args = ap.parse_args()
     from painterly.video.sequence import TEMPORAL_WEIGHT
 
@@ -122,13 +124,16 @@ def main() -> None:
     config = Config(size=args.size, iterations=args.iterations, multiscale=False, seed=0, precision="fp32", device="cpu")
     weights = [float(w) for w in args.temporal_weights.split(",")] if args.temporal_weights else [TEMPORAL_WEIGHT]
     methods = [("independent", 0.0)] + [(f"temporal-{w:g}" if len(weights) > 1 else "temporal", w) for w in weights]
+    longer = [int(n) for n in args.independent_iterations.split(",") if n.strip()]
+    configs = [config] * len(methods) + [config.replace(iterations=n) for n in longer]
+    methods += [(f"independent-{n}it", 0.0) for n in longer]
     from concurrent.futures import ProcessPoolExecutor
 
     rows, outputs = [], {}
     with ProcessPoolExecutor(max_workers=len(methods)) as pool:
-        futures = [pool.submit(stylise, method, clip, style, config, w, out, args.threads) for method, w in methods]
+        futures = [pool.submit(stylise, method, clip, style, cfg, w, out, args.threads) for (method, w), cfg in zip(methods, configs)]
         done = [f.result() for f in futures]
-    for (method, w), (frames, losses, seconds) in zip(methods, done):
+    for (method, w), (frames, losses, seconds, evaluations) in zip(methods, done):
         outputs[method] = frames
         error, kept = warping_error(clip, frames)
         row = {
@@ -139,6 +144,7 @@ def main() -> None:
             "content": sum(x["content"] for x in losses) / len(losses),
             "style": sum(x["style"] for x in losses) / len(losses),
             "seconds_per_frame": sum(seconds) / len(seconds),
+            "evaluations_per_frame": sum(evaluations) / len(evaluations),
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
@@ -147,15 +153,16 @@ def main() -> None:
     base = rows[0]
     print(f"\nclip: {args.frames} frames at {clip[0].shape[-1]}x{clip[0].shape[-2]}, {args.iterations} L-BFGS iterations per frame, "
           f"style {Path(args.style).name}; warping error of the input clip itself: {input_error:.2e}\n")
-    print("| method | temporal weight | warping error | vs independent | content loss | style loss | s/frame |")
-    print("|---|---|---|---|---|---|---|")
+    print("| method | temporal weight | warping error | vs independent | content loss | style loss | evaluations/frame | s/frame |")
+    print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         print(f"| {r['method']} | {r['temporal_weight']:g} | {r['warping_error']:.2e} | {base['warping_error'] / r['warping_error']:.1f}× lower | "
-              f"{r['content']:.4g} ({r['content'] / base['content'] - 1:+.1%}) | {r['style']:.4g} ({r['style'] / base['style'] - 1:+.1%}) | {r['seconds_per_frame']:.1f} |")
+              f"{r['content']:.4g} ({r['content'] / base['content'] - 1:+.1%}) | {r['style']:.4g} ({r['style'] / base['style'] - 1:+.1%}) | "
+              f"{r['evaluations_per_frame']:.1f} | {r['seconds_per_frame']:.1f} |")
     (out / "results.json").write_text(json.dumps({"args": vars(args), "rows": rows, "input_error": input_error}, indent=1))
     # A strip: every 4th frame, input / independent / temporal rows.
     picks = list(range(0, args.frames, max(1, args.frames // 6)))[:6]
-    strip_rows = [torch.cat([clip[i] for i in picks], dim=-1)] + [torch.cat([outputs[m][i] for i in picks], dim=-1) for m, _ in methods]
+    strip_rows = [torch.cat([clip[i] for i in picks], dim=-1)] + [torch.cat([outputs[m][i] for i in picks], dim=-1) for m, _ in methods[: len(weights) + 1]]
     save_image(torch.cat(strip_rows, dim=-2), out / "strip.png")
 
 
