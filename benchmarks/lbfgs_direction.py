@@ -1,5 +1,5 @@
 """L-BFGS's per-iteration linear algebra: the list-based two-loop recursion (painterly before the ring
-buffers) against the matrix form of :mod:`painterly.lbfgs`, on this machine's CPU (or --device).
+buffers) against the matrix form of :mod:`painterly.curvature`, on this machine's CPU (or --device).
 
     python benchmarks/lbfgs_direction.py [--history 100] [--repeats 5] [--sizes 512x384,1024x768]
 
@@ -71,6 +71,7 @@ def measure(w: int, h: int, history: int, repeats: int, preconditioned: bool, de
         dict(old_s=old_s, old_y=old_y, rho=rho, h_diag=h_diag, n_iter=1, f=None, g=None, aux=None, evals=0)
     )
     assert opt.pairs == history
+    ring = opt._ring
     g = torch.randn(n, generator=gen).to(device)
     new_s = torch.randn(n, generator=gen).to(device)
     new_y = new_s * scale.to(device)
@@ -86,9 +87,9 @@ def measure(w: int, h: int, history: int, repeats: int, preconditioned: bool, de
                 lists = (list(old_s), list(old_y), list(rho))
                 old_push(*lists, new_s, new_y, history)
         else:
-            opt._direction(g)
+            ring.direction(g, None, pre)
             if name.endswith("push"):
-                opt._push(new_s, new_y)
+                ring.push(new_s, new_y, ring.slots_after_push())
         sync(device)
         times[name].append((time.perf_counter() - t0) * 1000)
 

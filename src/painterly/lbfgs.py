@@ -11,11 +11,10 @@ interpolation) of Nocedal & Wright, *Numerical Optimization*, algorithms 7.4 (he
 
 On a GPU the cost of an iteration is kernel launches and waits for the device, not arithmetic, so:
 
-* The history lives in two preallocated ``[history, n]`` ring buffers (S, Y), ``sᵢ·yⱼ`` in a small
-  matrix, and each loop of the two-loop recursion is solved as the triangular system it is: four
-  matrix-vector products instead of 4 × history vector kernels (the same directions; test_lbfgs.py).
-* Keeping a pair (positive curvature), γ and the fallback to steepest descent are decided on the
-  device (``torch.where``); the line search's numbers are read once per evaluation, in :func:`_read`.
+* The history is :class:`painterly.curvature.Curvature`: ring buffers and the two-loop recursion
+  as two triangular systems (a handful of matrix products, no reads).
+* The fallback to steepest descent is decided on the device (``torch.where``); the line search's
+  numbers are read once per evaluation, in :func:`_read`.
 * The device work of an iteration is four *phases* (plan the direction, place a trial point, its
   slope, accept the step), each working in place on buffers allocated once, with every number it
   needs in a tensor: a phase runner (``phases``; :class:`painterly.graphs.PhaseGraphs` on CUDA)
@@ -30,6 +29,7 @@ from typing import Any, Callable
 import torch
 from torch import Tensor
 
+from .curvature import Curvature
 from .graphs import Phase, eager
 from .linesearch import strong_wolfe
 
@@ -116,13 +116,7 @@ class LBFGS:
         self.lr = lr
         self.max_evals = max_evals
         self.c1, self.c2 = c1, c2
-        self._S: Tensor | None = None  # [history, n] ring buffers of s and y, and their companions:
-        self._Y: Tensor | None = None
-        self._ys: Tensor | None = None  # [history] sᵢ·yᵢ (wide: float64 except on MPS)
-        self._SY: Tensor | None = None  # [history, history] sᵢ·yⱼ by ring slot
-        self._gamma: Tensor | None = None  # 0-d γ = s·y / y·y of the newest kept pair
-        self._head: Tensor | None = None  # 0-d int64: the slot the next pair goes to
-        self._count: Tensor | None = None  # 0-d int64: pairs held (the newest, ending before head)
+        self._ring: Curvature | None = None  # allocated at the first step, for x's size
         # The phases' buffers: the gradient at the current point, the direction, the trial point and
         # the gradient there ([n] each); the first trial step, the step to place, g·d and the slope
         # at the trial (0-d, wide), and whether the quasi-Newton direction was chosen (0-d bool).
@@ -144,12 +138,9 @@ class LBFGS:
         self.f: float | None = None  # the loss at the current point (None: to be evaluated)
         self.aux: Any = None
         self.evals = 0
-        self._used = 0  # slots written since the reset: the pairs all lie in [0, _used), known on the host
         self._maybe = False  # whether the history may hold pairs (host-side: False means surely empty)
-        if self._S is not None:
-            self._head.zero_()
-            self._count.zero_()
-            self._gamma.fill_(1.0)
+        if self._ring is not None:
+            self._ring.clear()
 
     def forget_value(self) -> None:
         """Forget the loss and gradient kept at the current point (the function changed): the next
@@ -165,38 +156,27 @@ class LBFGS:
     @property
     def pairs(self) -> int:
         """The number of (s, y) pairs held (reads the device)."""
-        return 0 if self._count is None else int(self._count)
+        return 0 if self._ring is None else int(self._ring.count)
 
     def _allocate(self, like: Tensor) -> None:
-        m, n, dev = self.history, like.numel(), like.device
-        wide = torch.float32 if dev.type == "mps" else torch.float64
-        self._S = torch.zeros(m, n, dtype=like.dtype, device=dev)
-        self._Y = torch.zeros(m, n, dtype=like.dtype, device=dev)
-        self._ys = torch.ones(m, dtype=wide, device=dev)
-        self._SY = torch.zeros(m, m, dtype=wide, device=dev)
-        self._gamma = torch.ones((), dtype=wide, device=dev)
-        self._head = torch.zeros((), dtype=torch.long, device=dev)
-        self._count = torch.zeros((), dtype=torch.long, device=dev)
+        n, dev = like.numel(), like.device
+        self._ring = ring = Curvature(self.history, like)
+        wide = ring.wide
         self._g, self._d, self._point, self._gtrial = (torch.zeros(n, dtype=like.dtype, device=dev) for _ in range(4))
         self._t, self._step, self._gtd0, self._slope = (torch.zeros((), dtype=wide, device=dev) for _ in range(4))
         self._chose = torch.zeros((), dtype=torch.bool, device=dev)
         self._phases.clear()
 
-    def _chronological(self, k: int, head: int) -> Tensor:
-        """Ring slots of the ``k`` pairs ending before ``head``, oldest first."""
-        return (head - k + torch.arange(k, device=self._S.device)) % self.history
-
     def state_dict(self) -> dict[str, Any]:
         """The state as new tensors (a snapshot: the ring buffers change in place as the run goes on).
         Pairs oldest first: ``s``, ``y`` ``[k, n]``, ``ys`` ``[k]``, ``sy`` ``[k, k]`` (sᵢ·yⱼ)."""
         state: dict[str, Any] = dict(layout="ring", s=None, y=None, ys=None, sy=None, head=0, h_diag=None)
-        if self._S is not None:
-            k, head = (int(v) for v in _read(self._count, self._head))
-            slots = self._chronological(k, head)
-            s, y, ys = (buf.index_select(0, slots) for buf in (self._S, self._Y, self._ys))
-            sy = self._SY.index_select(0, slots).index_select(1, slots)
-            state.update(s=s, y=y, ys=ys, sy=sy, head=head, h_diag=self._gamma.clone())
-        state.update(capacity=self.history, used=self._used, maybe=self._maybe, n_iter=self.n_iter)
+        used = 0
+        if self._ring is not None:
+            k, head = (int(v) for v in _read(self._ring.count, self._ring.head))
+            state.update(self._ring.pairs(k, head), head=head)
+            used = self._ring.used
+        state.update(capacity=self.history, used=used, maybe=self._maybe, n_iter=self.n_iter)
         g = None if self.g is None else self.g.clone()
         state.update(f=self.f, g=g, aux=self.aux, evals=self.evals)
         return state
@@ -228,29 +208,20 @@ class LBFGS:
         like = s[0] if s is not None and len(s) else g
         if like is None:
             return
-        if self._S is None or self._S.shape[1] != like.numel():
+        if self._ring is None or self._ring.S.shape[1] != like.numel():
             self._allocate(like.reshape(-1))
-        dev, wide = self._S.device, self._ys.dtype
         if g is not None:
             self._g.copy_(g.reshape(-1))
         if isinstance(gamma, float):
-            self._gamma.fill_(gamma)
+            self._ring.gamma.fill_(gamma)
         elif gamma is not None:
-            self._gamma.copy_(gamma)
+            self._ring.gamma.copy_(gamma)
         if s is None:
             return
-        k = min(len(s), self.history)
         if capacity != self.history:  # another ring size (or the list layout): oldest slot first
+            k = min(len(s), self.history)
             head, used = k % self.history, k
-        s, y, ys, sy = s[-k:], y[-k:], ys[-k:], sy[-k:, -k:]
-        slots = self._chronological(k, head)
-        self._S.index_copy_(0, slots, s.to(self._S))
-        self._Y.index_copy_(0, slots, y.to(self._Y))
-        self._ys.index_copy_(0, slots, ys.to(dev, wide))
-        self._SY[slots[:, None], slots[None, :]] = sy.to(dev, wide)
-        self._head.fill_(head)
-        self._count.fill_(k)
-        self._used = used
+        self._ring.load_pairs(s, y, ys, sy, head, used)
 
     # ----------------------------------------------------------------------------------------
     def _evaluate(self, fn: Objective, point: Tensor) -> tuple[Tensor | float, Tensor, Any]:
@@ -265,63 +236,6 @@ class LBFGS:
             aux = got.pop()
         return (got[0] if len(values) == 1 else got), aux
 
-    def _push(self, s: Tensor, y: Tensor, u: int | None = None) -> None:
-        """Remember (s, y) if its curvature is positive, all on the device (no reads, no Python
-        state: a phase). ``u``: the slots in use after it (default: one more than before, at most
-        ``history``); the caller updates ``_used`` and ``_maybe``."""
-        m, h = self.history, self._head.view(1)
-        u = min(self._used + 1, m) if u is None else u
-        ys, yy = y.dot(s), y.dot(y)
-        # Keep only pairs with positive curvature: H must stay positive definite (and finite).
-        ok = (ys > 1e-10) & torch.isfinite(ys) & torch.isfinite(yy)
-        for buf, v in ((self._S, s), (self._Y, y)):
-            buf.index_copy_(0, h, torch.where(ok, v.view(1, -1), buf.index_select(0, h)))
-        wide = self._ys.dtype
-        self._ys.index_copy_(0, h, torch.where(ok, ys.to(wide).view(1), self._ys.index_select(0, h)))
-        gram = self._SY[:u, :u]
-        row = (self._Y[:u] @ s).to(wide).view(1, u)  # s_new·yⱼ
-        col = (self._S[:u] @ y).to(wide).view(u, 1)  # sᵢ·y_new
-        gram.index_copy_(0, h, torch.where(ok, row, gram.index_select(0, h)))
-        gram.index_copy_(1, h, torch.where(ok, col, gram.index_select(1, h)))
-        self._gamma.copy_(torch.where(ok, ys.to(wide) / yy.to(wide), self._gamma))
-        self._count.copy_(torch.where(ok, (self._count + 1).clamp_max(m), self._count))
-        self._head.copy_(torch.where(ok, (self._head + 1) % m, self._head))
-
-    def _direction(self, g: Tensor, u: int | None = None) -> Tensor:
-        """−H·g with H the L-BFGS inverse-Hessian estimate (``H₀ = γ·P``), no reads; ``u`` ring slots
-        are used (default ``_used``; more is the same direction: a slot not held weighs nothing).
-
-        The two-loop recursion's first loop computes αᵢ = ρᵢ sᵢ·(−g − Σ_{j>i} αⱼ yⱼ), newest first:
-        the upper triangular system (I + ρ∘triu(SYᵀ, 1)) α = −ρ∘(S g). The second computes
-        βᵢ = ρᵢ yᵢ·(r + Σ_{j<i} (αⱼ − βⱼ) sⱼ) with r = γP(−g − Yᵀα), oldest first: the lower system
-        (I + ρ∘L) β = ρ∘(Y r + L α), L = tril(YSᵀ, −1). The result is r + Sᵀ(α − β). Slots beyond the
-        held pairs get ρ = 0 (so α = β = 0: as if absent).
-        """
-        u, dev, wide = self._used if u is None else u, g.device, self._ys.dtype
-        S, Y = self._S[:u], self._Y[:u]
-        pos = torch.arange(u, device=dev)
-        # Chronological position p -> ring slot; the held pairs are at p < count (all in [0, _used)).
-        perm = (self._head - self._count + pos) % u
-        held = pos < self._count
-        rho = torch.where(held, 1.0 / self._ys[:u][perm], 0.0)
-        gram = self._SY[:u, :u][perm][:, perm]
-        gram = torch.where(held[:, None] & held[None, :], gram, 0.0)
-        sg = (S @ g).to(wide)[perm]
-        alpha = torch.linalg.solve_triangular(
-            rho[:, None] * gram.triu(1), (-rho * sg)[:, None], upper=True, unitriangular=True
-        )[:, 0]
-        ring = torch.empty_like(alpha)
-        q = torch.addmv(g, Y.T, ring.index_copy_(0, perm, alpha).to(g.dtype)).neg_()
-        if self.precondition is not None:
-            q = self.precondition(q)
-        q.mul_(self._gamma.to(q.dtype))
-        low = gram.T.tril(-1)
-        yr = (Y @ q).to(wide)[perm]
-        beta = torch.linalg.solve_triangular(
-            rho[:, None] * low, (rho * (yr + low @ alpha))[:, None], upper=False, unitriangular=True
-        )[:, 0]
-        return torch.addmv(q, S.T, ring.index_copy_(0, perm, alpha - beta).to(g.dtype))
-
     # -- the phases: device work only, in place on the buffers (see graphs.PhaseGraphs) --------------
     def _plan(self, u: int) -> None:
         """From the current point and its gradient ``_g``: the direction ``_d``, the first trial step
@@ -333,15 +247,16 @@ class LBFGS:
         gf = g0 if free is None else g0 * free
         d, t = gf.neg(), self._first_trial(gf)
         if u:
-            qn = self._direction(gf, u)
+            qn = self._ring.direction(gf, u, self.precondition)
             if free is not None:
                 # Nothing moves out of the box from a bound: then g·d is the projected path's slope.
                 qn.mul_(free & ~_leaving_box(flat, qn, bounds))
             # Not a descent direction (numerical trouble) or no pairs: steepest descent, history cleared.
-            chose = (self._count > 0) & (g0.dot(qn) < 0)
+            count = self._ring.count
+            chose = (count > 0) & (g0.dot(qn) < 0)
             d = torch.where(chose, qn, d)
             t = torch.where(chose, torch.full_like(t, self.lr), t)
-            self._count.copy_(torch.where(chose, self._count, 0))
+            count.copy_(torch.where(chose, count, 0))
             self._chose.copy_(chose)
         self._d.copy_(d)
         self._t.copy_(t)
@@ -369,7 +284,7 @@ class LBFGS:
         else:
             self._place()
             s = self._point.sub_(self._flat)  # the step actually taken (clamped): a true secant pair
-        self._push(s, self._gtrial - self._g, u)
+        self._ring.push(s, self._gtrial - self._g, u)
         with torch.no_grad():
             self._flat.add_(s)
         self._g.copy_(self._gtrial)
@@ -391,7 +306,8 @@ class LBFGS:
     def _bind(self, x: Tensor) -> Tensor:
         """``x`` flat, with the buffers allocated for it and the phases working on it."""
         flat = x.detach().view(-1)
-        if self._S is None or self._S.shape[1] != flat.numel() or self._S.dtype != flat.dtype or self._S.device != flat.device:
+        ring = self._ring
+        if ring is None or ring.S.shape[1] != flat.numel() or ring.S.dtype != flat.dtype or ring.S.device != flat.device:
             self._allocate(flat)
         if self._flat is None or self._flat.data_ptr() != flat.data_ptr():
             self._phases.clear()  # a graph works on the memory it was captured with
@@ -414,8 +330,9 @@ class LBFGS:
             self._g.copy_(g)
             self.f, self.aux = self._read_with_aux(aux, f)
         f0, g0 = self.f, self._g
-        quasi_newton = self.n_iter > 0 and self._maybe and self._used > 0
-        self._run("_plan", self._slots(self._used) if quasi_newton else 0)
+        used = self._ring.used
+        quasi_newton = self.n_iter > 0 and self._maybe and used > 0
+        self._run("_plan", self._slots(used) if quasi_newton else 0)
 
         def phi(step: float | None, *extra: Tensor) -> tuple[float, Tensor, float, Any, list[float]]:
             if step is not None:  # None: the step the plan placed in _step
@@ -439,21 +356,21 @@ class LBFGS:
         t, f_new, g_new, aux = strong_wolfe(phi, (t, f1, g1, slope1, aux1), (f0, g0, gtd0, self.aux), self.c1, self.c2, self.max_evals)
         self.n_iter += 1
         if t == 0.0:
-            self._count.zero_()
+            self._ring.count.zero_()
             self._maybe = False
             return f0, self.aux
-        used = min(self._used + 1, self.history)
+        used = self._ring.slots_after_push()
         self._step.fill_(t)
         self._gtrial.copy_(g_new)
         self._run("_accept", self._slots(used))
-        self._used, self._maybe = used, True
+        self._ring.used, self._maybe = used, True
         self.f, self.aux = f_new, aux
         return f_new, aux
 
     def _first_trial(self, gf: Tensor) -> Tensor:
         """The first trial step along ``-gf`` when no curvature is known (see ``first_step``), as a
         0-d wide tensor on the device (the host learns it with the first evaluation's read)."""
-        wide = self._ys.dtype
+        wide = self._ring.wide
         if self.bounds is not None:
             # An image's pixel scale is known: moving the furthest pixel by a fixed fraction of the
             # box (first_step, 5 % by default) is a sensible first guess. The L1 rule below moves a

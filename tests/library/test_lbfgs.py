@@ -10,6 +10,7 @@ import torch
 
 from painterly import lbfgs as lbfgs_module
 from graph_replay import HostReadDuringCapture, ReplayedPhases
+from painterly.curvature import Curvature
 from painterly.lbfgs import LBFGS, _leaving_box
 from painterly.linesearch import cubic_min as _cubic_min
 from painterly.precondition import pyramid_preconditioner
@@ -167,7 +168,7 @@ def test_history_is_bounded():
     for _ in range(8):
         opt.step(x, fn)
     assert opt.pairs == 3
-    assert opt._S.shape == opt._Y.shape == (3, 12)  # allocated once: history × n
+    assert opt._ring.S.shape == opt._ring.Y.shape == (3, 12)  # allocated once: history × n
 
 
 def test_reset_forgets_history_and_cached_loss():
@@ -180,7 +181,7 @@ def test_reset_forgets_history_and_cached_loss():
     assert opt.pairs and opt.f is not None
     opt.reset()
     assert opt.pairs == 0
-    assert opt.f is None and opt.g is None and opt.n_iter == 0 and float(opt._gamma) == 1.0
+    assert opt.f is None and opt.g is None and opt.n_iter == 0 and float(opt._ring.gamma) == 1.0
     n = fn.calls["n"]
     before = float(f(x))
     loss, _ = opt.step(x, fn)
@@ -602,26 +603,26 @@ def test_direction_matches_the_two_loop_recursion(pushes, preconditioned, dtype,
     shape, history = (1, 3, 16, 16), 5
     n = math.prod(shape)
     pre = pyramid_preconditioner(shape, 1.4) if preconditioned else None
-    opt = LBFGS(history=history, precondition=pre)
-    opt._allocate(torch.zeros(n, dtype=dtype))
+    ring = Curvature(history, torch.zeros(n, dtype=dtype))
     old_s, old_y, rho, h_diag = [], [], [], 1.0
     for s, y in _pairs(n, pushes, dtype):
-        opt._push(s, y)
-        opt._used = min(opt._used + 1, history)  # what step() does after the push
+        used = ring.slots_after_push()
+        ring.push(s, y, used)
+        ring.used = used  # what LBFGS.step does after the push (a push is device work only)
         ys = float(y.dot(s))  # the reference's rule, verbatim
         if ys > 1e-10:
             if len(old_s) == history:
                 old_s.pop(0), old_y.pop(0), rho.pop(0)
             old_s.append(s), old_y.append(y), rho.append(1.0 / ys)
             h_diag = ys / float(y.dot(y))
-    assert opt.pairs == len(old_s) == min(history, pushes - pushes // 4)
+    assert int(ring.count) == len(old_s) == min(history, pushes - pushes // 4)
     g = torch.randn(n, generator=torch.Generator().manual_seed(1), dtype=torch.float64).to(dtype)
     expected = _two_loop(old_s, old_y, rho, h_diag, pre, g.neg().neg())
-    got = opt._direction(g)
+    got = ring.direction(g, None, pre)
     assert got.dtype == dtype
     assert (got - expected).norm() <= rtol * expected.norm()
     # As CUDA graphs, the phases use all `history` slots (rounded up): the slots not held weigh nothing.
-    wider = opt._direction(g, history)
+    wider = ring.direction(g, history, pre)
     assert (wider - expected).norm() <= rtol * expected.norm()
 
 
