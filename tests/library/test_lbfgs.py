@@ -626,18 +626,19 @@ def test_direction_matches_the_two_loop_recursion(pushes, preconditioned, dtype,
     assert (wider - expected).norm() <= rtol * expected.norm()
 
 
+def _field_leaving_the_box(side=16):
+    """``(shape, f)``: a smooth-field quadratic whose target leaves [0, 1] in places (so that bounds bind)."""
+    shape = (1, 3, side, side)
+    f, _ = _smooth_field_problem(side=side)
+    target = torch.rand(shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 4 - 1.5
+    return shape, lambda x: f(x) + 5 * ((x - target) ** 2).sum()
+
+
 @pytest.mark.parametrize("preconditioned", [False, True])
 @pytest.mark.parametrize("bounds", [None, (0.0, 1.0)])
 def test_runs_match_the_list_based_implementation(bounds, preconditioned):
-    # A smooth-field quadratic whose target leaves the box in places (so that bounds bind), run long
-    # enough for the ring (history 4) to wrap twice.
-    shape = (1, 3, 16, 16)
-    f, _ = _smooth_field_problem(side=16)
-    target = torch.rand(shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 4 - 1.5
-
-    def g(x):
-        return f(x) + 5 * ((x - target) ** 2).sum()
-
+    # Run long enough for the ring (history 4) to wrap twice.
+    shape, g = _field_leaving_the_box()
     pre = pyramid_preconditioner(shape, 1.4) if preconditioned else None
     new = LBFGS(history=4, bounds=bounds, precondition=pre)
     ref = _ListLBFGS(history=4, bounds=bounds, precondition=pre)
@@ -810,13 +811,7 @@ def test_as_cuda_graphs_the_phases_give_the_same_run(bounds, preconditioned, his
     # The phases replayed with CUDA-graph semantics (numbers frozen at capture, slots rounded up to
     # powers of two) against the same optimiser as Python: the same losses, images and evaluations,
     # through the ring's wrapping and a reset (what the run does after a NaN).
-    shape = (1, 3, 16, 16)
-    f, _ = _smooth_field_problem(side=16)
-    target = torch.rand(shape, generator=torch.Generator().manual_seed(3), dtype=torch.float64) * 4 - 1.5
-
-    def g(x):
-        return f(x) + 5 * ((x - target) ** 2).sum()
-
+    shape, g = _field_leaving_the_box()
     pre = pyramid_preconditioner(shape, 1.4) if preconditioned else None
     runner = ReplayedPhases()
     graphed = LBFGS(history=history, bounds=bounds, precondition=pre, phases=runner)

@@ -30,7 +30,7 @@ from ..errors import ConfigError
 from .job import DONE, FINAL, Job
 from .options import Limits, build_config, check_budget, parse_options, public_options
 from .queue import JobManager, QueueFull
-from .uploads import client_name, demo_pair, read_upload
+from .uploads import uploaded_pair
 
 BATCH_ID = re.compile(r"^[0-9a-f]{32}$")
 MAX_SWEEP_VALUES = 12
@@ -122,21 +122,12 @@ def add_batch_routes(
             if len(swept[1]) > MAX_SWEEP_VALUES:
                 raise ConfigError(f"`sweep`: at most {MAX_SWEEP_VALUES} values, got {len(swept[1])}")
         styles_in = [s for s in (style or []) if s is not None]
+        content_img, style_imgs, content_name, style_names = uploaded_pair(
+            demo, content, styles_in, max_styles=limits.max_styles, max_bytes=max_upload_bytes, max_pixels=max_pixels,
+            max_side=limits.max_size, style_hint=" (one column each)",
+        )
         if demo:
-            if content is not None or styles_in:
-                raise HTTPException(400, "send either demo=true or image files, not both")
-            content_img, style_imgs = demo_pair()
             content_name, style_names = "demo", ["demo style"]
-        else:
-            if content is None:
-                raise HTTPException(400, "content: no file uploaded (or send demo=true)")
-            if not styles_in:
-                raise HTTPException(400, "style: upload at least one style image (one column each)")
-            if len(styles_in) > limits.max_styles:
-                raise HTTPException(400, f"style: at most {limits.max_styles} style images, got {len(styles_in)}")
-            content_img = read_upload(content, "content image", max_upload_bytes, max_pixels, limits.max_size)
-            style_imgs = [read_upload(s, f"style image {i + 1}", max_upload_bytes, max_pixels, limits.max_size) for i, s in enumerate(styles_in)]
-            content_name, style_names = client_name(content), [client_name(s) for s in styles_in]
         columns = grid_columns(style_names, swept)
         counts = manager.counts()
         if len(columns) > counts["capacity"]:

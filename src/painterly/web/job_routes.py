@@ -18,7 +18,7 @@ from .job import FINAL, MASK_FILE, Job
 from .options import Limits, build_config, check_budget, parse_options, public_options
 from .queue import JobManager, QueueFull
 from .records import save_mask
-from .uploads import client_name, demo_pair, read_upload
+from .uploads import client_name, read_upload, uploaded_pair
 
 EVENT_POLL_S = 0.1
 KEEPALIVE_S = 15.0
@@ -54,25 +54,12 @@ def add_job_routes(
         config = build_config(requested, defaults, limits)
         styles_in = [s for s in (style or []) if s is not None]
         check_budget(config, 1 if demo else max(1, len(styles_in)), limits)  # before any decoding
-        inputs: dict[str, Any]
-        if demo:
-            if content is not None or styles_in:
-                raise HTTPException(400, "send either demo=true or image files, not both")
-            content_img, style_imgs = demo_pair()
-            inputs = {"demo": True, "content": "demo content", "styles": ["demo style"]}
-        else:
-            if content is None:
-                raise HTTPException(400, "content: no file uploaded (or send demo=true)")
-            if not styles_in:
-                raise HTTPException(400, "style: upload at least one style image")
-            if len(styles_in) > limits.max_styles:
-                raise HTTPException(400, f"style: at most {limits.max_styles} style images, got {len(styles_in)}")
-            content_img = read_upload(content, "content image", max_upload_bytes, max_pixels, limits.max_size)
-            style_imgs = [
-                read_upload(s, f"style image {i + 1}", max_upload_bytes, max_pixels, limits.max_size)
-                for i, s in enumerate(styles_in)
-            ]
-            inputs = {"content": client_name(content), "styles": [client_name(s) for s in styles_in]}
+        content_img, style_imgs, content_name, style_names = uploaded_pair(
+            demo, content, styles_in, max_styles=limits.max_styles, max_bytes=max_upload_bytes, max_pixels=max_pixels, max_side=limits.max_size
+        )
+        inputs: dict[str, Any] = (
+            {"demo": True, "content": "demo content", "styles": ["demo style"]} if demo else {"content": content_name, "styles": style_names}
+        )
         init_img = None
         if init_job:
             init_img = _result_image(find(init_job))

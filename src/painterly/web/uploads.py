@@ -82,6 +82,37 @@ def read_upload(upload: UploadFile, label: str, max_bytes: int, max_pixels: int,
     return decode_upload(data, label, max_pixels=max_pixels, max_side=max_side)
 
 
+def uploaded_pair(
+    demo: bool,
+    content: UploadFile | None,
+    styles: list[UploadFile],
+    *,
+    max_styles: int,
+    max_bytes: int,
+    max_pixels: int,
+    max_side: int,
+    style_hint: str = "",
+) -> tuple[Image.Image, list[Image.Image], str | None, list[str]]:
+    """A request's content and style images, the demo pair or read from ``content`` and ``styles``:
+    ``(content, styles, content's name, styles' names)``, the names those the browser sent (``None``
+    and ``[]`` for the demo). Refused with a 400 naming the field (``style_hint`` ends the message
+    for missing styles)."""
+    if demo:
+        if content is not None or styles:
+            raise UploadRejected(400, "send either demo=true or image files, not both")
+        content_img, style_imgs = demo_pair()
+        return content_img, style_imgs, None, []
+    if content is None:
+        raise UploadRejected(400, "content: no file uploaded (or send demo=true)")
+    if not styles:
+        raise UploadRejected(400, f"style: upload at least one style image{style_hint}")
+    if len(styles) > max_styles:
+        raise UploadRejected(400, f"style: at most {max_styles} style images, got {len(styles)}")
+    content_img = read_upload(content, "content image", max_bytes, max_pixels, max_side)
+    style_imgs = [read_upload(s, f"style image {i + 1}", max_bytes, max_pixels, max_side) for i, s in enumerate(styles)]
+    return content_img, style_imgs, client_name(content), [client_name(s) for s in styles]
+
+
 def demo_pair() -> tuple[Image.Image, list[Image.Image]]:
     """The built-in demo pair as images (content, [style]): what ``demo=true`` sends instead of uploads."""
     from ..demo import demo_images
