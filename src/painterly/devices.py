@@ -9,6 +9,7 @@ from pathlib import Path
 import torch
 
 from .errors import ConfigError
+from .graphs import capture
 
 
 def resolve_device(name: str | torch.device = "auto") -> torch.device:
@@ -88,8 +89,10 @@ def fastest_precision(
     encoder: torch.nn.Module, shape: tuple[int, int, int, int], device: torch.device, repeats: int = 3
 ) -> torch.dtype | None:
     """What ``--precision auto`` picks on CUDA: the faster of fp32 (``None``) and bf16 autocast for
-    ``encoder``'s forward + backward to an input of ``shape`` ``(N, 3, H, W)``, timed with CUDA events
-    after one warm-up pass each (both run channels_last, as a run does). fp32 if bf16 is not
+    ``encoder``'s forward + backward to an input of ``shape`` ``(N, 3, H, W)``, as a run evaluates it:
+    channels_last, captured as a CUDA graph (:func:`painterly.graphs.capture`; eager where capture
+    fails), timed with CUDA events over ``repeats`` replays after the capture's warm-up. Eager passes
+    would time kernel launches, the same for both at launch-bound sizes. fp32 if bf16 is not
     supported. Only for CUDA devices: on other devices :func:`resolve_precision`'s rule stands."""
     if device.type != "cuda":
         raise ValueError(f"fastest_precision times CUDA kernels; got device {device.type}")
@@ -97,20 +100,24 @@ def fastest_precision(
         return None
     x = torch.rand(shape, device=device).contiguous(memory_format=torch.channels_last)
 
-    def pass_(dtype: torch.dtype | None) -> None:
-        inp = x.detach().requires_grad_(True)
-        with torch.enable_grad(), torch.autocast("cuda", dtype=dtype or torch.float32, enabled=dtype is not None):
-            feats = encoder(inp)
-            total = sum(f.float().square().mean() for f in feats.values())
-        torch.autograd.grad(total, inp)
+    def evaluation(dtype: torch.dtype | None):  # noqa: ANN202
+        def evaluate(point: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+            inp = point.detach().requires_grad_(True)
+            with torch.enable_grad(), torch.autocast("cuda", dtype=dtype or torch.float32, enabled=dtype is not None, cache_enabled=False):
+                feats = encoder(inp)
+                total = sum(f.float().square().mean() for f in feats.values())
+            (grad,) = torch.autograd.grad(total, inp)
+            return total.detach(), grad, total.detach().reshape(1)
+
+        return evaluate
 
     ms: dict[torch.dtype | None, float] = {}
     for dtype in (None, torch.bfloat16):
-        pass_(dtype)  # warm-up: cuDNN's algorithm search, the allocator
+        run, _ = capture(evaluation(dtype), x)  # its warm-up runs cuDNN's algorithm search
         start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
         start.record()
         for _ in range(repeats):
-            pass_(dtype)
+            run(x)
         end.record()
         end.synchronize()
         ms[dtype] = start.elapsed_time(end) / repeats
