@@ -49,6 +49,11 @@ class _Recorder(TorchDispatchMode):
 
 
 def _replay(ops: list[_Op]) -> None:
+    with torch.no_grad():  # the record already holds the backward's kernels; nothing to differentiate
+        _replay_ops(ops)
+
+
+def _replay_ops(ops: list[_Op]) -> None:
     for op in ops:
         fresh = op.func(*op.args, **op.kwargs)
         # Results land where the captured ones were, as a graph's kernels write to the addresses
@@ -92,4 +97,30 @@ class ReplayedPhases:
         return run
 
 
-__all__ = ["HostReadDuringCapture", "ReplayedPhases"]
+
+
+def replayed_evaluation(evaluate: Callable, example: torch.Tensor, warmup: int = 3) -> Callable:
+    """``evaluate(x) -> tensors`` as :func:`painterly.graphs.capture` makes it on CUDA, with the
+    semantics of :class:`ReplayedPhases`: a static input (``example``'s shape), ``warmup`` calls and
+    a capture, then each call copies its argument in, replays the record and returns clones of the
+    outputs recorded at capture."""
+    static_x = example.detach().clone()
+    outputs: dict[str, Any] = {}
+
+    def phase() -> None:
+        outputs["now"] = evaluate(static_x)  # Python: runs at the warm-ups and the capture only
+
+    run = ReplayedPhases(warmup)(phase)
+    for _ in range(warmup + 1):
+        run()
+    recorded = tuple(outputs["now"])
+
+    def replay(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        static_x.copy_(x)
+        run()
+        return tuple(t.clone() for t in recorded)
+
+    return replay
+
+
+__all__ = ["HostReadDuringCapture", "ReplayedPhases", "replayed_evaluation"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from graph_replay import ReplayedPhases
+from graph_replay import ReplayedPhases, replayed_evaluation
 from painterly.devices import fastest_precision
 from painterly.engine import load_inputs
 from painterly.engine import optimizers as optimizers_module
@@ -137,6 +137,47 @@ def test_a_run_with_its_lbfgs_phases_replayed_as_graphs_is_the_python_run(tiny_c
     assert losses_graphed == pytest.approx(losses_plain, rel=1e-5)
     torch.testing.assert_close(graphed_image, plain_image, rtol=0, atol=1e-5)
     assert runner.replays > 0
+
+
+def _red_left_mask():
+    mask = torch.ones(1, 3, 48, 64)
+    mask[:, 1:, :, :32] = 0.0  # red on the left half, white on the right
+    return mask
+
+
+@pytest.mark.parametrize(
+    "options, mask",
+    [
+        (dict(), False),
+        (dict(content_loss="cosine", style_blend=(3.0, 1.0)), False),
+        (dict(style_loss="w2"), False),
+        (dict(style_loss="sliced"), False),
+        (dict(style_loss="histogram"), False),
+        (dict(regions=["red=1", "white=photo"]), True),
+        (dict(regions=["red=1", "white=2"], style_loss="sliced"), True),
+    ],
+    ids=["gram", "cosine-blend", "w2", "sliced", "histogram", "regions", "regions-sliced"],
+)
+def test_every_term_evaluates_the_same_replayed_as_a_graph(options, mask, tiny_config, tiny_transfer, images):
+    # What engine/run.py captures on CUDA (Objective.evaluation), recorded once and replayed with CUDA
+    # graph semantics: at new images, and after the sliced loss redraws its directions in place, the
+    # replay must give the objective's own loss terms and gradient (nothing read from the device or
+    # frozen from Python inside an evaluation).
+    if "style_blend" in options or options.get("regions") == ["red=1", "white=2"]:
+        styles = [images.style, images.style2]
+    else:
+        styles = [images.style]
+    config = tiny_config(iterations=2, **options)
+    run = tiny_transfer(config).start(load_inputs(config, images.content, styles, mask=_red_left_mask() if mask else None))
+    next(iter(run))
+    objective, x = run.work.objective, run.work.x.detach().clone()
+    replay = replayed_evaluation(objective.evaluation, x)
+    gen = torch.Generator().manual_seed(1)
+    for iteration in (3, 5, 11):
+        objective.begin_iteration(0, iteration)  # the sliced loss redraws at 5 and 10 (in place)
+        y = (x + 0.1 * torch.randn(x.shape, generator=gen)).clamp(0, 1)
+        for got, want in zip(replay(y), objective.evaluation(y)):
+            torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
 
 
 def test_on_the_cpu_lbfgs_runs_its_phases_as_python():
