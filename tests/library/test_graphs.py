@@ -180,6 +180,25 @@ def test_every_term_evaluates_the_same_replayed_as_a_graph(options, mask, tiny_c
             torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
 
 
+def test_a_video_frames_temporal_term_evaluates_the_same_replayed_as_a_graph(tiny_config, tiny_transfer, images):
+    pytest.importorskip("cv2")
+    from painterly.video.sequence import ClipStyler, VideoSettings
+
+    styler = ClipStyler(tiny_transfer(tiny_config(size=48, iterations=2)), [images.style], VideoSettings(temporal_weight=1e6, frame_iterations=2, long_term=True))
+    first = styler.start(images.content_t)
+    for _ in first:
+        pass
+    styler.push(images.content_t, first.result())
+    second = styler.start(images.content_t)
+    next(iter(second))
+    objective, x = second.work.objective, second.work.x.detach().clone()
+    assert "temporal" in objective.names
+    replay = replayed_evaluation(objective.evaluation, x)
+    y = (x + 0.05 * torch.randn(x.shape, generator=torch.Generator().manual_seed(2))).clamp(0, 1)
+    for got, want in zip(replay(y), objective.evaluation(y)):
+        torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-7)
+
+
 def test_on_the_cpu_lbfgs_runs_its_phases_as_python():
     assert optimizers_module.phase_runner(torch.device("cpu")) is eager
 
