@@ -48,7 +48,8 @@ def _read(*values: Tensor | float) -> list[Any]:
     got: list[float] = []
     if tensors:
         wide = torch.float32 if tensors[0].device.type == "mps" else torch.float64
-        got = torch.cat([t.to(wide) for t in tensors]).tolist()
+        # One cat (it promotes mixed dtypes), one conversion, one transfer: three launches in all.
+        got = torch.cat(tensors).to(wide).tolist()
     out, at = [], 0
     for v in values:
         if not isinstance(v, Tensor):
