@@ -30,6 +30,10 @@ def environment_report() -> list[tuple[str, str]]:
         ("device (auto)", str(device)),
         ("precision (auto)", "bf16" if precision == torch.bfloat16 else "fp32"),
     ]
+    if device.type == "cuda":
+        # On a GPU the choice is measured when a run starts (devices.fastest_precision).
+        rows[-1] = ("precision (auto)", "bf16 or fp32, whichever evaluates faster at the run's size (measured as it starts)")
+        rows.append(("cuda graphs", "each level's evaluation and L-BFGS's four phases (graphs.capture, graphs.PhaseGraphs)"))
     kind, path = active_allocator()
     if kind != "system":
         rows.append(("allocator", f"{kind} ({path})"))
