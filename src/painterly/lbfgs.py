@@ -33,8 +33,6 @@ from .curvature import Curvature
 from .graphs import Phase, eager
 from .linesearch import strong_wolfe
 
-_SIZED = ("_plan", "_accept")  # the phases that take the number of ring slots to use
-
 # f_and_g(point) -> (loss, flat gradient, aux): loss a 0-d tensor (or a Python float), aux anything
 # the caller wants back for the accepted point (painterly passes the per-term losses).
 Objective = Callable[[Tensor], tuple["Tensor | float", Tensor, Any]]
@@ -108,7 +106,7 @@ class LBFGS:
     ):
         self.read_aux = read_aux
         self._runner = phases
-        self._phases: dict[tuple[str, int], Phase] = {}
+        self._phases: dict[tuple[str, int | None], Phase] = {}
         self._flat: Tensor | None = None  # the image being optimised, flat (the phases work on it)
         self.bounds = bounds
         self.precondition = precondition
@@ -290,14 +288,14 @@ class LBFGS:
             self._flat.add_(s)
         self._g.copy_(self._gtrial)
 
-    def _run(self, name: str, u: int = 0) -> None:
-        """Run phase ``name`` (for ``u`` slots) through the phase runner: a graph per phase and size."""
-        key = (name, u)
-        phase = self._phases.get(key)
-        if phase is None:
-            method = getattr(self, name)
-            phase = self._phases[key] = self._runner(partial(method, u) if name in _SIZED else method)
-        phase()
+    def _run(self, phase: Callable[..., None], slots: int | None = None) -> None:
+        """Run ``phase`` (a phase method; ``slots``: its argument, if it takes one) through the phase
+        runner, which sees one phase per method and argument: on CUDA a graph each."""
+        key = (phase.__name__, slots)
+        run = self._phases.get(key)
+        if run is None:
+            run = self._phases[key] = self._runner(phase if slots is None else partial(phase, slots))
+        run()
 
     def _slots(self, u: int) -> int:
         """The ring slots a phase uses for ``u`` in use: ``u`` itself as Python; as graphs, rounded up
@@ -333,15 +331,15 @@ class LBFGS:
         f0, g0 = self.f, self._g
         used = self._ring.used
         quasi_newton = self.n_iter > 0 and self._maybe and used > 0
-        self._run("_plan", self._slots(used) if quasi_newton else 0)
+        self._run(self._plan, self._slots(used) if quasi_newton else 0)
 
         def phi(step: float | None, *extra: Tensor) -> tuple[float, Tensor, float, Any, list[float]]:
             if step is not None:  # None: the step the plan placed in _step
                 self._step.fill_(step)
-            self._run("_place")
+            self._run(self._place)
             f, g, aux = self._evaluate(fn, self._point.view_as(x))
             self._gtrial.copy_(g)
-            self._run("_slope_at_trial")
+            self._run(self._slope_at_trial)
             (f, slope, *rest), aux = self._read_with_aux(aux, f, self._slope, *extra)
             return f, g, slope, aux, rest
 
@@ -363,7 +361,7 @@ class LBFGS:
         used = self._ring.slots_after_push()
         self._step.fill_(t)
         self._gtrial.copy_(g_new)
-        self._run("_accept", self._slots(used))
+        self._run(self._accept, self._slots(used))
         self._ring.used, self._maybe = used, True
         self.f, self.aux = f_new, aux
         return f_new, aux
