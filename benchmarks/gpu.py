@@ -17,7 +17,8 @@ script goes on, so that one GPU session gives as much as it can):
   cannot go below.
 * painterly per iteration: ``painterly.stylize`` single scale at the size, ``--probe-iterations``
   iterations; ms per iteration and evaluations per iteration from the progress callbacks after the
-  first ``--probe-skip`` (warm-up, capture) — and the first iteration's time separately.
+  first ``--probe-skip`` (warm-up, capture) — and the first iteration's time separately; how
+  L-BFGS's phases ran; and the first size again with ``cuda_graphs=False`` (what the graphs are worth).
 * The naive loop (benchmarks/naive.py's network, losses and torch.optim.LBFGS, fp32 NCHW) at the
   first size, ``--iterations`` iterations.
 * The default run: ``painterly.stylize`` with its defaults (multi-scale) and ``--iterations``
@@ -354,20 +355,23 @@ def measure(args: argparse.Namespace) -> str:
         "| size | ms per iteration | evaluations per iteration | ms per evaluation | first iteration (ms) | peak GiB | L-BFGS phases |",
         "|---|---|---|---|---|---|---|",
     ]
-    for size in sizes:
+    # Each size with CUDA graphs, then the first size without (what the graphs are worth).
+    for size, graphs in [(size, True) for size in sizes] + [(sizes[0], False)]:
+        label = f"{size}" if graphs else f"{size}, `cuda_graphs=False`"
         if clock.over():
-            lines.append(f"| {size} | skipped (budget: {clock.spent:.0f} s spent) | | | | | |")
+            lines.append(f"| {label} | skipped (budget: {clock.spent:.0f} s spent) | | | | | |")
             continue
-        run, err = attempt(lambda: painterly_run(args.content, args.style, size, args.probe_iterations, device, clock, dict(options, multiscale=False)), device)
+        probe_options = dict(options, multiscale=False, cuda_graphs=graphs)
+        run, err = attempt(lambda: painterly_run(args.content, args.style, size, args.probe_iterations, device, clock, probe_options), device)
         rates, err2 = (None, err) if run is None else attempt(lambda: per_iteration(run, args.probe_skip), device)
         if rates is None:
-            lines.append(f"| {size} | {err2} | | | | | |")
+            lines.append(f"| {label} | {err2} | | | | | |")
             continue
         ms, evals = rates
         first = run["marks"][0][2] * 1000
         note = f" ({run['stopped']})" if run["stopped"] else ""
-        lines.append(f"| {size} | {ms:.2f}{note} | {evals:.2f} | {ms / evals:.2f} | {first:.0f} | {fmt(run['peak'], '.2f')} | {run['phases']} |")
-    print("\n".join(lines[-len(sizes) - 1:]), flush=True)
+        lines.append(f"| {label} | {ms:.2f}{note} | {evals:.2f} | {ms / evals:.2f} | {first:.0f} | {fmt(run['peak'], '.2f')} | {run['phases']} |")
+    print("\n".join(lines[-len(sizes) - 2:]), flush=True)
 
     # The naive loop at the first size.
     size = sizes[0]

@@ -188,6 +188,9 @@ class Config:
         metadata=_opt("arithmetic: bf16 where the hardware has it (auto), or force fp32/bf16", choices=PRECISIONS),
     )
     device: str = field(default="auto", metadata=_opt("where to compute", choices=DEVICES))
+    cuda_graphs: bool = field(
+        default=True, metadata=_opt("on a GPU, replay each evaluation and L-BFGS's own work as CUDA graphs (off: every kernel launched from Python)")
+    )
     tile: int | None = field(
         default=None,
         metadata=_opt("evaluate by tiles of this many px (exact, memory bounded by the tile); default: only when the image would not fit; 0: never", metavar="PX"),
@@ -214,7 +217,7 @@ class Config:
         check_int(self, "min_size", 16)
         if self.tile is not None:
             check_int(self, "tile", 0, maximum=MAX_SIZE)
-        for name in ("multiscale", "keep_detail"):
+        for name in ("multiscale", "keep_detail", "cuda_graphs"):
             if not isinstance(getattr(self, name), bool):
                 # A JSON/API "false" string would otherwise count as true.
                 raise ConfigError(f"`{name}` must be true or false, got {getattr(self, name)!r}")

@@ -86,6 +86,7 @@ def test_every_field_has_help_text():
         ({"init": ""}, "--init"),
         ({"multiscale": "false"}, "--multiscale"),
         ({"keep_detail": "false"}, "--keep-detail"),
+        ({"cuda_graphs": "false"}, "--cuda-graphs"),
         ({"init_colors": "painting"}, "--init-colors"),
         ({"weights": ""}, "--weights"),
         ({"content_layers": ()}, "--content-layers"),

@@ -263,6 +263,7 @@ def test_the_gpu_benchmark_runs_on_the_cpu_and_reports_every_part(images, tiny_w
     assert float(floor[2]) > 0 and floor[3] == "no: not a CUDA tensor (device cpu)"
     assert float(per_iteration[1]) > 0 and float(per_iteration[2]) >= 1
     assert per_iteration[6] == "python |"  # L-BFGS's phases: CUDA graphs on CUDA only
+    assert "| 32, `cuda_graphs=False` |" in report  # the same probe without graphs (python here too)
     assert default[4] == "2" and float(default[3]) >= 0  # iterations of the scaled-down default run; level set-ups
     assert "to relu3_1" in report  # the tiny weights file stops at conv3_1
     # The naive loop needs all of VGG19: its error is reported and the script went on.
@@ -290,8 +291,9 @@ def test_the_gpu_benchmark_skips_what_is_past_its_budget(images, tiny_weights_fi
     args += ["--style", str(images.style), "--weights", str(tiny_weights_file), "--report", str(tmp_path / "r.md")]
     assert bench.main(args) == 0
     report = (tmp_path / "r.md").read_text()
-    # three tables of two sizes, the naive loop, and the batch table's three batch sizes
-    assert report.count("skipped (budget") == 3 * 2 + 1 + 3
+    # three tables of two sizes (the per-iteration one also without CUDA graphs), the naive loop,
+    # and the batch table's three batch sizes
+    assert report.count("skipped (budget") == 3 * 2 + 1 + 1 + 3
     assert "--budget-s 0" in report  # the command that made it
     # A run still going past 1.25 × the budget is stopped from its progress callback.
     options = dict(bench.layer_options(__import__("painterly").load_weights(str(tiny_weights_file))), multiscale=False)

@@ -27,7 +27,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
     "layers and losses": ("content_loss", "style_loss", "content_layers", "style_layers", "style_layer_weights", "weights", "pooling"),
     "optimiser": ("optimizer", "iterations", "learning_rate", "lr_decay", "lr_decay_steps", "lbfgs_history", "lbfgs_precondition", "average", "seed"),
     "multi-scale": ("multiscale", "min_size", "level_iterations", "keep_detail"),
-    "performance": ("precision", "device", "tile"),
+    "performance": ("precision", "device", "tile", "cuda_graphs"),
     "safety": ("max_pixels",),
 }
 IO = "inputs and outputs"

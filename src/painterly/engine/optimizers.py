@@ -100,7 +100,7 @@ class LBFGSOptimizer:
             bounds=(0.0, 1.0),
             precondition=pyramid_preconditioner(tuple(shape), config.lbfgs_precondition),
             read_aux=True,
-            phases=phase_runner(device),
+            phases=phase_runner(device) if config.cuda_graphs else eager,
         )
 
     def step(self, x: Tensor, evaluate: Evaluate, iteration: int) -> Report:

@@ -259,7 +259,7 @@ class Run:
             # One encoder pass with other runs' images (engine/batched.py); not a CUDA graph of its own.
             evaluation = self.evaluator(objective)
             note = "evaluated in a batch with other runs" if self.device.type == "cuda" else None
-        elif self.device.type == "cuda":
+        elif self.device.type == "cuda" and cfg.cuda_graphs:
             # One graph launch per evaluation instead of hundreds of kernel launches (docs/benchmarks.md, GPU).
             from ..graphs import capture
 
