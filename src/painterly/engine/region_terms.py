@@ -35,6 +35,7 @@ from ..losses import (
     gaussian_target,
     gram_sum,
     guided_moments,
+    moments_from_sums,
     w2_from_moments,
     weighted_quantiles,
     weighted_sorted_loss,
@@ -129,9 +130,8 @@ class GuidedW2Term:
         for n in self.layers:
             part = 0.0
             for k, r in enumerate(self.targets[n]):
-                mean = stats[f"{n}/{k}/sum"] / r.area
-                cov = stats[f"{n}/{k}/gram"] / r.area - mean.unsqueeze(2) * mean.unsqueeze(1)
-                part = part + r.weight * w2_from_moments(mean, cov, r.target)
+                moments = moments_from_sums(stats[f"{n}/{k}/sum"], stats[f"{n}/{k}/gram"], r.area)
+                part = part + r.weight * w2_from_moments(*moments, r.target)
             loss = loss + self.layer_weights[n] * part
         return loss * self.weight
 

@@ -27,6 +27,7 @@ from ..losses import (
     gaussian_target,
     gram_sum,
     histogram_loss,
+    moments_from_sums,
     random_directions,
     resample_quantiles,
     sliced_wasserstein_loss,
@@ -156,10 +157,8 @@ class W2StyleTerm:
     def from_partials(self, stats: Mapping[str, Tensor], shape: Sequence[int]) -> Tensor:
         loss = 0.0
         for n, t in self.targets.items():
-            count = layer_positions(n, tuple(shape[-2:]))
-            mean = stats[f"{n}/sum"] / count
-            cov = stats[f"{n}/gram"] / count - mean.unsqueeze(2) * mean.unsqueeze(1)
-            loss = loss + self.layer_weights[n] * w2_from_moments(mean, cov, t)
+            moments = moments_from_sums(stats[f"{n}/sum"], stats[f"{n}/gram"], layer_positions(n, tuple(shape[-2:])))
+            loss = loss + self.layer_weights[n] * w2_from_moments(*moments, t)
         return loss * self.weight
 
 

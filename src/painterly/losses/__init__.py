@@ -33,6 +33,7 @@ from .wasserstein import (
     GaussianTarget,
     feature_moments,
     gaussian_target,
+    moments_from_sums,
     random_directions,
     resample_quantiles,
     sliced_wasserstein_loss,
@@ -44,7 +45,7 @@ from .wasserstein import (
 
 __all__ = [
     "GaussianTarget", "channel_quantiles", "content_loss", "cosine_content_loss", "feature_moments", "gaussian_target",
-    "gram_matrix", "gram_sum", "guided_gram", "guided_moments", "guided_style_loss", "quantile_at", "histogram_loss", "random_directions", "region_area",
+    "gram_matrix", "gram_sum", "guided_gram", "guided_moments", "guided_style_loss", "quantile_at", "histogram_loss", "moments_from_sums", "random_directions", "region_area",
     "resample_quantiles", "sliced_wasserstein_loss", "sorted_projections", "sqrtm_psd", "style_loss", "total_variation", "w2_from_moments", "w2_loss",
     "weighted_quantiles", "weighted_sorted_loss",
 ]

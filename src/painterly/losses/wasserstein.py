@@ -104,6 +104,13 @@ def w2_loss(features: Tensor, target: GaussianTarget) -> Tensor:
     return w2_from_moments(*feature_moments(features), target)
 
 
+def moments_from_sums(first: Tensor, second: Tensor, count: float | Tensor) -> tuple[Tensor, Tensor]:
+    """The mean ``(N, C)`` and covariance ``(N, C, C)`` from sums over ``count`` (weighted) positions:
+    ``first`` = Σ_p F_p ``(N, C)``, ``second`` = Σ_p F_p F_pᵀ ``(N, C, C)`` (what tiles gather)."""
+    mean = first / count
+    return mean, second / count - mean.unsqueeze(2) * mean.unsqueeze(1)
+
+
 def w2_from_moments(mean: Tensor, cov: Tensor, target: GaussianTarget) -> Tensor:
     """:func:`w2_loss` from the image's mean ``(N, C)`` and covariance ``(N, C, C)`` already formed (by
     :func:`feature_moments`, a region's weighted moments, or sums gathered by tiles)."""
