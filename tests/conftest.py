@@ -93,6 +93,17 @@ def tiny_encoder() -> Callable[..., VGG19Encoder]:
     return make
 
 
+def load_benchmark(name: str):
+    """The script ``benchmarks/<name>.py`` as a module (the benchmarks are scripts, not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"benchmark_{name}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def make_tiny_config(mode: str = "stylize", **options) -> Config:
     """A config for fast engine tests: 32 px, single scale, fp32 on the CPU, seeded."""
     base = dict(size=32, iterations=4, multiscale=False, seed=0, precision="fp32", device="cpu")

@@ -10,6 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
+from conftest import load_benchmark
 from graph_replay import ReplayedPhases, replayed_evaluation
 from painterly.devices import fastest_precision
 from painterly.engine import load_inputs
@@ -238,14 +239,7 @@ def test_fastest_precision_picks_one_of_the_two(tiny_encoder):
 
 
 def _gpu_benchmark():
-    import importlib.util
-    from pathlib import Path
-
-    path = Path(__file__).resolve().parents[2] / "benchmarks" / "gpu.py"
-    spec = importlib.util.spec_from_file_location("gpu_benchmark", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("gpu")
 
 
 @pytest.mark.slow

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import copy
 import math
-from collections import Counter
 
 import pytest
 import torch
-from torch.utils._python_dispatch import TorchDispatchMode
 
 from painterly import lbfgs as lbfgs_module
+from conftest import load_benchmark
 from graph_replay import HostReadDuringCapture, ReplayedPhases
 from painterly.curvature import Curvature
 from painterly.lbfgs import LBFGS, _leaving_box
@@ -831,34 +830,6 @@ def test_as_cuda_graphs_the_phases_give_the_same_run(bounds, preconditioned, his
     assert runner.captured >= 4 and runner.replays > 2 * runner.captured
 
 
-class _Launches(TorchDispatchMode):
-    """Counts the kernel-launching ATen operations dispatched while counting (views launch none)."""
-
-    VIEWS = {"aten.view", "aten._unsafe_view", "aten.detach", "aten.alias", "aten.reshape", "aten.slice", "aten.select", "aten.unsqueeze"}
-
-    def __init__(self):
-        super().__init__()
-        self.on, self.ops = False, Counter()
-
-    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
-        if self.on and str(func.overloadpacket) not in self.VIEWS:
-            self.ops[str(func.overloadpacket)] += 1
-        return func(*args, **(kwargs or {}))
-
-    def graphs(self, phase):
-        """A phase runner counting each call as one graph launch (its kernels uncounted)."""
-
-        def run():
-            was, self.on = self.on, False
-            try:
-                phase()
-            finally:
-                self.on = was
-            self.ops["graph launch"] += was
-
-        return run
-
-
 @pytest.mark.parametrize("history, side", [(4, 16), (40, 16), (4, 48)])
 def test_as_graphs_an_iteration_launches_a_few_operations_per_evaluation_whatever_the_history_and_size(history, side):
     # On a GPU every launch costs more than its arithmetic (benchmarks/launches.py): outside its phases'
@@ -866,29 +837,26 @@ def test_as_graphs_an_iteration_launches_a_few_operations_per_evaluation_whateve
     # step size in, one read per evaluation out), never do vector work of its own.
     shape = (1, 3, side, side)
     target = torch.rand(shape, generator=torch.Generator().manual_seed(0)) * 1.4 - 0.2
-    launches = _Launches()
+    launches = load_benchmark("launches")
+    counter = launches.Counting()
 
+    @counter.paused
     def fn(point):
-        was, launches.on = launches.on, False
-        try:
-            x = point.detach().requires_grad_(True)
-            with torch.enable_grad():
-                f = ((x - target) ** 2).sum() + (x[..., 1:] - x[..., :-1]).square().sum()
-                (g,) = torch.autograd.grad(f, x)
-            return f.detach(), g, f.detach().reshape(1)
-        finally:
-            launches.on = was
+        x = point.detach().requires_grad_(True)
+        with torch.enable_grad():
+            f = ((x - target) ** 2).sum() + (x[..., 1:] - x[..., :-1]).square().sum()
+            (g,) = torch.autograd.grad(f, x)
+        return f.detach(), g, f.detach().reshape(1)
 
-    opt = LBFGS(history=history, bounds=(0.0, 1.0), precondition=pyramid_preconditioner(shape, 1.4), read_aux=True, phases=launches.graphs)
+    graphs = launches.GraphLaunches(counter)  # a phase's call: one launch, its kernels uncounted
+    opt = LBFGS(history=history, bounds=(0.0, 1.0), precondition=pyramid_preconditioner(shape, 1.4), read_aux=True, phases=graphs)
     x = torch.full(shape, 0.5)
     for _ in range(6):
         opt.step(x, fn)
     evaluations, iterations = opt.evals, 6
-    with launches:
-        launches.on = True
+    with counter:
         for _ in range(iterations):
             opt.step(x, fn)
-        launches.on = False
     evaluations = opt.evals - evaluations
-    assert set(launches.ops) <= {"graph launch", "aten.copy_", "aten.fill_", "aten._to_copy", "aten.cat", "aten.zero_"}, launches.ops
-    assert sum(launches.ops.values()) <= 6 * evaluations + 4 * iterations, (launches.ops, evaluations)
+    assert set(counter.ops) <= {"cudaGraphLaunch", "aten.copy_", "aten.fill_", "aten._to_copy", "aten.cat", "aten.zero_"}, counter.ops
+    assert sum(counter.ops.values()) <= 6 * evaluations + 4 * iterations, (counter.ops, evaluations)
