@@ -333,12 +333,16 @@ class LBFGS:
         quasi_newton = self.n_iter > 0 and self._maybe and used > 0
         self._run(self._plan, self._slots(used) if quasi_newton else 0)
 
+        in_gtrial: Tensor | None = None  # the gradient last copied into _gtrial
+
         def phi(step: float | None, *extra: Tensor) -> tuple[float, Tensor, float, Any, list[float]]:
+            nonlocal in_gtrial
             if step is not None:  # None: the step the plan placed in _step
                 self._step.fill_(step)
             self._run(self._place)
             f, g, aux = self._evaluate(fn, self._point.view_as(x))
             self._gtrial.copy_(g)
+            in_gtrial = g
             self._run(self._slope_at_trial)
             (f, slope, *rest), aux = self._read_with_aux(aux, f, self._slope, *extra)
             return f, g, slope, aux, rest
@@ -360,7 +364,8 @@ class LBFGS:
             return f0, self.aux
         used = self._ring.slots_after_push()
         self._step.fill_(t)
-        self._gtrial.copy_(g_new)
+        if g_new is not in_gtrial:  # usually the last trial is the one accepted: its gradient is there
+            self._gtrial.copy_(g_new)
         self._run(self._accept, self._slots(used))
         self._ring.used, self._maybe = used, True
         self.f, self.aux = f_new, aux
