@@ -18,7 +18,10 @@ def environment_report() -> list[tuple[str, str]]:
     from .allocator import ENV, active_allocator, find_library
 
     device = resolve_device("auto")
-    precision = resolve_precision("auto", device)
+    if device.type == "cuda":  # measured when a run starts (devices.fastest_precision)
+        precision = "bf16 or fp32, whichever evaluates faster at the run's size (measured as it starts)"
+    else:
+        precision = "bf16" if resolve_precision("auto", device) == torch.bfloat16 else "fp32"
     rows = [
         ("painterly", __version__),
         ("python", platform.python_version()),
@@ -28,11 +31,9 @@ def environment_report() -> list[tuple[str, str]]:
         ("cuda", ", ".join(torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count()))
                  if torch.cuda.is_available() else "not available"),
         ("device (auto)", str(device)),
-        ("precision (auto)", "bf16" if precision == torch.bfloat16 else "fp32"),
+        ("precision (auto)", precision),
     ]
     if device.type == "cuda":
-        # On a GPU the choice is measured when a run starts (devices.fastest_precision).
-        rows[-1] = ("precision (auto)", "bf16 or fp32, whichever evaluates faster at the run's size (measured as it starts)")
         rows.append(("cuda graphs", "each level's evaluation and L-BFGS's four phases (graphs.capture, graphs.PhaseGraphs)"))
     kind, path = active_allocator()
     if kind != "system":
