@@ -104,6 +104,21 @@ def load_benchmark(name: str):
     return module
 
 
+def smooth_pull(target: torch.Tensor) -> Callable:
+    """An L-BFGS objective ``point -> (loss, gradient, aux)`` (loss and aux on the device): the squared
+    distance to ``target`` plus a smoothness term along the width. A ``target`` partly outside [0, 1]
+    makes a box bind."""
+
+    def fn(point: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = point.detach().requires_grad_(True)
+        with torch.enable_grad():
+            f = ((x - target) ** 2).sum() + (x[..., 1:] - x[..., :-1]).square().sum()
+            (g,) = torch.autograd.grad(f, x)
+        return f.detach(), g, f.detach().reshape(1)
+
+    return fn
+
+
 def make_tiny_config(mode: str = "stylize", **options) -> Config:
     """A config for fast engine tests: 32 px, single scale, fp32 on the CPU, seeded."""
     base = dict(size=32, iterations=4, multiscale=False, seed=0, precision="fp32", device="cpu")

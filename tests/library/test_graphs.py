@@ -10,7 +10,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conftest import load_benchmark
+from conftest import load_benchmark, smooth_pull
 from graph_replay import ReplayedPhases, replayed_evaluation
 from painterly.devices import fastest_precision
 from painterly.engine import load_inputs
@@ -209,13 +209,7 @@ def test_lbfgs_phases_as_cuda_graphs_give_the_python_run():
     device = torch.device("cuda")
     gen = torch.Generator().manual_seed(0)
     target = (torch.rand(1, 3, 24, 24, generator=gen) * 1.4 - 0.2).to(device)
-
-    def fn(point):
-        x = point.detach().requires_grad_(True)
-        with torch.enable_grad():
-            f = ((x - target) ** 2).sum() + (x[..., 1:] - x[..., :-1]).square().sum()
-            (g,) = torch.autograd.grad(f, x)
-        return f.detach(), g, f.detach().reshape(1)
+    fn = smooth_pull(target)
 
     runner = PhaseGraphs(device)
     graphed_opt = LBFGS(history=6, bounds=(0.0, 1.0), phases=runner)

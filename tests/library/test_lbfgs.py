@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from painterly import lbfgs as lbfgs_module
-from conftest import load_benchmark
+from conftest import load_benchmark, smooth_pull
 from graph_replay import HostReadDuringCapture, ReplayedPhases
 from painterly.curvature import Curvature
 from painterly.lbfgs import LBFGS, _leaving_box
@@ -840,13 +840,7 @@ def test_as_graphs_an_iteration_launches_a_few_operations_per_evaluation_whateve
     launches = load_benchmark("launches")
     counter = launches.Counting()
 
-    @counter.paused
-    def fn(point):
-        x = point.detach().requires_grad_(True)
-        with torch.enable_grad():
-            f = ((x - target) ** 2).sum() + (x[..., 1:] - x[..., :-1]).square().sum()
-            (g,) = torch.autograd.grad(f, x)
-        return f.detach(), g, f.detach().reshape(1)
+    fn = counter.paused(smooth_pull(target))
 
     graphs = launches.GraphLaunches(counter)  # a phase's call: one launch, its kernels uncounted
     opt = LBFGS(history=history, bounds=(0.0, 1.0), precondition=pyramid_preconditioner(shape, 1.4), read_aux=True, phases=graphs)
