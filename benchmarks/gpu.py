@@ -211,18 +211,24 @@ def phases_note(runners: list) -> str:
 
 def batch_run(content: str, style: str, size: int, batch: int, iterations: int, skip: int, device: torch.device, options: dict) -> dict:
     """``batch`` runs (seeds 0..batch-1) of ``iterations`` single-scale iterations evaluated together
-    (``painterly.engine.run_together``): image-iterations per second after the first ``skip`` rounds."""
+    (``painterly.engine.run_together``): image-iterations per second after the first ``skip`` rounds
+    (at least until the batch's pass has been captured as a graph), and how the passes ran."""
     from painterly import Config
     from painterly.engine import StyleTransfer, load_inputs, run_together
+    from painterly.engine.batched import CAPTURE_AFTER, SharedEvaluation, batch_capture
 
     base = Config(size=size, iterations=iterations, multiscale=False, device=str(device), seed=0, **options)
     first = StyleTransfer(base)
     inputs = load_inputs(base, content, [style])
     runs = [StyleTransfer(base.replace(seed=k), encoder=first.encoder).start(inputs) for k in range(batch)]
+    capture = batch_capture(runs)
+    shared = SharedEvaluation(batch, capture=capture)
+    if capture is not None:
+        skip = min(max(skip, CAPTURE_AFTER + 2), iterations - 2)
     reset_peak(device)
     done, t_skip = 0, None
     t0 = time.perf_counter()
-    for _, p in run_together(runs):
+    for _, p in run_together(runs, shared):
         done += 1
         if done == skip * batch:
             sync(device)
@@ -230,7 +236,8 @@ def batch_run(content: str, style: str, size: int, batch: int, iterations: int, 
     sync(device)
     wall = time.perf_counter() - (t_skip or t0)
     counted = done - (skip * batch if t_skip else 0)
-    return {"rate": counted / wall, "wall": time.perf_counter() - t0, "evaluations": sum(r.evaluations for r in runs), "peak": peak_gib(device)}
+    passes = f"graphs ({shared.captured} captured)" if shared.captured else f"eager: {shared.failed or 'no graphs'}"
+    return {"rate": counted / wall, "wall": time.perf_counter() - t0, "evaluations": sum(r.evaluations for r in runs), "peak": peak_gib(device), "passes": passes, "skip": skip}
 
 
 def per_iteration(run: dict, skip: int) -> tuple[float, float]:
@@ -413,27 +420,29 @@ def measure(args: argparse.Namespace) -> str:
         lines.append(f"| {size} | {run['wall']:.2f}{note} | {el:.2f} | {setups:.2f} | {it} | {ev} | {el * 1000 / it:.2f} | {fmt(run['peak'], '.2f')} |")
         print(lines[-1], flush=True)
 
+    from painterly.engine.batched import CAPTURE_AFTER
+
     lines += [
         "",
         f"**Batch throughput** at {args.batch_size} px: B runs (seeds 0..B−1, {args.probe_iterations} single-scale iterations each) "
-        "evaluated together, one encoder pass per round (`painterly.engine.run_together`); image-iterations per second after "
-        f"the first {args.probe_skip} rounds",
+        "evaluated together, one encoder pass per round (`painterly.engine.run_together`), the pass a CUDA graph once a group has "
+        f"met {CAPTURE_AFTER} times; image-iterations per second after the rounds skipped (warm-up and capture)",
         "",
-        "| batch | image-iterations/s | × batch 1 | evaluations | wall (s) | peak GiB |",
-        "|---|---|---|---|---|---|",
+        "| batch | image-iterations/s | × batch 1 | evaluations | wall (s) | peak GiB | rounds skipped | passes |",
+        "|---|---|---|---|---|---|---|---|",
     ]
     base_rate = None
     for batch in [int(v) for v in args.batches.split(",")]:
         if clock.over():
-            lines.append(f"| {batch} | skipped (budget: {clock.spent:.0f} s spent) | | | | |")
+            lines.append(f"| {batch} | skipped (budget: {clock.spent:.0f} s spent) | | | | | | |")
             continue
         got, err = attempt(lambda: batch_run(args.content, args.style, args.batch_size, batch, args.probe_iterations, args.probe_skip, device, options), device)
         if got is None:
-            lines.append(f"| {batch} | {err} | | | | |")
+            lines.append(f"| {batch} | {err} | | | | | | |")
             continue
         base_rate = base_rate or (got["rate"] if batch == 1 else None)
         ratio = f"{got['rate'] / base_rate:.2f}" if base_rate else "–"
-        lines.append(f"| {batch} | {got['rate']:.1f} | {ratio} | {got['evaluations']} | {got['wall']:.2f} | {fmt(got['peak'], '.2f')} |")
+        lines.append(f"| {batch} | {got['rate']:.1f} | {ratio} | {got['evaluations']} | {got['wall']:.2f} | {fmt(got['peak'], '.2f')} | {got['skip']} | {got['passes']} |")
         print(lines[-1], flush=True)
     lines.append("")
     lines.append(f"Total time of this report: {clock.spent:.0f} s (budget {args.budget_s:.0f} s).")

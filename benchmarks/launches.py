@@ -30,7 +30,7 @@ import torch
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from painterly import Config
-from painterly.engine import StyleTransfer, load_inputs
+from painterly.engine import StyleTransfer, evaluate_batch, load_inputs
 from painterly.engine import optimizers as optimizers_module
 from painterly.graphs import eager
 
@@ -171,13 +171,33 @@ def naive_row(content: str, style: str, size: int, iterations: int, history: int
     )
 
 
+def batch_row(content: str, style: str, size: int, batch: int) -> dict:
+    """Operations of one eager pass of ``batch`` runs evaluated together (``engine.evaluate_batch``):
+    the encoder once, every run's loss terms each. Replayed as a CUDA graph (engine/batched.py) the
+    pass is one launch, plus the images stacked and copied in and the outputs copied out."""
+    cfg = config(size, 1)
+    first = StyleTransfer(cfg)
+    inputs = load_inputs(cfg, content, [style])
+    items = []
+    for k in range(batch):
+        run = StyleTransfer(cfg.replace(seed=k), encoder=first.encoder).start(inputs)
+        next(iter(run))  # builds the level's objective
+        items.append((run.work.objective, run.work.x.detach().clone()))
+    evaluate_batch(items)  # allocation and first-call work left out
+    counter = Counting()
+    with counter:
+        evaluate_batch(items)
+    return dict(total=sum(counter.ops.values()), top=counter.ops.most_common(4))
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--content", required=True)
     parser.add_argument("--style", required=True)
     parser.add_argument("--size", type=int, default=128, help="painterly's rows (the preconditioner's depth grows with it)")
     parser.add_argument("--iterations", type=int, default=8, help="iterations counted per row")
-    parser.add_argument("--naive-size", type=int, default=64, help="torch.optim.LBFGS's row (its count does not depend on the size)")
+    parser.add_argument("--naive-size", type=int, default=64, help="torch.optim.LBFGS's row and the batch table (counts that do not depend on the size)")
+    parser.add_argument("--batches", default="1,4,16", help="runs per pass of the batch table (engine.evaluate_batch)")
     args = parser.parse_args(argv)
     naive = naive_row(args.content, args.style, args.naive_size, args.iterations)
     rows = [
@@ -191,6 +211,12 @@ def main(argv: list[str] | None = None) -> int:
         per_eval = "–" if row["per_evaluation"] is None else f"{row['per_evaluation']:.0f}"
         top = ", ".join(f"{k.removeprefix('aten.')} {v / args.iterations:.0f}" for k, v in row["top"])
         print(f"| {name} | {row['outside']:.0f} | {row['evaluations']:.2f} | {per_eval} | {top} |")
+    print("\n| runs evaluated together | launches per eager pass | per run | most frequent |")
+    print("|---|---|---|---|")
+    for batch in [int(b) for b in args.batches.split(",") if b]:
+        row = batch_row(args.content, args.style, args.naive_size, batch)
+        top = ", ".join(f"{k.removeprefix('aten.')} {v}" for k, v in row["top"])
+        print(f"| {batch} | {row['total']} | {row['total'] / batch:.0f} | {top} |")
     print(f"\nCommand: python benchmarks/launches.py {' '.join(sys.argv[1:] if argv is None else argv)}")
     return 0
 

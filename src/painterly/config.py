@@ -189,7 +189,7 @@ class Config:
     )
     device: str = field(default="auto", metadata=_opt("where to compute", choices=DEVICES))
     cuda_graphs: bool = field(
-        default=True, metadata=_opt("on a GPU, replay each evaluation and L-BFGS's own work as CUDA graphs (off: every kernel launched from Python)")
+        default=True, metadata=_opt("on a GPU, replay each evaluation (or a batch's pass) and L-BFGS's own work as CUDA graphs (off: every kernel launched from Python)")
     )
     tile: int | None = field(
         default=None,

@@ -261,6 +261,7 @@ def test_the_gpu_benchmark_runs_on_the_cpu_and_reports_every_part(images, tiny_w
     assert [row[0] for row in batch_rows] == ["| 1", "| 2"], report
     assert all(float(row[1]) > 0 for row in batch_rows) and batch_rows[0][2] == "1.00"
     assert [int(row[3]) for row in batch_rows][1] == 2 * int(batch_rows[0][3])  # each run its own evaluations
+    assert all(row[-1] == "eager: no graphs |" for row in batch_rows)  # the batch's pass: a CUDA graph on CUDA only
 
     # Into the docs, between markers; a second write replaces the section.
     docs = tmp_path / "benchmarks.md"

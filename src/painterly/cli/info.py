@@ -34,7 +34,7 @@ def environment_report() -> list[tuple[str, str]]:
         ("precision (auto)", precision),
     ]
     if device.type == "cuda":
-        rows.append(("cuda graphs", "each level's evaluation and L-BFGS's four phases (graphs.capture, graphs.PhaseGraphs)"))
+        rows.append(("cuda graphs", "each level's evaluation (or a batch's pass) and L-BFGS's four phases (graphs.capture, graphs.PhaseGraphs)"))
     kind, path = active_allocator()
     if kind != "system":
         rows.append(("allocator", f"{kind} ({path})"))

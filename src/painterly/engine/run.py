@@ -256,7 +256,7 @@ class Run:
             evaluation = TiledEvaluation(objective, tile)
             note = "evaluated by tiles" if self.device.type == "cuda" else None
         elif self.evaluator is not None:
-            # One encoder pass with other runs' images (engine/batched.py); not a CUDA graph of its own.
+            # One encoder pass with other runs' images (engine/batched.py): the batch's pass is the graph.
             evaluation = self.evaluator(objective)
             note = "evaluated in a batch with other runs" if self.device.type == "cuda" else None
         elif self.device.type == "cuda" and cfg.cuda_graphs:
