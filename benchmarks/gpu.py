@@ -19,6 +19,9 @@ script goes on, so that one GPU session gives as much as it can):
   iterations; ms per iteration and evaluations per iteration from the progress callbacks after the
   first ``--probe-skip`` (warm-up, capture) — and the first iteration's time separately; how
   L-BFGS's phases ran; and the first size again with ``cuda_graphs=False`` (what the graphs are worth).
+* With ``--compile MODES``: ``torch.compile`` of one evaluation at the first size, against the eager
+  one, both replayed as CUDA graphs (benchmarks/compile.py's table, ``--compile-precisions``): whether
+  compiling pays on this device (it did not on the CPU: docs/benchmarks.md).
 * The naive loop (benchmarks/naive.py's network, losses and torch.optim.LBFGS, fp32 NCHW) at the
   first size, ``--iterations`` iterations.
 * The default run: ``painterly.stylize`` with its defaults (multi-scale) and ``--iterations``
@@ -250,6 +253,19 @@ def per_iteration(run: dict, skip: int) -> tuple[float, float]:
     return (t1 - t0) * 1000 / (i1 - i0), (e1 - e0) / (i1 - i0)
 
 
+def compile_probe(args: argparse.Namespace, size: int, device: torch.device, weights: Any, options: dict) -> list[str]:
+    """benchmarks/compile.py's table at ``size`` on ``device`` (its rows are failures, not errors)."""
+    sys.path.insert(0, str(HERE))
+    import compile as compile_bench
+
+    precisions = [p for p in args.compile_precisions.split(",") if p]
+    modes = [m for m in args.compile.split(",") if m]
+    unknown = [m for m in modes if m not in compile_bench.MODES]
+    if unknown:
+        raise ValueError(f"--compile: {', '.join(unknown)} not among {', '.join(compile_bench.MODES)}")
+    return compile_bench.table(args.content, args.style, size, precisions, modes, str(device), 10, weights, options)
+
+
 # --- the naive loop --------------------------------------------------------------------------------
 def naive_run(content: str, style: str, size: int, iterations: int, state: dict, device: torch.device, clock: Clock) -> dict:
     """benchmarks/naive.py's loop (its network, losses and torch.optim.LBFGS, fp32 NCHW) on ``device``,
@@ -380,6 +396,15 @@ def measure(args: argparse.Namespace) -> str:
         lines.append(f"| {label} | {ms:.2f}{note} | {evals:.2f} | {ms / evals:.2f} | {first:.0f} | {fmt(run['peak'], '.2f')} | {run['phases']} |")
     print("\n".join(lines[-len(sizes) - 2:]), flush=True)
 
+    if args.compile:
+        lines += ["", f"**torch.compile probe** (benchmarks/compile.py, modes {args.compile}) at {sizes[0]} px: one evaluation, eager against compiled", ""]
+        if clock.over():
+            lines.append(f"skipped (budget: {clock.spent:.0f} s spent)")
+        else:
+            got, err = attempt(lambda: compile_probe(args, sizes[0], device, weights, options), device)
+            lines += got if got is not None else [f"error: {err}"]
+        print("\n".join(lines[-6:]), flush=True)
+
     # The naive loop at the first size.
     size = sizes[0]
     lines += ["", f"**Naive loop** (benchmarks/naive.py: torch.optim.LBFGS, fp32 NCHW) at {size} px, {args.iterations} iterations", ""]
@@ -476,6 +501,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--batches", default="1,4,16", help="batch sizes of the throughput table")
     p.add_argument("--batch-size", type=int, default=512, help="longest side of the throughput table's images")
     p.add_argument("--budget-s", type=float, default=420.0, help="skip what is left after this many seconds")
+    p.add_argument("--compile", default="", metavar="MODES", help="also probe torch.compile of one evaluation in these modes (default,static,whole: benchmarks/compile.py)")
+    p.add_argument("--compile-precisions", default="bf16,fp32", help="precisions of the torch.compile probe")
     p.add_argument("--weights", default="caffe", help="caffe, torchvision or a weights file")
     p.add_argument("--write-docs", action="store_true", help="put the report into docs/benchmarks.md")
     p.add_argument("--report", help="also write the report to this file")

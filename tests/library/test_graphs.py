@@ -242,7 +242,7 @@ def test_the_gpu_benchmark_runs_on_the_cpu_and_reports_every_part(images, tiny_w
     report_file = tmp_path / "report.md"
     args = ["--device", "cpu", "--sizes", "32", "--iterations", "2", "--probe-iterations", "3", "--probe-skip", "1"]
     args += ["--content", str(images.content), "--style", str(images.style), "--weights", str(tiny_weights_file)]
-    args += ["--batches", "1,2", "--batch-size", "32"]
+    args += ["--batches", "1,2", "--batch-size", "32", "--compile", "whole", "--compile-precisions", "fp32"]
     assert bench.main(args + ["--report", str(report_file)]) == 0
     report = report_file.read_text()
     rows = [line for line in report.splitlines() if line.startswith("| 32 |")]
@@ -262,6 +262,15 @@ def test_the_gpu_benchmark_runs_on_the_cpu_and_reports_every_part(images, tiny_w
     assert all(float(row[1]) > 0 for row in batch_rows) and batch_rows[0][2] == "1.00"
     assert [int(row[3]) for row in batch_rows][1] == 2 * int(batch_rows[0][3])  # each run its own evaluations
     assert all(row[-1] == "eager: no graphs |" for row in batch_rows)  # the batch's pass: a CUDA graph on CUDA only
+    # The torch.compile probe (benchmarks/compile.py's table): forward and backward one graph, the
+    # compiled evaluation's loss and gradient those of the eager one.
+    probe = [line.split(" | ") for line in report.splitlines() if "| fp32 | trace_autograd_ops |" in line]
+    assert len(probe) == 1, report
+    probe = probe[0]
+    assert all(float(probe[k].split()[0]) > 0 for k in (3, 4, 5, 6)), probe  # compile s, ms, ms, ratio
+    assert float(probe[7].split()[0]) <= 1e-4 * float(probe[7].split("of ")[1].rstrip(")")), probe  # loss
+    assert float(probe[8].split(" (")[1].rstrip(")")) <= 1e-4, probe  # gradient, relative to its largest entry
+    assert probe[9] == "1 / 0" and probe[10] == "– |", probe  # one graph; CUDA graphs on CUDA only
 
     # Into the docs, between markers; a second write replaces the section.
     docs = tmp_path / "benchmarks.md"
