@@ -2,7 +2,7 @@
 wall time and peak memory per size — one command, one markdown report.
 
     python benchmarks/gpu.py --content ../shared/images/tubingen.jpg --style ../shared/images/starry_night.jpg \\
-        [--sizes 512,1024,2048,4096] [--iterations 500] [--budget-s 420] [--write-docs] [--report FILE]
+        [--sizes 512,1024,2048,4096] [--iterations 500] [--budget-s 420] [--compile default,whole] [--write-docs] [--report FILE]
 
 Smoke test of the script itself on the CPU (tiny sizes; numbers meaningless):
 
