@@ -82,7 +82,9 @@ def stylise(method: str, clip: list[torch.Tensor], style: torch.Tensor, config: 
     torch.set_num_threads(threads)
     transfer = StyleTransfer(config)
     results, losses, seconds, evaluations = [], [], [], []
-    styler = ClipStyler(transfer, [style], VideoSettings(temporal_weight=temporal_weight, frame_iterations=config.iterations)) if method != "independent" else None
+    # Every "independent…" row (also --independent-iterations') starts each frame from the content;
+    # only the temporal rows start from the warped previous result.
+    styler = ClipStyler(transfer, [style], VideoSettings(temporal_weight=temporal_weight, frame_iterations=config.iterations)) if not method.startswith("independent") else None
     for i, frame in enumerate(clip):
         t0 = time.perf_counter()
         run = styler.start(frame) if styler else transfer.start(load_inputs(config, frame, [style], warn=False))

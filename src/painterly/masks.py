@@ -220,15 +220,19 @@ def read_mask(source, *, max_pixels: int | None = None) -> Tensor:  # noqa: ANN0
     return to_tensor(source, name="mask", max_pixels=max_pixels)
 
 
-def check_aspect(mask_hw: Sequence[int], content_hw: Sequence[int], *, name: str = "mask") -> None:
-    """Refuse a mask whose aspect differs from the content's by more than :data:`ASPECT_TOLERANCE`."""
+def check_aspect(
+    mask_hw: Sequence[int], content_hw: Sequence[int], *, name: str = "mask", image: str = "the content"
+) -> None:
+    """Refuse a mask whose aspect differs from its image's by more than :data:`ASPECT_TOLERANCE`.
+
+    ``image`` names what the mask lies over in the message (a style mask: ``"style image 2"``)."""
     (mh, mw), (ch, cw) = mask_hw, content_hw
     ratio = (mw / mh) / (cw / ch)
     if abs(ratio - 1.0) > ASPECT_TOLERANCE:
         raise ConfigError(
-            f"{name} is {mw}x{mh} px but the content is {cw}x{ch}: their aspect ratios differ by "
+            f"{name} is {mw}x{mh} px but {image} is {cw}x{ch}: their aspect ratios differ by "
             f"{abs(ratio - 1.0) * 100:.0f} % (at most {ASPECT_TOLERANCE * 100:.0f} % is resized away); "
-            "make the mask the content's shape"
+            f"make the mask {image}'s shape"
         )
 
 

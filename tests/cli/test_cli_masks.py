@@ -73,6 +73,8 @@ def test_style_by_path_photo_region_and_style_mask(capsys, work: Path, tiny_weig
         (["--mask", "three.png", "--region", "red=1", "--region", "blue=1"], ["three.png", "colours not assigned", "yellow", "--region"]),
         (["--mask", "mask.png", "--region", "red=1", "--region", "#ff0000=1"], ["--region", "red twice"]),
         (["--mask", "square.png", "--region", "black=1"], ["square.png", "48x48", "aspect ratios differ"]),
+        (["--mask", "mask.png", "--region", "red=1", "--region", "blue=1", "--style-mask", "1=mask.png"],
+         ["mask.png", "64x48", "style image 1 is 48x48", "aspect ratios differ"]),
         (["--mask", "broken.png", "--region", "red=1"], ["broken.png"]),
         (["--mask", "missing.png", "--region", "red=1"], ["missing.png", "no such file"]),
         (["--mask", "mask.png", "--region", "red=1", "--region", "blue=3"], ["--region", "no style image 3"]),

@@ -160,6 +160,21 @@ def test_unwritable_output_and_bad_container_are_one_line(tmp_path: Path, clip: 
     assert snapshot(tmp_path) == before
 
 
+def test_help_says_what_the_output_options_mean_for_a_video(tmp_path: Path, clip: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    """--save-every counts frames; --checkpoint-every is not offered, and refused in one line when given."""
+    shown = run_painterly(["video", "--help"], tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    text = " ".join(shown.stdout.split())
+    assert "to OUT every N frames" in text and "every N iterations" not in text
+    assert "--checkpoint-every" not in text
+    assert ".m4v" in text
+    before = snapshot(tmp_path)
+    refused = run_painterly(["video", str(clip), str(images.style), "-o", "out.mp4", *video_args(tiny_weights_file), "--checkpoint-every", "2"], tmp_path)
+    assert refused.returncode == 2, refused.stderr
+    assert "--checkpoint-every is not used by video" in one_line_error(refused.stderr)
+    assert snapshot(tmp_path) == before
+
+
 @pytest.mark.parametrize("flow_ahead", ["0", "2"])
 def test_a_frame_size_change_mid_stream_keeps_the_frames_done(tmp_path: Path, images, tiny_weights_file: Path, flow_ahead: str) -> None:  # noqa: ANN001
     """With the flow computed ahead, the error is met in the flow thread: the same one line, no hang."""

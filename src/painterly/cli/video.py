@@ -50,9 +50,16 @@ def add_video_parser(sub: Any, common: Callable[..., None]) -> None:
         help="compute the optical flow of up to N next frames in a background thread while a frame is stylised (0: inline; default: 4 on a GPU, 0 on the CPU)",
     )
     group.add_argument("--keep-frames", action="store_true", help="keep the folder of stylised frames (OUT.frames/) after the video is written")
-    output = {"required": True, "help": "output video (.mp4 .mov .mkv .webm .gif .avi) or a folder for the frames"}
+    output = {"required": True, "help": "output video (.mp4 .m4v .mov .mkv .webm .gif .avi) or a folder for the frames"}
     common(p, "stylize", output, skip=("plot", "regions", "mask_propagation"))
-    # --save-every counts frames here (the video so far is written to OUT every N frames).
+    # Two output options mean something else here: --save-every counts frames (the video so far is
+    # written to OUT every N frames), and --checkpoint-every is refused in one line (the frames are
+    # the checkpoints), so it is kept out of the help.
+    for action in p._actions:
+        if action.dest == "save_every":
+            action.help = "also write the video so far to OUT every N frames (0: never) (default: 0)"
+        elif action.dest == "checkpoint_every":
+            action.help = argparse.SUPPRESS
 
 
 def run_video(args: argparse.Namespace) -> int:

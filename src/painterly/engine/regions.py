@@ -69,7 +69,7 @@ def load_regions(inputs: Inputs, config: Config, mask: ImageLike | None, style_m
                 continue
             label = _label(sm, f"style mask {i + 1}")
             t = read_mask(sm, max_pixels=config.max_pixels).mean(1, keepdim=True)  # gray: white = take style here
-            check_aspect(tuple(t.shape[-2:]), tuple(style.shape[-2:]), name=label)
+            check_aspect(tuple(t.shape[-2:]), tuple(style.shape[-2:]), name=label, image=f"style image {i + 1}")
             if float(t.max()) <= 0.0:
                 raise ConfigError(f"{label}: is all black: no part of style image {i + 1} to take the style from")
             loaded.append(t)
