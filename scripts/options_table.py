@@ -31,6 +31,8 @@ def options_table() -> str:
             if "(default: " in text:
                 text, default = text.rsplit(" (default: ", 1)
                 default = default.rstrip(")")
+            elif "; default: " in text:  # a default said in words
+                text, default = text.split("; default: ", 1)
             if action.choices:
                 text += f" ({'/'.join(map(str, action.choices))})"
             rows.append(f"| `{flag}` | {default} | {text.replace('|', '/')} |")

@@ -193,7 +193,7 @@ class Config:
     )
     tile: int | None = field(
         default=None,
-        metadata=_opt("evaluate by tiles of this many px (exact, memory bounded by the tile); default: only when the image would not fit; 0: never", metavar="PX"),
+        metadata=_opt("evaluate by tiles of this many px (exact, memory bounded by the tile; 0: never); default: only when the image would not fit", metavar="PX"),
     )
 
     def __post_init__(self) -> None:

@@ -329,6 +329,10 @@ def test_stylize_help_groups_its_options():
     result = painterly("stylize", "--help")
     titles = [line[:-1] for line in result.stdout.splitlines() if line and not line.startswith(" ") and line.endswith(":")]
     assert titles[-7:] == ["inputs and outputs", "strength", "layers and losses", "optimiser", "multi-scale", "performance", "safety"]
+    # A help that says its default in words is not followed by "(default: none)".
+    text = " ".join(result.stdout.split())
+    assert "default: equal --region" in text and "default: 1 each --weights" in text
+    assert "(default: none)" in text and "default: equal (default" not in text
 
 
 def test_every_output_format_by_extension(runs):

@@ -20,7 +20,7 @@ import argparse
 import signal
 import sys
 import warnings
-from typing import Sequence
+from typing import Mapping, Sequence
 
 from .. import __version__
 from ..errors import PainterlyError
@@ -59,12 +59,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"painterly {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
-    def common(p: argparse.ArgumentParser, mode: str, output: dict | None, skip: Sequence[str] = ()) -> None:
-        """The options every run command takes; ``output``: the ``-o`` argument (None: the command adds its own)."""
+    def common(
+        p: argparse.ArgumentParser, mode: str, output: dict | None, skip: Sequence[str] = (), helps: Mapping[str, str | None] | None = None
+    ) -> None:
+        """The options every run command takes; ``output``: the ``-o`` argument (None: the command adds
+        its own); ``helps``: the command's own help of a field (``None``: taken, but not in --help)."""
         groups = option_groups(p)
         if output is not None:
             groups[IO].add_argument("-o", "--output", **output)
-        add_config_options(p, mode, skip=skip, groups=groups)
+        add_config_options(p, mode, skip=skip, groups=groups, helps=helps)
         groups[IO].add_argument("--quiet", "-q", action="store_true", help="no progress output")
         p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
 

@@ -12,7 +12,7 @@ import argparse
 import dataclasses
 import math
 import typing
-from typing import Any, Iterable
+from typing import Any, Iterable, Mapping
 
 from ..config import Config
 from .outputs import OutputOptions
@@ -57,10 +57,16 @@ def _default_text(value: Any) -> str:
     return str(value)
 
 
-def _add_field(group: argparse._ArgumentGroup, f: dataclasses.Field, default: Any) -> None:
+def _add_field(group: argparse._ArgumentGroup, f: dataclasses.Field, default: Any, own_help: str | None = "") -> None:
+    """``own_help``: the command's own help text ("": the field's; ``None``: hidden from --help)."""
     meta = dict(f.metadata)
     flag = "--" + f.name.replace("_", "-")
-    help_text = f"{meta.pop('help')} (default: {_default_text(default)})"
+    help_text = own_help or meta.pop("help")
+    meta.pop("help", None)
+    if "default: " not in help_text:  # a help that says its default in words keeps them
+        help_text += f" (default: {_default_text(default)})"
+    if own_help is None:
+        help_text = argparse.SUPPRESS
     hint = typing.get_type_hints(Config if f.name in Config.__dataclass_fields__ else OutputOptions)[f.name]
     origin = typing.get_args(hint) or (hint,)
     base = next((t for t in origin if t is not type(None)), hint)
@@ -100,9 +106,11 @@ def add_config_options(
     mode: str,
     skip: Iterable[str] = (),
     groups: dict[str, argparse._ArgumentGroup] | None = None,
+    helps: Mapping[str, str | None] | None = None,
 ) -> None:
     """Add every Config and OutputOptions field as an option, grouped (into ``groups`` when given),
-    with the mode's defaults in the help."""
+    with the mode's defaults in the help. ``helps``: a command's own help for a field (``None``:
+    the option is taken but left out of --help)."""
     defaults = Config.for_mode(mode)
     outputs = OutputOptions()
     fields = {f.name: f for f in dataclasses.fields(Config)}
@@ -118,13 +126,13 @@ def add_config_options(
         for name in names:
             if name in skip or name not in fields:
                 continue
-            _add_field(groups[title], fields[name], default(name))
+            _add_field(groups[title], fields[name], default(name), (helps or {}).get(name, ""))
             placed.add(name)
     leftover = [n for n in fields if n not in placed and n not in skip]
     if leftover:  # a new field nobody grouped still gets an option
         group = parser.add_argument_group("other")
         for name in leftover:
-            _add_field(group, fields[name], default(name))
+            _add_field(group, fields[name], default(name), (helps or {}).get(name, ""))
 
 
 def config_options(ns: argparse.Namespace) -> dict[str, Any]:

@@ -51,15 +51,11 @@ def add_video_parser(sub: Any, common: Callable[..., None]) -> None:
     )
     group.add_argument("--keep-frames", action="store_true", help="keep the folder of stylised frames (OUT.frames/) after the video is written")
     output = {"required": True, "help": "output video (.mp4 .m4v .mov .mkv .webm .gif .avi) or a folder for the frames"}
-    common(p, "stylize", output, skip=("plot", "regions", "mask_propagation"))
     # Two output options mean something else here: --save-every counts frames (the video so far is
     # written to OUT every N frames), and --checkpoint-every is refused in one line (the frames are
     # the checkpoints), so it is kept out of the help.
-    for action in p._actions:
-        if action.dest == "save_every":
-            action.help = "also write the video so far to OUT every N frames (0: never) (default: 0)"
-        elif action.dest == "checkpoint_every":
-            action.help = argparse.SUPPRESS
+    helps = {"save_every": "also write the video so far to OUT every N frames (0: never)", "checkpoint_every": None}
+    common(p, "stylize", output, skip=("plot", "regions", "mask_propagation"), helps=helps)
 
 
 def run_video(args: argparse.Namespace) -> int:
