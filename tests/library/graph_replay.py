@@ -12,6 +12,7 @@ far as values go; what it cannot check is CUDA's own rules (allocations, streams
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -99,6 +100,63 @@ class ReplayedPhases:
 
 
 
+class _Allocations(TorchDispatchMode):
+    """Weak references to the tensors the ops under it create (not an input, not sharing one's memory)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.made: list[tuple[str, weakref.ref]] = []
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        inputs = [t for t in tree_flatten((args, kwargs))[0] if isinstance(t, torch.Tensor)]
+        held = {t.untyped_storage().data_ptr() for t in inputs}
+        for t in tree_flatten(out)[0]:
+            if isinstance(t, torch.Tensor) and not any(t is i for i in inputs) and t.untyped_storage().data_ptr() not in held:
+                self.made.append((str(func.overloadpacket), weakref.ref(t)))
+        return out
+
+
+class KeptAllocations(AssertionError):
+    """A phase kept a tensor it allocated while it would be captured."""
+
+
+class AllocationCheck:
+    """A phase runner (``LBFGS(phases=...)``) that runs phases as Python and checks, at every call
+    after a phase's first (its warm-up; the later ones are the capture and the replays on CUDA), that
+    the phase keeps none of the tensors it allocates: everything it leaves must be written into
+    buffers that existed before. Why: on CUDA the phases' graphs share one memory pool
+    (graphs.Recorder) and replay in any order, so a tensor made during one capture and kept could sit
+    where another graph's scratch tensors are, and be overwritten by its replays — corruption that
+    the value-level emulation of :class:`ReplayedPhases` cannot see. ``checked`` counts the calls checked."""
+
+    def __init__(self) -> None:
+        self.checked = 0
+
+    def __call__(self, phase: Callable[[], None]) -> Callable[[], None]:
+        calls = 0
+
+        def run() -> None:
+            nonlocal calls
+            calls += 1
+            if calls == 1:
+                phase()
+                return
+            mode = _Allocations()
+            with mode:
+                phase()
+            # No gc.collect(): scratch tensors die by reference counting when the phase returns (a
+            # cycle holding one would be reported, and is worth a look too).
+            kept = sorted({op for op, ref in mode.made if ref() is not None})
+            if kept:
+                name = getattr(phase, "__name__", None) or getattr(getattr(phase, "func", None), "__name__", repr(phase))
+                raise KeptAllocations(f"{name} kept tensors it allocated (made by {', '.join(kept)})")
+            self.checked += 1
+
+        return run
+
+
 def replayed_evaluation(evaluate: Callable, example: torch.Tensor, warmup: int = 3) -> Callable:
     """``evaluate(x) -> tensors`` as :func:`painterly.graphs.capture` makes it on CUDA, with the
     semantics of :class:`ReplayedPhases`: a static input (``example``'s shape), ``warmup`` calls and
@@ -123,4 +181,4 @@ def replayed_evaluation(evaluate: Callable, example: torch.Tensor, warmup: int =
     return replay
 
 
-__all__ = ["HostReadDuringCapture", "ReplayedPhases", "replayed_evaluation"]
+__all__ = ["AllocationCheck", "HostReadDuringCapture", "KeptAllocations", "ReplayedPhases", "replayed_evaluation"]

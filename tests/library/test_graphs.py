@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from conftest import load_benchmark, smooth_pull
-from graph_replay import ReplayedPhases, replayed_evaluation
+from graph_replay import AllocationCheck, ReplayedPhases, replayed_evaluation
 from painterly.devices import fastest_precision
 from painterly.engine import load_inputs
 from painterly.engine import optimizers as optimizers_module
@@ -138,6 +138,14 @@ def test_a_run_with_its_lbfgs_phases_replayed_as_graphs_is_the_python_run(tiny_c
     assert losses_graphed == pytest.approx(losses_plain, rel=1e-5)
     torch.testing.assert_close(graphed_image, plain_image, rtol=0, atol=1e-5)
     assert runner.replays > 0
+
+
+def test_in_a_run_the_lbfgs_phases_keep_nothing_they_allocate(tiny_config, tiny_transfer, images, monkeypatch):
+    # Their graphs share one memory pool on CUDA (graphs.Recorder): see graph_replay.AllocationCheck.
+    config = tiny_config(size=48, iterations=12, multiscale=True, min_size=32, lbfgs_history=5)
+    runner = AllocationCheck()
+    _run_images(tiny_transfer(config), config, images, runner, monkeypatch)
+    assert runner.checked > 20
 
 
 def _red_left_mask():

@@ -10,7 +10,7 @@ import torch
 
 from painterly import lbfgs as lbfgs_module
 from conftest import load_benchmark, smooth_pull
-from graph_replay import HostReadDuringCapture, ReplayedPhases
+from graph_replay import AllocationCheck, HostReadDuringCapture, KeptAllocations, ReplayedPhases
 from painterly.curvature import Curvature
 from painterly.lbfgs import LBFGS, _leaving_box
 from painterly.linesearch import cubic_min as _cubic_min
@@ -803,6 +803,37 @@ def test_a_replayed_phase_runs_its_kernels_on_new_values_but_never_its_python():
     reads = ReplayedPhases(warmup=0)(lambda: out.fill_(float(buf.sum())))
     with pytest.raises(HostReadDuringCapture):
         reads()
+
+
+def test_the_allocation_check_catches_a_phase_that_keeps_what_it_allocates():
+    kept: dict = {}
+    buf = torch.ones(4)
+    runner = AllocationCheck()
+    in_place = runner(lambda: buf.mul_(2.0).add_(buf.sum()))
+    keeps = runner(lambda: kept.__setitem__("t", buf * 2.0))
+    for _ in range(3):
+        in_place()
+    keeps()  # the first call is the warm-up: not checked
+    with pytest.raises(KeptAllocations, match="aten.mul"):
+        keeps()
+    assert runner.checked == 2
+
+
+@pytest.mark.parametrize("preconditioned", [False, True])
+@pytest.mark.parametrize("bounds", [None, (0.0, 1.0)])
+def test_the_phases_keep_nothing_they_allocate(bounds, preconditioned):
+    # On CUDA the phases' graphs share a memory pool and replay in any order (graphs.Recorder): a
+    # phase may keep only what it writes into the buffers made before, never a tensor it allocated.
+    shape, g = _field_leaving_the_box()
+    pre = pyramid_preconditioner(shape, 1.4) if preconditioned else None
+    runner = AllocationCheck()
+    opt = LBFGS(history=4, bounds=bounds, precondition=pre, phases=runner)
+    x, fn = torch.full(shape, 0.5, dtype=torch.float64), _objective(g)
+    for i in range(14):
+        if i == 10:
+            opt.reset()
+        opt.step(x, fn)
+    assert runner.checked > 20
 
 
 @pytest.mark.parametrize("history", [4, 6])
