@@ -15,6 +15,7 @@ shaped like ``x`` and the stacked loss terms (1-d), all on ``x``'s device, with 
 
 from __future__ import annotations
 
+import contextlib
 from typing import Callable, Sequence, TypeVar
 
 import torch
@@ -124,8 +125,12 @@ class Recorder:
             graph.capture_begin(pool=self.pool, capture_error_mode="thread_local")
             try:
                 out = work()
-            finally:
-                graph.capture_end()
+            except BaseException:
+                # End the broken capture, but report what broke it, not the ending's own complaint.
+                with contextlib.suppress(Exception):
+                    graph.capture_end()
+                raise
+            graph.capture_end()
         current.wait_stream(self.stream)
         return graph, out
 

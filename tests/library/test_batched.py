@@ -218,7 +218,7 @@ def test_on_cuda_runs_together_replay_their_passes_as_graphs(images, tiny_config
     encoder = tiny_transfer(tiny_config(device="cuda")).encoder
 
     def make():
-        return [StyleTransfer(tiny_config(seed=k, iterations=12, device="cuda"), encoder=encoder).start(images.content_t, [images.style_t]) for k in range(3)]
+        return [StyleTransfer(tiny_config(seed=k, iterations=8, device="cuda"), encoder=encoder).start(images.content_t, [images.style_t]) for k in range(3)]
 
     runs = make()
     shared = SharedEvaluation(3, capture=batched.batch_capture(runs), capture_after=2)
