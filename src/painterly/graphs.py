@@ -96,10 +96,11 @@ class Recorder:
     of one recorder share its pool: their scratch tensors die within each replay and replays never
     overlap, so each caller must copy out (clone) a graph's outputs before the next replay of another
     graph of the same recorder, and work captured must keep no tensor it allocates (results go into
-    buffers made before: tests/library/graph_replay.AllocationCheck checks L-BFGS's phases). Capture is thread-local (``capture_begin``/``capture_end``, not
-    ``torch.cuda.graph``, which also synchronises the device, collects garbage and empties the cache
-    at each capture: milliseconds that a level's dozen phase graphs would pay each time), so runs
-    advanced together in threads (engine/batched.py) do not disturb each other.
+    buffers made before: tests/library/graph_replay.AllocationCheck checks L-BFGS's phases).
+    Capture is thread-local (``capture_begin``/``capture_end``, not ``torch.cuda.graph``, which also
+    synchronises the device, collects garbage and empties the cache at each capture: milliseconds
+    that a level's dozen phase graphs would pay each time), so runs advanced together in threads
+    (engine/batched.py) do not disturb each other.
     """
 
     def __init__(self, device: torch.device) -> None:

@@ -128,12 +128,13 @@ class SharedEvaluation:
             if len(self._passes) > 16 * MAX_GRAPHS:  # forget groups long gone
                 self._passes.clear()
             passes = self._passes[key] = self._passes.get(key, 0) + 1
+            evaluate = stacked_evaluation(objectives)
             if passes < self._capture_after:
-                return evaluate_batch(items)
-            replay, why = self._capture(stacked_evaluation(objectives), xs)
+                return _split(evaluate(xs))  # evaluate_batch, on the images already stacked
+            replay, why = self._capture(evaluate, xs)
             if why is not None:
                 self.failed = why
-                return evaluate_batch(items)
+                return _split(evaluate(xs))
             self.captured += 1
             self._graphs[key] = replay
             if len(self._graphs) > MAX_GRAPHS:
@@ -200,13 +201,13 @@ def batch_capture(runs: Sequence[Run]) -> Capture | None:
     from ..graphs import Recorder, capture
 
     device = next(iter(devices))
-    recorder: list[Recorder] = []  # made at the first capture: none of CUDA's work before it is needed
+    recorder: Recorder | None = None  # made at the first capture: none of CUDA's work before it is needed
 
     def capture_batch(evaluate: Callable[[Tensor], tuple[Tensor, ...]], example: Tensor):  # noqa: ANN202
-        if not recorder:
-            recorder.append(Recorder(device))
+        nonlocal recorder
+        recorder = recorder or Recorder(device)
         # One warm-up call: the group's earlier eager passes picked cuDNN's algorithms for its shape.
-        return capture(evaluate, example, recorder[0], warmup=1)
+        return capture(evaluate, example, recorder, warmup=1)
 
     return capture_batch
 
