@@ -61,12 +61,11 @@ def _add_field(group: argparse._ArgumentGroup, f: dataclasses.Field, default: An
     """``own_help``: the command's own help text ("": the field's; ``None``: hidden from --help)."""
     meta = dict(f.metadata)
     flag = "--" + f.name.replace("_", "-")
-    help_text = own_help or meta.pop("help")
-    meta.pop("help", None)
-    if "default: " not in help_text:  # a help that says its default in words keeps them
-        help_text += f" (default: {_default_text(default)})"
+    help_text = own_help or meta["help"]
     if own_help is None:
         help_text = argparse.SUPPRESS
+    elif "default: " not in help_text:  # a help that says its default in words keeps them
+        help_text += f" (default: {_default_text(default)})"
     hint = typing.get_type_hints(Config if f.name in Config.__dataclass_fields__ else OutputOptions)[f.name]
     origin = typing.get_args(hint) or (hint,)
     base = next((t for t in origin if t is not type(None)), hint)
@@ -120,19 +119,20 @@ def add_config_options(
         return getattr(defaults if name in Config.__dataclass_fields__ else outputs, name)
 
     groups = groups if groups is not None else option_groups(parser)
+    helps = helps or {}
     skip = set(skip)
     placed: set[str] = set()
     for title, names in GROUPS.items():
         for name in names:
             if name in skip or name not in fields:
                 continue
-            _add_field(groups[title], fields[name], default(name), (helps or {}).get(name, ""))
+            _add_field(groups[title], fields[name], default(name), helps.get(name, ""))
             placed.add(name)
     leftover = [n for n in fields if n not in placed and n not in skip]
     if leftover:  # a new field nobody grouped still gets an option
         group = parser.add_argument_group("other")
         for name in leftover:
-            _add_field(group, fields[name], default(name), (helps or {}).get(name, ""))
+            _add_field(group, fields[name], default(name), helps.get(name, ""))
 
 
 def config_options(ns: argparse.Namespace) -> dict[str, Any]:
