@@ -148,6 +148,19 @@ def timed(fn, x, device):
     return time.perf_counter() - t, out
 
 
+def interleaved(eager, compiled, x, device: torch.device, repeats: int) -> dict:  # noqa: ANN001
+    """ms per evaluation of each, median and best of ``repeats`` calls, taken in turn (a neighbour's
+    load hits both alike)."""
+    te, tc = [], []
+    for _ in range(repeats):
+        te.append(timed(eager, x, device)[0])
+        tc.append(timed(compiled, x, device)[0])
+    return {
+        "eager_ms": 1e3 * statistics.median(te), "compiled_ms": 1e3 * statistics.median(tc),
+        "eager_best": 1e3 * min(te), "compiled_best": 1e3 * min(tc),
+    }
+
+
 def compare(objective, x, mode: str, repeats: int, device: torch.device) -> dict:
     """One row: compile time, ms per evaluation of each, and the differences from eager."""
     with cold_caches():
@@ -178,14 +191,8 @@ def _compare(objective, x, mode: str, repeats: int, device: torch.device) -> dic
         eager_run, why_e = capture(eager, x)
         compiled_run, why_c = capture(compiled, x)
         row["cuda_graphs"] = f"eager: {why_e or 'yes'}; compiled: {why_c or 'yes'}"
-    for _ in range(2):  # warm-up: allocator, oneDNN primitives
-        timed(eager_run, x, device), timed(compiled_run, x, device)
-    te, tc = [], []
-    for _ in range(repeats):  # interleaved: a neighbour's load hits both alike
-        te.append(timed(eager_run, x, device)[0])
-        tc.append(timed(compiled_run, x, device)[0])
-    row["eager_ms"], row["compiled_ms"] = 1e3 * statistics.median(te), 1e3 * statistics.median(tc)
-    row["eager_best"], row["compiled_best"] = 1e3 * min(te), 1e3 * min(tc)
+    interleaved(eager_run, compiled_run, x, device, 2)  # warm-up: allocator, oneDNN primitives
+    row.update(interleaved(eager_run, compiled_run, x, device, repeats))
     row["ratio"] = row["compiled_ms"] / row["eager_ms"]
     # What a second run pays: the same graph again, from the on-disk caches the first compile filled.
     torch._dynamo.reset()
@@ -222,13 +229,8 @@ def _level_row(transfer, inputs, cfg, level, mode: str, repeats: int) -> dict:  
     except Exception as exc:  # noqa: BLE001 — the table says why
         row["error"] = first_line(exc)
         return row
-    timed(objective.evaluation, x, transfer.device), timed(compiled, x, transfer.device)
-    te, tc = [], []
-    for _ in range(repeats):
-        te.append(timed(objective.evaluation, x, transfer.device)[0])
-        tc.append(timed(compiled, x, transfer.device)[0])
-    row["eager_ms"], row["compiled_ms"] = 1e3 * statistics.median(te), 1e3 * statistics.median(tc)
-    row["eager_best"], row["compiled_best"] = 1e3 * min(te), 1e3 * min(tc)
+    interleaved(objective.evaluation, compiled, x, transfer.device, 1)  # warm-up
+    row.update(interleaved(objective.evaluation, compiled, x, transfer.device, repeats))
     # What compiling costs this level net: the first call's excess over an eager call, minus the gain.
     row["net_s"] = row["first_s"] - row["eager_ms"] / 1e3 + level.iterations * (row["compiled_ms"] - row["eager_ms"]) / 1e3
     return row
