@@ -19,17 +19,24 @@ def _close(a, b, rtol=1e-4, atol=1e-6):
     torch.testing.assert_close(a, b, rtol=rtol, atol=atol)
 
 
-def test_a_batched_evaluation_equals_each_objective_alone(images, tiny_config, tiny_transfer):
-    """Two objectives with different style targets, one pass: each total, term and gradient as alone."""
+def _objectives_and_images(images, tiny_config, tiny_transfer, styles):
+    """One objective per style over one tiny encoder (the content's size, single level), and a random
+    image for each."""
     cfg = tiny_config()
     transfer = tiny_transfer(cfg)
     hw = tuple(images.content_t.shape[-2:])
     objectives, xs = [], []
-    for k, style in enumerate([images.style_t, images.content_t.flip(-1)]):
+    for k, style in enumerate(styles):
         inputs = load_inputs(cfg, images.content_t, [style])
         targets = build_targets(transfer.encoder, cfg, inputs, cfg.size, hw, transfer.device, None)
         objectives.append(build_objective(transfer.encoder, cfg, targets, None, (), hw, transfer.device))
         xs.append(torch.rand(1, 3, *hw, generator=torch.Generator().manual_seed(k)))
+    return objectives, xs
+
+
+def test_a_batched_evaluation_equals_each_objective_alone(images, tiny_config, tiny_transfer):
+    """Two objectives with different style targets, one pass: each total, term and gradient as alone."""
+    objectives, xs = _objectives_and_images(images, tiny_config, tiny_transfer, [images.style_t, images.content_t.flip(-1)])
     together = evaluate_batch(list(zip(objectives, xs)))
     for objective, x, (total, grad, values) in zip(objectives, xs, together):
         alone_total, alone_grad, alone_values = objective.evaluation(x)
@@ -168,15 +175,9 @@ def test_passes_replayed_as_graphs_give_the_eager_batches_results(max_graphs, mo
 def test_a_group_is_one_graph_whatever_order_its_runs_hand_their_images_in(images, tiny_config, tiny_transfer):
     """The runs' threads reach the rendezvous in any order: the group's pass (and its graph) is the
     same, in slot order, and each slot gets its own results."""
-    cfg = tiny_config()
-    transfer = tiny_transfer(cfg)
+    styles = [images.style_t, images.content_t.flip(-1), images.style_t.flip(-2)]
+    objectives, xs = _objectives_and_images(images, tiny_config, tiny_transfer, styles)
     hw = tuple(images.content_t.shape[-2:])
-    objectives, xs = [], []
-    for k, style in enumerate([images.style_t, images.content_t.flip(-1), images.style_t.flip(-2)]):
-        inputs = load_inputs(cfg, images.content_t, [style])
-        targets = build_targets(transfer.encoder, cfg, inputs, cfg.size, hw, transfer.device, None)
-        objectives.append(build_objective(transfer.encoder, cfg, targets, None, (), hw, transfer.device))
-        xs.append(torch.rand(1, 3, *hw, generator=torch.Generator().manual_seed(k)))
     captures: list = []
     shared = SharedEvaluation(3, capture=_replayed_capture(captures), capture_after=2)
     for order in [(2, 0, 1), (1, 2, 0), (0, 2, 1)]:
