@@ -30,7 +30,7 @@ from ..errors import ConfigError
 from .job import DONE, FINAL, Job
 from .options import Limits, build_config, check_budget, parse_options, public_options
 from .queue import JobManager, QueueFull
-from .uploads import uploaded_pair
+from .uploads import require_form, uploaded_pair
 
 BATCH_ID = re.compile(r"^[0-9a-f]{32}$")
 MAX_SWEEP_VALUES = 12
@@ -111,6 +111,7 @@ def add_batch_routes(
         from ..api import load_inputs
         from ..batch.jobs import parse_sweep
 
+        require_form(request.headers.get("content-type"))
         requested = parse_options(options)
         request.state.option_keys = {str(k).replace("-", "_"): str(k) for k in requested}
         base = build_config(requested, defaults, limits)
