@@ -189,3 +189,58 @@ def test_a_tiled_job_shows_its_tile_grid_and_the_tile_in_work(page, tiled_studio
     page.wait_for_selector("#tile-grid", state="hidden")
     page.click("#cancel")
     page.wait_for_function("() => document.getElementById('status').textContent === 'cancelled'", timeout=5_000)
+
+
+LOSS_ITERATIONS = "() => history.map((p) => p[0])"
+
+
+def test_a_reload_mid_job_finds_the_job_again_and_its_chart_has_each_iteration_once(page, studio_url, tmp_path):
+    page.set_input_files("#content-input", str(write_png(tmp_path / "photo.png", 64, 48, seed=1)))
+    page.set_input_files("#style-input", str(write_png(tmp_path / "painting.png", 56, 56, seed=2)))
+    start_single_scale_job(page, 64, 5000)
+    page.wait_for_function("() => current && current.status === 'running' && current.iteration >= 3", timeout=30_000)
+    job_id = page.evaluate("() => current.id")
+    assert page.url.endswith(f"#{job_id}")  # the job on the stage is in the address
+
+    page.reload()
+    page.wait_for_function("() => document.getElementById('status').textContent === 'running'", timeout=10_000)
+    assert page.evaluate("() => current.id") == job_id
+    # Its chart: the history so far, then the stream's points (which start from the first again),
+    # each iteration once; a point drawn twice sends the line back to the start.
+    page.wait_for_function(f"() => history.length >= 2 && current.iteration >= {page.evaluate('() => current.iteration')} + 3", timeout=30_000)
+    iterations = page.evaluate(LOSS_ITERATIONS)
+    assert iterations == sorted(set(iterations)), iterations
+
+    # The same from the gallery of another tab.
+    other = page.context.new_page()
+    other.goto(studio_url)
+    other.locator(f".card[data-id='{job_id}'] .card-actions button", has_text="Open").click()
+    other.wait_for_function("() => current && current.status === 'running' && history.length >= 2", timeout=10_000)
+    other.wait_for_timeout(500)  # the stream's first events have come
+    iterations = other.evaluate(LOSS_ITERATIONS)
+    assert iterations == sorted(set(iterations)), iterations
+    other.close()
+    page.click("#cancel")
+    page.wait_for_function("() => document.getElementById('status').textContent === 'cancelled'", timeout=5_000)
+
+    # An address naming a job this server does not have is an empty stage, not an error.
+    page.goto("about:blank")  # a new load, not a jump within the page
+    page.goto(f"{studio_url}/#{'0' * 32}")
+    page.wait_for_function("() => location.hash === ''", timeout=10_000)
+    assert page.text_content("#status") == "idle" and page.is_hidden("#form-error")
+
+
+def test_the_image_choosers_are_reachable_from_the_keyboard(page, tmp_path):
+    focused = []
+    for _ in range(4):
+        page.keyboard.press("Tab")
+        focused.append(page.evaluate("() => document.activeElement.id"))
+    assert focused[1:3] == ["content-input", "style-input"], focused
+    page.focus("#content-input")
+    with page.expect_file_chooser(timeout=5_000) as chooser:
+        page.keyboard.press(" ")  # Space, as on any button
+    chooser.value.set_files(str(write_png(tmp_path / "photo.png", 64, 48, seed=1)))
+    page.wait_for_selector("#content-thumbs img")
+    # Focus is shown on the visible label around the invisible input.
+    outline = page.evaluate("() => getComputedStyle(document.getElementById('content-input').parentElement).outlineStyle")
+    assert outline == "solid"

@@ -49,6 +49,19 @@ async function init() {
   refreshGallery();
   setInterval(refreshGallery, GALLERY_POLL_MS);
   window.addEventListener("resize", () => drawChart());
+  resumeFromAddress();
+}
+
+// The job on the stage is in the address (/#<id>): a reload, or the address opened in another tab,
+// shows it again (and follows it if it is still running).
+async function resumeFromAddress() {
+  const id = location.hash.slice(1);
+  if (!/^[0-9a-f]{32}$/.test(id)) return;
+  try {
+    show(await getJSON(`/api/jobs/${id}`));
+  } catch (_) {
+    window.history.replaceState(null, "", location.pathname);  // gone (removed, another workdir)
+  }
 }
 
 function wireInputs() {
@@ -247,6 +260,8 @@ async function startJob() {
 function watch(job) {
   if (events) { events.close(); events = null; }
   current = job;
+  // `history` here is the loss chart's; the browser's is window.history.
+  if (location.hash !== `#${job.id}`) window.history.replaceState(null, "", `#${job.id}`);
   history = [];
   frames = 0;
   $("frame-count").textContent = "0";
@@ -265,7 +280,7 @@ function follow(id) {
   es.addEventListener("progress", (e) => {
     if (!current || current.id !== id) return;
     const data = JSON.parse(e.data);
-    if (data.points) history.push(...data.points);
+    if (data.points) addPoints(data.points);
     current = data;
     showJob(data);
     scheduleChart();
@@ -300,14 +315,25 @@ async function cancelCurrent() {
 
 async function openJob(id) {
   try {
-    const job = await getJSON(`/api/jobs/${id}`);
-    watch(job);
-    history = job.history || [];
-    drawChart();
+    show(await getJSON(`/api/jobs/${id}`));
     window.scrollTo({ top: 0, behavior: "smooth" });
   } catch (err) {
     showFormError(err.message);
   }
+}
+
+/** Put a job (as GET /api/jobs/{id} gives it, with its history) on the stage. */
+function show(job) {
+  watch(job);
+  addPoints(job.history || []);
+  drawChart();
+}
+
+/** Loss points onto the chart, each iteration once: a stream that starts (or reconnects) sends every
+ *  point from the job's first, some of which the chart may have already. */
+function addPoints(points) {
+  let last = history.length ? history[history.length - 1][0] : -Infinity;
+  for (const p of points) if (p[0] > last) { history.push(p); last = p[0]; }
 }
 
 async function loadHistory(id) {
