@@ -244,3 +244,16 @@ def test_the_image_choosers_are_reachable_from_the_keyboard(page, tmp_path):
     # Focus is shown on the visible label around the invisible input.
     outline = page.evaluate("() => getComputedStyle(document.getElementById('content-input').parentElement).outlineStyle")
     assert outline == "solid"
+
+
+def test_paintings_beyond_the_servers_limit_are_not_dropped_without_a_word(page, tmp_path):
+    top = page.evaluate("() => serverConfig.limits.max_styles")
+    paintings = [str(write_png(tmp_path / f"painting{i}.png", 16, 16, seed=i)) for i in range(top + 1)]
+    page.set_input_files("#style-input", paintings)
+    assert page.locator("#style-thumbs img").count() == top
+    page.wait_for_selector("#form-error:not([hidden])")
+    assert f"At most {top}" in page.text_content("#form-error") and f"painting{top}.png" in page.text_content("#form-error")
+    # Choosing again clears it: the message was about that choice.
+    page.locator("#style-thumbs .remove").first.click()
+    page.set_input_files("#style-input", paintings[0])
+    assert page.is_hidden("#form-error")

@@ -95,14 +95,19 @@ function wireInputs() {
 function setContent(file) {
   if (!file) return;
   leaveDemo();
+  showFormError("");  // the last refusal was about the images as they were
   contentFile = file;
   renderThumbs();
 }
 
 function addStyles(fileList) {
   leaveDemo();
+  showFormError("");
   const max = serverConfig ? serverConfig.limits.max_styles : 8;
-  for (const f of fileList) if (styleFiles.length < max) styleFiles.push(f);
+  const left = [];
+  for (const f of fileList) if (styleFiles.length < max) styleFiles.push(f); else left.push(f.name);
+  // Never drop a painting without a word.
+  if (left.length) showFormError(`At most ${max} style images on this server: ${left.join(", ")} not added.`);
   renderThumbs();
 }
 
