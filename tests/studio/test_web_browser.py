@@ -257,3 +257,10 @@ def test_paintings_beyond_the_servers_limit_are_not_dropped_without_a_word(page,
     page.locator("#style-thumbs .remove").first.click()
     page.set_input_files("#style-input", paintings[0])
     assert page.is_hidden("#form-error")
+
+
+def test_the_link_to_the_batch_view_is_readable_in_the_dark_theme(page):
+    page.emulate_media(color_scheme="dark")
+    # The browser's own link blue on the dark theme's near-black paper could hardly be read.
+    colors = page.evaluate("() => [getComputedStyle(document.getElementById('batch-link')).color, getComputedStyle(document.body).color]")
+    assert colors[0] == colors[1], colors
