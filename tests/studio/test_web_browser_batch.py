@@ -36,6 +36,11 @@ def test_submit_a_grid_and_watch_the_sheet_fill_in(page, tmp_path):  # noqa: F81
     page.set_viewport_size({"width": 390, "height": 844})
     assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
     page.set_viewport_size({"width": 1280, "height": 900})
+    # The cells' links are in the theme's accent (the browser's blue could hardly be read on the dark one).
+    page.emulate_media(color_scheme="dark")
+    link, accent = page.evaluate("() => [getComputedStyle(document.querySelector('#batch-cells a')).color, getComputedStyle(document.body).getPropertyValue('--accent').trim()]")
+    assert link == "rgb(224, 122, 75)" and accent == "#e07a4b", (link, accent)
+    page.emulate_media(color_scheme="light")
 
     # The sheet was shown empty first and fetched again as cells were over, ending with both filled.
     urls = [u for u, _ in sheets]
