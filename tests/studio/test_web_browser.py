@@ -264,3 +264,25 @@ def test_the_link_to_the_batch_view_is_readable_in_the_dark_theme(page):
     # The browser's own link blue on the dark theme's near-black paper could hardly be read.
     colors = page.evaluate("() => [getComputedStyle(document.getElementById('batch-link')).color, getComputedStyle(document.body).color]")
     assert colors[0] == colors[1], colors
+
+
+LEGEND_PAST_THE_PLOT = """() => {
+  // Anything drawn right of the plot area (pad.r = 10 px) in the legend's band (the top 20 px)?
+  const c = document.getElementById('chart'), dpr = window.devicePixelRatio || 1;
+  const x0 = Math.ceil(c.width - 9 * dpr), band = Math.floor(20 * dpr);
+  const px = c.getContext('2d').getImageData(x0, 0, c.width - x0, band).data;
+  let drawn = 0;
+  for (let i = 3; i < px.length; i += 4) if (px[i] > 0) drawn++;
+  return drawn;
+}"""
+
+
+def test_the_loss_charts_legend_fits_a_phones_width(page, tmp_path):
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.set_input_files("#content-input", str(write_png(tmp_path / "photo.png", 64, 48, seed=1)))
+    page.set_input_files("#style-input", str(write_png(tmp_path / "painting.png", 56, 56, seed=2)))
+    start_single_scale_job(page, 64, 20)
+    page.wait_for_function("() => document.getElementById('status').textContent === 'done' && history.length >= 2", timeout=30_000)
+    page.evaluate("() => drawChart()")
+    assert page.evaluate(LEGEND_PAST_THE_PLOT) == 0
+    page.locator("#chart").screenshot(path=str(ARTIFACTS / "studio-chart-phone.png"))

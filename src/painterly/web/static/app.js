@@ -515,13 +515,18 @@ function drawChart() {
   ctx.textAlign = "left";
   ctx.textBaseline = "middle";
   let lx = pad.l + 8;
-  for (const term of LOSS_TERMS) {
+  const names = LOSS_TERMS.map((term) => (term === "tv" ? "smoothness" : term));
+  const widths = names.map((name) => ctx.measureText(name).width);
+  // 16 px between entries, less on a narrow (phone) chart so that the last one is not cut off.
+  const room = w - pad.r - lx - widths.reduce((a, b) => a + b, 0) - 14 * names.length;
+  const gap = Math.max(4, Math.min(16, room / (names.length - 1)));
+  LOSS_TERMS.forEach((term, i) => {
     ctx.fillStyle = LOSS_COLORS[term];
     ctx.fillRect(lx, pad.t + 4, 10, 3);
     ctx.fillStyle = muted;
-    ctx.fillText(term === "tv" ? "smoothness" : term, lx + 14, pad.t + 6);
-    lx += ctx.measureText(term === "tv" ? "smoothness" : term).width + 30;
-  }
+    ctx.fillText(names[i], lx + 14, pad.t + 6);
+    lx += 14 + widths[i] + gap;
+  });
 }
 
 // --- gallery ----------------------------------------------------------------------------------------
