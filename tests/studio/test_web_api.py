@@ -484,6 +484,24 @@ def test_serve_reports_a_busy_port_in_one_line(capsys, tmp_path):
     assert f"cannot listen on 127.0.0.1:{port}" in err and err.count("\n") == 1
 
 
+def test_serve_refuses_a_bad_port_workdir_or_keep_in_one_line_naming_the_flag(capsys, tmp_path):
+    from painterly.cli import main
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    for args, flag in (
+        (["--port", "99999"], "--port"),  # not port 34463 (99999 modulo 65536) without a word
+        (["--port", "-1"], "--port"),
+        (["--workdir", str(a_file)], "--workdir"),
+        (["--keep", "0"], "--keep"),
+    ):
+        argv = ["serve", "--port", "0", "--workdir", str(tmp_path / "w"), *args]
+        assert main(argv) == 2, args
+        err = capsys.readouterr().err
+        assert err.startswith(f"painterly: error: {flag} ") and err.count("\n") == 1, err
+    assert a_file.read_text() == "not a folder"
+
+
 @pytest.mark.slow
 def test_painterly_serve_prints_its_url_and_serves(tmp_path):
     import signal

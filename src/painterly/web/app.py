@@ -26,7 +26,7 @@ from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from ..config import Config
-from ..errors import PainterlyError
+from ..errors import ConfigError, PainterlyError
 from ..files import make_folder
 from .guard import TOKEN_HEADER, Guard, new_token
 from .job_routes import add_job_routes
@@ -108,7 +108,12 @@ def create_app(
 
         limits, capacity = memory_limits(base_config, workers)
         size_note = capacity.note()
-    make_folder(root)
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"`workdir` {root} is a file; the studio keeps its results in a folder")
+    try:
+        make_folder(root)
+    except OSError as exc:
+        raise ConfigError(f"`workdir` {root}: cannot create it ({exc.strerror or exc})") from None
     manager = JobManager(root, queue_size=queue_size, workers=workers, encoder_factory=encoder_factory, keep=keep)
     manager.restore()
     token = token or new_token()
