@@ -176,9 +176,11 @@ def add_batch_routes(
         for cell, rec in zip(batch["cells"], records):
             job = manager.get(cell["job"])
             snap = manager.snapshot(job) if job is not None else None
+            status = snap["status"] if snap else "removed"
             cells.append({
-                "row": cell["row"], "column": cell["column"], "job": cell["job"], "status": snap["status"] if snap else "removed",
-                "work_fraction": snap["work_fraction"] if snap else 0.0, "error": rec.get("error"),
+                "row": cell["row"], "column": cell["column"], "job": cell["job"], "status": status,
+                # A cancelled (or removed) job has no error but its status: the page would show it twice.
+                "work_fraction": snap["work_fraction"] if snap else 0.0, "error": None if rec.get("error") == status else rec.get("error"),
                 "result": snap["urls"]["result"] if snap else None,
             })  # fmt: skip
         return {
