@@ -286,3 +286,25 @@ def test_the_loss_charts_legend_fits_a_phones_width(page, tmp_path):
     page.evaluate("() => drawChart()")
     assert page.evaluate(LEGEND_PAST_THE_PLOT) == 0
     page.locator("#chart").screenshot(path=str(ARTIFACTS / "studio-chart-phone.png"))
+
+
+def test_a_stopped_server_is_said_in_words_on_both_pages(page, tmp_path):
+    from painterly.web.app import create_app
+
+    state = random_state((64, 128, 32, 32, 32), seed=3)
+    weights = tmp_path / "tiny-vgg.safetensors"
+    save_weights(Weights({k: v for k, v in state.items() if k.startswith(("conv1_", "conv2_"))}, "caffe", "test"), weights)
+    batch = page.context.new_page()
+    with running_server(create_app(tmp_path / "work", default_options={"weights": str(weights)})) as url:
+        page.goto(url)
+        page.click("#use-demo")
+        batch.goto(f"{url}/batch")
+        batch.check("#batch-demo")
+    # The server has stopped (Ctrl-C): not the browser's "Failed to fetch".
+    page.click("#start")
+    page.wait_for_selector("#form-error:not([hidden])", timeout=10_000)
+    assert "Cannot reach the studio server" in page.text_content("#form-error")
+    batch.click("#batch-start")
+    batch.wait_for_selector("#batch-error:not([hidden])", timeout=10_000)
+    assert "Cannot reach the studio server" in batch.text_content("#batch-error")
+    batch.close()

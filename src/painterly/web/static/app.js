@@ -28,7 +28,7 @@ async function init() {
   try {
     serverConfig = await getJSON("/api/config");
   } catch (err) {
-    showFormError(`Cannot reach the studio server: ${err.message}`);
+    showFormError(err.message);
     return;
   }
   const d = serverConfig.defaults;
@@ -250,7 +250,7 @@ async function startJob() {
   if (initJob) form.append("init_job", initJob);
   $("start").disabled = true;
   try {
-    const res = await fetch("/api/jobs", { method: "POST", body: form, headers: tokenHeader() });
+    const res = await send("/api/jobs", { method: "POST", body: form, headers: tokenHeader() });
     const body = await res.json().catch(() => ({}));
     if (!res.ok) throw new Error(errorText(res, body));
     watch(body);
@@ -308,7 +308,7 @@ async function cancelCurrent() {
   if (!current) return;
   $("cancel").disabled = true;
   try {
-    const res = await fetch(`/api/jobs/${current.id}`, { method: "DELETE", headers: tokenHeader() });
+    const res = await send(`/api/jobs/${current.id}`, { method: "DELETE", headers: tokenHeader() });
     const body = await res.json().catch(() => ({}));
     if (!res.ok && res.status !== 409) throw new Error(errorText(res, body));
     if (res.ok && current && current.id === body.id) { current = body; showJob(body); }
@@ -629,8 +629,19 @@ function tokenHeader() {
   return { "X-Painterly-Token": meta ? meta.content : "" };
 }
 
+const UNREACHABLE = "Cannot reach the studio server: is painterly serve still running?";
+
+/** fetch(), whose failure to reach any server ("Failed to fetch") becomes an error in words. */
+async function send(url, options) {
+  try {
+    return await fetch(url, options);
+  } catch (_) {
+    throw new Error(UNREACHABLE);
+  }
+}
+
 async function getJSON(url) {
-  const res = await fetch(url, { cache: "no-store" });
+  const res = await send(url, { cache: "no-store" });
   const body = await res.json().catch(() => ({}));
   if (!res.ok) throw new Error(errorText(res, body));
   return body;
