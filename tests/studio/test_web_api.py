@@ -407,7 +407,7 @@ def test_malformed_requests(client):
     r = client.post("/api/jobs", files=files(png_bytes(32, 32), []))
     assert r.status_code == 400 and "style" in detail(r)
     r = client.post("/api/jobs", data={"demo": "maybe"})
-    assert r.status_code == 422
+    assert r.status_code == 422 and r.json()["field"] == "demo" and detail(r).startswith("demo: ")
     r = client.post("/api/jobs", data={"demo": "true"}, files=files(png_bytes(32, 32), []))
     assert r.status_code == 400 and "not both" in detail(r)
 
@@ -482,6 +482,24 @@ def test_serve_reports_a_busy_port_in_one_line(capsys, tmp_path):
     assert code == 1
     err = capsys.readouterr().err
     assert f"cannot listen on 127.0.0.1:{port}" in err and err.count("\n") == 1
+
+
+def test_serve_refuses_a_bad_port_workdir_or_keep_in_one_line_naming_the_flag(capsys, tmp_path):
+    from painterly.cli import main
+
+    a_file = tmp_path / "a-file"
+    a_file.write_text("not a folder")
+    for args, flag in (
+        (["--port", "99999"], "--port"),  # not port 34463 (99999 modulo 65536) without a word
+        (["--port", "-1"], "--port"),
+        (["--workdir", str(a_file)], "--workdir"),
+        (["--keep", "0"], "--keep"),
+    ):
+        argv = ["serve", "--port", "0", "--workdir", str(tmp_path / "w"), *args]
+        assert main(argv) == 2, args
+        err = capsys.readouterr().err
+        assert err.startswith(f"painterly: error: {flag} ") and err.count("\n") == 1, err
+    assert a_file.read_text() == "not a folder"
 
 
 @pytest.mark.slow

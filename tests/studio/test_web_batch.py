@@ -135,3 +135,13 @@ def test_unknown_batch_is_404_and_the_page_carries_the_token(studio) -> None:  #
     page = httpx.get(f"{url}/batch", timeout=10)
     assert page.status_code == 200 and headers["X-Painterly-Token"] in page.text and "/static/batch.js" in page.text
     assert 'href="/batch"' in httpx.get(url, timeout=10).text  # the studio's page links to it
+
+
+def test_a_cancelled_cell_says_cancelled_once(studio) -> None:  # noqa: ANN001
+    url, headers, _ = studio
+    batch = post_grid(studio, options='{"size": 40, "iterations": 5000}').json()
+    for cell in batch["cells"]:
+        assert httpx.delete(f"{url}/api/jobs/{cell['job']}", headers=headers, timeout=10).status_code == 200
+    batch = wait_finished(studio, batch)
+    assert {c["status"] for c in batch["cells"]} == {"cancelled"}, batch["cells"]
+    assert [c["error"] for c in batch["cells"]] == [None, None]  # not "cancelled: cancelled" on the page

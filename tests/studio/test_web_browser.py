@@ -189,3 +189,122 @@ def test_a_tiled_job_shows_its_tile_grid_and_the_tile_in_work(page, tiled_studio
     page.wait_for_selector("#tile-grid", state="hidden")
     page.click("#cancel")
     page.wait_for_function("() => document.getElementById('status').textContent === 'cancelled'", timeout=5_000)
+
+
+LOSS_ITERATIONS = "() => history.map((p) => p[0])"
+
+
+def test_a_reload_mid_job_finds_the_job_again_and_its_chart_has_each_iteration_once(page, studio_url, tmp_path):
+    page.set_input_files("#content-input", str(write_png(tmp_path / "photo.png", 64, 48, seed=1)))
+    page.set_input_files("#style-input", str(write_png(tmp_path / "painting.png", 56, 56, seed=2)))
+    start_single_scale_job(page, 64, 5000)
+    page.wait_for_function("() => current && current.status === 'running' && current.iteration >= 3", timeout=30_000)
+    job_id = page.evaluate("() => current.id")
+    assert page.url.endswith(f"#{job_id}")  # the job on the stage is in the address
+
+    page.reload()
+    page.wait_for_function("() => document.getElementById('status').textContent === 'running'", timeout=10_000)
+    assert page.evaluate("() => current.id") == job_id
+    # Its chart: the history so far, then the stream's points (which start from the first again),
+    # each iteration once; a point drawn twice sends the line back to the start.
+    page.wait_for_function(f"() => history.length >= 2 && current.iteration >= {page.evaluate('() => current.iteration')} + 3", timeout=30_000)
+    iterations = page.evaluate(LOSS_ITERATIONS)
+    assert iterations == sorted(set(iterations)), iterations
+
+    # The same from the gallery of another tab.
+    other = page.context.new_page()
+    other.goto(studio_url)
+    other.locator(f".card[data-id='{job_id}'] .card-actions button", has_text="Open").click()
+    other.wait_for_function("() => current && current.status === 'running' && history.length >= 2", timeout=10_000)
+    other.wait_for_timeout(500)  # the stream's first events have come
+    iterations = other.evaluate(LOSS_ITERATIONS)
+    assert iterations == sorted(set(iterations)), iterations
+    other.close()
+    page.click("#cancel")
+    page.wait_for_function("() => document.getElementById('status').textContent === 'cancelled'", timeout=5_000)
+
+    # An address naming a job this server does not have is an empty stage, not an error.
+    page.goto("about:blank")  # a new load, not a jump within the page
+    page.goto(f"{studio_url}/#{'0' * 32}")
+    page.wait_for_function("() => location.hash === ''", timeout=10_000)
+    assert page.text_content("#status") == "idle" and page.is_hidden("#form-error")
+
+
+def test_the_image_choosers_are_reachable_from_the_keyboard(page, tmp_path):
+    focused = []
+    for _ in range(4):
+        page.keyboard.press("Tab")
+        focused.append(page.evaluate("() => document.activeElement.id"))
+    assert focused[1:3] == ["content-input", "style-input"], focused
+    page.focus("#content-input")
+    with page.expect_file_chooser(timeout=5_000) as chooser:
+        page.keyboard.press(" ")  # Space, as on any button
+    chooser.value.set_files(str(write_png(tmp_path / "photo.png", 64, 48, seed=1)))
+    page.wait_for_selector("#content-thumbs img")
+    # Focus is shown on the visible label around the invisible input.
+    outline = page.evaluate("() => getComputedStyle(document.getElementById('content-input').parentElement).outlineStyle")
+    assert outline == "solid"
+
+
+def test_paintings_beyond_the_servers_limit_are_not_dropped_without_a_word(page, tmp_path):
+    top = page.evaluate("() => serverConfig.limits.max_styles")
+    paintings = [str(write_png(tmp_path / f"painting{i}.png", 16, 16, seed=i)) for i in range(top + 1)]
+    page.set_input_files("#style-input", paintings)
+    assert page.locator("#style-thumbs img").count() == top
+    page.wait_for_selector("#form-error:not([hidden])")
+    assert f"At most {top}" in page.text_content("#form-error") and f"painting{top}.png" in page.text_content("#form-error")
+    # Choosing again clears it: the message was about that choice.
+    page.locator("#style-thumbs .remove").first.click()
+    page.set_input_files("#style-input", paintings[0])
+    assert page.is_hidden("#form-error")
+
+
+def test_the_link_to_the_batch_view_is_readable_in_the_dark_theme(page):
+    page.emulate_media(color_scheme="dark")
+    # The browser's own link blue on the dark theme's near-black paper could hardly be read.
+    colors = page.evaluate("() => [getComputedStyle(document.getElementById('batch-link')).color, getComputedStyle(document.body).color]")
+    assert colors[0] == colors[1], colors
+
+
+LEGEND_PAST_THE_PLOT = """() => {
+  // Anything drawn right of the plot area (pad.r = 10 px) in the legend's band (the top 20 px)?
+  const c = document.getElementById('chart'), dpr = window.devicePixelRatio || 1;
+  const x0 = Math.ceil(c.width - 9 * dpr), band = Math.floor(20 * dpr);
+  const px = c.getContext('2d').getImageData(x0, 0, c.width - x0, band).data;
+  let drawn = 0;
+  for (let i = 3; i < px.length; i += 4) if (px[i] > 0) drawn++;
+  return drawn;
+}"""
+
+
+def test_the_loss_charts_legend_fits_a_phones_width(page, tmp_path):
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.set_input_files("#content-input", str(write_png(tmp_path / "photo.png", 64, 48, seed=1)))
+    page.set_input_files("#style-input", str(write_png(tmp_path / "painting.png", 56, 56, seed=2)))
+    start_single_scale_job(page, 64, 20)
+    page.wait_for_function("() => document.getElementById('status').textContent === 'done' && history.length >= 2", timeout=30_000)
+    page.evaluate("() => drawChart()")
+    assert page.evaluate(LEGEND_PAST_THE_PLOT) == 0
+    page.locator("#chart").screenshot(path=str(ARTIFACTS / "studio-chart-phone.png"))
+
+
+def test_a_stopped_server_is_said_in_words_on_both_pages(page, tmp_path):
+    from painterly.web.app import create_app
+
+    state = random_state((64, 128, 32, 32, 32), seed=3)
+    weights = tmp_path / "tiny-vgg.safetensors"
+    save_weights(Weights({k: v for k, v in state.items() if k.startswith(("conv1_", "conv2_"))}, "caffe", "test"), weights)
+    batch = page.context.new_page()
+    with running_server(create_app(tmp_path / "work", default_options={"weights": str(weights)})) as url:
+        page.goto(url)
+        page.click("#use-demo")
+        batch.goto(f"{url}/batch")
+        batch.check("#batch-demo")
+    # The server has stopped (Ctrl-C): not the browser's "Failed to fetch".
+    page.click("#start")
+    page.wait_for_selector("#form-error:not([hidden])", timeout=10_000)
+    assert "Cannot reach the studio server" in page.text_content("#form-error")
+    batch.click("#batch-start")
+    batch.wait_for_selector("#batch-error:not([hidden])", timeout=10_000)
+    assert "Cannot reach the studio server" in batch.text_content("#batch-error")
+    batch.close()

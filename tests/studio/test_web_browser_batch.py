@@ -21,7 +21,9 @@ def test_submit_a_grid_and_watch_the_sheet_fill_in(page, tmp_path):  # noqa: F81
     page.click("#batch-link")  # from the studio's page
     page.wait_for_selector("#batch-form")
     page.set_input_files("#batch-content", str(write_png(tmp_path / "photo.png", 48, 40, seed=1)))
-    page.set_input_files("#batch-styles", [str(write_png(tmp_path / "a.png", 40, 40, seed=2)), str(write_png(tmp_path / "b.png", 40, 40, seed=3))])
+    # A long painting's name: its column label must wrap on a narrow screen (below).
+    long_name = "the_shipwreck_of_the_minotaur_1810.png"
+    page.set_input_files("#batch-styles", [str(write_png(tmp_path / long_name, 40, 40, seed=2)), str(write_png(tmp_path / "b.png", 40, 40, seed=3))])
     page.fill("#batch-size", "40")
     page.fill("#batch-iterations", "4")
     page.click("#batch-start")
@@ -30,6 +32,15 @@ def test_submit_a_grid_and_watch_the_sheet_fill_in(page, tmp_path):  # noqa: F81
     assert page.locator("#batch-cells tr[data-status=done]").count() == 2
     assert page.locator("#batch-cells a", has_text="result").count() == 2
     page.screenshot(path=str(ARTIFACTS / "studio-batch.png"), full_page=True)
+    # On a phone's width (390 px) the page does not scroll sideways.
+    page.set_viewport_size({"width": 390, "height": 844})
+    assert page.evaluate("() => document.documentElement.scrollWidth") <= 390
+    page.set_viewport_size({"width": 1280, "height": 900})
+    # The cells' links are in the theme's accent (the browser's blue could hardly be read on the dark one).
+    page.emulate_media(color_scheme="dark")
+    link, accent = page.evaluate("() => [getComputedStyle(document.querySelector('#batch-cells a')).color, getComputedStyle(document.body).getPropertyValue('--accent').trim()]")
+    assert link == "rgb(224, 122, 75)" and accent == "#e07a4b", (link, accent)
+    page.emulate_media(color_scheme="light")
 
     # The sheet was shown empty first and fetched again as cells were over, ending with both filled.
     urls = [u for u, _ in sheets]

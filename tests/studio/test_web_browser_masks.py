@@ -29,6 +29,8 @@ def test_paint_a_mask_assign_styles_and_complete_a_job(page, studio_url, tmp_pat
     page.mouse.move(box["x"] + box["width"] * 0.2, box["y"] + box["height"] * 0.9, steps=8)
     page.mouse.up()
     page.wait_for_selector("#region-list select[data-color=red]")
+    # The photo was chosen before the paintings: the unpainted part still defaults to the first style.
+    assert page.evaluate("() => PainterlyMask.regions()") == ["white=1", "red=1"]
     page.click("#mask-eraser")
     page.fill("#brush-size", "6")
     page.mouse.click(box["x"] + box["width"] * 0.15, box["y"] + box["height"] * 0.5)

@@ -356,6 +356,9 @@ def test_queued_and_running_jobs_come_back_interrupted_after_the_server_stops(tm
         # Interrupted jobs are over: they cannot be cancelled, and the queue is empty.
         assert second.http.delete(f"/api/jobs/{queued}").status_code == 409
         assert second.http.get("/api/jobs").json()["queue"]["waiting"] == 0
+        # A page (or script) from before the restart still sends the old token: told what to do.
+        r = second.http.post("/api/jobs", data={"demo": "true"}, headers={TOKEN_HEADER: first.token})
+        assert r.status_code == 403 and "reload the page" in r.json()["detail"], r.text
     finally:
         second.stop(signal.SIGINT)
     assert not any(p.name.endswith(".tmp") for p in work.rglob("*"))

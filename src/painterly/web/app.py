@@ -4,7 +4,9 @@
 ``/openapi.json`` (there is no ``/docs`` page: it would load scripts from a CDN). Errors are JSON
 ``{"detail": "<one line>"}`` with a status that says what went wrong: 400 bad options or a corrupt
 image, 403 a change requested without the token (or from another site), 404 unknown job, 409 not
-ready, 413 too large, 415 not an image, 421 a host name this server does not answer to, 429 queue full.
+ready, 413 too large, 415 not an image (or a body that is not a form), 421 a host name this server
+does not answer to, 422 a form field of the wrong kind, 429 queue full. A 400 or 422 about one field
+also names it: ``{"detail": ..., "field": "<name>"}``.
 
 This module holds the app, its page and the server information; the routes of jobs are added by
 :mod:`~painterly.web.job_routes`, those of batches by :mod:`~painterly.web.batch`.
@@ -18,12 +20,13 @@ from pathlib import Path
 from typing import Any, AsyncIterator, Mapping
 
 from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response
 from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from ..config import Config
-from ..errors import PainterlyError
+from ..errors import ConfigError, PainterlyError
 from ..files import make_folder
 from .guard import TOKEN_HEADER, Guard, new_token
 from .job_routes import add_job_routes
@@ -105,7 +108,12 @@ def create_app(
 
         limits, capacity = memory_limits(base_config, workers)
         size_note = capacity.note()
-    make_folder(root)
+    if root.exists() and not root.is_dir():
+        raise ConfigError(f"`workdir` {root} is a file; the studio keeps its results in a folder")
+    try:
+        make_folder(root)
+    except OSError as exc:
+        raise ConfigError(f"`workdir` {root}: cannot create it ({exc.strerror or exc})") from None
     manager = JobManager(root, queue_size=queue_size, workers=workers, encoder_factory=encoder_factory, keep=keep)
     manager.restore()
     token = token or new_token()
@@ -193,6 +201,12 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def _upload(_: Request, exc: UploadRejected) -> JSONResponse:
         return JSONResponse({"detail": str(exc)}, status_code=exc.status)
 
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        # FastAPI's own answer is a list of pydantic records; the studio's errors are one line.
+        field, detail = _validation_line(exc.errors())
+        return JSONResponse({"detail": detail, "field": field}, status_code=422)
+
     @app.exception_handler(PainterlyError)
     async def _painterly(request: Request, exc: PainterlyError) -> JSONResponse:
         # Each field the message names is spelled as this request's JSON key for it.
@@ -201,3 +215,18 @@ def _add_error_handlers(app: FastAPI) -> None:
         if exc.fields:
             body["field"] = keys.get(exc.fields[0], exc.fields[0])
         return JSONResponse(body, status_code=400)
+
+
+def _validation_line(errors: Any) -> tuple[str, str]:
+    """(field, one line) for FastAPI's validation errors: each named by its form or query field."""
+    parts: list[tuple[str, str]] = []
+    for error in errors or ():
+        loc = [str(x) for x in error.get("loc", ()) if x not in ("body", "query", "path", "header")]
+        field = loc[0] if loc else "request"
+        message = str(error.get("msg", "not valid"))
+        if "UploadFile" in message:  # a text field where a file belongs (curl -F name=value, not name=@file)
+            message = f"expected a file, got text (curl -F {field}=@FILE)"
+        parts.append((field, f"{field}: {message}"))
+    if not parts:
+        return "request", "the request is not valid"
+    return parts[0][0], "; ".join(dict.fromkeys(line for _, line in parts))

@@ -30,7 +30,7 @@ from ..errors import ConfigError
 from .job import DONE, FINAL, Job
 from .options import Limits, build_config, check_budget, parse_options, public_options
 from .queue import JobManager, QueueFull
-from .uploads import uploaded_pair
+from .uploads import require_form, uploaded_pair
 
 BATCH_ID = re.compile(r"^[0-9a-f]{32}$")
 MAX_SWEEP_VALUES = 12
@@ -111,6 +111,7 @@ def add_batch_routes(
         from ..api import load_inputs
         from ..batch.jobs import parse_sweep
 
+        require_form(request.headers.get("content-type"))
         requested = parse_options(options)
         request.state.option_keys = {str(k).replace("-", "_"): str(k) for k in requested}
         base = build_config(requested, defaults, limits)
@@ -175,9 +176,11 @@ def add_batch_routes(
         for cell, rec in zip(batch["cells"], records):
             job = manager.get(cell["job"])
             snap = manager.snapshot(job) if job is not None else None
+            status = snap["status"] if snap else "removed"
             cells.append({
-                "row": cell["row"], "column": cell["column"], "job": cell["job"], "status": snap["status"] if snap else "removed",
-                "work_fraction": snap["work_fraction"] if snap else 0.0, "error": rec.get("error"),
+                "row": cell["row"], "column": cell["column"], "job": cell["job"], "status": status,
+                # A cancelled (or removed) job has no error but its status: the page would show it twice.
+                "work_fraction": snap["work_fraction"] if snap else 0.0, "error": None if rec.get("error") == status else rec.get("error"),
                 "result": snap["urls"]["result"] if snap else None,
             })  # fmt: skip
         return {

@@ -109,7 +109,11 @@ class Guard:
         if sent is not None:
             if hmac.compare_digest(sent.encode(), self.token.encode()):
                 return None
-            return f"the {TOKEN_HEADER} header does not match this server's token"
+            # Most often a page (or script) from before the server restarted: say what to do about it.
+            return (
+                f"the {TOKEN_HEADER} header does not match this server's token; it is new each time the server"
+                " starts: reload the page, or send the token painterly serve printed"
+            )
         origin = headers.get("origin")
         own = f"{scope.get('scheme', 'http')}://{host}"
         if origin is None:

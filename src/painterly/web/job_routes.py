@@ -18,7 +18,7 @@ from .job import FINAL, MASK_FILE, Job
 from .options import Limits, build_config, check_budget, parse_options, public_options
 from .queue import JobManager, QueueFull
 from .records import save_mask
-from .uploads import client_name, read_upload, uploaded_pair
+from .uploads import client_name, read_upload, require_form, uploaded_pair
 
 EVENT_POLL_S = 0.1
 KEEPALIVE_S = 15.0
@@ -48,6 +48,7 @@ def add_job_routes(
     ) -> JSONResponse:
         # Everything wrong with the request itself is reported before "queue full": a 429 says "try
         # again later", which would be a lie for a request that can never succeed.
+        require_form(request.headers.get("content-type"))
         requested = parse_options(options)
         # Errors name the option as this request spelled it (style-weight or style_weight).
         request.state.option_keys = {str(k).replace("-", "_"): str(k) for k in requested}

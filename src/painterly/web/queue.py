@@ -162,6 +162,7 @@ class JobManager:
                     self._waiting.remove(job)
                 except ValueError:
                     pass
+                self._moved_up()
                 self._set_final(job, CANCELLED, None)
             elif job.status == RUNNING:
                 job.cancel_requested = True
@@ -224,6 +225,7 @@ class JobManager:
                 job.status = RUNNING
                 job.started = time.time()
                 job.version += 1
+                self._moved_up()
                 self._changed.notify_all()
             try:
                 self._execute(job)
@@ -322,6 +324,12 @@ class JobManager:
             clock["saved"] = time.monotonic()
             self.records.write_preview(job, jpeg)
             self._save_record(job)
+
+    def _moved_up(self) -> None:
+        """A job has left the waiting line: each one still waiting has a new place in it, which is news
+        (its event stream and the gallery watch versions). Caller holds the lock."""
+        for waiting in self._waiting:
+            waiting.version += 1
 
     def _set_final(self, job: Job, status: str, error: str | None, finished: float | None = None) -> None:
         """Caller holds the lock."""

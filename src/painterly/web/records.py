@@ -35,7 +35,7 @@ class RecordStore:
 
     def __init__(self, jobs_dir: Path, keep: int = DEFAULT_KEEP) -> None:
         if keep < 1:
-            raise ConfigError(f"keep must be at least 1, got {keep}")
+            raise ConfigError(f"`keep` must be at least 1, got {keep}")
         self.jobs_dir = Path(jobs_dir)
         self.keep = keep
 

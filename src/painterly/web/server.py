@@ -13,7 +13,7 @@ from __future__ import annotations
 import socket
 from typing import Any
 
-from ..errors import PainterlyError
+from ..errors import ConfigError, PainterlyError
 
 HEADER_TIMEOUT_S = 10.0
 """A connection must send a whole request head within this long (first, and after each response)."""
@@ -87,6 +87,8 @@ def _timed_protocol(header_timeout: float, max_connections: int) -> type:
 
 def bind(host: str, port: int) -> socket.socket:
     """Bind the listening socket ourselves: port 0 works, and a busy port is a one-line error."""
+    if not 0 <= port <= 65535:  # the resolver would take 99999 modulo 65536, and listen elsewhere
+        raise ConfigError(f"`port` must be between 0 and 65535 (0: any free port), got {port}")
     try:
         infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
     except socket.gaierror as exc:

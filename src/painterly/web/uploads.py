@@ -40,6 +40,21 @@ class UploadRejected(Exception):
         self.status = status
 
 
+FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")
+
+
+def require_form(content_type: str | None) -> None:
+    """Refuse (415) a body that is not a form: a JSON body would otherwise read as an empty form,
+    and the answer ("no file uploaded, or send demo=true") would mislead the script that sent it."""
+    kind = (content_type or "").split(";", 1)[0].strip().lower()
+    if kind and kind not in FORM_TYPES:
+        raise UploadRejected(
+            415,
+            f"the body is {kind}; send a multipart form (e.g. curl -F content=@photo.jpg"
+            " -F style=@painting.jpg -F 'options={\"size\": 256}')",
+        )
+
+
 def sniff(head: bytes) -> str | None:
     """The image format that ``head`` (the first bytes of a file) starts like, or None."""
     return sniff_format(head)

@@ -28,7 +28,7 @@ async function init() {
   try {
     serverConfig = await getJSON("/api/config");
   } catch (err) {
-    showFormError(`Cannot reach the studio server: ${err.message}`);
+    showFormError(err.message);
     return;
   }
   const d = serverConfig.defaults;
@@ -49,6 +49,19 @@ async function init() {
   refreshGallery();
   setInterval(refreshGallery, GALLERY_POLL_MS);
   window.addEventListener("resize", () => drawChart());
+  resumeFromAddress();
+}
+
+// The job on the stage is in the address (/#<id>): a reload, or the address opened in another tab,
+// shows it again (and follows it if it is still running).
+async function resumeFromAddress() {
+  const id = location.hash.slice(1);
+  if (!/^[0-9a-f]{32}$/.test(id)) return;
+  try {
+    show(await getJSON(`/api/jobs/${id}`));
+  } catch (_) {
+    window.history.replaceState(null, "", location.pathname);  // gone (removed, another workdir)
+  }
 }
 
 function wireInputs() {
@@ -82,14 +95,19 @@ function wireInputs() {
 function setContent(file) {
   if (!file) return;
   leaveDemo();
+  showFormError("");  // the last refusal was about the images as they were
   contentFile = file;
   renderThumbs();
 }
 
 function addStyles(fileList) {
   leaveDemo();
+  showFormError("");
   const max = serverConfig ? serverConfig.limits.max_styles : 8;
-  for (const f of fileList) if (styleFiles.length < max) styleFiles.push(f);
+  const left = [];
+  for (const f of fileList) if (styleFiles.length < max) styleFiles.push(f); else left.push(f.name);
+  // Never drop a painting without a word.
+  if (left.length) showFormError(`At most ${max} style images on this server: ${left.join(", ")} not added.`);
   renderThumbs();
 }
 
@@ -232,7 +250,7 @@ async function startJob() {
   if (initJob) form.append("init_job", initJob);
   $("start").disabled = true;
   try {
-    const res = await fetch("/api/jobs", { method: "POST", body: form, headers: tokenHeader() });
+    const res = await send("/api/jobs", { method: "POST", body: form, headers: tokenHeader() });
     const body = await res.json().catch(() => ({}));
     if (!res.ok) throw new Error(errorText(res, body));
     watch(body);
@@ -247,6 +265,8 @@ async function startJob() {
 function watch(job) {
   if (events) { events.close(); events = null; }
   current = job;
+  // `history` here is the loss chart's; the browser's is window.history.
+  if (location.hash !== `#${job.id}`) window.history.replaceState(null, "", `#${job.id}`);
   history = [];
   frames = 0;
   $("frame-count").textContent = "0";
@@ -265,7 +285,7 @@ function follow(id) {
   es.addEventListener("progress", (e) => {
     if (!current || current.id !== id) return;
     const data = JSON.parse(e.data);
-    if (data.points) history.push(...data.points);
+    if (data.points) addPoints(data.points);
     current = data;
     showJob(data);
     scheduleChart();
@@ -288,7 +308,7 @@ async function cancelCurrent() {
   if (!current) return;
   $("cancel").disabled = true;
   try {
-    const res = await fetch(`/api/jobs/${current.id}`, { method: "DELETE", headers: tokenHeader() });
+    const res = await send(`/api/jobs/${current.id}`, { method: "DELETE", headers: tokenHeader() });
     const body = await res.json().catch(() => ({}));
     if (!res.ok && res.status !== 409) throw new Error(errorText(res, body));
     if (res.ok && current && current.id === body.id) { current = body; showJob(body); }
@@ -300,14 +320,25 @@ async function cancelCurrent() {
 
 async function openJob(id) {
   try {
-    const job = await getJSON(`/api/jobs/${id}`);
-    watch(job);
-    history = job.history || [];
-    drawChart();
+    show(await getJSON(`/api/jobs/${id}`));
     window.scrollTo({ top: 0, behavior: "smooth" });
   } catch (err) {
     showFormError(err.message);
   }
+}
+
+/** Put a job (as GET /api/jobs/{id} gives it, with its history) on the stage. */
+function show(job) {
+  watch(job);
+  addPoints(job.history || []);
+  drawChart();
+}
+
+/** Loss points onto the chart, each iteration once: a stream that starts (or reconnects) sends every
+ *  point from the job's first, some of which the chart may have already. */
+function addPoints(points) {
+  let last = history.length ? history[history.length - 1][0] : -Infinity;
+  for (const p of points) if (p[0] > last) { history.push(p); last = p[0]; }
 }
 
 async function loadHistory(id) {
@@ -484,13 +515,18 @@ function drawChart() {
   ctx.textAlign = "left";
   ctx.textBaseline = "middle";
   let lx = pad.l + 8;
-  for (const term of LOSS_TERMS) {
+  const names = LOSS_TERMS.map((term) => (term === "tv" ? "smoothness" : term));
+  const widths = names.map((name) => ctx.measureText(name).width);
+  // 16 px between entries, less on a narrow (phone) chart so that the last one is not cut off.
+  const room = w - pad.r - lx - widths.reduce((a, b) => a + b, 0) - 14 * names.length;
+  const gap = Math.max(4, Math.min(16, room / (names.length - 1)));
+  LOSS_TERMS.forEach((term, i) => {
     ctx.fillStyle = LOSS_COLORS[term];
     ctx.fillRect(lx, pad.t + 4, 10, 3);
     ctx.fillStyle = muted;
-    ctx.fillText(term === "tv" ? "smoothness" : term, lx + 14, pad.t + 6);
-    lx += ctx.measureText(term === "tv" ? "smoothness" : term).width + 30;
-  }
+    ctx.fillText(names[i], lx + 14, pad.t + 6);
+    lx += 14 + widths[i] + gap;
+  });
 }
 
 // --- gallery ----------------------------------------------------------------------------------------
@@ -593,8 +629,19 @@ function tokenHeader() {
   return { "X-Painterly-Token": meta ? meta.content : "" };
 }
 
+const UNREACHABLE = "Cannot reach the studio server: is painterly serve still running?";
+
+/** fetch(), whose failure to reach any server ("Failed to fetch") becomes an error in words. */
+async function send(url, options) {
+  try {
+    return await fetch(url, options);
+  } catch (_) {
+    throw new Error(UNREACHABLE);
+  }
+}
+
 async function getJSON(url) {
-  const res = await fetch(url, { cache: "no-store" });
+  const res = await send(url, { cache: "no-store" });
   const body = await res.json().catch(() => ({}));
   if (!res.ok) throw new Error(errorText(res, body));
   return body;

@@ -42,7 +42,13 @@ async function startGrid(event) {
   if (sweep) form.append("sweep", sweep);
   $b("batch-start").disabled = true;
   try {
-    const res = await fetch("/api/batches", { method: "POST", body: form, headers: batchToken() });
+    let res;
+    try {
+      res = await fetch("/api/batches", { method: "POST", body: form, headers: batchToken() });
+    } catch (_) {  // no server answered ("Failed to fetch"): say so in words
+      batchError("Cannot reach the studio server: is painterly serve still running?");
+      return;
+    }
     const body = await res.json().catch(() => ({}));
     if (!res.ok) {
       batchError(detailText(res, body));

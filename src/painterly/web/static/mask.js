@@ -110,15 +110,23 @@ const PainterlyMask = (() => {
       select.dataset.color = name;
       const opts = [["photo", "keep the photo"], ...Array.from({ length: styleCount }, (_, i) => [String(i + 1), `style ${i + 1}`])];
       for (const [value, text] of opts) select.append(new Option(text, value));
-      if (![...select.options].some((o) => o.value === choice[name])) choice[name] = styleCount ? "1" : "photo";
-      select.value = choice[name];
+      select.value = assigned(name);
       select.addEventListener("change", () => { choice[name] = select.value; });
       row.append(sw, document.createTextNode(name === "white" ? " unpainted" : ` ${name}`), select);
       list.append(row);
     }
   }
 
-  function regions() { return ["white", ...usedColors()].map((name) => `${name}=${choice[name]}`); }
+  // What a colour gets: its choice while that exists (a style may have been removed since), else the
+  // first style. The choice itself is kept, so the defaults do not depend on whether the photo or the
+  // paintings were chosen first.
+  function assigned(name) {
+    const want = choice[name];
+    if (want === "photo" || (Number(want) >= 1 && Number(want) <= styleCount)) return want;
+    return styleCount ? "1" : "photo";
+  }
+
+  function regions() { return ["white", ...usedColors()].map((name) => `${name}=${assigned(name)}`); }
 
   // The mask as sent: the canvas over white (so that unpainted is white, a soft edge a blend).
   function blob() {

@@ -1,0 +1,89 @@
+"""Mistakes a script author makes with the studio's HTTP API, over real HTTP on 127.0.0.1: each gets a
+4xx whose JSON ``detail`` is one line naming the field (never FastAPI's list of pydantic records),
+and nothing is queued. Tiny random VGG prefix; no job runs."""
+
+from __future__ import annotations
+
+import io
+import json
+from typing import Any
+
+import numpy as np
+import pytest
+from PIL import Image
+
+httpx = pytest.importorskip("httpx")
+
+from painterly.encoder import random_state  # noqa: E402
+from painterly.weights import Weights, save_weights  # noqa: E402
+from support import running_server, token_headers  # noqa: E402
+
+
+def png(seed: int = 0) -> bytes:
+    arr = np.random.default_rng(seed).integers(0, 256, (32, 40, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory):  # noqa: ANN201
+    """(httpx client with the token, base URL) of a running studio."""
+    from painterly.web.app import create_app
+
+    tmp = tmp_path_factory.mktemp("studio")
+    state = random_state((64, 128, 32, 32, 32), seed=2)
+    weights = tmp / "tiny-vgg.safetensors"
+    save_weights(Weights({k: v for k, v in state.items() if k.startswith(("conv1_", "conv2_"))}, "caffe", "test"), weights)
+    defaults = {"weights": str(weights), "content_layers": "relu2_2", "style_layers": "relu1_1,relu2_1", "size": 32, "iterations": 2, "multiscale": False}
+    app = create_app(tmp / "work", default_options=defaults)
+    with running_server(app) as url, httpx.Client(base_url=url, timeout=30, headers=token_headers(app)) as http:
+        yield http, url
+
+
+def one_line(response: httpx.Response) -> dict[str, Any]:
+    body = response.json()
+    assert isinstance(body["detail"], str) and "\n" not in body["detail"], body
+    return body
+
+
+@pytest.mark.parametrize(
+    ("request_args", "field"),
+    [
+        ({"data": {"demo": "maybe"}}, "demo"),
+        # A file field sent as text (curl -F content=photo.png, without the @).
+        ({"data": {"content": "photo.png"}, "files": {"style": ("s.png", png(1), "image/png")}}, "content"),
+    ],
+    ids=["demo-not-a-boolean", "content-as-text"],
+)
+def test_form_fields_of_the_wrong_kind_are_one_line_naming_the_field(studio, request_args, field):
+    http, _ = studio
+    r = http.post("/api/jobs", **request_args)
+    assert r.status_code == 422
+    body = one_line(r)
+    assert body["field"] == field and body["detail"].startswith(f"{field}: "), body
+    assert "UploadFile" not in body["detail"] and "<class" not in body["detail"]
+    assert http.get("/api/jobs").json()["jobs"] == []
+
+
+def test_a_query_parameter_of_the_wrong_kind_is_one_line_naming_it(studio):
+    http, _ = studio
+    r = http.get("/api/jobs/" + "a" * 32 + "/result", params={"download": "maybe"})
+    assert r.status_code == 422 and one_line(r)["field"] == "download"
+
+
+@pytest.mark.parametrize("path", ["/api/jobs", "/api/batches"])
+def test_a_json_body_is_415_saying_to_send_a_form(studio, path):
+    http, _ = studio
+    # Not read as an empty form: "no file uploaded (or send demo=true)" would be wrong, it did send demo.
+    r = http.post(path, content=json.dumps({"demo": True, "options": {"size": 32}}), headers={"Content-Type": "application/json"})
+    assert r.status_code == 415, r.text
+    assert "application/json" in one_line(r)["detail"] and "multipart" in r.json()["detail"]
+    assert http.get("/api/jobs").json()["jobs"] == []
+
+
+def test_an_urlencoded_form_still_works(studio):
+    http, _ = studio
+    r = http.post("/api/jobs", data={"demo": "true", "options": json.dumps({"iterations": 1})})
+    assert r.status_code == 202, r.text
+    http.delete(f"/api/jobs/{r.json()['id']}")
