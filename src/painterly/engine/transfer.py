@@ -53,6 +53,8 @@ class StyleTransfer:
         device: str | torch.device | None = None,
         weights_progress: Callable[[int, int | None], None] | None = None,
     ) -> None:
+        if config is not None and not isinstance(config, Config):
+            raise ConfigError(f"config must be a painterly.Config, got {type(config).__name__} (Config(**options) makes one)")
         self.config = config or Config()
         self.device = resolve_device(device if device is not None else self.config.device)
         self.autocast_dtype = resolve_precision(self.config.precision, self.device)
@@ -78,7 +80,7 @@ class StyleTransfer:
     def start(
         self,
         inputs: Inputs | ImageLike | None,
-        styles: Sequence[ImageLike] = (),
+        styles: Sequence[ImageLike] | ImageLike = (),
         *,
         init: ImageLike | None = None,
         extra_terms: Sequence[Term] = (),
@@ -96,7 +98,7 @@ class StyleTransfer:
     def run(
         self,
         inputs: Inputs | ImageLike | None,
-        styles: Sequence[ImageLike] = (),
+        styles: Sequence[ImageLike] | ImageLike = (),
         *,
         init: ImageLike | None = None,
         callback: ProgressCallback | None = None,
