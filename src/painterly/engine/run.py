@@ -23,7 +23,7 @@ from ..errors import ConfigError, DivergenceError, ResourceError
 from ..schedule import Level, plan_levels
 from .averaging import corrected_average, update_average
 from .inputs import Inputs
-from .objective import LossTerms, Objective, Term, build_objective
+from .objective import LossTerms, Objective, Term, build_objective, check_terms
 from .targets import Targets, build_targets
 from .optimizers import LBFGSOptimizer, Optimizer, make_optimizer
 from .tiled import TiledEvaluation, level_tiles
@@ -66,7 +66,7 @@ class Run:
 
     def __init__(self, transfer: "StyleTransfer", inputs: Inputs, state: RunState | None = None, extra_terms: Sequence[Term] = ()) -> None:
         self.transfer = transfer
-        self.extra_terms = tuple(extra_terms)  # added to every level's objective (build_objective)
+        self.extra_terms = check_terms(extra_terms, transfer.encoder.layers)  # added to every level's objective (build_objective)
         self.config = transfer.config
         self.inputs = inputs
         self.device = transfer.device
@@ -210,15 +210,16 @@ class Run:
         return {"version": CHECKPOINT_VERSION, "config": self.config.to_dict(), **self.inputs.to_dict(), **self.state.to_dict()}
 
     @classmethod
-    def from_state_dict(cls, transfer: "StyleTransfer", data: Mapping[str, Any]) -> "Run":
-        """Rebuild a run saved by :meth:`state_dict`; ``transfer`` must have the saved config."""
+    def from_state_dict(cls, transfer: "StyleTransfer", data: Mapping[str, Any], *, extra_terms: Sequence[Term] = ()) -> "Run":
+        """Rebuild a run saved by :meth:`state_dict`; ``transfer`` must have the saved config. A run's
+        ``extra_terms`` are code, not saved: give the same ones again to continue it as it was."""
         if not isinstance(data, Mapping) or data.get("version") != CHECKPOINT_VERSION:
             version = data.get("version") if isinstance(data, Mapping) else None
             raise ConfigError(f"checkpoint version {version!r} is not supported (this painterly writes {CHECKPOINT_VERSION})")
         if not {"content", "styles", "init"} <= set(data) or not isinstance(data["styles"], (list, tuple)):
             raise ConfigError("the checkpoint's input images are missing or damaged")
         inputs = Inputs.from_dict(transfer.config, data)
-        return cls(transfer, inputs, RunState.from_dict(data))
+        return cls(transfer, inputs, RunState.from_dict(data), extra_terms)
 
     # --- internals ----------------------------------------------------------------------------------
     def _work(self, level_index: int, level_iteration: int) -> float:

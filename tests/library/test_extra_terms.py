@@ -1,0 +1,119 @@
+"""A run's own loss terms (``StyleTransfer.start(..., extra_terms=[...])``, the Term protocol): what
+docs/architecture.md tells a newcomer to write, checked where it goes wrong, and kept on resume."""
+
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+from typing import Mapping
+
+import pytest
+import torch
+from torch import Tensor
+
+from painterly.engine import Objective, Run, TVTerm
+from painterly.errors import ConfigError
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+@dataclass(frozen=True)
+class MeanColourTerm:
+    """``weight × ‖mean colour of the image − target‖²``, the example of docs/architecture.md."""
+
+    target: Tensor  # (3,) in [0, 1]
+    weight: float
+    name: str = "mean_colour"
+    layers: tuple[str, ...] = ()
+
+    def __call__(self, image: Tensor, features: Mapping[str, Tensor]) -> Tensor:
+        return (image.mean(dim=(0, 2, 3)) - self.target.to(image)).pow(2).sum() * self.weight
+
+
+@dataclass(frozen=True)
+class LayerMean:
+    """A term reading one encoder layer."""
+
+    layer: str
+    name: str = "layer_mean"
+    weight: float = 1.0
+
+    @property
+    def layers(self) -> tuple[str, ...]:
+        return (self.layer,)
+
+    def __call__(self, image: Tensor, features: Mapping[str, Tensor]) -> Tensor:
+        return features[self.layer].float().mean() * self.weight
+
+
+RED = torch.tensor([0.9, 0.1, 0.1])
+
+
+def test_the_documented_example_term_runs_and_pulls_the_colour(images, tiny_config, tiny_transfer):
+    transfer = tiny_transfer(tiny_config(iterations=6))
+    run = transfer.start(images.content_t, [images.style_t], extra_terms=[MeanColourTerm(RED, 1e5)])
+    last = list(run)[-1]
+    plain = transfer.start(images.content_t, [images.style_t])
+    list(plain)
+    assert list(last.losses) == ["total", "content", "style", "tv", "mean_colour"]
+    assert last.losses["total"] == pytest.approx(sum(v for k, v in last.losses.items() if k != "total"), rel=1e-5)
+    distance = lambda image: (image.mean(dim=(0, 2, 3)) - RED).norm().item()  # noqa: E731
+    assert distance(run.result()) < distance(plain.result())
+
+
+def test_the_example_term_gradchecks_in_float64():
+    term = MeanColourTerm(RED.double(), 2.0)
+    x = torch.rand(1, 3, 6, 5, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda image: term(image, {}), (x,))
+
+
+def test_a_resumed_run_keeps_its_extra_terms_when_given_again(images, tiny_config, tiny_transfer):
+    cfg = tiny_config(iterations=6)
+    term = MeanColourTerm(RED, 1e5)
+    straight = tiny_transfer(cfg).start(images.content_t, [images.style_t], extra_terms=[term])
+    reference = [p.losses for p in straight]
+    first = tiny_transfer(cfg).start(images.content_t, [images.style_t], extra_terms=[term])
+    first.step(), first.step()
+    buffer = io.BytesIO()
+    torch.save(first.state_dict(), buffer)
+    buffer.seek(0)
+    resumed = Run.from_state_dict(tiny_transfer(cfg), torch.load(buffer, weights_only=True), extra_terms=[term])
+    assert [p.losses for p in resumed] == reference[2:]
+    assert torch.equal(resumed.result(), straight.result())
+
+
+def test_a_term_named_like_another_is_refused_not_silently_replacing_it(images, tiny_config, tiny_transfer):
+    """An extra term named ``style`` used to replace the style loss in the sum without a word."""
+    transfer = tiny_transfer(tiny_config())
+    run = transfer.start(images.content_t, [images.style_t], extra_terms=[MeanColourTerm(RED, 1.0, name="style")])
+    with pytest.raises(ConfigError, match="two loss terms report as 'style'"):
+        run.step()
+    with pytest.raises(ConfigError, match="two loss terms report as 'mean_colour'"):
+        Objective(transfer.encoder, [MeanColourTerm(RED, 1.0), MeanColourTerm(RED, 2.0)])
+    with pytest.raises(ConfigError, match="'total'"):
+        Objective(transfer.encoder, [MeanColourTerm(RED, 1.0, name="total")])
+
+
+def test_a_term_reading_a_layer_the_encoder_lacks_is_refused_at_start(images, tiny_config, tiny_transfer):
+    transfer = tiny_transfer(tiny_config())
+    assert "relu5_4" not in transfer.encoder.layers
+    with pytest.raises(ConfigError, match="extra term 'layer_mean' reads relu5_4, which the encoder does not output"):
+        transfer.start(images.content_t, [images.style_t], extra_terms=[LayerMean("relu5_4")])
+    read = transfer.encoder.layers[0]  # a layer it has: fine
+    run = transfer.start(images.content_t, [images.style_t], extra_terms=[LayerMean(read)])
+    assert "layer_mean" in run.step().losses
+
+
+@pytest.mark.parametrize(
+    "terms, words",
+    [
+        (TVTerm(1.0), "extra_terms must be a list of loss terms, got TVTerm"),
+        ([lambda image, features: image.sum()], "a term is callable as term"),
+        ([MeanColourTerm(RED, 1.0, name="")], "a term is callable as term"),
+        ([LayerMean], "extra term LayerMean: give an instance of the class, not the class"),
+    ],
+)
+def test_something_that_is_not_a_list_of_terms_is_refused_at_start(terms, words, images, tiny_config, tiny_transfer):
+    transfer = tiny_transfer(tiny_config())
+    with pytest.raises(ConfigError, match=words):
+        transfer.start(images.content_t, [images.style_t], extra_terms=terms)
