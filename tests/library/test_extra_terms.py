@@ -4,15 +4,19 @@ docs/architecture.md tells a newcomer to write, checked where it goes wrong, and
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Mapping
 
 import pytest
 import torch
 from torch import Tensor
 
-from painterly.engine import Objective, Run, TVTerm
+from painterly.encoder import random_state
+from painterly.engine import Objective, Run, StyleTransfer, TVTerm, build_encoder
 from painterly.errors import ConfigError
+from painterly.weights import Weights
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -85,8 +89,13 @@ def test_a_resumed_run_keeps_its_extra_terms_when_given_again(images, tiny_confi
 def test_a_term_named_like_another_is_refused_not_silently_replacing_it(images, tiny_config, tiny_transfer):
     """An extra term named ``style`` used to replace the style loss in the sum without a word."""
     transfer = tiny_transfer(tiny_config())
-    run = transfer.start(images.content_t, [images.style_t], extra_terms=[MeanColourTerm(RED, 1.0, name="style")])
-    with pytest.raises(ConfigError, match="two loss terms report as 'style'"):
+    for terms, name in (([MeanColourTerm(RED, 1.0, name="style")], "style"), ([MeanColourTerm(RED, 1.0)] * 2, "mean_colour")):
+        with pytest.raises(ConfigError, match=f"extra term '{name}': another term reports under that name"):
+            transfer.start(images.content_t, [images.style_t], extra_terms=terms)
+    # A style kind's own term (histogram) is known only when the level's objective is built.
+    histogram = tiny_transfer(tiny_config(style_loss="histogram"))
+    run = histogram.start(images.content_t, [images.style_t], extra_terms=[MeanColourTerm(RED, 1.0, name="histogram")])
+    with pytest.raises(ConfigError, match="two loss terms report as 'histogram'"):
         run.step()
     with pytest.raises(ConfigError, match="two loss terms report as 'mean_colour'"):
         Objective(transfer.encoder, [MeanColourTerm(RED, 1.0), MeanColourTerm(RED, 2.0)])
@@ -99,9 +108,27 @@ def test_a_term_reading_a_layer_the_encoder_lacks_is_refused_at_start(images, ti
     assert "relu5_4" not in transfer.encoder.layers
     with pytest.raises(ConfigError, match="extra term 'layer_mean' reads relu5_4, which the encoder does not output"):
         transfer.start(images.content_t, [images.style_t], extra_terms=[LayerMean("relu5_4")])
-    read = transfer.encoder.layers[0]  # a layer it has: fine
-    run = transfer.start(images.content_t, [images.style_t], extra_terms=[LayerMean(read)])
-    assert "layer_mean" in run.step().losses
+
+
+def test_an_encoder_built_with_extra_layers_serves_the_term(images, tiny_config):
+    config = tiny_config()
+    encoder = build_encoder(config, weights=Weights(random_state(), "caffe", "tiny"), extra_layers=("relu5_4", config.layers_needed[0]))
+    assert encoder.layers == (*config.layers_needed, "relu5_4")
+    run = StyleTransfer(config, encoder=encoder).start(images.content_t, [images.style_t], extra_terms=[LayerMean("relu5_4")])
+    assert run.step().losses["layer_mean"] > 0
+
+
+def test_the_term_of_docs_architecture_is_the_one_tested_here():
+    """The doc's example class, run as written: it must define the term these tests use."""
+    text = (Path(__file__).resolve().parents[2] / "docs" / "architecture.md").read_text(encoding="utf-8")
+    section = text.split("### A loss term of your own", 1)[1]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    scope: dict = {}
+    exec(compile(code, "docs/architecture.md", "exec"), scope)  # noqa: S102 - our own documentation
+    term = scope["MeanColourTerm"](RED, 3.0)
+    x = torch.rand(1, 3, 8, 8)
+    assert (term.name, term.layers) == ("mean_colour", ())
+    assert torch.equal(term(x, {}), MeanColourTerm(RED, 3.0)(x, {}))
 
 
 @pytest.mark.parametrize(

@@ -303,19 +303,23 @@ def check_terms(terms: Sequence[Term], layers: Sequence[str]) -> tuple[Term, ...
     """
     if isinstance(terms, Tensor) or not isinstance(terms, (list, tuple)):
         raise ConfigError(f"extra_terms must be a list of loss terms, got {type(terms).__name__}")
+    taken = {"total", *STANDARD_TERMS}  # the rest (a style kind's own term) is refused by Objective
     for term in terms:
         name, reads = getattr(term, "name", None), getattr(term, "layers", None)
         if isinstance(term, type):
             raise ConfigError(f"extra term {term.__name__}: give an instance of the class, not the class")
         if not isinstance(name, str) or not name or not callable(term):
             raise ConfigError(f"extra term {term!r:.60}: a term is callable as term(image, features) and has a name string")
+        if name in taken:
+            raise ConfigError(f"extra term {name!r}: another term reports under that name; give it a name of its own")
+        taken.add(name)
         if not isinstance(reads, tuple) or not all(isinstance(n, str) for n in reads):
             raise ConfigError(f"extra term {name!r}: its layers must be a tuple of layer names, got {reads!r:.60}")
         missing = [n for n in reads if n not in layers]
         if missing:
             raise ConfigError(
                 f"extra term {name!r} reads {', '.join(missing)}, which the encoder does not output; "
-                f"build it with those layers too: build_encoder(config.replace(...)) or VGG19Encoder(..., layers)"
+                f"build it with them: StyleTransfer(config, encoder=build_encoder(config, extra_layers=...))"
             )
     return tuple(terms)
 

@@ -19,19 +19,28 @@ from .state import Progress
 ProgressCallback = Callable[[Progress], None]
 
 
-def build_encoder(config: Config, *, weights=None, progress: Callable[[int, int | None], None] | None = None) -> VGG19Encoder:  # noqa: ANN001
+def build_encoder(
+    config: Config,
+    *,
+    weights=None,  # noqa: ANN001
+    progress: Callable[[int, int | None], None] | None = None,
+    extra_layers: Sequence[str] = (),
+) -> VGG19Encoder:
     """The encoder ``config`` asks for, reading only as deep as its layers need.
 
     Args:
         weights: already-loaded :class:`~painterly.weights.Weights` (the studio keeps them in memory);
             by default they are loaded from ``config.weights``.
         progress: called as ``(bytes_done, bytes_total)`` while weights download.
+        extra_layers: layers it outputs besides ``config.layers_needed`` (what a run's own
+            ``extra_terms`` read; see docs/architecture.md).
     """
     if weights is None:
         from ..weights import load_weights
 
         weights = load_weights(config.weights, progress=progress)
-    return VGG19Encoder(weights.state, weights.preprocessing, config.layers_needed, config.pooling)
+    layers = tuple(dict.fromkeys((*config.layers_needed, *extra_layers)))
+    return VGG19Encoder(weights.state, weights.preprocessing, layers, config.pooling)
 
 
 class StyleTransfer:
