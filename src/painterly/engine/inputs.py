@@ -68,6 +68,7 @@ class Inputs:
 
     @classmethod
     def from_dict(cls, config: Config, data: Mapping[str, Any]) -> "Inputs":
+        """The inverse of :meth:`to_dict`: the images loaded and checked again by :func:`load_inputs`."""
         style_masks = data.get("style_masks")
         inputs = load_inputs(
             config, data["content"], list(data["styles"]), data["init"], warn=False,

@@ -82,9 +82,11 @@ class LossTerms:
 
     @property
     def total(self) -> Tensor:
+        """The weighted sum of the terms, a 0-d tensor on the device."""
         return self.values[0]
 
     def as_dict(self) -> dict[str, float]:
+        """``{name: value}``, read from the device (one transfer)."""
         return dict(zip(self.names, self.values.tolist()))
 
 

@@ -99,22 +99,44 @@ class Run:
             return state
         return state.replace(image=self.work.x.detach().clone(), optimizer=self.work.optimizer.state_dict())
 
-    seed = property(lambda self: self._state.seed, doc="The seed in effect (drawn when the config has none): log it to repeat a run.")
-    iteration = property(lambda self: self._state.iteration, doc="Iterations done, over all levels.")
-    recoveries = property(lambda self: self._state.recoveries, doc="How often NaN/Inf was recovered from.")
-    evaluations = property(lambda self: self._evaluations, doc="Loss evaluations so far.")
-    stopped = property(lambda self: self._stop.is_set(), doc="Whether :meth:`stop` was called.")
+    @property
+    def seed(self) -> int:
+        """The seed in effect (drawn when the config has none): log it to repeat a run."""
+        return self._state.seed
+
+    @property
+    def iteration(self) -> int:
+        """Iterations done, over all levels."""
+        return self._state.iteration
+
+    @property
+    def recoveries(self) -> int:
+        """How often NaN/Inf was recovered from."""
+        return self._state.recoveries
+
+    @property
+    def evaluations(self) -> int:
+        """Loss evaluations so far."""
+        return self._evaluations
+
+    @property
+    def stopped(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return self._stop.is_set()
 
     @property
     def done(self) -> bool:
+        """Whether the run is over: every iteration done, or :meth:`stop` called."""
         return self._state.iteration >= self.total_iterations or self._stop.is_set()
 
     @property
     def level(self) -> Level:
+        """The level being optimised (the last one once the run is over)."""
         return self.levels[min(self._state.level_index, len(self.levels) - 1)]
 
     @property
     def elapsed(self) -> float:
+        """Seconds of optimisation, over all sessions of the run (a resumed run counts its past)."""
         return self._state.elapsed + (time.perf_counter() - self._t0)
 
     def stop(self) -> None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -16,13 +16,16 @@ from .objective import Term
 from .run import Run
 from .state import Progress
 
+if TYPE_CHECKING:
+    from ..weights import Weights
+
 ProgressCallback = Callable[[Progress], None]
 
 
 def build_encoder(
     config: Config,
     *,
-    weights=None,  # noqa: ANN001
+    weights: Weights | None = None,
     progress: Callable[[int, int | None], None] | None = None,
     extra_layers: Sequence[str] = (),
 ) -> VGG19Encoder:
