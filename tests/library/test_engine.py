@@ -447,6 +447,21 @@ def test_a_seed_is_drawn_and_reported_when_none_is_given(images, tiny_config, ti
     assert torch.equal(run.result(), again.result())
 
 
+def test_drawing_a_seed_leaves_the_callers_random_generator_alone(images, tiny_config, tiny_transfer):
+    """torch.seed() reseeded torch's global generator: a caller's seeded torch.rand stopped repeating."""
+    transfer = tiny_transfer(tiny_config(seed=None, iterations=1))
+    before = torch.get_rng_state()
+    try:
+        torch.manual_seed(1234)
+        expected = torch.rand(4)
+        torch.manual_seed(1234)
+        seeds = {transfer.start(images.content_t, [images.style_t]).seed for _ in range(3)}
+        assert torch.equal(torch.rand(4), expected)
+    finally:
+        torch.set_rng_state(before)  # other tests see the generator as they would have
+    assert len(seeds) == 3 and all(0 <= s < 2**31 for s in seeds)
+
+
 # --- progress ----------------------------------------------------------------------------------------------------------
 
 

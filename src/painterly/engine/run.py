@@ -10,6 +10,7 @@ saves with the inputs and the config.
 from __future__ import annotations
 
 import math
+import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -76,7 +77,8 @@ class Run:
         self.level_megapixels = tuple(h * w / 1e6 for h, w in (level_size(inputs, lv.size) for lv in self.levels))
         self._start = starting_image(self.config, inputs, level_size(inputs, self.levels[-1].size))
         if state is None:
-            seed = self.config.seed if self.config.seed is not None else int(torch.seed() % (2**31))
+            # Drawn without torch.seed(), which would reseed the caller's global generators (CUDA's too).
+            seed = self.config.seed if self.config.seed is not None else secrets.randbelow(2**31)
             first = level_size(inputs, self.levels[0].size)
             image = first_level_image(self.config, self._start, first, torch.Generator().manual_seed(seed))
             state = RunState(seed=seed, image=image, level_ready=True)
