@@ -660,6 +660,30 @@ def test_checkpoint_keeps_the_original_colour_inputs(images, tiny_config, tiny_t
     assert torch.equal(resumed.result(), straight.result())
 
 
+@pytest.mark.parametrize(
+    "changed, words",
+    [
+        (dict(size=48), "`size` 32, not 48"),
+        (dict(optimizer="adam"), "`optimizer` 'lbfgs', not 'adam'"),
+        (dict(multiscale=False, level_iterations=None, iterations=6), "`multiscale` True, not False"),
+        (dict(level_iterations=(2, 4)), "`level_iterations` [3, 3], not [2, 4]"),
+        (dict(min_size=24), "`min_size` 16, not 24"),
+    ],
+)
+def test_resuming_under_a_config_that_sizes_the_run_otherwise_is_refused(changed, words, images, tiny_config, tiny_transfer):
+    """It failed deep in torch (a shape mismatch in a loss, a KeyError in the optimiser's state)."""
+    cfg = _checkpoint_config(tiny_config, "lbfgs")
+    run = tiny_transfer(cfg).start(images.content_t, [images.style_t])
+    run.step()
+    state = _roundtrip(run.state_dict())
+    with pytest.raises(ConfigError) as caught:
+        Run.from_state_dict(tiny_transfer(cfg.replace(**changed)), state)
+    assert words in caught.value.template and "Config.from_mapping" in str(caught.value)
+    # What does not size the run may differ (the CLI's resume keeps everything; a library caller may not).
+    resumed = Run.from_state_dict(tiny_transfer(cfg.replace(tv_weight=cfg.tv_weight * 2, lbfgs_history=5)), state)
+    assert resumed.step() is not None
+
+
 def test_unknown_checkpoint_version_is_refused(images, tiny_config, tiny_transfer):
     transfer = tiny_transfer(tiny_config())
     state = transfer.start(images.content_t, [images.style_t]).state_dict()

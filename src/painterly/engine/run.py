@@ -235,13 +235,22 @@ class Run:
 
     @classmethod
     def from_state_dict(cls, transfer: "StyleTransfer", data: Mapping[str, Any], *, extra_terms: Sequence[Term] = ()) -> "Run":
-        """Rebuild a run saved by :meth:`state_dict`; ``transfer`` must have the saved config. A run's
+        """Rebuild a run saved by :meth:`state_dict`; ``transfer`` must have the saved config (one that
+        sizes the levels or names the optimiser differently is a :class:`ConfigError`). A run's
         ``extra_terms`` are code, not saved: give the same ones again to continue it as it was."""
         if not isinstance(data, Mapping) or data.get("version") != CHECKPOINT_VERSION:
             version = data.get("version") if isinstance(data, Mapping) else None
             raise ConfigError(f"checkpoint version {version!r} is not supported (this painterly writes {CHECKPOINT_VERSION})")
         if not {"content", "styles", "init"} <= set(data) or not isinstance(data["styles"], (list, tuple)):
             raise ConfigError("the checkpoint's input images are missing or damaged")
+        saved, now = data.get("config"), transfer.config.to_dict()
+        # What sizes the levels and shapes the optimiser's memory: under other values the run fails deep in torch.
+        for name in ("size", "min_size", "multiscale", "level_iterations", "optimizer"):
+            if isinstance(saved, Mapping) and name in saved and saved[name] != now[name]:
+                raise ConfigError(
+                    f"the checkpoint was made with `{name}` {saved[name]!r}, not {now[name]!r}: resume it with its own "
+                    "config (Config.from_mapping(checkpoint['config']))"
+                )
         inputs = Inputs.from_dict(transfer.config, data)
         return cls(transfer, inputs, RunState.from_dict(data), extra_terms)
 
