@@ -65,6 +65,14 @@ def test_the_documented_example_term_runs_and_pulls_the_colour(images, tiny_conf
     assert distance(run.result()) < distance(plain.result())
 
 
+def test_run_to_the_end_takes_extra_terms_too(images, tiny_config, tiny_transfer):
+    transfer = tiny_transfer(tiny_config(iterations=3))
+    term = MeanColourTerm(RED, 1e5)
+    run = transfer.start(images.content_t, [images.style_t], extra_terms=[term])
+    list(run)
+    assert torch.equal(transfer.run(images.content_t, [images.style_t], extra_terms=[term]), run.result())
+
+
 def test_the_example_term_gradchecks_in_float64():
     term = MeanColourTerm(RED.double(), 2.0)
     x = torch.rand(1, 3, 6, 5, dtype=torch.float64, requires_grad=True)

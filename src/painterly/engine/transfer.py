@@ -114,10 +114,11 @@ class StyleTransfer:
         *,
         init: ImageLike | None = None,
         callback: ProgressCallback | None = None,
+        extra_terms: Sequence[Term] = (),
     ) -> Tensor:
         """Run to the end (``callback`` gets each :class:`Progress`) and return the result,
-        ``(1, 3, H, W)`` float32 in [0, 1] on the CPU. The inputs as for :meth:`start`."""
-        run = self.start(inputs, styles, init=init)
+        ``(1, 3, H, W)`` float32 in [0, 1] on the CPU. The inputs and ``extra_terms`` as for :meth:`start`."""
+        run = self.start(inputs, styles, init=init, extra_terms=extra_terms)
         for progress in run:
             if callback is not None:
                 callback(progress)
