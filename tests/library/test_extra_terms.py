@@ -94,6 +94,18 @@ def test_a_resumed_run_keeps_its_extra_terms_when_given_again(images, tiny_confi
     assert torch.equal(resumed.result(), straight.result())
 
 
+def test_resuming_without_the_runs_extra_terms_is_refused(images, tiny_config, tiny_transfer):
+    """It used to continue without them, silently optimising another objective."""
+    transfer = tiny_transfer(tiny_config(iterations=4))
+    run = transfer.start(images.content_t, [images.style_t], extra_terms=[MeanColourTerm(RED, 1e5)])
+    run.step()
+    state = run.state_dict()
+    assert state["extra_terms"] == ["mean_colour"]
+    with pytest.raises(ConfigError, match="the checkpoint's run had the extra term 'mean_colour': give it again"):
+        Run.from_state_dict(transfer, state)
+    assert "extra_terms" not in transfer.start(images.content_t, [images.style_t]).state_dict()
+
+
 def test_a_term_named_like_another_is_refused_not_silently_replacing_it(images, tiny_config, tiny_transfer):
     """An extra term named ``style`` used to replace the style loss in the sum without a word."""
     transfer = tiny_transfer(tiny_config())

@@ -230,8 +230,11 @@ class Run:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue this run later, as one flat dict: the version, the config,
         the inputs (``content``, ``styles``, ``init``) and the fields of :attr:`state` (CPU tensors;
-        ``torch.save``-able and loadable with ``weights_only=True``)."""
-        return {"version": CHECKPOINT_VERSION, "config": self.config.to_dict(), **self.inputs.to_dict(), **self.state.to_dict()}
+        ``torch.save``-able and loadable with ``weights_only=True``); with ``extra_terms``, their names."""
+        data = {"version": CHECKPOINT_VERSION, "config": self.config.to_dict(), **self.inputs.to_dict(), **self.state.to_dict()}
+        if self.extra_terms:  # their names only: the terms are code (from_state_dict asks for them again)
+            data["extra_terms"] = [t.name for t in self.extra_terms]
+        return data
 
     @classmethod
     def from_state_dict(cls, transfer: "StyleTransfer", data: Mapping[str, Any], *, extra_terms: Sequence[Term] = ()) -> "Run":
@@ -251,6 +254,10 @@ class Run:
                     f"the checkpoint was made with `{name}` {saved[name]!r}, not {now[name]!r}: resume it with its own "
                     "config (Config.from_mapping(checkpoint['config']))"
                 )
+        given = {getattr(t, "name", None) for t in extra_terms} if isinstance(extra_terms, (list, tuple)) else set()
+        lost = [n for n in data.get("extra_terms") or () if n not in given]
+        if lost:
+            raise ConfigError(f"the checkpoint's run had the extra term {lost[0]!r}: give it again (extra_terms=[...]); terms are not saved")
         inputs = Inputs.from_dict(transfer.config, data)
         return cls(transfer, inputs, RunState.from_dict(data), extra_terms)
 
