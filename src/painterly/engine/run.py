@@ -255,7 +255,8 @@ class Run:
                     "config (Config.from_mapping(checkpoint['config']))"
                 )
         given = {getattr(t, "name", None) for t in extra_terms} if isinstance(extra_terms, (list, tuple)) else set()
-        lost = [n for n in data.get("extra_terms") or () if n not in given]
+        named = data.get("extra_terms")
+        lost = [n for n in named if n not in given] if isinstance(named, (list, tuple)) else []
         if lost:
             raise ConfigError(f"the checkpoint's run had the extra term {lost[0]!r}: give it again (extra_terms=[...]); terms are not saved")
         inputs = Inputs.from_dict(transfer.config, data)
