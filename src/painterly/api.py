@@ -83,7 +83,11 @@ def texture(
     device: str | torch.device | None = None,
     **options: Any,
 ) -> PIL.Image.Image:
-    """Synthesise a texture: white noise optimised to match the style's Gram matrices only."""
+    """Synthesise a texture: white noise optimised to match the style's Gram matrices only.
+
+    ``options`` are :class:`~painterly.config.Config` fields (texture mode's defaults otherwise).
+    Returns an 8-bit RGB PIL image whose longest side is ``size``, in the (first) style's aspect.
+    """
     styles = list(style) if isinstance(style, (list, tuple)) else [style]
     return _run("texture", None, styles, init=init, config=config, callback=callback, encoder=encoder, device=device, options=options)
 
@@ -100,6 +104,10 @@ def reconstruct(
     **options: Any,
 ) -> PIL.Image.Image:
     """Reconstruct ``content`` from white noise using only the features of one ``layer``: shows what
-    that layer of VGG19 keeps of an image (Gatys et al., fig. 1)."""
+    that layer of VGG19 keeps of an image (Gatys et al., fig. 1).
+
+    ``layer``: any VGG19 layer name (``conv1_1`` … ``pool5``). ``options`` are
+    :class:`~painterly.config.Config` fields. Returns an 8-bit RGB PIL image whose longest side is ``size``.
+    """
     options.setdefault("content_layers", (layer,))
     return _run("reconstruct", content, [], init=init, config=config, callback=callback, encoder=encoder, device=device, options=options)

@@ -312,10 +312,12 @@ class Config:
 
     @property
     def uses_content(self) -> bool:
+        """Whether the run has a content loss (``content_weight`` > 0 and some ``content_layers``)."""
         return self.content_weight > 0 and bool(self.content_layers)
 
     @property
     def uses_style(self) -> bool:
+        """Whether the run has a style loss (``style_weight`` > 0 and some ``style_layers``)."""
         return self.style_weight > 0 and bool(self.style_layers)
 
     @property

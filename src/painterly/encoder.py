@@ -112,6 +112,7 @@ class VGG19Encoder(nn.Module):
 
     @property
     def deepest_layer(self) -> str:
+        """The deepest layer the network is built up to (it computes nothing beyond it)."""
         return self._plan[-1].name
 
     def preprocess(self, image: Tensor) -> Tensor:

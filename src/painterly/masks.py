@@ -211,13 +211,14 @@ def region_weights(mask: Tensor, colors: Sequence[RGB], *, name: str = "mask") -
     return out.float()
 
 
-def read_mask(source, *, max_pixels: int | None = None) -> Tensor:  # noqa: ANN001
+def read_mask(source, *, max_pixels: int | None = None, name: str = "mask") -> Tensor:  # noqa: ANN001
     """A mask from a path, PIL image or ``(1, 3, H, W)`` tensor in [0, 1], as ``(1, 3, H, W)`` float32
     (through :mod:`painterly.imageio`: an unreadable file is an :class:`~painterly.errors.ImageError`
-    naming it). Never decoded reduced: that would invent colours."""
+    naming it; a bad tensor a :class:`~painterly.errors.ConfigError` naming ``name``). Never decoded
+    reduced: that would invent colours."""
     from .engine.inputs import to_tensor
 
-    return to_tensor(source, name="mask", max_pixels=max_pixels)
+    return to_tensor(source, name=name, max_pixels=max_pixels)
 
 
 def check_aspect(

@@ -66,6 +66,11 @@ def test_bad_image_argument_is_a_config_error(images, tiny_encoder):
         painterly.stylize(123, images.style, encoder=tiny_encoder(Config().layers_needed), **FAST)
 
 
+def test_a_config_that_is_not_a_config_is_a_config_error(tiny_encoder):
+    with pytest.raises(ConfigError, match="config must be a painterly.Config, got dict"):
+        painterly.StyleTransfer({"size": 32}, encoder=tiny_encoder(Config().layers_needed))
+
+
 def test_upscaling_a_small_content_image_warns(images, tiny_encoder):
     with pytest.warns(PainterlyWarning, match="upscaled to 80 px"):
         painterly.stylize(images.content, images.style, encoder=tiny_encoder(Config().layers_needed), size=80, **FAST)

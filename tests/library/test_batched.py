@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from painterly.engine import SharedEvaluation, StyleTransfer, batched, evaluate_batch, load_inputs, run_together
+from painterly.errors import ConfigError
 from painterly.engine.objective import build_objective
 from painterly.engine.targets import build_targets
 
@@ -228,3 +229,41 @@ def test_on_cuda_runs_together_replay_their_passes_as_graphs(images, tiny_config
     assert shared.failed is None and shared.captured >= 1
     for got, want in zip(graphed, eager):
         _close(got, want, rtol=1e-3, atol=1e-3)
+
+
+def _first_event_within(iterator, seconds=60.0):
+    """``next(iterator)`` in a thread: what it returned or raised, or ``"hung"`` (the defect this
+    guards against left every run waiting forever)."""
+    outcome: list = ["hung"]
+
+    def take():
+        try:
+            outcome[0] = next(iterator)
+        except BaseException as exc:  # noqa: BLE001 - the outcome is what the test looks at
+            outcome[0] = exc
+
+    thread = threading.Thread(target=take, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return outcome[0]
+
+
+def test_a_run_given_twice_is_refused_not_a_deadlock(images, tiny_config, tiny_transfer):
+    transfer = tiny_transfer(tiny_config())
+    run = transfer.start(images.content_t, [images.style_t])
+    outcome = _first_event_within(run_together([run, run]))
+    assert isinstance(outcome, ConfigError) and str(outcome) == "run_together: run 1 is given twice"
+    assert run.evaluator is None and run.iteration == 0
+    assert len(list(run_together([run]))) == run.total_iterations  # still usable on its own terms
+
+
+def test_a_run_already_stepped_is_refused_not_a_deadlock(images, tiny_config, tiny_transfer):
+    """Its level's evaluation was made before it joined: it would never hand its image to the batch."""
+    transfer = tiny_transfer(tiny_config())
+    stepped, fresh = (transfer.start(images.content_t, [images.style_t]) for _ in range(2))
+    stepped.step()
+    outcome = _first_event_within(run_together([fresh, stepped]))
+    assert isinstance(outcome, ConfigError) and "run 1 has already started" in str(outcome)
+    run_all = list(stepped)  # a finished run may join (it simply leaves at once)
+    assert stepped.done and run_all
+    assert len(list(run_together([fresh, stepped]))) == fresh.total_iterations

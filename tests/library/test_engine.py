@@ -447,6 +447,21 @@ def test_a_seed_is_drawn_and_reported_when_none_is_given(images, tiny_config, ti
     assert torch.equal(run.result(), again.result())
 
 
+def test_drawing_a_seed_leaves_the_callers_random_generator_alone(images, tiny_config, tiny_transfer):
+    """torch.seed() reseeded torch's global generator: a caller's seeded torch.rand stopped repeating."""
+    transfer = tiny_transfer(tiny_config(seed=None, iterations=1))
+    before = torch.get_rng_state()
+    try:
+        torch.manual_seed(1234)
+        expected = torch.rand(4)
+        torch.manual_seed(1234)
+        seeds = {transfer.start(images.content_t, [images.style_t]).seed for _ in range(3)}
+        assert torch.equal(torch.rand(4), expected)
+    finally:
+        torch.set_rng_state(before)  # other tests see the generator as they would have
+    assert len(seeds) == 3 and all(0 <= s < 2**31 for s in seeds)
+
+
 # --- progress ----------------------------------------------------------------------------------------------------------
 
 
@@ -643,6 +658,30 @@ def test_checkpoint_keeps_the_original_colour_inputs(images, tiny_config, tiny_t
     resumed = Run.from_state_dict(transfer, _roundtrip(run.state_dict()))
     run_all(resumed)
     assert torch.equal(resumed.result(), straight.result())
+
+
+@pytest.mark.parametrize(
+    "changed, words",
+    [
+        (dict(size=48), "`size` 32, not 48"),
+        (dict(optimizer="adam"), "`optimizer` 'lbfgs', not 'adam'"),
+        (dict(multiscale=False, level_iterations=None, iterations=6), "`multiscale` True, not False"),
+        (dict(level_iterations=(2, 4)), "`level_iterations` [3, 3], not [2, 4]"),
+        (dict(min_size=24), "`min_size` 16, not 24"),
+    ],
+)
+def test_resuming_under_a_config_that_sizes_the_run_otherwise_is_refused(changed, words, images, tiny_config, tiny_transfer):
+    """It failed deep in torch (a shape mismatch in a loss, a KeyError in the optimiser's state)."""
+    cfg = _checkpoint_config(tiny_config, "lbfgs")
+    run = tiny_transfer(cfg).start(images.content_t, [images.style_t])
+    run.step()
+    state = _roundtrip(run.state_dict())
+    with pytest.raises(ConfigError) as caught:
+        Run.from_state_dict(tiny_transfer(cfg.replace(**changed)), state)
+    assert words in caught.value.template and "Config.from_mapping" in str(caught.value)
+    # What does not size the run may differ (the CLI's resume keeps everything; a library caller may not).
+    resumed = Run.from_state_dict(tiny_transfer(cfg.replace(tv_weight=cfg.tv_weight * 2, lbfgs_history=5)), state)
+    assert resumed.step() is not None
 
 
 def test_unknown_checkpoint_version_is_refused(images, tiny_config, tiny_transfer):

@@ -18,6 +18,9 @@ How a run flows (docs/architecture.md has the picture)::
                                │
                  the faces: api.stylize, the CLI's runner, the studio's worker
 
+A loss of your own is a :class:`Term` given to one run, ``StyleTransfer.start(inputs,
+extra_terms=[term])``: added to every level's objective (docs/architecture.md has a worked example).
+
 The library never prints or writes files: what to show or save is the caller's business.
 """
 

@@ -33,6 +33,7 @@ from typing import Callable, Iterator, Sequence
 import torch
 from torch import Tensor
 
+from ..errors import ConfigError
 from .objective import Objective
 from .run import Run
 from .state import Progress
@@ -215,13 +216,20 @@ def batch_capture(runs: Sequence[Run]) -> Capture | None:
 def run_together(runs: Sequence[Run], shared: SharedEvaluation | None = None) -> Iterator[tuple[int, Progress]]:
     """Advance ``runs`` (not yet started) together, yielding ``(index, progress)`` as each iterates.
 
-    Each run ends as it would alone (its own iterations, or :meth:`Run.stop`); its result is
+    Raises :class:`~painterly.errors.ConfigError` for a run given twice or already stepped. Each run
+    ends as it would alone (its own iterations, or :meth:`Run.stop`); its result is
     ``runs[index].result()``. If a run raises, the others are stopped and the error is raised here.
     Closing the iterator early (``break``) stops every run. ``shared``: the rendezvous to use, for
     a caller that wants its counts (``captured``, ``failed``); by default one with
     :func:`batch_capture`'s graphs.
     """
     runs = list(runs)
+    # Either mistake would leave a slot that never hands in an image: every other run would wait forever.
+    for index, run in enumerate(runs):
+        if any(other is run for other in runs[:index]):
+            raise ConfigError(f"run_together: run {index} is given twice")
+        if run.evaluator is not None or (run.work is not None and not run.done):
+            raise ConfigError(f"run_together: run {index} has already started; give runs not yet stepped")
     shared = shared if shared is not None else SharedEvaluation(len(runs), capture=batch_capture(runs))
     # Bounded: a slow consumer holds the runs back instead of piling up their progress images.
     events: queue.Queue = queue.Queue(maxsize=2 * len(runs))

@@ -68,6 +68,7 @@ class Inputs:
 
     @classmethod
     def from_dict(cls, config: Config, data: Mapping[str, Any]) -> "Inputs":
+        """The inverse of :meth:`to_dict`: the images loaded and checked again by :func:`load_inputs`."""
         style_masks = data.get("style_masks")
         inputs = load_inputs(
             config, data["content"], list(data["styles"]), data["init"], warn=False,
@@ -84,13 +85,17 @@ def to_tensor(image: ImageLike, *, name: str = "image", max_pixels: int | None =
 
     A file larger than ``max_side`` is decoded at a reduced size (still at least twice ``max_side``,
     so the run's own resize does the last step): a 100-megapixel photo never becomes floats whole.
-    Tensors and PIL images are taken as they are.
+    Tensors and PIL images are taken at their size. A tensor is ``(1, 3, H, W)`` or ``(3, H, W)``, any
+    float dtype, finite, with values in [0, 1] (a resize's overshoot of up to ``RANGE_SLACK`` is
+    clamped away); anything else is a :class:`ConfigError` naming ``name``.
     """
     from ..imageio import image_to_tensor, load_image
 
     if isinstance(image, Tensor):
         return _checked(name, image)
     if isinstance(image, PIL.Image.Image):
+        if image.width == 0 or image.height == 0:
+            raise ConfigError(f"{name} has no pixels: {image.width}x{image.height}")
         return image_to_tensor(image)
     if isinstance(image, (str, os.PathLike)):
         kwargs = {} if max_pixels is None else {"max_pixels": max_pixels}
@@ -101,7 +106,7 @@ def to_tensor(image: ImageLike, *, name: str = "image", max_pixels: int | None =
 def load_inputs(
     config: Config,
     content: ImageLike | None,
-    styles: Sequence[ImageLike] = (),
+    styles: Sequence[ImageLike] | ImageLike | None = (),
     init: ImageLike | None = None,
     *,
     warn: bool = True,
@@ -112,7 +117,7 @@ def load_inputs(
 
     Args:
         content: the photo; ``None`` for texture synthesis.
-        styles: the paintings, blended by ``config.style_blend``.
+        styles: the paintings, blended by ``config.style_blend`` (one image alone is taken as the one style).
         init: the image to start from, when ``config.init`` is ``"image"``.
         mask: a colour-coded or grayscale image whose colours ``config.regions`` assigns (spatial
             control, :mod:`painterly.masks`); the content's aspect, any size.
@@ -124,7 +129,8 @@ def load_inputs(
         ConfigError: an image or combination the run cannot use, naming the field at fault.
         ImageError: a file that cannot be read.
     """
-    styles = list(styles)
+    # One image given where a list is expected is the one style, not a sequence of characters or rows.
+    styles = [styles] if isinstance(styles, (str, os.PathLike, PIL.Image.Image, Tensor)) else list(styles or ())
     _check_combination(config, content is not None, len(styles), init is not None)
     if warn:
         for note in ineffective_options(config):
@@ -190,6 +196,11 @@ def _check_combination(config: Config, has_content: bool, n_styles: int, has_ini
         raise ConfigError("nothing to work from: give a content or a style image")
 
 
+# How far a tensor's values may stray outside [0, 1] and still be taken (clamped): the overshoot of a
+# bicubic resize; a 0–255 or a normalised (mean/std) tensor strays much further.
+RANGE_SLACK = 1e-2
+
+
 def _checked(name: str, image: Tensor) -> Tensor:
     if image.ndim == 3:
         image = image.unsqueeze(0)
@@ -197,7 +208,16 @@ def _checked(name: str, image: Tensor) -> Tensor:
         raise ConfigError(f"{name} must have shape (1, 3, H, W); got {tuple(image.shape)}")
     if not image.is_floating_point():
         raise ConfigError(f"{name} must be a float tensor in [0, 1]; got {image.dtype}")
-    return image.detach().to("cpu", torch.float32)
+    if image.shape[-1] == 0 or image.shape[-2] == 0:
+        raise ConfigError(f"{name} has no pixels: shape {tuple(image.shape)}")
+    image = image.detach().to("cpu", torch.float32)
+    if not bool(image.isfinite().all()):
+        raise ConfigError(f"{name} has NaN or infinite values")
+    low, high = float(image.min()), float(image.max())
+    if low < -RANGE_SLACK or high > 1 + RANGE_SLACK:
+        hint = "; divide a 0–255 image by 255" if high > 2 else ""
+        raise ConfigError(f"{name} must have values in [0, 1]; got {low:.3g} to {high:.3g}{hint}")
+    return image.clamp(0, 1)
 
 
 def ineffective_options(config: Config) -> list[str]:

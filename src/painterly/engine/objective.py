@@ -21,6 +21,7 @@ from torch import Tensor
 
 from ..config import Config
 from ..encoder import VGG19Encoder
+from ..errors import ConfigError
 from ..imageio import resize
 from ..layers import layer
 from ..losses import content_loss, cosine_content_loss, gram_matrix, gram_sum, style_loss, total_variation
@@ -81,9 +82,11 @@ class LossTerms:
 
     @property
     def total(self) -> Tensor:
+        """The weighted sum of the terms, a 0-d tensor on the device."""
         return self.values[0]
 
     def as_dict(self) -> dict[str, float]:
+        """``{name: value}``, read from the device (one transfer)."""
         return dict(zip(self.names, self.values.tolist()))
 
 
@@ -229,7 +232,12 @@ class Objective:
         self.encoder = encoder
         self.terms = tuple(terms)
         self.autocast = autocast
-        self.names = ("total",) + STANDARD_TERMS + tuple(t.name for t in self.terms if t.name not in STANDARD_TERMS)
+        names = [t.name for t in self.terms]
+        twice = sorted({n for n in names if names.count(n) > 1} | ({"total"} & set(names)))
+        if twice:
+            # Each term reports (and is added up) under its name: a second one would silently replace the first.
+            raise ConfigError(f"two loss terms report as {twice[0]!r}: give the extra term a name of its own")
+        self.names = ("total",) + STANDARD_TERMS + tuple(n for n in names if n not in STANDARD_TERMS)
         self.layers = tuple(dict.fromkeys(n for t in self.terms for n in t.layers))
 
     def __call__(self, x: Tensor) -> LossTerms:
@@ -286,6 +294,36 @@ class Objective:
         # No weight-cast cache: it lives only as long as one autocast region anyway, and a CUDA graph
         # cannot capture its bookkeeping.
         return torch.autocast(device.type, dtype=dtype, enabled=dtype is not None, cache_enabled=False)
+
+
+def check_terms(terms: Sequence[Term], layers: Sequence[str]) -> tuple[Term, ...]:
+    """``terms`` (a run's ``extra_terms``) as a tuple, each checked to have the :class:`Term` shape and
+    to read only ``layers`` (what the run's encoder outputs).
+
+    Raises:
+        ConfigError: naming the term and what is wrong with it.
+    """
+    if isinstance(terms, Tensor) or not isinstance(terms, (list, tuple)):
+        raise ConfigError(f"extra_terms must be a list of loss terms, got {type(terms).__name__}")
+    taken = {"total", *STANDARD_TERMS}  # the rest (a style kind's own term) is refused by Objective
+    for term in terms:
+        name, reads = getattr(term, "name", None), getattr(term, "layers", None)
+        if isinstance(term, type):
+            raise ConfigError(f"extra term {term.__name__}: give an instance of the class, not the class")
+        if not isinstance(name, str) or not name or not callable(term):
+            raise ConfigError(f"extra term {term!r:.60}: a term is callable as term(image, features) and has a name string")
+        if name in taken:
+            raise ConfigError(f"extra term {name!r}: another term reports under that name; give it a name of its own")
+        taken.add(name)
+        if not isinstance(reads, tuple) or not all(isinstance(n, str) for n in reads):
+            raise ConfigError(f"extra term {name!r}: its layers must be a tuple of layer names, got {reads!r:.60}")
+        missing = [n for n in reads if n not in layers]
+        if missing:
+            raise ConfigError(
+                f"extra term {name!r} reads {', '.join(missing)}, which the encoder does not output; "
+                f"build it with them: StyleTransfer(config, encoder=build_encoder(config, extra_layers=...))"
+            )
+    return tuple(terms)
 
 
 def build_objective(

@@ -40,7 +40,7 @@ def load_regions(inputs: Inputs, config: Config, mask: ImageLike | None, style_m
     name = _label(mask, "mask")
     if inputs.content is None:
         raise ConfigError(f"{name}: a mask needs a content image (it says which part of the content gets which style)")
-    mask_t = read_mask(mask, max_pixels=config.max_pixels)
+    mask_t = read_mask(mask, max_pixels=config.max_pixels, name=name)
     if not config.regions:
         raise ConfigError(
             f"{name}: give `regions` for the mask's colours ({', '.join(_top_colors(mask_t))}), e.g. red=1"
@@ -68,7 +68,7 @@ def load_regions(inputs: Inputs, config: Config, mask: ImageLike | None, style_m
                 loaded.append(None)
                 continue
             label = _label(sm, f"style mask {i + 1}")
-            t = read_mask(sm, max_pixels=config.max_pixels).mean(1, keepdim=True)  # gray: white = take style here
+            t = read_mask(sm, max_pixels=config.max_pixels, name=label).mean(1, keepdim=True)  # gray: white = take style here
             check_aspect(tuple(t.shape[-2:]), tuple(style.shape[-2:]), name=label, image=f"style image {i + 1}")
             if float(t.max()) <= 0.0:
                 raise ConfigError(f"{label}: is all black: no part of style image {i + 1} to take the style from")

@@ -10,6 +10,7 @@ saves with the inputs and the config.
 from __future__ import annotations
 
 import math
+import secrets
 import threading
 import time
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ from ..errors import ConfigError, DivergenceError, ResourceError
 from ..schedule import Level, plan_levels
 from .averaging import corrected_average, update_average
 from .inputs import Inputs
-from .objective import LossTerms, Objective, Term, build_objective
+from .objective import LossTerms, Objective, Term, build_objective, check_terms
 from .targets import Targets, build_targets
 from .optimizers import LBFGSOptimizer, Optimizer, make_optimizer
 from .tiled import TiledEvaluation, level_tiles
@@ -66,7 +67,7 @@ class Run:
 
     def __init__(self, transfer: "StyleTransfer", inputs: Inputs, state: RunState | None = None, extra_terms: Sequence[Term] = ()) -> None:
         self.transfer = transfer
-        self.extra_terms = tuple(extra_terms)  # added to every level's objective (build_objective)
+        self.extra_terms = check_terms(extra_terms, transfer.encoder.layers)  # added to every level's objective (build_objective)
         self.config = transfer.config
         self.inputs = inputs
         self.device = transfer.device
@@ -76,7 +77,8 @@ class Run:
         self.level_megapixels = tuple(h * w / 1e6 for h, w in (level_size(inputs, lv.size) for lv in self.levels))
         self._start = starting_image(self.config, inputs, level_size(inputs, self.levels[-1].size))
         if state is None:
-            seed = self.config.seed if self.config.seed is not None else int(torch.seed() % (2**31))
+            # Drawn without torch.seed(), which would reseed the caller's global generators (CUDA's too).
+            seed = self.config.seed if self.config.seed is not None else secrets.randbelow(2**31)
             first = level_size(inputs, self.levels[0].size)
             image = first_level_image(self.config, self._start, first, torch.Generator().manual_seed(seed))
             state = RunState(seed=seed, image=image, level_ready=True)
@@ -99,22 +101,44 @@ class Run:
             return state
         return state.replace(image=self.work.x.detach().clone(), optimizer=self.work.optimizer.state_dict())
 
-    seed = property(lambda self: self._state.seed, doc="The seed in effect (drawn when the config has none): log it to repeat a run.")
-    iteration = property(lambda self: self._state.iteration, doc="Iterations done, over all levels.")
-    recoveries = property(lambda self: self._state.recoveries, doc="How often NaN/Inf was recovered from.")
-    evaluations = property(lambda self: self._evaluations, doc="Loss evaluations so far.")
-    stopped = property(lambda self: self._stop.is_set(), doc="Whether :meth:`stop` was called.")
+    @property
+    def seed(self) -> int:
+        """The seed in effect (drawn when the config has none): log it to repeat a run."""
+        return self._state.seed
+
+    @property
+    def iteration(self) -> int:
+        """Iterations done, over all levels."""
+        return self._state.iteration
+
+    @property
+    def recoveries(self) -> int:
+        """How often NaN/Inf was recovered from."""
+        return self._state.recoveries
+
+    @property
+    def evaluations(self) -> int:
+        """Loss evaluations so far."""
+        return self._evaluations
+
+    @property
+    def stopped(self) -> bool:
+        """Whether :meth:`stop` was called."""
+        return self._stop.is_set()
 
     @property
     def done(self) -> bool:
+        """Whether the run is over: every iteration done, or :meth:`stop` called."""
         return self._state.iteration >= self.total_iterations or self._stop.is_set()
 
     @property
     def level(self) -> Level:
+        """The level being optimised (the last one once the run is over)."""
         return self.levels[min(self._state.level_index, len(self.levels) - 1)]
 
     @property
     def elapsed(self) -> float:
+        """Seconds of optimisation, over all sessions of the run (a resumed run counts its past)."""
         return self._state.elapsed + (time.perf_counter() - self._t0)
 
     def stop(self) -> None:
@@ -206,19 +230,37 @@ class Run:
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue this run later, as one flat dict: the version, the config,
         the inputs (``content``, ``styles``, ``init``) and the fields of :attr:`state` (CPU tensors;
-        ``torch.save``-able and loadable with ``weights_only=True``)."""
-        return {"version": CHECKPOINT_VERSION, "config": self.config.to_dict(), **self.inputs.to_dict(), **self.state.to_dict()}
+        ``torch.save``-able and loadable with ``weights_only=True``); with ``extra_terms``, their names."""
+        data = {"version": CHECKPOINT_VERSION, "config": self.config.to_dict(), **self.inputs.to_dict(), **self.state.to_dict()}
+        if self.extra_terms:  # their names only: the terms are code (from_state_dict asks for them again)
+            data["extra_terms"] = [t.name for t in self.extra_terms]
+        return data
 
     @classmethod
-    def from_state_dict(cls, transfer: "StyleTransfer", data: Mapping[str, Any]) -> "Run":
-        """Rebuild a run saved by :meth:`state_dict`; ``transfer`` must have the saved config."""
+    def from_state_dict(cls, transfer: "StyleTransfer", data: Mapping[str, Any], *, extra_terms: Sequence[Term] = ()) -> "Run":
+        """Rebuild a run saved by :meth:`state_dict`; ``transfer`` must have the saved config (one that
+        sizes the levels or names the optimiser differently is a :class:`ConfigError`). A run's
+        ``extra_terms`` are code, not saved: give the same ones again to continue it as it was."""
         if not isinstance(data, Mapping) or data.get("version") != CHECKPOINT_VERSION:
             version = data.get("version") if isinstance(data, Mapping) else None
             raise ConfigError(f"checkpoint version {version!r} is not supported (this painterly writes {CHECKPOINT_VERSION})")
         if not {"content", "styles", "init"} <= set(data) or not isinstance(data["styles"], (list, tuple)):
             raise ConfigError("the checkpoint's input images are missing or damaged")
+        saved, now = data.get("config"), transfer.config.to_dict()
+        # What sizes the levels and shapes the optimiser's memory: under other values the run fails deep in torch.
+        for name in ("size", "min_size", "multiscale", "level_iterations", "optimizer"):
+            if isinstance(saved, Mapping) and name in saved and saved[name] != now[name]:
+                raise ConfigError(
+                    f"the checkpoint was made with `{name}` {saved[name]!r}, not {now[name]!r}: resume it with its own "
+                    "config (Config.from_mapping(checkpoint['config']))"
+                )
+        given = {getattr(t, "name", None) for t in extra_terms} if isinstance(extra_terms, (list, tuple)) else set()
+        named = data.get("extra_terms")
+        lost = [n for n in named if n not in given] if isinstance(named, (list, tuple)) else []
+        if lost:
+            raise ConfigError(f"the checkpoint's run had the extra term {lost[0]!r}: give it again (extra_terms=[...]); terms are not saved")
         inputs = Inputs.from_dict(transfer.config, data)
-        return cls(transfer, inputs, RunState.from_dict(data))
+        return cls(transfer, inputs, RunState.from_dict(data), extra_terms)
 
     # --- internals ----------------------------------------------------------------------------------
     def _work(self, level_index: int, level_iteration: int) -> float:

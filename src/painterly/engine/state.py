@@ -45,6 +45,7 @@ class RunState:
     """``--average``: the raw moving average of this level's iterates (engine/averaging.py)."""
 
     def replace(self, **changes: Any) -> "RunState":
+        """A copy with ``changes`` (field names) applied: the state itself never changes."""
         return dataclasses.replace(self, **changes)
 
     def to(self, device: torch.device | str) -> "RunState":
@@ -156,6 +157,7 @@ class Progress:
 
     @property
     def loss(self) -> float:
+        """The weighted total, ``losses["total"]``."""
         return self.losses["total"]
 
     @property

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Sequence
+from typing import TYPE_CHECKING, Callable, Sequence
 
 import torch
 from torch import Tensor
@@ -16,22 +16,34 @@ from .objective import Term
 from .run import Run
 from .state import Progress
 
+if TYPE_CHECKING:
+    from ..weights import Weights
+
 ProgressCallback = Callable[[Progress], None]
 
 
-def build_encoder(config: Config, *, weights=None, progress: Callable[[int, int | None], None] | None = None) -> VGG19Encoder:  # noqa: ANN001
+def build_encoder(
+    config: Config,
+    *,
+    weights: Weights | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
+    extra_layers: Sequence[str] = (),
+) -> VGG19Encoder:
     """The encoder ``config`` asks for, reading only as deep as its layers need.
 
     Args:
         weights: already-loaded :class:`~painterly.weights.Weights` (the studio keeps them in memory);
             by default they are loaded from ``config.weights``.
         progress: called as ``(bytes_done, bytes_total)`` while weights download.
+        extra_layers: layers it outputs besides ``config.layers_needed`` (what a run's own
+            ``extra_terms`` read; see docs/architecture.md).
     """
     if weights is None:
         from ..weights import load_weights
 
         weights = load_weights(config.weights, progress=progress)
-    return VGG19Encoder(weights.state, weights.preprocessing, config.layers_needed, config.pooling)
+    layers = tuple(dict.fromkeys((*config.layers_needed, *extra_layers)))
+    return VGG19Encoder(weights.state, weights.preprocessing, layers, config.pooling)
 
 
 class StyleTransfer:
@@ -53,6 +65,8 @@ class StyleTransfer:
         device: str | torch.device | None = None,
         weights_progress: Callable[[int, int | None], None] | None = None,
     ) -> None:
+        if config is not None and not isinstance(config, Config):
+            raise ConfigError(f"config must be a painterly.Config, got {type(config).__name__} (Config(**options) makes one)")
         self.config = config or Config()
         self.device = resolve_device(device if device is not None else self.config.device)
         self.autocast_dtype = resolve_precision(self.config.precision, self.device)
@@ -78,7 +92,7 @@ class StyleTransfer:
     def start(
         self,
         inputs: Inputs | ImageLike | None,
-        styles: Sequence[ImageLike] = (),
+        styles: Sequence[ImageLike] | ImageLike = (),
         *,
         init: ImageLike | None = None,
         extra_terms: Sequence[Term] = (),
@@ -96,14 +110,15 @@ class StyleTransfer:
     def run(
         self,
         inputs: Inputs | ImageLike | None,
-        styles: Sequence[ImageLike] = (),
+        styles: Sequence[ImageLike] | ImageLike = (),
         *,
         init: ImageLike | None = None,
         callback: ProgressCallback | None = None,
+        extra_terms: Sequence[Term] = (),
     ) -> Tensor:
         """Run to the end (``callback`` gets each :class:`Progress`) and return the result,
-        ``(1, 3, H, W)`` float32 in [0, 1] on the CPU. The inputs as for :meth:`start`."""
-        run = self.start(inputs, styles, init=init)
+        ``(1, 3, H, W)`` float32 in [0, 1] on the CPU. The inputs and ``extra_terms`` as for :meth:`start`."""
+        run = self.start(inputs, styles, init=init, extra_terms=extra_terms)
         for progress in run:
             if callback is not None:
                 callback(progress)
