@@ -98,7 +98,9 @@ def fastest_precision(
         raise ValueError(f"fastest_precision times CUDA kernels; got device {device.type}")
     if not torch.cuda.is_bf16_supported():
         return None
-    x = torch.rand(shape, device=device).contiguous(memory_format=torch.channels_last)
+    # A generator of its own: timing must not advance the caller's CUDA random stream.
+    gen = torch.Generator(device=device).manual_seed(0)
+    x = torch.rand(shape, device=device, generator=gen).contiguous(memory_format=torch.channels_last)
 
     def evaluation(dtype: torch.dtype | None):  # noqa: ANN202
         def evaluate(point: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

@@ -234,7 +234,9 @@ def test_lbfgs_phases_as_cuda_graphs_give_the_python_run():
 @cuda
 def test_fastest_precision_picks_one_of_the_two(tiny_encoder):
     encoder = tiny_encoder(("relu1_1", "relu2_1")).cuda().to(memory_format=torch.channels_last)
+    rng = torch.cuda.get_rng_state()
     assert fastest_precision(encoder, (1, 3, 64, 64), torch.device("cuda")) in (None, torch.bfloat16)
+    assert torch.equal(torch.cuda.get_rng_state(), rng)  # the caller's random stream is untouched
 
 
 # --- benchmarks/gpu.py, at toy sizes on the CPU ---------------------------------------------------
