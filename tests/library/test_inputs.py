@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 import pytest
 import torch
 from PIL import Image
@@ -84,3 +86,17 @@ def test_to_tensor_names_the_image_it_refuses():
 def test_stylize_refuses_a_0_255_tensor_before_any_work(images, tiny_encoder):
     with pytest.raises(ConfigError, match="divide a 0–255 image by 255"):
         stylize(images.content_t * 255, images.style_t, size=32, iterations=1, encoder=tiny_encoder(["relu1_1"]))
+
+
+def test_an_init_image_of_another_shape_is_stretched_with_a_warning(images, tiny_config):
+    from painterly.errors import PainterlyWarning
+
+    config = tiny_config(init="image")
+    content = images.content_t  # (1, 3, 48, 64)
+    wide = torch.rand(1, 3, 24, 64)
+    with pytest.warns(PainterlyWarning, match=r"init image is 64x24 px but the content image is 64x48: stretched"):
+        load_inputs(config, content, [images.style_t], init=wide)
+    same = torch.nn.functional.interpolate(content, scale_factor=0.5, mode="bilinear")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        load_inputs(config, content, [images.style_t], init=same)  # the same shape, smaller: no word

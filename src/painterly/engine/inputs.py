@@ -147,6 +147,8 @@ def load_inputs(
         to_tensor(s, name=f"style image {i + 1}", max_pixels=config.max_pixels, max_side=style_side) for i, s in enumerate(styles)
     )
     init_t = to_tensor(init, name="init image", max_pixels=config.max_pixels, max_side=config.size) if init is not None else None
+    if warn and init_t is not None and content_t is not None:
+        _warn_if_stretched(init_t, content_t)
 
     blend = config.style_blend
     weights = tuple(w / sum(blend) for w in blend) if blend is not None else (1.0 / max(1, len(style_ts)),) * len(style_ts)
@@ -171,6 +173,22 @@ def load_inputs(
     from .regions import load_regions
 
     return load_regions(inputs, config, mask, style_masks)
+
+
+def _warn_if_stretched(init: Tensor, content: Tensor) -> None:
+    """An init image is resized to the content's shape: say so when that visibly stretches it (the
+    same tolerance as a mask's, :data:`painterly.masks.ASPECT_TOLERANCE`)."""
+    from ..masks import ASPECT_TOLERANCE
+
+    (ih, iw), (ch, cw) = init.shape[-2:], content.shape[-2:]
+    change = abs((iw / ih) / (cw / ch) - 1.0)
+    if change > ASPECT_TOLERANCE:
+        warnings.warn(
+            f"init image is {iw}x{ih} px but the content image is {cw}x{ch}: stretched to the content's "
+            f"shape (aspect ratios differ by {change * 100:.0f} %)",
+            PainterlyWarning,
+            stacklevel=3,
+        )
 
 
 def _check_combination(config: Config, has_content: bool, n_styles: int, has_init: bool) -> None:
