@@ -19,7 +19,23 @@ def render_fields(text: str, spell: Callable[[str], str]) -> str:
     return _FIELD.sub(lambda m: spell(m.group(1)), text)
 
 
-class PainterlyError(Exception):
+class _NamesFields:
+    """A message that names Config fields in backticks: ``template`` keeps them, ``str()`` shows the
+    plain names, :meth:`render` spells them as a face does."""
+
+    template: str
+
+    @property
+    def fields(self) -> tuple[str, ...]:
+        """The fields the message names, in order (the first is the one at fault)."""
+        return tuple(dict.fromkeys(_FIELD.findall(self.template)))
+
+    def render(self, spell: Callable[[str], str]) -> str:
+        """The message with each field name spelled by ``spell`` (e.g. ``style_blend`` → ``--style-blend``)."""
+        return render_fields(self.template, spell)
+
+
+class PainterlyError(_NamesFields, Exception):
     """Base class: a one-line, user-facing message. Runtime failures exit with status 1.
 
     A message names the options at fault by their :class:`~painterly.config.Config` field names in
@@ -33,15 +49,6 @@ class PainterlyError(Exception):
     def __init__(self, message: str = "") -> None:
         self.template = str(message)
         super().__init__(self.render(lambda name: name))
-
-    @property
-    def fields(self) -> tuple[str, ...]:
-        """The fields the message names, in order (the first is the one at fault)."""
-        return tuple(dict.fromkeys(_FIELD.findall(self.template)))
-
-    def render(self, spell: Callable[[str], str]) -> str:
-        """The message with each field name spelled by ``spell`` (e.g. ``style_blend`` → ``--style-blend``)."""
-        return render_fields(self.template, spell)
 
     def __reduce__(self) -> tuple[Any, ...]:  # picklable with its template (multiprocessing, Ray)
         return (type(self), (self.template,))
@@ -88,8 +95,17 @@ class ResourceError(PainterlyError):
     exit_code = 1
 
 
-class PainterlyWarning(UserWarning):
+class PainterlyWarning(_NamesFields, UserWarning):
     """Something odd but survivable (an animated image's first frame, an upscaled tiny image).
 
-    The library reports these through :mod:`warnings`; the CLI prints them as one ``note:`` line.
+    The library reports these through :mod:`warnings`; the CLI prints them as one ``note:`` line. Like
+    an error's, the message names fields in backticks: ``str()`` shows plain names, :meth:`render` a
+    face's spelling.
     """
+
+    def __init__(self, message: str = "") -> None:
+        self.template = str(message)
+        super().__init__(self.render(lambda name: name))
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.template,))

@@ -172,6 +172,22 @@ def test_tiny_content_is_upscaled_with_a_note(capsys, tmp_path: Path, monkeypatc
     _check_output(tmp_path / "out.png", 32)
 
 
+def test_notes_name_flags_and_a_stretched_init(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    """A note speaks the command line's words (--flags), as its errors do; an init image of another
+    shape than the content's is stretched, and said to be."""
+    init = _save(_rgb(90, 20), tmp_path / "wide.png")
+    monkeypatch.chdir(tmp_path)
+    argv = [
+        "stylize", str(images.content), str(images.style), "-o", "out.png", "--init", str(init),
+        "--optimizer", "adam", "--lbfgs-history", "5", *fast_args(tiny_weights_file, size=SIZE), "-q",
+    ]  # fmt: skip
+    rc, err = run_main(capsys, argv)
+    assert rc == 0, err
+    assert "painterly: note: --lbfgs-history has no effect with --optimizer adam" in err.splitlines()
+    assert "painterly: note: init image is 90x20 px but the content image is 64x48: stretched" in err
+    _check_output(tmp_path / "out.png", SIZE)
+
+
 def test_texture_from_odd_style(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_weights_file: Path) -> None:  # noqa: ANN001
     odd = _animated(tmp_path / "anim.gif", "GIF")
     monkeypatch.chdir(tmp_path)

@@ -276,3 +276,20 @@ def test_options_without_effect_are_noted_not_silent(options, field):
     assert len(notes) == 1 and f"`{field}`" in notes[0], notes
     assert ineffective_options(Config()) == []
     assert ineffective_options(Config(optimizer="adam", size=64, level_iterations=(2, 2))) == []
+
+
+def test_a_warning_names_its_fields_as_an_error_does(images):
+    """str() shows the library's plain names; a face renders them (the CLI: as flags); pickling keeps them."""
+    import pickle
+
+    from painterly.engine import load_inputs
+    from painterly.errors import PainterlyWarning
+
+    config = Config(optimizer="adam", lbfgs_history=5, size=32, multiscale=False, device="cpu")
+    with pytest.warns(PainterlyWarning) as caught:
+        load_inputs(config, images.content_t, [images.style_t])
+    (warning,) = [w.message for w in caught if "lbfgs" in str(w.message)]
+    assert str(warning) == "lbfgs_history has no effect with optimizer adam"
+    assert warning.render(cli_flag) == "--lbfgs-history has no effect with --optimizer adam"
+    assert warning.fields == ("lbfgs_history", "optimizer")
+    assert pickle.loads(pickle.dumps(warning)).render(cli_flag) == warning.render(cli_flag)

@@ -133,9 +133,9 @@ def _add_mask_options(p: argparse.ArgumentParser) -> None:
 
 
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
-    from ..errors import render_fields
+    from ..errors import PainterlyWarning, render_fields
 
-    text = render_fields(str(message), flag)
+    text = message.render(flag) if isinstance(message, PainterlyWarning) else render_fields(str(message), flag)
     sys.stderr.write(f"painterly: note: {text}\n")
 
 
