@@ -10,7 +10,7 @@ from PIL import Image
 
 from painterly import stylize
 from painterly.engine import load_inputs, to_tensor
-from painterly.errors import ConfigError
+from painterly.errors import ConfigError, PainterlyWarning
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -100,3 +100,20 @@ def test_an_init_image_of_another_shape_is_stretched_with_a_warning(images, tiny
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         load_inputs(config, content, [images.style_t], init=same)  # the same shape, smaller: no word
+
+
+def test_the_notes_are_kept_in_the_inputs_whether_warned_or_not(images, tiny_config):
+    """A face that loads quietly (the studio) still has every note to show in its own words."""
+    config = tiny_config(init="image", size=96, optimizer="adam", lbfgs_history=5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        quiet = load_inputs(config, images.content_t, [images.style_t], init=torch.rand(1, 3, 24, 64), warn=False)
+    assert quiet.notes == (
+        "`lbfgs_history` has no effect with `optimizer` adam",
+        "content image is only 64x48 px; upscaled to 96 px",
+        "init image is 64x24 px but the content image is 64x48: stretched to the content's shape (aspect ratios differ by 100 %)",
+    )
+    with pytest.warns(PainterlyWarning) as caught:
+        loud = load_inputs(config, images.content_t, [images.style_t], init=torch.rand(1, 3, 24, 64))
+    assert tuple(w.message.template for w in caught) == loud.notes == quiet.notes
+    assert load_inputs(tiny_config(), images.content_t, [images.style_t]).notes == ()

@@ -52,6 +52,10 @@ class Inputs:
     """``(K, 1, H, W)`` soft weights of :attr:`regions` at the mask's resolution, summing to 1 per pixel."""
     style_masks: tuple[Tensor | None, ...] = ()
     """For each style, ``(1, 1, H, W)`` weights in [0, 1] of where to take its style from, or ``None``."""
+    notes: tuple[str, ...] = ()
+    """What :func:`load_inputs` found odd but usable (an upscaled photo, an option without effect, a
+    stretched init), one sentence each naming fields in backticks: the faces that load with
+    ``warn=False`` show them in their own words (:meth:`PainterlyWarning.render`)."""
 
     @property
     def main_style(self) -> Tensor:
@@ -123,7 +127,8 @@ def load_inputs(
             control, :mod:`painterly.masks`); the content's aspect, any size.
         style_masks: for each style image, a grayscale image (white: take the style from here) or
             ``None``; only with a mask.
-        warn: report a content image smaller than the output (a :class:`PainterlyWarning`).
+        warn: report :attr:`Inputs.notes` (an upscaled content image, an option without effect, a
+            stretched init) as :class:`PainterlyWarning` too; they are in the result either way.
 
     Raises:
         ConfigError: an image or combination the run cannot use, naming the field at fault.
@@ -132,23 +137,21 @@ def load_inputs(
     # One image given where a list is expected is the one style, not a sequence of characters or rows.
     styles = [styles] if isinstance(styles, (str, os.PathLike, PIL.Image.Image, Tensor)) else list(styles or ())
     _check_combination(config, content is not None, len(styles), init is not None)
-    if warn:
-        for note in ineffective_options(config):
-            warnings.warn(note, PainterlyWarning, stacklevel=2)
+    notes = ineffective_options(config)
     content_t = None
     if content is not None:
         name = str(content) if isinstance(content, (str, os.PathLike)) else "content image"
         content_t = to_tensor(content, name="content image", max_pixels=config.max_pixels, max_side=config.size)
-        if warn and max(content_t.shape[-2:]) < config.size:
+        if max(content_t.shape[-2:]) < config.size:
             h, w = content_t.shape[-2:]
-            warnings.warn(f"{name} is only {w}x{h} px; upscaled to {config.size} px", PainterlyWarning, stacklevel=2)
+            notes.append(f"{name} is only {w}x{h} px; upscaled to {config.size} px")
     style_side = max(1, round(config.size * config.style_scale))
     style_ts = tuple(
         to_tensor(s, name=f"style image {i + 1}", max_pixels=config.max_pixels, max_side=style_side) for i, s in enumerate(styles)
     )
     init_t = to_tensor(init, name="init image", max_pixels=config.max_pixels, max_side=config.size) if init is not None else None
-    if warn and init_t is not None and content_t is not None:
-        _warn_if_stretched(init_t, content_t)
+    if init_t is not None and content_t is not None:
+        notes.extend(_stretched(init_t, content_t))
 
     blend = config.style_blend
     weights = tuple(w / sum(blend) for w in blend) if blend is not None else (1.0 / max(1, len(style_ts)),) * len(style_ts)
@@ -167,28 +170,30 @@ def load_inputs(
         reference_size = declared_size(reference)
     else:
         reference_size = (int(reference_t.shape[-2]), int(reference_t.shape[-1]))
-    inputs = Inputs(content_t, style_ts, init_t, weights, content_work, styles_work, reference_size)
-    if mask is None and style_masks is None and not config.regions:
-        return inputs
-    from .regions import load_regions
+    inputs = Inputs(content_t, style_ts, init_t, weights, content_work, styles_work, reference_size, notes=tuple(notes))
+    if mask is not None or style_masks is not None or config.regions:
+        from .regions import load_regions
 
-    return load_regions(inputs, config, mask, style_masks)
+        inputs = load_regions(inputs, config, mask, style_masks)
+    if warn:
+        for note in inputs.notes:
+            warnings.warn(note, PainterlyWarning, stacklevel=2)
+    return inputs
 
 
-def _warn_if_stretched(init: Tensor, content: Tensor) -> None:
-    """An init image is resized to the content's shape: say so when that visibly stretches it (the
+def _stretched(init: Tensor, content: Tensor) -> list[str]:
+    """An init image is resized to the content's shape: a note when that visibly stretches it (the
     same tolerance as a mask's, :data:`painterly.masks.ASPECT_TOLERANCE`)."""
     from ..masks import ASPECT_TOLERANCE
 
     (ih, iw), (ch, cw) = init.shape[-2:], content.shape[-2:]
     change = abs((iw / ih) / (cw / ch) - 1.0)
-    if change > ASPECT_TOLERANCE:
-        warnings.warn(
-            f"init image is {iw}x{ih} px but the content image is {cw}x{ch}: stretched to the content's "
-            f"shape (aspect ratios differ by {change * 100:.0f} %)",
-            PainterlyWarning,
-            stacklevel=3,
-        )
+    if change <= ASPECT_TOLERANCE:
+        return []
+    return [
+        f"init image is {iw}x{ih} px but the content image is {cw}x{ch}: stretched to the content's "
+        f"shape (aspect ratios differ by {change * 100:.0f} %)"
+    ]
 
 
 def _check_combination(config: Config, has_content: bool, n_styles: int, has_init: bool) -> None:
