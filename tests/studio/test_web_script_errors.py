@@ -145,3 +145,40 @@ def test_init_job_with_an_explicit_init_is_refused_naming_both(studio):
     r = http.post("/api/jobs", data={"demo": "true", "init_job": first, "options": json.dumps({"iterations": 1})})
     assert r.status_code == 202 and r.json()["options"]["init"] == f"job:{first}", r.text
     http.delete(f"/api/jobs/{r.json()['id']}")
+
+
+LONG = "x" * 100_000
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"style_layers": [LONG]}, "style_layers"),
+        ({"content-layers": LONG}, "content-layers"),  # named as the request spelled it
+        ({"optimizer": LONG}, "optimizer"),
+        ({"regions": [LONG + "=1"]}, "regions"),
+        ({"size": 10**4000}, "size"),
+        ({"seed": LONG}, "seed"),
+        ({"multiscale": [LONG]}, "multiscale"),
+        ({"level_iterations": [-1] * 50_000}, "level_iterations"),
+    ],
+    ids=["layer-list", "layer-string", "choice", "regions", "huge-int", "seed", "bool", "level-iterations"],
+)
+def test_a_huge_value_is_echoed_cut_short_naming_the_field(studio, options, field):
+    http, _ = studio
+    before = job_count(http)
+    r = http.post("/api/jobs", data={"demo": "true", "options": json.dumps(options)})
+    assert r.status_code == 400, r.text[:300]
+    body = one_line(r)
+    assert body["field"] == field and body["detail"].startswith(field), body["detail"][:300]
+    # The value is recognisable (its start, then an ellipsis), not sent back whole.
+    assert "…" in body["detail"] and len(body["detail"]) < 500, body["detail"][:300]
+    assert job_count(http) == before
+
+
+def test_a_huge_unknown_option_or_job_id_is_echoed_cut_short(studio):
+    http, _ = studio
+    r = http.post("/api/jobs", data={"demo": "true", "options": json.dumps({LONG: 1})})
+    assert r.status_code == 400 and "…" in one_line(r)["detail"] and len(r.json()["detail"]) < 200, r.text[:300]
+    r = http.get("/api/jobs/" + "y" * 8000)
+    assert r.status_code == 404 and "…" in one_line(r)["detail"] and len(r.json()["detail"]) < 200, r.text[:300]

@@ -26,7 +26,7 @@ from typing import Any, Mapping
 from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
-from ..errors import ConfigError
+from ..errors import ConfigError, shown
 from .job import DONE, FINAL, Job
 from .options import Limits, build_config, check_budget, parse_options, public_options
 from .queue import JobManager, QueueFull
@@ -122,7 +122,7 @@ def add_batch_routes(
         if sweep is not None and sweep.strip():
             swept = parse_sweep(sweep)
             if not swept[1]:
-                raise ConfigError(f"`sweep` {sweep!r}: no values")
+                raise ConfigError(f"`sweep` {shown(sweep)}: no values")
             if len(swept[1]) > MAX_SWEEP_VALUES:
                 raise ConfigError(f"`sweep`: at most {MAX_SWEEP_VALUES} values, got {len(swept[1])}")
         styles_in = [s for s in (style or []) if s is not None]

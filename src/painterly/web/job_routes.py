@@ -15,6 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from PIL import Image
 
+from ..errors import shown
 from .job import FINAL, MASK_FILE, Job
 from .options import Limits, build_config, check_budget, parse_options, public_options
 from .queue import JobManager, QueueFull
@@ -34,7 +35,7 @@ def add_job_routes(
     def find(job_id: str) -> Job:
         job = manager.get(job_id)
         if job is None:
-            raise HTTPException(404, f"no job {job_id!r} on this server")
+            raise HTTPException(404, f"no job {shown(job_id)} on this server")
         return job
 
     @app.post(
