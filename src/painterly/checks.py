@@ -7,7 +7,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from .errors import ConfigError
+from .errors import ConfigError, clip, shown
 
 
 def as_tuple(name: str, value: Any, conv: type) -> tuple:
@@ -16,7 +16,7 @@ def as_tuple(name: str, value: Any, conv: type) -> tuple:
     elif isinstance(value, (list, tuple)):
         parts = list(value)
     else:
-        raise ConfigError(f"`{name}` must be a comma-separated list, got {value!r}")
+        raise ConfigError(f"`{name}` must be a comma-separated list, got {shown(value)}")
     try:
         if conv is int:
             out = []
@@ -29,7 +29,7 @@ def as_tuple(name: str, value: Any, conv: type) -> tuple:
             return tuple(float(p) for p in parts)
         return tuple(str(p) for p in parts)
     except (TypeError, ValueError):
-        raise ConfigError(f"`{name}`: cannot read {value!r} as a list of {conv.__name__} values") from None
+        raise ConfigError(f"`{name}`: cannot read {shown(value)} as a list of {conv.__name__} values") from None
 
 
 def check_int(cfg: Any, name: str, minimum: int, maximum: int | None = None) -> None:
@@ -39,11 +39,11 @@ def check_int(cfg: Any, name: str, minimum: int, maximum: int | None = None) -> 
             object.__setattr__(cfg, name, int(value))
             value = int(value)
         else:
-            raise ConfigError(f"`{name}` must be an integer, got {value!r}")
+            raise ConfigError(f"`{name}` must be an integer, got {shown(value)}")
     if value < minimum:
-        raise ConfigError(f"`{name}` must be at least {minimum}, got {value}")
+        raise ConfigError(f"`{name}` must be at least {minimum}, got {shown(value)}")
     if maximum is not None and value > maximum:
-        raise ConfigError(f"`{name}` must be at most {maximum}, got {value}")
+        raise ConfigError(f"`{name}` must be at most {maximum}, got {shown(value)}")
 
 
 def check_float(cfg: Any, name: str, minimum: float, strict: bool = False) -> None:
@@ -60,6 +60,6 @@ def check_float(cfg: Any, name: str, minimum: float, strict: bool = False) -> No
 
 def check_all_finite(name: str, values: tuple[float, ...], positive_sum: bool) -> None:
     if any(not math.isfinite(v) or v < 0 for v in values):
-        raise ConfigError(f"`{name}` values must be finite and non-negative, got {','.join(map(str, values))}")
+        raise ConfigError(f"`{name}` values must be finite and non-negative, got {clip(','.join(map(str, values)))}")
     if positive_sum and sum(values) <= 0:
         raise ConfigError(f"`{name}` values must not all be zero")

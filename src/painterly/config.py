@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .checks import as_tuple, check_all_finite, check_float, check_int
-from .errors import ConfigError
+from .errors import ConfigError, clip, shown
 from .layers import LAYER_NAMES, is_layer
 
 OPTIMIZERS = ("lbfgs", "adam", "sgd")
@@ -220,13 +220,13 @@ class Config:
         for name in ("multiscale", "keep_detail", "cuda_graphs"):
             if not isinstance(getattr(self, name), bool):
                 # A JSON/API "false" string would otherwise count as true.
-                raise ConfigError(f"`{name}` must be true or false, got {getattr(self, name)!r}")
+                raise ConfigError(f"`{name}` must be true or false, got {shown(getattr(self, name))}")
         if not isinstance(self.weights, str) or not self.weights:
-            raise ConfigError(f"`weights` must be caffe, torchvision or a path, got {self.weights!r}")
+            raise ConfigError(f"`weights` must be caffe, torchvision or a path, got {shown(self.weights)}")
         if self.seed is not None and (
             not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**63
         ):
-            raise ConfigError(f"`seed` must be a non-negative integer below 2**63, got {self.seed!r}")
+            raise ConfigError(f"`seed` must be a non-negative integer below 2**63, got {shown(self.seed)}")
         for name in ("content_weight", "style_weight", "tv_weight"):
             check_float(self, name, minimum=0.0)
         check_float(self, "style_scale", minimum=0.0, strict=True)
@@ -258,16 +258,16 @@ class Config:
         ):
             value = getattr(self, name)
             if value not in choices:
-                raise ConfigError(f"`{name}` must be one of {', '.join(choices)}; got {value!r}")
+                raise ConfigError(f"`{name}` must be one of {', '.join(choices)}; got {shown(value)}")
         for name in ("content_layers", "style_layers"):
             layers = getattr(self, name)
             unknown = [n for n in layers if not is_layer(n)]
             if unknown:
                 raise ConfigError(
-                    f"`{name}`: unknown layer {unknown[0]!r}; valid layers: {', '.join(LAYER_NAMES)}"
+                    f"`{name}`: unknown layer {shown(unknown[0])}; valid layers: {', '.join(LAYER_NAMES)}"
                 )
             if len(set(layers)) != len(layers):
-                raise ConfigError(f"`{name}` names a layer twice: {','.join(layers)}")
+                raise ConfigError(f"`{name}` names a layer twice: {clip(','.join(layers))}")
         if self.content_weight > 0 and not self.content_layers:
             raise ConfigError("`content_weight` is positive but `content_layers` is empty")
         if self.style_weight > 0 and not self.style_layers:
@@ -296,12 +296,12 @@ class Config:
             else:
                 parse_regions(self.regions)  # a bad spec or a colour assigned twice fails here
         if self.mask_propagation not in ("avg", "inside"):
-            raise ConfigError(f"`mask_propagation` must be one of avg, inside; got {self.mask_propagation!r}")
+            raise ConfigError(f"`mask_propagation` must be one of avg, inside; got {shown(self.mask_propagation)}")
         if self.level_iterations is not None:
             if any(n < 0 for n in self.level_iterations) or sum(self.level_iterations) < 1:
                 raise ConfigError(
                     f"`level_iterations` must be non-negative with a positive sum, got "
-                    f"{','.join(map(str, self.level_iterations))}"
+                    f"{clip(','.join(map(str, self.level_iterations)))}"
                 )
 
     # --- derived values -------------------------------------------------------------------------
@@ -341,7 +341,7 @@ class Config:
         * ``demo`` — ``stylize`` for the built-in pair (``painterly demo``): its size, a short budget.
         """
         if mode not in MODE_DEFAULTS:
-            raise ConfigError(f"unknown mode {mode!r}; use one of {', '.join(MODE_DEFAULTS)}")
+            raise ConfigError(f"unknown mode {shown(mode)}; use one of {', '.join(MODE_DEFAULTS)}")
         merged = {**MODE_DEFAULTS[mode], **{k.replace("-", "_"): v for k, v in options.items()}}
         return cls.from_mapping(merged)
 
@@ -352,7 +352,7 @@ class Config:
         for key, value in changes.items():
             name = str(key).replace("-", "_")
             if name not in names:
-                raise ConfigError(f"unknown option {key!r}")
+                raise ConfigError(f"unknown option {shown(key)}")
             fields[name] = value
         return dataclasses.replace(self, **fields)
 
@@ -371,7 +371,7 @@ class Config:
         for key, value in values.items():
             name = str(key).replace("-", "_")
             if name not in names:
-                raise ConfigError(f"unknown option {key!r}")
+                raise ConfigError(f"unknown option {shown(key)}")
             kwargs[name] = value
         try:
             return cls(**kwargs)

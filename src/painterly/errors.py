@@ -1,9 +1,9 @@
 """The project's exception types.
 
 Every error a user can cause is a :class:`PainterlyError` whose message is one line that names the
-file or option at fault. The CLI prints ``painterly: error: <message>`` and exits with ``exit_code``;
-the web studio turns them into HTTP errors. Nothing else in the library should escape to a user as a
-traceback.
+file or option at fault; a value the user gave is echoed through :func:`shown` (cut short). The
+CLI prints ``painterly: error: <message>`` and exits with ``exit_code``; the web studio turns them
+into HTTP errors. Nothing else in the library should escape to a user as a traceback.
 """
 
 from __future__ import annotations
@@ -17,6 +17,20 @@ _FIELD = re.compile(r"`([a-z][a-z0-9_]*)`")
 def render_fields(text: str, spell: Callable[[str], str]) -> str:
     """``text`` with each backticked field name spelled by ``spell`` (see :meth:`PainterlyError.render`)."""
     return _FIELD.sub(lambda m: spell(m.group(1)), text)
+
+
+SHOWN_CHARS = 60
+"""How much of a user's value a message echoes: enough to recognise it (a 100 KB option is not sent back)."""
+
+
+def clip(text: str, limit: int = SHOWN_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, ending in an ellipsis where it was cut."""
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def shown(value: Any, limit: int = SHOWN_CHARS) -> str:
+    """A user's value as a message echoes it: its ``repr``, cut by :func:`clip`."""
+    return clip(repr(value), limit)
 
 
 class _NamesFields:

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Literal
 
+from .errors import shown
+
 # Convolutions per block and their output channels, from Simonyan & Zisserman (2014), config E.
 _BLOCKS: tuple[tuple[int, int], ...] = ((2, 64), (2, 128), (4, 256), (4, 512), (4, 512))
 
@@ -66,7 +68,7 @@ def layer(name: str) -> Layer:
     try:
         return _BY_NAME[name]
     except KeyError:
-        raise KeyError(f"unknown layer {name!r}; valid layers: {', '.join(LAYER_NAMES)}") from None
+        raise KeyError(f"unknown layer {shown(name)}; valid layers: {', '.join(LAYER_NAMES)}") from None
 
 
 def is_layer(name: str) -> bool:

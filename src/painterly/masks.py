@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from .errors import ConfigError
+from .errors import ConfigError, shown
 from .layers import VGG19_LAYERS, layer
 
 RGB = tuple[int, int, int]
@@ -106,7 +106,7 @@ def parse_color(text: str) -> RGB:
     if re.fullmatch(r"\d{1,3}", t) and int(t) <= 255:
         return (int(t),) * 3  # type: ignore[return-value]
     raise ConfigError(
-        f"`regions`: unknown colour {text!r}; use a name ({', '.join(n for n in COLOR_NAMES if n != 'grey')}), "
+        f"`regions`: unknown colour {shown(text)}; use a name ({', '.join(n for n in COLOR_NAMES if n != 'grey')}), "
         "#rrggbb or a gray level 0-255"
     )
 
@@ -115,7 +115,7 @@ def parse_region(spec: str) -> Region:
     """``COLOR=STYLE[:WEIGHT]`` → :class:`Region`. STYLE is a 1-based index, ``1+2`` (a blend), or
     one of :data:`PHOTO_WORDS`."""
     if not isinstance(spec, str) or spec.count("=") != 1:
-        raise ConfigError(f"`regions`: {spec!r} is not COLOR=STYLE[:WEIGHT] (e.g. red=1, blue=2:0.5, white=photo)")
+        raise ConfigError(f"`regions`: {shown(spec)} is not COLOR=STYLE[:WEIGHT] (e.g. red=1, blue=2:0.5, white=photo)")
     color_text, rest = spec.split("=")
     style_text, _, weight_text = rest.partition(":")
     color = parse_color(color_text)
@@ -127,15 +127,15 @@ def parse_region(spec: str) -> Region:
         except ValueError:
             weight = math.nan
         if not math.isfinite(weight) or weight < 0:
-            raise ConfigError(f"`regions`: the weight in {spec!r} must be a finite number ≥ 0")
+            raise ConfigError(f"`regions`: the weight in {shown(spec)} must be a finite number ≥ 0")
     if style_text in PHOTO_WORDS:
         if weight_text:
-            raise ConfigError(f"`regions`: {spec!r}: a photo region takes no weight")
+            raise ConfigError(f"`regions`: {shown(spec)}: a photo region takes no weight")
         return Region(color, (), 1.0, spec)
     parts = style_text.split("+")
     if not all(re.fullmatch(r"\d+", p.strip()) and int(p) >= 1 for p in parts):
         raise ConfigError(
-            f"`regions`: {spec!r}: the style must be the number of a style image (1, 2, ...), "
+            f"`regions`: {shown(spec)}: the style must be the number of a style image (1, 2, ...), "
             f"a blend such as 1+2, or {'/'.join(PHOTO_WORDS)}"
         )
     styles = tuple(dict.fromkeys(int(p) - 1 for p in parts))
@@ -148,7 +148,7 @@ def parse_regions(specs: Iterable[str]) -> tuple[Region, ...]:
     seen: dict[RGB, str] = {}
     for r in regions:
         if r.color in seen:
-            raise ConfigError(f"`regions` assigns the colour {r.label} twice ({seen[r.color]!r} and {r.spec!r})")
+            raise ConfigError(f"`regions` assigns the colour {r.label} twice ({shown(seen[r.color])} and {shown(r.spec)})")
         seen[r.color] = r.spec
     return regions
 
@@ -260,7 +260,7 @@ def layer_guides(guide: Tensor, layers: Iterable[str], propagation: str = "avg")
         ``{layer: (K, 1, h, w)}``.
     """
     if propagation not in PROPAGATIONS:
-        raise ConfigError(f"`mask_propagation` must be one of {', '.join(PROPAGATIONS)}; got {propagation!r}")
+        raise ConfigError(f"`mask_propagation` must be one of {', '.join(PROPAGATIONS)}; got {shown(propagation)}")
     wanted = set(layers)
     if not wanted:
         return {}

@@ -308,3 +308,66 @@ def test_a_stopped_server_is_said_in_words_on_both_pages(page, tmp_path):
     batch.wait_for_selector("#batch-error:not([hidden])", timeout=10_000)
     assert "Cannot reach the studio server" in batch.text_content("#batch-error")
     batch.close()
+
+
+# A studio in a process of its own, which the test kills as a crash would (no "end" event is sent).
+SERVE_SCRIPT = """
+import sys
+import uvicorn
+from painterly.web.app import create_app
+from painterly.web.server import bind, uvicorn_config
+workdir, weights = sys.argv[1], sys.argv[2]
+app = create_app(workdir, default_options={"weights": weights, "content_layers": "relu2_2", "style_layers": "relu1_1,relu2_1"})
+sock = bind("127.0.0.1", 0)
+print(sock.getsockname()[1], flush=True)
+uvicorn.Server(uvicorn_config(app)).run(sockets=[sock])
+"""
+
+
+def test_a_job_the_restarted_server_no_longer_has_is_said_gone_and_the_form_still_works(page, tmp_path):
+    import subprocess
+    import sys
+    import time
+    import urllib.request
+
+    from painterly.web.app import create_app
+
+    state = random_state((64, 128, 32, 32, 32), seed=3)
+    weights = tmp_path / "tiny-vgg.safetensors"
+    save_weights(Weights({k: v for k, v in state.items() if k.startswith(("conv1_", "conv2_"))}, "caffe", "test"), weights)
+    first = subprocess.Popen([sys.executable, "-c", SERVE_SCRIPT, str(tmp_path / "first"), str(weights)], stdout=subprocess.PIPE, text=True)
+    try:
+        port = int(first.stdout.readline())
+        url = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/api/config", timeout=2).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the first server did not start"
+                time.sleep(0.1)
+        page.goto(url)
+        page.set_input_files("#content-input", str(write_png(tmp_path / "photo.png", 64, 48, seed=1)))
+        page.set_input_files("#style-input", str(write_png(tmp_path / "painting.png", 56, 56, seed=2)))
+        start_single_scale_job(page, 64, 5000)
+        page.wait_for_function("() => current && current.status === 'running' && current.iteration >= 2", timeout=30_000)
+    finally:
+        first.kill()  # a crash: the stream stops without an end
+        first.wait(10)
+    # Restarted on the same port with another workdir: the job is unknown there.
+    defaults = {"weights": str(weights), "content_layers": "relu2_2", "style_layers": "relu1_1,relu2_1"}
+    with running_server(create_app(tmp_path / "second", default_options=defaults), port=port):
+        page.wait_for_function("() => document.getElementById('status').textContent === 'gone'", timeout=20_000)
+        assert "no longer on the server" in page.text_content("#progress-text")
+        assert page.is_disabled("#cancel") and page.evaluate("() => events") is None and page.evaluate("() => location.hash") == ""
+        # The form is usable: Start reaches this server, which asks for a reload (its token is new) ...
+        start_single_scale_job(page, 32, 3)
+        page.wait_for_selector("#form-error:not([hidden])", timeout=10_000)
+        assert "reload the page" in page.text_content("#form-error")
+        # ... after which the same form runs a job here.
+        page.reload()
+        page.set_input_files("#content-input", str(tmp_path / "photo.png"))
+        page.set_input_files("#style-input", str(tmp_path / "painting.png"))
+        start_single_scale_job(page, 32, 3)
+        page.wait_for_function("() => document.getElementById('status').textContent === 'done'", timeout=30_000)

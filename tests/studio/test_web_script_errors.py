@@ -87,3 +87,98 @@ def test_an_urlencoded_form_still_works(studio):
     r = http.post("/api/jobs", data={"demo": "true", "options": json.dumps({"iterations": 1})})
     assert r.status_code == 202, r.text
     http.delete(f"/api/jobs/{r.json()['id']}")
+
+
+def job_count(http: httpx.Client) -> int:
+    return len(http.get("/api/jobs").json()["jobs"])
+
+
+@pytest.mark.parametrize(
+    ("path", "field", "request_args"),
+    [
+        ("/api/jobs", "content", {"files": [("content", ("a.png", png(1), "image/png")), ("content", ("b.png", png(2), "image/png")), ("style", ("s.png", png(3), "image/png"))]}),
+        ("/api/jobs", "options", {"data": {"demo": "true", "options": ['{"size": 32}', '{"size": 64}']}}),
+        ("/api/jobs", "mask", {"files": [("content", ("a.png", png(1), "image/png")), ("style", ("s.png", png(3), "image/png")), ("mask", ("m.png", png(4), "image/png")), ("mask", ("n.png", png(5), "image/png"))]}),
+        ("/api/batches", "content", {"files": [("content", ("a.png", png(1), "image/png")), ("content", ("b.png", png(2), "image/png")), ("style", ("s.png", png(3), "image/png"))]}),
+        ("/api/batches", "sweep", {"data": {"demo": "true", "sweep": ["style_weight=1,2", "tv_weight=1,2"]}}),
+    ],
+    ids=["job-content", "job-options", "job-mask", "batch-content", "batch-sweep"],
+)
+def test_a_repeated_form_field_is_a_422_naming_it(studio, path, field, request_args):
+    http, _ = studio
+    before = job_count(http)
+    # The form parser keeps the last copy: the first photo (or options) would be silently ignored.
+    r = http.post(path, **request_args)
+    assert r.status_code == 422, r.text
+    body = one_line(r)
+    assert body == {"detail": f"{field}: sent twice; send it once", "field": field}
+    assert job_count(http) == before
+
+
+def test_several_style_files_are_still_one_field_repeated(studio):
+    http, _ = studio
+    files = [("content", ("a.png", png(1), "image/png")), ("style", ("s.png", png(3), "image/png")), ("style", ("t.png", png(4), "image/png"))]
+    r = http.post("/api/jobs", files=files, data={"options": json.dumps({"iterations": 1})})
+    assert r.status_code == 202, r.text
+    assert r.json()["inputs"]["styles"] == ["s.png", "t.png"]
+    http.delete(f"/api/jobs/{r.json()['id']}")
+
+
+def test_init_job_with_an_explicit_init_is_refused_naming_both(studio):
+    import time
+
+    http, _ = studio
+    first = http.post("/api/jobs", data={"demo": "true", "options": json.dumps({"iterations": 1})}).json()["id"]
+    deadline = time.monotonic() + 60
+    while http.get(f"/api/jobs/{first}").json()["status"] not in ("done", "failed", "cancelled"):
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    assert http.get(f"/api/jobs/{first}").json()["status"] == "done"
+    before = job_count(http)
+    # init=noise said one start, init_job another: neither wins silently.
+    r = http.post("/api/jobs", data={"demo": "true", "init_job": first, "options": json.dumps({"init": "noise", "iterations": 1})})
+    assert r.status_code == 422, r.text
+    body = one_line(r)
+    assert body["field"] == "init_job" and "init_job" in body["detail"] and "init" in body["detail"].replace("init_job", "")
+    assert job_count(http) == before
+    # Either alone is fine.
+    r = http.post("/api/jobs", data={"demo": "true", "init_job": first, "options": json.dumps({"iterations": 1})})
+    assert r.status_code == 202 and r.json()["options"]["init"] == f"job:{first}", r.text
+    http.delete(f"/api/jobs/{r.json()['id']}")
+
+
+LONG = "x" * 100_000
+
+
+@pytest.mark.parametrize(
+    ("options", "field"),
+    [
+        ({"style_layers": [LONG]}, "style_layers"),
+        ({"content-layers": LONG}, "content-layers"),  # named as the request spelled it
+        ({"optimizer": LONG}, "optimizer"),
+        ({"regions": [LONG + "=1"]}, "regions"),
+        ({"size": 10**4000}, "size"),
+        ({"seed": LONG}, "seed"),
+        ({"multiscale": [LONG]}, "multiscale"),
+        ({"level_iterations": [-1] * 50_000}, "level_iterations"),
+    ],
+    ids=["layer-list", "layer-string", "choice", "regions", "huge-int", "seed", "bool", "level-iterations"],
+)
+def test_a_huge_value_is_echoed_cut_short_naming_the_field(studio, options, field):
+    http, _ = studio
+    before = job_count(http)
+    r = http.post("/api/jobs", data={"demo": "true", "options": json.dumps(options)})
+    assert r.status_code == 400, r.text[:300]
+    body = one_line(r)
+    assert body["field"] == field and body["detail"].startswith(field), body["detail"][:300]
+    # The value is recognisable (its start, then an ellipsis), not sent back whole.
+    assert "…" in body["detail"] and len(body["detail"]) < 500, body["detail"][:300]
+    assert job_count(http) == before
+
+
+def test_a_huge_unknown_option_or_job_id_is_echoed_cut_short(studio):
+    http, _ = studio
+    r = http.post("/api/jobs", data={"demo": "true", "options": json.dumps({LONG: 1})})
+    assert r.status_code == 400 and "…" in one_line(r)["detail"] and len(r.json()["detail"]) < 200, r.text[:300]
+    r = http.get("/api/jobs/" + "y" * 8000)
+    assert r.status_code == 404 and "…" in one_line(r)["detail"] and len(r.json()["detail"]) < 200, r.text[:300]

@@ -259,6 +259,36 @@ def test_the_gallery_keeps_the_newest_finished_jobs(tmp_path, defaults):
     assert sorted(p.name for p in (work / "jobs").iterdir()) == sorted([ids[2], "notes"])
 
 
+def test_a_folder_with_a_result_but_no_usable_record_is_left_alone(tmp_path, defaults, caplog):
+    """Nothing the user had is lost: a result (or a crash's last preview) stays even when its job.json
+    is unreadable or has a status this server does not know; only folders with nothing made are removed."""
+    jobs = tmp_path / "work" / "jobs"
+    jobs.mkdir(parents=True)
+    result = png(seed=5)
+    kept = {"a" * 32: ("job.json", b"{not json", "result.png"), "b" * 32: ("job.json", json.dumps({"status": "exploded"}).encode(), "preview.jpg")}
+    for name, (record, text, image) in kept.items():
+        (jobs / name).mkdir()
+        (jobs / name / record).write_bytes(text)
+        (jobs / name / image).write_bytes(result)
+    (jobs / ("c" * 32)).mkdir()
+    (jobs / ("c" * 32) / "job.json").write_bytes(b"\x00")  # a record and nothing made: removed
+    (jobs / ("d" * 32)).mkdir()
+    (jobs / ("d" * 32) / "mask.png").write_bytes(result)  # cut short before its first record: removed
+    with caplog.at_level("WARNING", logger="painterly.web"):
+        app = create_app(tmp_path / "work", default_options=defaults, keep=1)
+    assert sorted(p.name for p in jobs.iterdir()) == sorted(kept)
+    assert sum("left as it is" in r.getMessage() for r in caplog.records) == 2
+    with running_server(app) as url, httpx.Client(base_url=url, headers=token_headers(app)) as http:
+        assert http.get("/api/jobs").json()["jobs"] == []  # not shown as jobs
+        assert http.get(f"/api/jobs/{'a' * 32}").status_code == 404
+        for _ in range(3):  # finished jobs beyond keep=1 are pruned; the kept folders are not touched
+            wait_status(http, http.post("/api/jobs", **upload({"iterations": 1})).json()["id"], {"done"})
+        assert len(http.get("/api/jobs").json()["jobs"]) == 1
+    create_app(tmp_path / "work", default_options=defaults, keep=1)  # and a restart leaves them again
+    for name, (_, _, image) in kept.items():
+        assert (jobs / name / image).read_bytes() == result
+
+
 def test_half_sent_requests_are_dropped_and_the_server_stays_reachable(tmp_path, defaults):
     app = create_app(tmp_path / "w2", default_options=defaults)
     with running_server(app, header_timeout=1.0, max_connections=50) as url:

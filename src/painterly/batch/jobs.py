@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
 
 from ..config import Config
-from ..errors import ConfigError
+from ..errors import ConfigError, shown
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".webp", ".bmp", ".tif", ".tiff")
 
@@ -90,9 +90,9 @@ def parse_sweep(spec: str) -> tuple[str, tuple[Any, ...]]:
     name, sep, values = spec.partition("=")
     name = name.strip().replace("-", "_")
     if not sep or not values.strip():
-        raise ConfigError(f"`sweep` {spec!r}: write it as FIELD=V1,V2,... (e.g. style_weight=50,100,200)")
+        raise ConfigError(f"`sweep` {shown(spec)}: write it as FIELD=V1,V2,... (e.g. style_weight=50,100,200)")
     if name not in {f.name for f in dataclasses.fields(Config)}:
-        raise ConfigError(f"`sweep` {spec!r}: unknown option {name!r}")
+        raise ConfigError(f"`sweep` {shown(spec)}: unknown option {shown(name)}")
     return name, tuple(parse_value(v.strip()) for v in values.split(",") if v.strip())
 
 
@@ -223,7 +223,7 @@ def _job(path: Path, item: Any, lines: Mapping[str, int], suffix: str) -> Job:
         raise ConfigError(f"{where()}: needs \"content\" and \"styles\"")
     unknown = sorted(map(str, set(item) - set(KEYS)))
     if unknown:
-        raise ConfigError(f"{where(unknown[0])}: unknown key {unknown[0]!r} (a job has {', '.join(KEYS)})")
+        raise ConfigError(f"{where(unknown[0])}: unknown key {shown(unknown[0])} (a job has {', '.join(KEYS)})")
     if not isinstance(item["content"], str):
         raise ConfigError(f"{where('content')}: \"content\" must be a path")
     key = "styles" if "styles" in item else "style"
@@ -237,7 +237,7 @@ def _job(path: Path, item: Any, lines: Mapping[str, int], suffix: str) -> Job:
     options = {str(k).replace("-", "_"): v for k, v in options.items()}
     unknown = sorted(set(options) - {f.name for f in dataclasses.fields(Config)})
     if unknown:
-        raise ConfigError(f"{where('options.' + unknown[0])}: unknown option {unknown[0]!r}")
+        raise ConfigError(f"{where('options.' + unknown[0])}: unknown option {shown(unknown[0])}")
     try:
         Config.for_mode("stylize", **options)
     except ConfigError as exc:

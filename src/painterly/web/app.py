@@ -5,8 +5,8 @@
 ``{"detail": "<one line>"}`` with a status that says what went wrong: 400 bad options or a corrupt
 image, 403 a change requested without the token (or from another site), 404 unknown job, 409 not
 ready, 413 too large, 415 not an image (or a body that is not a form), 421 a host name this server
-does not answer to, 422 a form field of the wrong kind, 429 queue full. A 400 or 422 about one field
-also names it: ``{"detail": ..., "field": "<name>"}``.
+does not answer to, 422 a form field of the wrong kind (or sent twice, or init_job with the option
+init), 429 queue full. A 400 or 422 about one field also names it: ``{"detail": ..., "field": "<name>"}``.
 
 This module holds the app, its page and the server information; the routes of jobs are added by
 :mod:`~painterly.web.job_routes`, those of batches by :mod:`~painterly.web.batch`.

@@ -23,14 +23,14 @@ import uuid
 from pathlib import Path
 from typing import Any, Mapping
 
-from fastapi import FastAPI, File, Form, HTTPException, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Request, UploadFile
 from fastapi.responses import JSONResponse, Response
 
-from ..errors import ConfigError
+from ..errors import ConfigError, shown
 from .job import DONE, FINAL, Job
 from .options import Limits, build_config, check_budget, parse_options, public_options
 from .queue import JobManager, QueueFull
-from .uploads import require_form, uploaded_pair
+from .uploads import require_form, sent_once, uploaded_pair
 
 BATCH_ID = re.compile(r"^[0-9a-f]{32}$")
 MAX_SWEEP_VALUES = 12
@@ -99,7 +99,10 @@ def add_batch_routes(
     def batch_page() -> Response:
         return Response(page, media_type="text/html; charset=utf-8", headers={"Cache-Control": "no-store"})
 
-    @app.post("/api/batches", status_code=202, tags=["batches"], summary="Submit a grid: one content × styles (× a sweep)")
+    @app.post(
+        "/api/batches", status_code=202, tags=["batches"], summary="Submit a grid: one content × styles (× a sweep)",
+        dependencies=[Depends(sent_once("content", "options", "sweep", "demo"))],
+    )  # fmt: skip
     def submit_batch(
         request: Request,
         content: UploadFile | None = File(None, description="the content image"),
@@ -119,7 +122,7 @@ def add_batch_routes(
         if sweep is not None and sweep.strip():
             swept = parse_sweep(sweep)
             if not swept[1]:
-                raise ConfigError(f"`sweep` {sweep!r}: no values")
+                raise ConfigError(f"`sweep` {shown(sweep)}: no values")
             if len(swept[1]) > MAX_SWEEP_VALUES:
                 raise ConfigError(f"`sweep`: at most {MAX_SWEEP_VALUES} values, got {len(swept[1])}")
         styles_in = [s for s in (style or []) if s is not None]

@@ -10,15 +10,17 @@ import json
 import time
 from typing import Any, AsyncIterator, Mapping
 
-from fastapi import FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi import Depends, FastAPI, File, Form, HTTPException, Query, Request, UploadFile
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from PIL import Image
 
+from ..errors import shown
 from .job import FINAL, MASK_FILE, Job
 from .options import Limits, build_config, check_budget, parse_options, public_options
 from .queue import JobManager, QueueFull
 from .records import save_mask
-from .uploads import client_name, read_upload, require_form, uploaded_pair
+from .uploads import client_name, read_upload, require_form, sent_once, uploaded_pair
 
 EVENT_POLL_S = 0.1
 KEEPALIVE_S = 15.0
@@ -33,10 +35,13 @@ def add_job_routes(
     def find(job_id: str) -> Job:
         job = manager.get(job_id)
         if job is None:
-            raise HTTPException(404, f"no job {job_id!r} on this server")
+            raise HTTPException(404, f"no job {shown(job_id)} on this server")
         return job
 
-    @app.post("/api/jobs", status_code=202, tags=["jobs"], summary="Submit a job")
+    @app.post(
+        "/api/jobs", status_code=202, tags=["jobs"], summary="Submit a job",
+        dependencies=[Depends(sent_once("content", "options", "demo", "init_job", "mask"))],
+    )  # fmt: skip
     def submit_job(
         request: Request,
         content: UploadFile | None = File(None, description="the content image"),
@@ -63,6 +68,10 @@ def add_job_routes(
         )
         init_img = None
         if init_job:
+            if "init" in request.state.option_keys:  # which start is meant? neither wins silently
+                raise RequestValidationError(
+                    [{"loc": ("body", "init_job"), "msg": "send either init_job or the option init, not both", "type": "value_error"}]
+                )
             init_img = _result_image(find(init_job))
             config = config.replace(init="image")  # the record keeps where it came from (init_job)
             inputs["init_job"] = init_job

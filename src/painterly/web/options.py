@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any, Mapping
 
 from ..config import INITS, Config
-from ..errors import ConfigError
+from ..errors import ConfigError, shown
 from ..weights import PREPROCESSINGS
 
 SERVER_ONLY = ("max_pixels",)
@@ -63,7 +63,7 @@ def parse_options(text: str | None) -> dict[str, Any]:
         raise ConfigError("options must be a JSON object, e.g. {\"size\": 256, \"iterations\": 100}")
     for name, item in value.items():
         if _depth(item) > MAX_OPTIONS_DEPTH:
-            raise ConfigError(f"options: {name} is nested too deeply")
+            raise ConfigError(f"options: {shown(name)} is nested too deeply")
     return value
 
 
@@ -82,7 +82,7 @@ def build_config(requested: Mapping[str, Any], defaults: Mapping[str, Any], limi
     size = normal.get("size")
     if isinstance(size, (int, float)) and not isinstance(size, bool) and size > limits.max_size:
         # Before Config's own bound: this server's limit is the one that matters to the request.
-        raise ConfigError(f"`size` must be at most {limits.max_size} on this server, got {size:g}")
+        raise ConfigError(f"`size` must be at most {limits.max_size} on this server, got {shown(size)}")
     base = {str(k).replace("-", "_"): v for k, v in defaults.items()}
     config = _config(base, normal)
     if config.size > limits.max_size:
@@ -138,7 +138,7 @@ def _config(base: dict[str, Any], normal: dict[str, Any]) -> Config:
             try:
                 Config.for_mode("stylize", **{**base, name: value})
             except Exception:
-                raise ConfigError(f"`{name}`: {value!r:.60} is not a valid value") from None
+                raise ConfigError(f"`{name}`: {shown(value)} is not a valid value") from None
         raise ConfigError(f"options: cannot be combined ({type(exc).__name__})") from None
 
 

@@ -3,8 +3,13 @@
 A job's record is written when it is submitted and again whenever its status changes, atomically
 (:func:`painterly.files.write_bytes`), so that a server killed at any moment leaves only whole
 records. A restarted server shows every job that has one: finished jobs as they were, jobs that were
-queued or running as ``interrupted`` (with whatever they had painted). Folders without a record are
-removed at start, and only the newest ``keep`` finished jobs are kept.
+queued or running as ``interrupted`` (with whatever they had painted). Only the newest ``keep``
+finished jobs are kept.
+
+Nothing the user had is lost: a job folder whose record cannot be used (unreadable, or a status this
+server does not know) but that holds an image the job made (``result.png``, ``preview.jpg``) is left
+alone at start (logged, not shown as a job, never pruned). Only a folder with nothing of value, a
+submission cut short before its first record, is removed.
 """
 
 from __future__ import annotations
@@ -25,6 +30,9 @@ log = logging.getLogger("painterly.web")
 
 PREVIEW_FILE = "preview.jpg"
 """The latest preview of a running job, so that one cut short by a crash still shows something."""
+
+MADE_FILES = (RESULT_FILE, PREVIEW_FILE)
+"""The images a job makes: a folder holding one is never removed for want of a record."""
 
 DEFAULT_KEEP = 200
 INTERRUPTED_MESSAGE = "the server stopped before this job finished"
@@ -77,7 +85,8 @@ class RecordStore:
 
     def restore(self) -> list[Job]:
         """Every job with a record, oldest first; unfinished ones become ``interrupted`` (and are
-        recorded so). Job folders without a readable record are removed."""
+        recorded so). A job folder without a usable record is removed if it holds no image the job
+        made, and left alone (logged) if it does."""
         if not self.jobs_dir.is_dir():
             return []
         found: list[Job] = []
@@ -86,7 +95,11 @@ class RecordStore:
                 continue  # not a folder this server made: leave it alone
             job = self._load(entry)
             if job is None:
-                shutil.rmtree(entry, ignore_errors=True)
+                kept = [name for name in MADE_FILES if (entry / name).is_file()]
+                if kept:
+                    log.warning("job folder %s has no usable %s; left as it is (it holds %s)", entry, RECORD_FILE, ", ".join(kept))
+                else:
+                    shutil.rmtree(entry, ignore_errors=True)  # a submission cut short before its record
                 continue
             for child in entry.iterdir():
                 if is_temp_name(child.name):

@@ -17,8 +17,10 @@ from __future__ import annotations
 import io
 import os
 import threading
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Awaitable, BinaryIO, Callable
 
+from fastapi import Request
+from fastapi.exceptions import RequestValidationError
 from PIL import Image
 
 from ..errors import ImageError
@@ -53,6 +55,22 @@ def require_form(content_type: str | None) -> None:
             f"the body is {kind}; send a multipart form (e.g. curl -F content=@photo.jpg"
             " -F style=@painting.jpg -F 'options={\"size\": 256}')",
         )
+
+
+def sent_once(*names: str) -> Callable[[Request], Awaitable[None]]:
+    """A route dependency refusing (422, naming the field) a form that repeats one of ``names``: the
+    form parser keeps the last copy, so a script's mistake (two photos, two ``options``) would be
+    silently half ignored."""
+
+    async def check(request: Request) -> None:
+        form = await request.form()  # the same parse the route's fields come from (cached)
+        for name in names:
+            count = len(form.getlist(name))
+            if count > 1:
+                said = "twice" if count == 2 else f"{count} times"
+                raise RequestValidationError([{"loc": ("body", name), "msg": f"sent {said}; send it once", "type": "value_error"}])
+
+    return check
 
 
 def sniff(head: bytes) -> str | None:

@@ -300,8 +300,36 @@ function follow(id) {
     refreshGallery();
   });
   es.onerror = () => {
-    // The browser reconnects by itself; a finished job's stream is closed above, so nothing to do.
+    // The browser reconnects by itself while the server is away; a server that answers but no longer
+    // has the job (removed, or restarted with another workdir) would leave the page "running" forever.
+    if (current && current.id === id) checkGone(id);
   };
+}
+
+const GONE_TEXT = "This job is no longer on the server: it was removed, or the server was restarted with another workdir.";
+
+/** Ask the server for job `id`: a 404 means it is gone, and the stage says so. An unreachable server
+ *  is not an answer (the stream keeps trying). */
+async function checkGone(id) {
+  let res;
+  try {
+    res = await fetch(`/api/jobs/${id}`, { cache: "no-store" });
+  } catch (_) {
+    return;
+  }
+  if (res.status === 404 && current && current.id === id) markGone(id);
+}
+
+function markGone(id) {
+  if (events) { events.close(); events = null; }
+  current = { ...current, status: "gone" };
+  $("status").textContent = "gone";
+  $("status").dataset.status = "gone";
+  $("progress-text").textContent = GONE_TEXT;
+  $("cancel").disabled = true;
+  $("download").hidden = true;
+  $("use-as-init").hidden = true;
+  if (location.hash === `#${id}`) window.history.replaceState(null, "", location.pathname);
 }
 
 async function cancelCurrent() {
@@ -568,6 +596,8 @@ async function refreshGallery() {
     const fresh = data.jobs.find((j) => j.id === current.id);
     if (fresh && fresh.version !== current.version && (fresh.status === "queued" || fresh.status === "running")) follow(fresh.id);
   }
+  // The job on the stage is not in the list: removed, or this is another server (another workdir).
+  if (current && current.status !== "gone" && !data.jobs.some((j) => j.id === current.id)) checkGone(current.id);
 }
 
 function card(job) {
