@@ -260,6 +260,22 @@ def test_finished_jobs_come_back_after_a_restart(make_client, tmp_path):
     assert second.get(f"/api/jobs/{job_id}/preview").status_code == 200
 
 
+def test_notes_come_with_the_job_in_the_requests_words_and_survive_a_restart(make_client, tmp_path):
+    """What the library finds odd but usable is shown with the job (the CLI prints it as a note),
+    naming options as the request spelled them; a plain request has none."""
+    first = make_client(workdir=tmp_path / "shared")
+    r = submit(first, {"size": 96, "iterations": 2, "optimizer": "adam", "lbfgs-history": 5})
+    assert r.status_code == 202, r.text
+    notes = [
+        "lbfgs-history has no effect with optimizer adam",
+        "content image is only 48x32 px; upscaled to 96 px",
+    ]
+    assert r.json()["notes"] == notes
+    wait_for(first, r.json()["id"], finished)
+    assert make_client(workdir=tmp_path / "shared").get(f"/api/jobs/{r.json()['id']}").json()["notes"] == notes
+    assert submit(first, {"size": 48, "iterations": 2}).json()["notes"] == []
+
+
 def test_encoder_factory_supplies_the_network(make_client):
     from painterly.encoder import VGG19Encoder
 

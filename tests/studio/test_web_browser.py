@@ -288,6 +288,17 @@ def test_the_loss_charts_legend_fits_a_phones_width(page, tmp_path):
     page.locator("#chart").screenshot(path=str(ARTIFACTS / "studio-chart-phone.png"))
 
 
+def test_the_jobs_notes_are_shown_with_it(page, tmp_path):
+    """A photo smaller than the size asked for is upscaled: the page says so, as the CLI's note does."""
+    page.set_input_files("#content-input", str(write_png(tmp_path / "photo.png", 40, 30, seed=1)))
+    page.set_input_files("#style-input", str(write_png(tmp_path / "painting.png", 56, 56, seed=2)))
+    start_single_scale_job(page, 64, 3)
+    page.wait_for_function("() => document.getElementById('status').textContent === 'done'", timeout=30_000)
+    notes = page.locator("#notes li")
+    assert notes.all_text_contents() == ["Note: content image is only 40x30 px; upscaled to 64 px"]
+    assert page.locator("#notes").is_visible()
+
+
 def test_a_stopped_server_is_said_in_words_on_both_pages(page, tmp_path):
     from painterly.web.app import create_app
 

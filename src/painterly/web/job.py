@@ -72,6 +72,9 @@ class Job:
     """How many preview JPEGs have been made: the page watches it change."""
     has_result: bool = False
     has_mask: bool = False
+    notes: list[str] = field(default_factory=list)
+    """What the library found odd but usable in the request (an upscaled photo, an option without
+    effect), one sentence each, naming options as the request spelled them (:attr:`Inputs.notes`)."""
     tiles: tuple[tuple[int, int, int, int], ...] = ()
     """The current (or last) level's tiles, ``(top, left, height, width)`` in the pixels of ``size``
     (:attr:`painterly.engine.Progress.tiles`); empty when evaluated whole."""
@@ -88,7 +91,7 @@ class Job:
 
 RECORDED = (
     "id", "status", "iteration", "total_iterations", "level", "levels", "size", "losses", "error",
-    "options", "inputs", "seed", "created", "started", "finished", "elapsed", "history",
+    "options", "inputs", "seed", "created", "started", "finished", "elapsed", "history", "notes",
 )
 """The fields of ``job.json`` (what a restarted server shows)."""
 
@@ -110,6 +113,7 @@ def snapshot(job: Job, position: int | None, *, history: bool = False, history_f
         "work_fraction": round(job.work_fraction, 4),
         "eta": None if job.eta is None or job.status != RUNNING else round(job.eta, 1),
         "error": job.error,
+        "notes": list(job.notes),
         "options": dict(job.options),
         "inputs": dict(job.inputs),
         "seed": job.seed,

@@ -15,7 +15,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from PIL import Image
 
-from ..errors import shown
+from ..errors import PainterlyWarning, shown
 from .job import FINAL, MASK_FILE, Job
 from .options import Limits, build_config, check_budget, parse_options, public_options
 from .queue import JobManager, QueueFull
@@ -83,6 +83,8 @@ def add_job_routes(
             mask_img = read_upload(mask, "mask", max_upload_bytes, max_pixels, limits.max_size)
             inputs["mask"] = client_name(mask)
         images = load_inputs(config, content_img, style_imgs, init_img, warn=False, mask=mask_img)
+        # Shown with the job, in this request's spelling of the options (as its errors would be).
+        notes = [PainterlyWarning(n).render(lambda name: request.state.option_keys.get(name, name)) for n in images.notes]
 
         if not manager.has_room():
             raise HTTPException(429, f"the queue is full ({queue_size} jobs waiting); try again when one has finished")
@@ -97,6 +99,7 @@ def add_job_routes(
             config=config,
             images=images,
             inputs=inputs,
+            notes=notes,
             total_iterations=sum(config.level_iterations) if config.level_iterations else config.iterations,
         )
         try:

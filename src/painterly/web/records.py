@@ -129,6 +129,8 @@ class RecordStore:
             return None
         job.losses = _dict(data.get("losses"))
         job.inputs = _dict(data.get("inputs"))
+        notes = data.get("notes")
+        job.notes = [n for n in notes if isinstance(n, str)] if isinstance(notes, list) else []
         history = data.get("history")
         job.history = [p for p in history if isinstance(p, list)] if isinstance(history, list) else []
         size = data.get("size")

@@ -385,6 +385,15 @@ function formatClock(seconds) {
 
 // --- showing the current job ------------------------------------------------------------------------
 
+/** What the library found odd but usable in the job's request (an upscaled photo, an option without effect). */
+function showNotes(notes) {
+  const list = $("notes");
+  if (list.dataset.shown === JSON.stringify(notes)) return;
+  list.dataset.shown = JSON.stringify(notes);
+  list.replaceChildren(...notes.map((note) => Object.assign(document.createElement("li"), { textContent: `Note: ${note}` })));
+  list.hidden = notes.length === 0;
+}
+
 function showJob(job) {
   const status = $("status");
   status.textContent = job.status;
@@ -403,6 +412,7 @@ function showJob(job) {
     if (job.status === "running") text += job.eta === null || job.eta === undefined ? " · ETA –" : ` · ETA ${formatClock(job.eta)}`;
   } else text = job.status;
   $("progress-text").textContent = text;
+  showNotes(job.notes || []);
   // The bar fills by work (iterations weighted by their level's pixels), as the ETA counts it.
   const frac = job.work_fraction !== undefined ? job.work_fraction : (job.total_iterations ? job.iteration / job.total_iterations : 0);
   $("bar-fill").style.width = `${Math.round((job.status === "done" ? 1 : frac) * 100)}%`;
