@@ -300,7 +300,7 @@ def test_automatic_tiles_with_a_sorting_loss_evaluate_whole_or_refuse() -> None:
     hw = (300, 400)
     need = activation_bytes(sliced.encoder, hw)
     auto = LevelTiles(None, sliced.encoder, torch.device("cpu"), 4)
-    with pytest.warns(PainterlyWarning, match="400x300 px is evaluated whole, not by tiles: `style_loss` sliced"):
+    with pytest.warns(PainterlyWarning, match="400x300 px is evaluated whole, not by tiles: style_loss sliced"):
         assert auto.for_objective(sliced, hw, free=need) is None  # more than ACTIVATION_SHARE of it: tiles otherwise
     with pytest.raises(ConfigError, match="needs .* untiled .*style_loss sliced .*cannot be evaluated by tiles"):
         auto.for_objective(sliced, hw, free=need // 2)
@@ -341,7 +341,7 @@ def test_a_sliced_run_where_tiles_would_be_chosen_is_evaluated_whole(tiny_config
     config = tiny_config(size=32, iterations=2, style_loss="sliced")
     transfer = tiny_transfer(config)
     monkeypatch.setattr(memory, "available_bytes", lambda device: memory.activation_bytes(transfer.encoder, (24, 32)))
-    with pytest.warns(PainterlyWarning, match="32x24 px is evaluated whole, not by tiles: `style_loss` sliced"):
+    with pytest.warns(PainterlyWarning, match="32x24 px is evaluated whole, not by tiles: style_loss sliced"):
         run = transfer.start(load_inputs(config, images.content_t, [images.style_t]))
         losses = [p.losses["total"] for p in run]
     assert len(losses) == 2 and not isinstance(run.work.evaluation, TiledEvaluation)
