@@ -102,6 +102,14 @@ def test_a_style_weight_sweep_is_one_column_a_value(studio) -> None:  # noqa: AN
     assert weights == [50, 200] and batch["done"] == 2
 
 
+def test_each_cell_job_carries_its_notes(studio) -> None:  # noqa: ANN001
+    res = post_grid(studio, styles=1, sweep="size=40,64", options='{"iterations": 2}')
+    assert res.status_code == 202, res.text
+    batch = wait_finished(studio, res.json())
+    notes = [httpx.get(f"{studio[0]}/api/jobs/{c['job']}", timeout=10).json()["notes"] for c in batch["cells"]]
+    assert notes == [[], ["content image is only 48x40 px; upscaled to 64 px"]]
+
+
 @pytest.mark.parametrize(
     ("kwargs", "status", "field", "text"),
     [

@@ -28,7 +28,7 @@ from fastapi.responses import JSONResponse, Response
 
 from ..errors import ConfigError, shown
 from .job import DONE, FINAL, Job
-from .options import Limits, build_config, check_budget, parse_options, public_options
+from .options import Limits, build_config, check_budget, notes_as_sent, parse_options, public_options
 from .queue import JobManager, QueueFull
 from .uploads import require_form, sent_once, uploaded_pair
 
@@ -154,6 +154,7 @@ def add_batch_routes(
             job = Job(
                 id=job_id, directory=directory, options=public_options(config), config=config, images=images,
                 inputs={"content": content_name, "styles": [style_name], **({"demo": True} if demo else {})},
+                notes=notes_as_sent(images.notes, request.state.option_keys),
                 total_iterations=sum(config.level_iterations) if config.level_iterations else config.iterations,
             )  # fmt: skip
             try:

@@ -15,9 +15,9 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from PIL import Image
 
-from ..errors import PainterlyWarning, shown
+from ..errors import shown
 from .job import FINAL, MASK_FILE, Job
-from .options import Limits, build_config, check_budget, parse_options, public_options
+from .options import Limits, build_config, check_budget, notes_as_sent, parse_options, public_options
 from .queue import JobManager, QueueFull
 from .records import save_mask
 from .uploads import client_name, read_upload, require_form, sent_once, uploaded_pair
@@ -83,8 +83,6 @@ def add_job_routes(
             mask_img = read_upload(mask, "mask", max_upload_bytes, max_pixels, limits.max_size)
             inputs["mask"] = client_name(mask)
         images = load_inputs(config, content_img, style_imgs, init_img, warn=False, mask=mask_img)
-        # Shown with the job, in this request's spelling of the options (as its errors would be).
-        notes = [PainterlyWarning(n).render(lambda name: request.state.option_keys.get(name, name)) for n in images.notes]
 
         if not manager.has_room():
             raise HTTPException(429, f"the queue is full ({queue_size} jobs waiting); try again when one has finished")
@@ -99,7 +97,7 @@ def add_job_routes(
             config=config,
             images=images,
             inputs=inputs,
-            notes=notes,
+            notes=notes_as_sent(images.notes, request.state.option_keys),
             total_iterations=sum(config.level_iterations) if config.level_iterations else config.iterations,
         )
         try:

@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import Any, Mapping
+from typing import Any, Mapping, Sequence
 
 from ..config import INITS, Config
-from ..errors import ConfigError, shown
+from ..errors import ConfigError, PainterlyWarning, shown
 from ..weights import PREPROCESSINGS
 
 SERVER_ONLY = ("max_pixels",)
@@ -113,6 +113,12 @@ def check_budget(config: Config, styles: int, limits: Limits) -> None:
             f" {total / 1e6:.3g} megapixels in all; at most {limits.max_total_pixels / 1e6:.3g} on this server"
             " (lower size, style_scale or the number of styles)"
         )
+
+
+def notes_as_sent(notes: Sequence[str], option_keys: Mapping[str, str]) -> list[str]:
+    """The library's notes on a job's inputs (:attr:`painterly.engine.Inputs.notes`) naming each
+    option as the request spelled it (``option_keys``: field → the request's key), as its errors do."""
+    return [PainterlyWarning(note).render(lambda name: option_keys.get(name, name)) for note in notes]
 
 
 def public_options(config: Config, init_job: str | None = None) -> dict[str, Any]:
