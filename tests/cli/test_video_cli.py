@@ -198,3 +198,17 @@ def test_other_settings_refuse_to_mix_with_earlier_frames(tmp_path: Path, clip: 
     assert result.returncode == 2
     assert "other settings" in one_line_error(result.stderr)
     assert snapshot(tmp_path) == before
+
+
+def test_a_run_refused_before_its_first_frame_leaves_no_frames_folder(tmp_path: Path, clip: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    """A style image that cannot be read (or a device that is absent) is found after the manifest is
+    written; the folder must not outlive the error, or the corrected command is refused for 'other settings'."""
+    (tmp_path / "broken.jpg").write_bytes(Path(images.style).read_bytes()[:200])
+    before = snapshot(tmp_path)
+    bad = run_painterly(["video", str(clip), "broken.jpg", "-o", "out.mp4", *video_args(tiny_weights_file)], tmp_path)
+    assert bad.returncode == 2, bad.stderr
+    assert "broken.jpg" in one_line_error(bad.stderr)
+    assert snapshot(tmp_path) == before
+    good = run_painterly(["video", str(clip), str(images.style), "-o", "out.mp4", *video_args(tiny_weights_file)], tmp_path)
+    assert good.returncode == 0, good.stderr
+    assert (tmp_path / "out.mp4").is_file() and not (tmp_path / "out.mp4.frames").exists()
