@@ -120,9 +120,11 @@ def test_a_read_only_output_is_not_replaced(capsys, tmp_path: Path, monkeypatch,
 def test_outputs_and_checkpoints_are_private(capsys, tmp_path: Path, monkeypatch, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
     """They embed the input photos: readable by the user alone (0600), their new folders 0700."""
     monkeypatch.chdir(tmp_path)
-    argv = ["stylize", str(images.content), str(images.style), "-o", "new/out.png", "--save-every", "1", *fast_args(tiny_weights_file)]
+    argv = ["stylize", str(images.content), str(images.style), "-o", "new/out.png", "--save-every", "1", "--log", "logs/losses.jsonl", "--plot", "new/losses.png", *fast_args(tiny_weights_file)]
     rc, err = run_main(capsys, argv)
     assert rc == 0, err
-    for path in (tmp_path / "new").iterdir():
+    assert (tmp_path / "new/losses.png").is_file()
+    for path in [*(tmp_path / "new").iterdir(), tmp_path / "logs/losses.jsonl"]:
         assert oct(path.stat().st_mode & 0o777) == oct(0o600), path
-    assert oct((tmp_path / "new").stat().st_mode & 0o777) == oct(0o700)
+    for folder in ("new", "logs"):
+        assert oct((tmp_path / folder).stat().st_mode & 0o777) == oct(0o700), folder

@@ -305,8 +305,9 @@ class _Report:
             self.bar = tqdm(total=total, initial=done, unit="frame", file=sys.stderr, dynamic_ncols=True)
         if log is not None:
             try:
-                Path(log).parent.mkdir(parents=True, exist_ok=True)
-                self.log = open(log, "a" if done else "w", encoding="utf-8")
+                from ..files import open_log
+
+                self.log = open_log(log, truncate=not done)
             except OSError as exc:
                 raise ConfigError(f"`log` {log}: cannot write: {exc.strerror or exc}") from None
 
