@@ -353,6 +353,39 @@ def test_unknown_option(capsys, tmp_path: Path, inputs: Path, work: Path, tiny_w
     refused(capsys, tmp_path, argv, 2, "--style-wieght")
 
 
+def test_a_style_after_the_options_is_a_style(monkeypatch):
+    # An artist adds a second painting at the end of the line: it is a style, not "unrecognized".
+    import painterly.cli.commands as commands
+    from painterly.cli import main
+
+    seen = []
+    monkeypatch.setattr(commands, "run_command", lambda args: seen.append(vars(args)) or 0)
+    assert main(["c.png", "s1.png", "--size", "64", "s2.png", "-o", "out.png"]) == 0
+    assert main(["video", "in.mp4", "s1.png", "--size", "64", "s2.png", "-o", "out.mp4"]) == 0
+    assert seen[0]["command"] == "stylize" and seen[0]["styles"] == ["s1.png", "s2.png"] and seen[0]["size"] == 64
+    assert seen[1]["command"] == "video" and seen[1]["styles"] == ["s1.png", "s2.png"]
+
+
+@pytest.mark.parametrize(
+    "argv, command, word",
+    [
+        (["texture", "s.png", "-o", "t.png", "--original-colors"], "texture", "--original-colors"),
+        (["reconstruct", "c.png", "s.png", "-o", "r.png"], "reconstruct", "s.png"),
+        (["info", "extra"], "info", "extra"),
+    ],
+)
+def test_an_argument_a_command_does_not_take_points_to_that_commands_help(argv, command, word, capsys):
+    from painterly.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith(f"painterly {command}: error: unrecognized arguments: {word}")
+    assert err.endswith(f"(see painterly {command} --help)")
+
+
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
 def test_absent_device(capsys, tmp_path: Path, inputs: Path, work: Path, tiny_weights_file: Path) -> None:  # noqa: ANN001
     argv = stylize(tiny_weights_file, str(inputs / "content.png"), [str(inputs / "style.png")], "--device", "cuda")

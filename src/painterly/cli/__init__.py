@@ -154,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.showwarning = _show_warning
     old_sigterm = None
     try:
-        args = build_parser().parse_args(argv)
+        args = parse_args(argv)
         if args.command is None:
             build_parser().print_help(sys.stderr)
             return 2
@@ -193,6 +193,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.showwarning = old_showwarning
         if old_sigterm is not None:
             _set_signal(signal.SIGTERM, old_sigterm)
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """The command line as a namespace (``command``: the command's name, or None).
+
+    A command's arguments are parsed by its own parser, intermixed: a style image added after the
+    options (``painterly photo.jpg a.jpg --size 256 b.jpg -o out.png``) is a second style, and an
+    option the command does not take is reported with the command's name and its --help.
+    """
+    parser = build_parser()
+    if not argv or argv[0] not in COMMANDS:
+        return parser.parse_args(argv)
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    args = commands.choices[argv[0]].parse_intermixed_args(argv[1:])
+    args.command = argv[0]
+    return args
 
 
 def flag(field: str) -> str:
