@@ -8,6 +8,7 @@ an init that has something to start from, ...). A run never checks them again.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -159,12 +160,34 @@ def load_inputs(
         reference_size = declared_size(reference)
     else:
         reference_size = (int(reference_t.shape[-2]), int(reference_t.shape[-1]))
+    if warn:
+        _note_stretch(reference if isinstance(reference, (str, os.PathLike)) else None, reference_size, config.size)
     inputs = Inputs(content_t, style_ts, init_t, weights, content_work, styles_work, reference_size)
     if mask is None and style_masks is None and not config.regions:
         return inputs
     from .regions import load_regions
 
     return load_regions(inputs, config, mask, style_masks)
+
+
+def _note_stretch(name: str | os.PathLike | None, hw: tuple[int, int], size: int) -> None:
+    """Say so when the result cannot keep the image's shape: a side below the network's minimum is
+    raised to it (a 2000x100 panorama at 96 px becomes 96x16, not 96x5)."""
+    from ..imageio import fit_size
+    from .pyramid import MIN_SIDE
+
+    h, w = hw
+    scale = size / max(h, w)
+    if min(round(h * scale), round(w * scale)) >= MIN_SIDE:
+        return
+    out_h, out_w = fit_size(h, w, size, MIN_SIDE)
+    keeps = math.ceil(MIN_SIDE * max(h, w) / min(h, w))
+    warnings.warn(
+        f"{name if name is not None else 'the image'} is {w}x{h} px: at `size` {size} its short side would be under "
+        f"the network's {MIN_SIDE} px, so the result is {out_w}x{out_h}, stretched (`size` {keeps} or more keeps its shape)",
+        PainterlyWarning,
+        stacklevel=3,
+    )
 
 
 def _check_combination(config: Config, has_content: bool, n_styles: int, has_init: bool) -> None:
