@@ -516,6 +516,25 @@ def test_real_process_bad_input(tmp_path: Path, inputs: Path, tiny_weights_file:
 
 
 
+def test_output_to_a_pipe_whose_reader_has_gone_ends_quietly(tmp_path: Path) -> None:
+    """`painterly info | head -1`: the reader closes the pipe; painterly stops like a Unix tool (exit
+    128 + SIGPIPE, no 'internal error: BrokenPipeError' on the terminal)."""
+    import os
+    import signal
+    import subprocess
+
+    from cli_support import child_env, painterly_command
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before painterly writes a byte
+    try:
+        proc = subprocess.run(painterly_command(["info"]), cwd=tmp_path, env=child_env(), stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 128 + signal.SIGPIPE
+    assert proc.stderr == ""
+
+
 def test_debug_lets_the_exception_through(capsys, tmp_path: Path, inputs: Path, work: Path, tiny_weights_file: Path) -> None:  # noqa: ANN001
     """--debug: the error propagates (and Python prints its traceback), for a bug report."""
     from painterly.errors import ImageError

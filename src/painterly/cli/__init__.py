@@ -183,6 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write("painterly: error: out of memory; try a smaller --size\n")
         return 1
     except Exception as exc:  # a bug, not a user error: still one line unless --debug
+        if isinstance(exc, BrokenPipeError) and _output_gone():
+            # The reader of our output has gone (`painterly info | head -1`): end quietly, as a Unix tool does.
+            return 128 + signal.SIGPIPE
         if debug:
             raise
         sys.stderr.write(
@@ -230,6 +233,31 @@ def _set_signal(signum: int, handler):  # noqa: ANN001, ANN202
         return signal.signal(signum, handler)
     except ValueError:
         return None
+
+
+def _output_gone() -> bool:
+    """Whether stdout or stderr is a pipe whose reader has gone; if so, it is pointed at /dev/null so
+    that nothing else (the interpreter's own flush at exit) fails on it again."""
+    import os
+    import select
+
+    if not hasattr(select, "poll"):  # Windows: no way to ask; a broken pipe stays an internal error
+        return False
+    gone = False
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            fd = stream.fileno()
+            poll = select.poll()
+            poll.register(fd, select.POLLOUT)
+            broken = any(events & select.POLLERR for _, events in poll.poll(0))  # a pipe's reader gone: POLLERR
+        except (OSError, ValueError, AttributeError):  # no descriptor (a test's capture): not a pipe of ours
+            continue
+        if broken:
+            gone = True
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, fd)
+            os.close(devnull)
+    return gone
 
 
 def _one_line(exc: BaseException) -> str:
