@@ -234,8 +234,12 @@ def ineffective_options(config: Config) -> list[str]:
     mode_min_sizes = {defaults["min_size"], *(m["min_size"] for m in MODE_DEFAULTS.values() if "min_size" in m)}
     if config.multiscale and config.min_size not in mode_min_sizes and config.min_size > config.size:
         notes.append(f"`min_size` {config.min_size} is larger than `size` {config.size}: one level")
-    if config.optimizer != "lbfgs" and config.lbfgs_history != defaults["lbfgs_history"]:
-        notes.append(f"`lbfgs_history` has no effect with `optimizer` {config.optimizer}")
+    for name in ("lbfgs_history", "lbfgs_precondition"):
+        mode_values = {defaults[name], *(m[name] for m in MODE_DEFAULTS.values() if name in m)}
+        if config.optimizer != "lbfgs" and getattr(config, name) not in mode_values:
+            notes.append(f"`{name}` has no effect with `optimizer` {config.optimizer}")
+    if config.init == "noise" and config.init_noise > 0:
+        notes.append("`init_noise` has no effect with `init` noise: the start is all noise already")
     for name in ("lr_decay", "lr_decay_steps"):
         if config.optimizer != "sgd" and getattr(config, name) != defaults[name]:
             notes.append(f"`{name}` has no effect with `optimizer` {config.optimizer} (sgd only)")
