@@ -138,8 +138,10 @@ def test_resume_after_sigint_gives_the_same_frames(tmp_path: Path, clip: Path, i
 def test_not_a_video_and_zero_frames_are_one_line_and_write_nothing(tmp_path: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
     (tmp_path / "notes.mp4").write_text("not a video")
     (tmp_path / "empty").mkdir()
+    save_image(clip_frames(1)[0], tmp_path / "photo.jpg")
     before = snapshot(tmp_path)
-    for source, words in (("notes.mp4", "not a video"), ("empty", "no frames"), ("missing.mov", "no such file")):
+    cases = (("notes.mp4", "not a video"), ("empty", "no frames"), ("missing.mov", "no such file"), ("photo.jpg", "is a still image, not a video"))
+    for source, words in cases:
         result = run_painterly(["video", source, str(images.style), "-o", "out.mp4", *video_args(tiny_weights_file)], tmp_path)
         assert result.returncode == 2
         assert words in one_line_error(result.stderr)
