@@ -162,6 +162,8 @@ def load_inputs(
         reference_size = (int(reference_t.shape[-2]), int(reference_t.shape[-1]))
     if warn:
         _note_stretch(reference if isinstance(reference, (str, os.PathLike)) else None, reference_size, config.size)
+        if init_t is not None:
+            _note_init_shape(init, init_t, reference_size, "the content" if content is not None else "style image 1")
     inputs = Inputs(content_t, style_ts, init_t, weights, content_work, styles_work, reference_size)
     if mask is None and style_masks is None and not config.regions:
         return inputs
@@ -188,6 +190,24 @@ def _note_stretch(name: str | os.PathLike | None, hw: tuple[int, int], size: int
         PainterlyWarning,
         stacklevel=3,
     )
+
+
+def _note_init_shape(init: ImageLike, init_t: Tensor, hw: tuple[int, int], what: str) -> None:
+    """An init image of another shape is stretched to the result's: said, not done silently (a mask of
+    another shape is refused; a start image only starts the optimisation, so it is accepted)."""
+    from ..masks import ASPECT_TOLERANCE
+
+    is_path = isinstance(init, (str, os.PathLike))
+    if is_path:
+        from ..imageio import declared_size
+
+        ih, iw = declared_size(init)  # the file's own size (it may be decoded smaller)
+    else:
+        ih, iw = init_t.shape[-2:]
+    h, w = hw
+    if abs((iw / ih) / (w / h) - 1.0) > ASPECT_TOLERANCE:
+        name = str(init) if is_path else "the image"
+        warnings.warn(f"`init` {name} is {iw}x{ih} px, another shape than {what} ({w}x{h}): it is stretched to it", PainterlyWarning, stacklevel=3)
 
 
 def _check_combination(config: Config, has_content: bool, n_styles: int, has_init: bool) -> None:
