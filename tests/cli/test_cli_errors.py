@@ -225,22 +225,24 @@ def test_output_folder_blocked_by_a_file(capsys, tmp_path: Path, inputs: Path, w
 # --- the --log file ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("case", ["input", "output", "directory"])
+@pytest.mark.parametrize("case", ["input", "output", "directory", "intermediate", "kept on ctrl-c"])
 def test_bad_log_path(case: str, capsys, tmp_path: Path, inputs: Path, work: Path, tiny_weights_file: Path) -> None:  # noqa: ANN001
     content = inputs / "content.png"
-    log = {"input": str(content), "output": "out/result.png", "directory": str(work)}[case]
-    needle = {"input": "one of the input images", "output": "is the output image", "directory": "is a directory"}[case]
+    log = {"input": str(content), "output": "out/result.png", "directory": str(work),
+           "intermediate": "out/result_0001.png", "kept on ctrl-c": "out/result-interrupted.png"}[case]  # fmt: skip
+    needle = {"input": "one of the input images", "output": "is the output image", "directory": "is a directory"}.get(case, f"this run writes {log} itself")
     original = content.read_bytes()
     argv = stylize(tiny_weights_file, str(content), [str(inputs / "style.png")]) + ["--log", log]
     refused(capsys, tmp_path, argv, 2, "--log", needle)
     assert content.read_bytes() == original
 
 
-@pytest.mark.parametrize("case", ["not png", "output", "log", "directory"])
+@pytest.mark.parametrize("case", ["not png", "output", "log", "directory", "intermediate"])
 def test_bad_plot_path(case: str, capsys, tmp_path: Path, inputs: Path, work: Path, tiny_weights_file: Path) -> None:  # noqa: ANN001
     (work / "charts.png").mkdir()
-    plot = {"not png": "losses.jpg", "output": "out/result.png", "log": "out/log.jsonl", "directory": str(work / "charts.png")}[case]
-    needle = {"not png": "must be a .png file name", "output": "is the output image", "log": "is the loss log", "directory": "is a directory"}[case]
+    plot = {"not png": "losses.jpg", "output": "out/result.png", "log": "out/log.jsonl", "directory": str(work / "charts.png"), "intermediate": "out/result_0002.png"}[case]
+    needle = {"not png": "must be a .png file name", "output": "is the output image", "log": "is the loss log", "directory": "is a directory",
+              "intermediate": "this run writes out/result_0002.png itself"}[case]  # fmt: skip
     if case == "log":
         plot = "out/log.png"
         argv = stylize(tiny_weights_file, str(inputs / "content.png"), [str(inputs / "style.png")], "--plot", plot, "--log", plot)

@@ -122,6 +122,17 @@ def _check_plot(outputs: OutputOptions, output: Path, inputs: Sequence[str]) -> 
     _check_log(outputs.plot, output, inputs, "plot", "losses.png")
     if outputs.plot is not None and outputs.log is not None and same_file(outputs.plot, outputs.log):
         raise ConfigError(f"`plot` {outputs.plot}: is the loss log; give the plot its own file name")
+    files = OutputFiles(output)
+    for name, path in (("log", outputs.log), ("plot", outputs.plot)):
+        if path is None:
+            continue
+        # One file written twice by the same run: an image saved over the log (its lines lost), or the
+        # plot over an intermediate image.
+        clash = next((d for d in files.derived if same_file(d, path)), None)
+        if clash is None and outputs.save_every and files.is_numbered(Path(path).name) and same_file(Path(path).parent, output.parent):
+            clash = Path(path)
+        if clash is not None:
+            raise ConfigError(f"`{name}` {path}: this run writes {clash} itself; give the {name} its own file name")
 
 
 def _inputs_exist(paths: Sequence[str]) -> None:
