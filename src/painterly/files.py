@@ -8,7 +8,7 @@ one, never half of one, and the temporary file is removed on every way out (an e
 SIGTERM turned into an exception).
 
 New files are private to the user (0600) unless the caller says otherwise; a file replaced keeps
-its permission bits.
+its permission bits. A loss log, appended to line by line, is opened by :func:`open_log`, private the same way.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import os
 import secrets
 import stat
 from pathlib import Path
-from typing import BinaryIO, Callable, Iterator
+from typing import IO, BinaryIO, Callable, Iterator
 
 PRIVATE_FILE = 0o600
 PRIVATE_FOLDER = 0o700
@@ -102,6 +102,16 @@ def _replacing(target: Path, mode: int) -> Iterator[tuple[Path, int]]:
             remove_quietly(tmp)
         raise
     fsync_folder(parent)
+
+
+def open_log(target: str | os.PathLike[str], *, truncate: bool = False) -> IO[str]:
+    """Open a text file written line by line (a loss log: appended to, so not atomic) for appending;
+    ``truncate`` empties it. A new file is private (0600) and missing folders are made 0700, as for
+    :func:`atomic_write`; an existing file keeps its permission bits. ``OSError`` propagates."""
+    path = Path(target)
+    make_folder(path.parent)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_APPEND | (os.O_TRUNC if truncate else 0)
+    return os.fdopen(os.open(path, flags, PRIVATE_FILE), "a", encoding="utf-8")
 
 
 def make_folder(path: str | os.PathLike[str], *, mode: int = PRIVATE_FOLDER) -> Path:

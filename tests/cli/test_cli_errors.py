@@ -225,22 +225,24 @@ def test_output_folder_blocked_by_a_file(capsys, tmp_path: Path, inputs: Path, w
 # --- the --log file ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("case", ["input", "output", "directory"])
+@pytest.mark.parametrize("case", ["input", "output", "directory", "intermediate", "kept on ctrl-c"])
 def test_bad_log_path(case: str, capsys, tmp_path: Path, inputs: Path, work: Path, tiny_weights_file: Path) -> None:  # noqa: ANN001
     content = inputs / "content.png"
-    log = {"input": str(content), "output": "out/result.png", "directory": str(work)}[case]
-    needle = {"input": "one of the input images", "output": "is the output image", "directory": "is a directory"}[case]
+    log = {"input": str(content), "output": "out/result.png", "directory": str(work),
+           "intermediate": "out/result_0001.png", "kept on ctrl-c": "out/result-interrupted.png"}[case]  # fmt: skip
+    needle = {"input": "one of the input images", "output": "is the output image", "directory": "is a directory"}.get(case, f"this run writes {log} itself")
     original = content.read_bytes()
     argv = stylize(tiny_weights_file, str(content), [str(inputs / "style.png")]) + ["--log", log]
     refused(capsys, tmp_path, argv, 2, "--log", needle)
     assert content.read_bytes() == original
 
 
-@pytest.mark.parametrize("case", ["not png", "output", "log", "directory"])
+@pytest.mark.parametrize("case", ["not png", "output", "log", "directory", "intermediate"])
 def test_bad_plot_path(case: str, capsys, tmp_path: Path, inputs: Path, work: Path, tiny_weights_file: Path) -> None:  # noqa: ANN001
     (work / "charts.png").mkdir()
-    plot = {"not png": "losses.jpg", "output": "out/result.png", "log": "out/log.jsonl", "directory": str(work / "charts.png")}[case]
-    needle = {"not png": "must be a .png file name", "output": "is the output image", "log": "is the loss log", "directory": "is a directory"}[case]
+    plot = {"not png": "losses.jpg", "output": "out/result.png", "log": "out/log.jsonl", "directory": str(work / "charts.png"), "intermediate": "out/result_0002.png"}[case]
+    needle = {"not png": "must be a .png file name", "output": "is the output image", "log": "is the loss log", "directory": "is a directory",
+              "intermediate": "this run writes out/result_0002.png itself"}[case]  # fmt: skip
     if case == "log":
         plot = "out/log.png"
         argv = stylize(tiny_weights_file, str(inputs / "content.png"), [str(inputs / "style.png")], "--plot", plot, "--log", plot)
@@ -351,6 +353,39 @@ def test_misspelt_init_keyword(capsys, tmp_path: Path, inputs: Path, work: Path,
 def test_unknown_option(capsys, tmp_path: Path, inputs: Path, work: Path, tiny_weights_file: Path) -> None:  # noqa: ANN001
     argv = stylize(tiny_weights_file, str(inputs / "content.png"), [str(inputs / "style.png")], "--style-wieght", "3")
     refused(capsys, tmp_path, argv, 2, "--style-wieght")
+
+
+def test_a_style_after_the_options_is_a_style(monkeypatch):
+    # An artist adds a second painting at the end of the line: it is a style, not "unrecognized".
+    import painterly.cli.commands as commands
+    from painterly.cli import main
+
+    seen = []
+    monkeypatch.setattr(commands, "run_command", lambda args: seen.append(vars(args)) or 0)
+    assert main(["c.png", "s1.png", "--size", "64", "s2.png", "-o", "out.png"]) == 0
+    assert main(["video", "in.mp4", "s1.png", "--size", "64", "s2.png", "-o", "out.mp4"]) == 0
+    assert seen[0]["command"] == "stylize" and seen[0]["styles"] == ["s1.png", "s2.png"] and seen[0]["size"] == 64
+    assert seen[1]["command"] == "video" and seen[1]["styles"] == ["s1.png", "s2.png"]
+
+
+@pytest.mark.parametrize(
+    "argv, command, word",
+    [
+        (["texture", "s.png", "-o", "t.png", "--original-colors"], "texture", "--original-colors"),
+        (["reconstruct", "c.png", "s.png", "-o", "r.png"], "reconstruct", "s.png"),
+        (["info", "extra"], "info", "extra"),
+    ],
+)
+def test_an_argument_a_command_does_not_take_points_to_that_commands_help(argv, command, word, capsys):
+    from painterly.cli import main
+
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1
+    assert err.startswith(f"painterly {command}: error: unrecognized arguments: {word}")
+    assert err.endswith(f"(see painterly {command} --help)")
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="needs a machine without CUDA")
@@ -481,6 +516,25 @@ def test_real_process_bad_input(tmp_path: Path, inputs: Path, tiny_weights_file:
     assert proc.returncode == 2 and str(bad) in line and "truncated or corrupt" in line
     assert snapshot(tmp_path) == before
 
+
+
+def test_output_to_a_pipe_whose_reader_has_gone_ends_quietly(tmp_path: Path) -> None:
+    """`painterly info | head -1`: the reader closes the pipe; painterly stops like a Unix tool (exit
+    128 + SIGPIPE, no 'internal error: BrokenPipeError' on the terminal)."""
+    import os
+    import signal
+    import subprocess
+
+    from cli_support import child_env, painterly_command
+
+    read_end, write_end = os.pipe()
+    os.close(read_end)  # the reader is gone before painterly writes a byte
+    try:
+        proc = subprocess.run(painterly_command(["info"]), cwd=tmp_path, env=child_env(), stdout=write_end, stderr=subprocess.PIPE, text=True, timeout=60)
+    finally:
+        os.close(write_end)
+    assert proc.returncode == 128 + signal.SIGPIPE
+    assert proc.stderr == ""
 
 
 def test_debug_lets_the_exception_through(capsys, tmp_path: Path, inputs: Path, work: Path, tiny_weights_file: Path) -> None:  # noqa: ANN001

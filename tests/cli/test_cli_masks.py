@@ -79,7 +79,7 @@ def test_style_by_path_photo_region_and_style_mask(capsys, work: Path, tiny_weig
         (["--mask", "missing.png", "--region", "red=1"], ["missing.png", "no such file"]),
         (["--mask", "mask.png", "--region", "red=1", "--region", "blue=3"], ["--region", "no style image 3"]),
         (["--mask", "mask.png"], ["mask.png", "--region", "red", "blue"]),
-        (["--region", "red=1"], ["--region", "no mask"]),
+        (["--region", "red=1"], ["--region", "no --mask was given"]),
         (["--mask", "mask.png", "--region", "red=teal.png", "--region", "blue=1"], ["--region", "teal.png"]),
         (["--mask", "mask.png", "--region", "crimson=1"], ["--region", "unknown colour"]),
     ],

@@ -184,8 +184,28 @@ def test_notes_name_flags_and_a_stretched_init(capsys, tmp_path: Path, monkeypat
     rc, err = run_main(capsys, argv)
     assert rc == 0, err
     assert "painterly: note: --lbfgs-history has no effect with --optimizer adam" in err.splitlines()
-    assert "painterly: note: init image is 90x20 px but the content image is 64x48: stretched" in err
+    assert f"painterly: note: --init {init} is 90x20 px, another shape than the content (64x48): it is stretched to it" in err
     _check_output(tmp_path / "out.png", SIZE)
+
+
+def test_a_panorama_too_thin_for_the_size_is_stretched_with_a_note(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    """400x20 at 48 px would be 48x2.4: the short side is raised to the network's 16 px, which stretches
+    the picture; the note says so and which --size keeps its shape (16 x 20 = 320)."""
+    odd = _save(_rgb(400, 20), tmp_path / "pano.png")
+    monkeypatch.chdir(tmp_path)
+    argv = ["stylize", str(odd), str(images.style), "-o", "out.png", *fast_args(tiny_weights_file, size=SIZE), "-q"]
+    rc, err = run_main(capsys, argv)
+    assert rc == 0, err
+    assert err.strip() == (
+        f"painterly: note: {odd} is 400x20 px: at --size 48 its short side would be under the network's 16 px, "
+        "so the result is 48x16, stretched (--size 320 or more keeps its shape)"
+    )
+    assert Image.open(tmp_path / "out.png").size == (48, 16)
+    # At the size the note names, the shape is kept and there is no note.
+    keep = ["stylize", str(odd), str(images.style), "-o", "kept.png", *fast_args(tiny_weights_file, size=320, iterations=1), "-q"]
+    rc, err = run_main(capsys, keep)
+    assert rc == 0 and err == "", err
+    assert Image.open(tmp_path / "kept.png").size == (320, 16)
 
 
 def test_texture_from_odd_style(capsys, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, tiny_weights_file: Path) -> None:  # noqa: ANN001

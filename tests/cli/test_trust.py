@@ -120,9 +120,36 @@ def test_a_read_only_output_is_not_replaced(capsys, tmp_path: Path, monkeypatch,
 def test_outputs_and_checkpoints_are_private(capsys, tmp_path: Path, monkeypatch, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
     """They embed the input photos: readable by the user alone (0600), their new folders 0700."""
     monkeypatch.chdir(tmp_path)
-    argv = ["stylize", str(images.content), str(images.style), "-o", "new/out.png", "--save-every", "1", *fast_args(tiny_weights_file)]
+    argv = ["stylize", str(images.content), str(images.style), "-o", "new/out.png", "--save-every", "1", "--log", "logs/losses.jsonl", "--plot", "new/losses.png", *fast_args(tiny_weights_file)]
     rc, err = run_main(capsys, argv)
     assert rc == 0, err
-    for path in (tmp_path / "new").iterdir():
+    assert (tmp_path / "new/losses.png").is_file()
+    for path in [*(tmp_path / "new").iterdir(), tmp_path / "logs/losses.jsonl"]:
         assert oct(path.stat().st_mode & 0o777) == oct(0o600), path
-    assert oct((tmp_path / "new").stat().st_mode & 0o777) == oct(0o700)
+    for folder in ("new", "logs"):
+        assert oct((tmp_path / folder).stat().st_mode & 0o777) == oct(0o700), folder
+
+
+def test_a_new_run_never_replaces_an_unfinished_runs_checkpoint(capsys, tmp_path: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    """Ctrl-C, then the same command again (as `batch` and `video` allow): the new run would overwrite
+    the checkpoint of the interrupted one at its first checkpoint. It is refused, naming the way on."""
+    ckpt = _checkpoint(tmp_path, images, tiny_weights_file, "run.png", None)
+    folder = ckpt.parent
+    argv = ["stylize", str(images.content), str(images.style), "-o", str(folder / "run.png"), "--checkpoint-every", "1", *fast_args(tiny_weights_file)]
+    before = snapshot(tmp_path)
+    rc, err = run_main(capsys, argv)
+    line = one_line_error(err)
+    assert rc == 2 and f"{ckpt}: holds an unfinished run" in line and f"painterly resume {ckpt}" in line
+    assert snapshot(tmp_path) == before
+    # Resumed into another output whose own checkpoint is an unfinished run's: refused the same way.
+    other = folder / "other.png.ckpt"
+    other.write_bytes(ckpt.read_bytes())
+    rc, err = run_main(capsys, ["resume", str(ckpt), "-o", str(folder / "other.png")])
+    assert rc == 2 and f"{other}: holds an unfinished run" in one_line_error(err)
+    assert snapshot(tmp_path) == {**before, "ckpt/other.png.ckpt": snapshot(tmp_path)["ckpt/other.png.ckpt"]}
+    # Without --checkpoint-every nothing would touch it: that run goes ahead; so does the resume itself.
+    rc, err = run_main(capsys, argv[: argv.index("--checkpoint-every")] + argv[argv.index("--checkpoint-every") + 2 :])
+    assert rc == 0, err
+    rc, err = run_main(capsys, ["resume", str(ckpt), "-q"])
+    assert rc == 0, err
+    assert not ckpt.exists()

@@ -57,6 +57,7 @@ def test_a_five_frame_clip_end_to_end(tmp_path: Path, clip: Path, images, tiny_w
     assert [p.name for p in frames] == [f"frame_{i:06d}.png" for i in range(1, 6)]
     assert pixels(frames[0]).shape == (36, 48, 3)
     assert len((tmp_path / "frames.jsonl").read_text().splitlines()) == 5
+    assert oct((tmp_path / "frames.jsonl").stat().st_mode & 0o777) == oct(0o600)  # private, as every file painterly writes
     # Running the same command again redoes nothing: the frames stay, the video is assembled again.
     before = {p.name: p.stat().st_mtime_ns for p in frames}
     again = run_painterly([*args, "--keep-frames"], tmp_path)
@@ -137,8 +138,10 @@ def test_resume_after_sigint_gives_the_same_frames(tmp_path: Path, clip: Path, i
 def test_not_a_video_and_zero_frames_are_one_line_and_write_nothing(tmp_path: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
     (tmp_path / "notes.mp4").write_text("not a video")
     (tmp_path / "empty").mkdir()
+    save_image(clip_frames(1)[0], tmp_path / "photo.jpg")
     before = snapshot(tmp_path)
-    for source, words in (("notes.mp4", "not a video"), ("empty", "no frames"), ("missing.mov", "no such file")):
+    cases = (("notes.mp4", "not a video"), ("empty", "no frames"), ("missing.mov", "no such file"), ("photo.jpg", "is a still image, not a video"))
+    for source, words in cases:
         result = run_painterly(["video", source, str(images.style), "-o", "out.mp4", *video_args(tiny_weights_file)], tmp_path)
         assert result.returncode == 2
         assert words in one_line_error(result.stderr)
@@ -198,3 +201,17 @@ def test_other_settings_refuse_to_mix_with_earlier_frames(tmp_path: Path, clip: 
     assert result.returncode == 2
     assert "other settings" in one_line_error(result.stderr)
     assert snapshot(tmp_path) == before
+
+
+def test_a_run_refused_before_its_first_frame_leaves_no_frames_folder(tmp_path: Path, clip: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    """A style image that cannot be read (or a device that is absent) is found after the manifest is
+    written; the folder must not outlive the error, or the corrected command is refused for 'other settings'."""
+    (tmp_path / "broken.jpg").write_bytes(Path(images.style).read_bytes()[:200])
+    before = snapshot(tmp_path)
+    bad = run_painterly(["video", str(clip), "broken.jpg", "-o", "out.mp4", *video_args(tiny_weights_file)], tmp_path)
+    assert bad.returncode == 2, bad.stderr
+    assert "broken.jpg" in one_line_error(bad.stderr)
+    assert snapshot(tmp_path) == before
+    good = run_painterly(["video", str(clip), str(images.style), "-o", "out.mp4", *video_args(tiny_weights_file)], tmp_path)
+    assert good.returncode == 0, good.stderr
+    assert (tmp_path / "out.mp4").is_file() and not (tmp_path / "out.mp4.frames").exists()

@@ -76,6 +76,22 @@ def test_upscaling_a_small_content_image_warns(images, tiny_encoder):
         painterly.stylize(images.content, images.style, encoder=tiny_encoder(Config().layers_needed), size=80, **FAST)
 
 
+def test_shapes_that_cannot_be_kept_are_noted(images, tiny_encoder):
+    """A start image of another shape is stretched to the content's, and a side under the network's
+    16 px is raised to it: both said, each naming what to change."""
+    from painterly.api import load_inputs
+
+    with pytest.warns(PainterlyWarning) as seen:
+        load_inputs(Config(init="image", size=48), images.content, [images.style], images.style)  # 48x48 start, 64x48 content
+    assert [str(w.message) for w in seen] == [f"init {images.style} is 48x48 px, another shape than the content (64x48): it is stretched to it"]
+    thin = torch.rand(1, 3, 4, 100)
+    with pytest.warns(PainterlyWarning, match=r"the image is 100x4 px: at size 48 .* the result is 48x16, stretched \(size 400 or more keeps its shape\)"):
+        load_inputs(Config(size=48), thin, [images.style])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the same shapes: nothing to say
+        load_inputs(Config(init="image", size=48), images.content, [images.style], images.content)
+
+
 def test_texture(images, tiny_encoder):
     enc = tiny_encoder(Config.for_mode("texture").layers_needed)
     with warnings.catch_warnings():

@@ -265,6 +265,8 @@ def test_output_options_defaults():
         (dict(min_size=512, size=256), "min_size"),
         (dict(optimizer="adam", lbfgs_history=5), "lbfgs_history"),
         (dict(optimizer="lbfgs", lr_decay=0.5), "lr_decay"),
+        (dict(optimizer="sgd", lbfgs_precondition=2.0), "lbfgs_precondition"),
+        (dict(init="noise", init_noise=0.5), "init_noise"),
     ],
 )
 def test_options_without_effect_are_noted_not_silent(options, field):
@@ -276,6 +278,9 @@ def test_options_without_effect_are_noted_not_silent(options, field):
     assert len(notes) == 1 and f"`{field}`" in notes[0], notes
     assert ineffective_options(Config()) == []
     assert ineffective_options(Config(optimizer="adam", size=64, level_iterations=(2, 2))) == []
+    # A mode's own defaults (reconstruct: noise init, no preconditioner) are not the user's contradiction.
+    assert ineffective_options(Config.for_mode("reconstruct", optimizer="adam")) == []
+    assert ineffective_options(Config.for_mode("texture", optimizer="sgd")) == []
 
 
 def test_a_warning_names_its_fields_as_an_error_does(images):

@@ -154,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     warnings.showwarning = _show_warning
     old_sigterm = None
     try:
-        args = build_parser().parse_args(argv)
+        args = parse_args(argv)
         if args.command is None:
             build_parser().print_help(sys.stderr)
             return 2
@@ -183,6 +183,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write("painterly: error: out of memory; try a smaller --size\n")
         return 1
     except Exception as exc:  # a bug, not a user error: still one line unless --debug
+        if isinstance(exc, BrokenPipeError) and _output_gone():
+            # The reader of our output has gone (`painterly info | head -1`): end quietly, as a Unix tool does.
+            return 128 + signal.SIGPIPE
         if debug:
             raise
         sys.stderr.write(
@@ -193,6 +196,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         warnings.showwarning = old_showwarning
         if old_sigterm is not None:
             _set_signal(signal.SIGTERM, old_sigterm)
+
+
+def parse_args(argv: Sequence[str]) -> argparse.Namespace:
+    """The command line as a namespace (``command``: the command's name, or None).
+
+    A command's arguments are parsed by its own parser, intermixed: a style image added after the
+    options (``painterly photo.jpg a.jpg --size 256 b.jpg -o out.png``) is a second style, and an
+    option the command does not take is reported with the command's name and its --help.
+    """
+    parser = build_parser()
+    if not argv or argv[0] not in COMMANDS:
+        return parser.parse_args(argv)
+    commands = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    args = commands.choices[argv[0]].parse_intermixed_args(argv[1:])
+    args.command = argv[0]
+    return args
 
 
 def flag(field: str) -> str:
@@ -214,6 +233,31 @@ def _set_signal(signum: int, handler):  # noqa: ANN001, ANN202
         return signal.signal(signum, handler)
     except ValueError:
         return None
+
+
+def _output_gone() -> bool:
+    """Whether stdout or stderr is a pipe whose reader has gone; if so, it is pointed at /dev/null so
+    that nothing else (the interpreter's own flush at exit) fails on it again."""
+    import os
+    import select
+
+    if not hasattr(select, "poll"):  # Windows: no way to ask; a broken pipe stays an internal error
+        return False
+    gone = False
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            fd = stream.fileno()
+            poll = select.poll()
+            poll.register(fd, select.POLLOUT)
+            broken = any(events & select.POLLERR for _, events in poll.poll(0))  # a pipe's reader gone: POLLERR
+        except (OSError, ValueError, AttributeError):  # no descriptor (a test's capture): not a pipe of ours
+            continue
+        if broken:
+            gone = True
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, fd)
+            os.close(devnull)
+    return gone
 
 
 def _one_line(exc: BaseException) -> str:

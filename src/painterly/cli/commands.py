@@ -88,6 +88,19 @@ def _check_side_files(files: OutputFiles, outputs: OutputOptions, inputs: Sequen
             )
 
 
+def _check_unfinished(files: OutputFiles, outputs: OutputOptions, resuming: Path | None = None) -> None:
+    """A checkpoint beside the output is an interrupted run's work (a finished run removes its own):
+    a run with --checkpoint-every would replace it, so it is left to the user to continue or remove
+    (unless it is the checkpoint this run continues, ``resuming``)."""
+    from ..imageio import same_file
+
+    if outputs.checkpoint_every and files.checkpoint.exists() and not (resuming is not None and same_file(files.checkpoint, resuming)):
+        raise ConfigError(
+            f"{files.checkpoint}: holds an unfinished run; continue it with: painterly resume {files.checkpoint} "
+            "(or remove it, or choose another output name, to start over)"
+        )
+
+
 def _check_log(log: str | None, output: Path, inputs: Sequence[str], name: str = "log", example: str = "losses.jsonl") -> None:
     """--log (or --plot) must be a file we may (re)write: not an input, not the output, not a directory."""
     from ..imageio import same_file
@@ -109,6 +122,17 @@ def _check_plot(outputs: OutputOptions, output: Path, inputs: Sequence[str]) -> 
     _check_log(outputs.plot, output, inputs, "plot", "losses.png")
     if outputs.plot is not None and outputs.log is not None and same_file(outputs.plot, outputs.log):
         raise ConfigError(f"`plot` {outputs.plot}: is the loss log; give the plot its own file name")
+    files = OutputFiles(output)
+    for name, path in (("log", outputs.log), ("plot", outputs.plot)):
+        if path is None:
+            continue
+        # One file written twice by the same run: an image saved over the log (its lines lost), or the
+        # plot over an intermediate image.
+        clash = next((d for d in files.derived if same_file(d, path)), None)
+        if clash is None and outputs.save_every and files.is_numbered(Path(path).name) and same_file(Path(path).parent, output.parent):
+            clash = Path(path)
+        if clash is not None:
+            raise ConfigError(f"`{name}` {path}: this run writes {clash} itself; give the {name} its own file name")
 
 
 def _inputs_exist(paths: Sequence[str]) -> None:
@@ -166,6 +190,7 @@ def _set_up_and_run(args: argparse.Namespace) -> int:
     named_inputs = [str(x) for x in [content, *styles, init_path, *extra] if isinstance(x, (str, os.PathLike))]
     files = OutputFiles(_check_output(args.output, named_inputs))
     _check_side_files(files, outputs, named_inputs)
+    _check_unfinished(files, outputs)
     _check_log(outputs.log, files.output, named_inputs)
     _check_plot(outputs, files.output, named_inputs)
     if init_path is not None and not Path(init_path).exists():
@@ -294,6 +319,7 @@ def _resume(args: argparse.Namespace) -> int:
     except Exception as exc:
         raise ConfigError(f"{path}: not a painterly checkpoint, or a damaged one ({type(exc).__name__})") from None
     files = OutputFiles(_check_output(str(output), []))
+    _check_unfinished(files, outputs, resuming=path)
     _check_log(outputs.log, output, [])
     _check_plot(outputs, output, [])
     if not args.quiet:

@@ -114,9 +114,10 @@ class LossLog:
 
     @staticmethod
     def _open_locked(path: Path) -> IO[str]:
+        from ..files import open_log
+
         try:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            file = open(path, "a", encoding="utf-8")
+            file = open_log(path)
         except OSError as exc:
             raise ConfigError(f"`log` {path}: cannot write: {exc.strerror or exc}") from None
         try:

@@ -101,8 +101,16 @@ def run_video(args: argparse.Namespace) -> int:
         "keep_frames": bool(args.keep_frames),
         "made_folder": not folder.exists(),  # only a folder painterly made is removed at the end
     }
+    fresh = not FrameFolder(folder).manifest.is_file()
     plan = _agree_with_manifest(folder, plan)
-    return _execute(plan, folder, as_folder, info, outputs.log, args)
+    try:
+        return _execute(plan, folder, as_folder, info, outputs.log, args)
+    except BaseException:
+        # Refused before its first frame (a bad style image, device or --log): the manifest just
+        # written would only block the corrected command with "other settings", so it goes again.
+        if fresh and FrameFolder(folder).finished() == 0:
+            FrameFolder(folder).remove(0, folder_too=bool(plan.get("made_folder")))
+        raise
 
 
 def resume_video(folder: Path, args: argparse.Namespace) -> int:
@@ -297,8 +305,9 @@ class _Report:
             self.bar = tqdm(total=total, initial=done, unit="frame", file=sys.stderr, dynamic_ncols=True)
         if log is not None:
             try:
-                Path(log).parent.mkdir(parents=True, exist_ok=True)
-                self.log = open(log, "a" if done else "w", encoding="utf-8")
+                from ..files import open_log
+
+                self.log = open_log(log, truncate=not done)
             except OSError as exc:
                 raise ConfigError(f"`log` {log}: cannot write: {exc.strerror or exc}") from None
 

@@ -8,6 +8,7 @@ an init that has something to start from, ...). A run never checks them again.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import warnings
 from dataclasses import dataclass
@@ -150,8 +151,6 @@ def load_inputs(
         to_tensor(s, name=f"style image {i + 1}", max_pixels=config.max_pixels, max_side=style_side) for i, s in enumerate(styles)
     )
     init_t = to_tensor(init, name="init image", max_pixels=config.max_pixels, max_side=config.size) if init is not None else None
-    if init_t is not None and content_t is not None:
-        notes.extend(_stretched(init_t, content_t))
 
     blend = config.style_blend
     weights = tuple(w / sum(blend) for w in blend) if blend is not None else (1.0 / max(1, len(style_ts)),) * len(style_ts)
@@ -170,6 +169,9 @@ def load_inputs(
         reference_size = declared_size(reference)
     else:
         reference_size = (int(reference_t.shape[-2]), int(reference_t.shape[-1]))
+    notes.extend(_stretch_notes(reference if isinstance(reference, (str, os.PathLike)) else None, reference_size, config.size))
+    if init_t is not None:
+        notes.extend(_init_shape_notes(init, init_t, reference_size, "the content" if content is not None else "style image 1"))
     inputs = Inputs(content_t, style_ts, init_t, weights, content_work, styles_work, reference_size, notes=tuple(notes))
     if mask is not None or style_masks is not None or config.regions:
         from .regions import load_regions
@@ -181,19 +183,41 @@ def load_inputs(
     return inputs
 
 
-def _stretched(init: Tensor, content: Tensor) -> list[str]:
-    """An init image is resized to the content's shape: a note when that visibly stretches it (the
-    same tolerance as a mask's, :data:`painterly.masks.ASPECT_TOLERANCE`)."""
+def _stretch_notes(name: str | os.PathLike | None, hw: tuple[int, int], size: int) -> list[str]:
+    """A note when the result cannot keep the image's shape: a side below the network's minimum is
+    raised to it (a 2000x100 panorama at 96 px becomes 96x16, not 96x5)."""
+    from ..imageio import fit_size
+    from .pyramid import MIN_SIDE
+
+    h, w = hw
+    scale = size / max(h, w)
+    if min(round(h * scale), round(w * scale)) >= MIN_SIDE:
+        return []
+    out_h, out_w = fit_size(h, w, size, MIN_SIDE)
+    keeps = math.ceil(MIN_SIDE * max(h, w) / min(h, w))
+    return [
+        f"{name if name is not None else 'the image'} is {w}x{h} px: at `size` {size} its short side would be under "
+        f"the network's {MIN_SIDE} px, so the result is {out_w}x{out_h}, stretched (`size` {keeps} or more keeps its shape)"
+    ]
+
+
+def _init_shape_notes(init: ImageLike, init_t: Tensor, hw: tuple[int, int], what: str) -> list[str]:
+    """An init image of another shape is stretched to the result's: a note, not done silently (a mask of
+    another shape is refused; a start image only starts the optimisation, so it is accepted)."""
     from ..masks import ASPECT_TOLERANCE
 
-    (ih, iw), (ch, cw) = init.shape[-2:], content.shape[-2:]
-    change = abs((iw / ih) / (cw / ch) - 1.0)
-    if change <= ASPECT_TOLERANCE:
+    is_path = isinstance(init, (str, os.PathLike))
+    if is_path:
+        from ..imageio import declared_size
+
+        ih, iw = declared_size(init)  # the file's own size (it may be decoded smaller)
+    else:
+        ih, iw = init_t.shape[-2:]
+    h, w = hw
+    if abs((iw / ih) / (w / h) - 1.0) <= ASPECT_TOLERANCE:
         return []
-    return [
-        f"init image is {iw}x{ih} px but the content image is {cw}x{ch}: stretched to the content's "
-        f"shape (aspect ratios differ by {change * 100:.0f} %)"
-    ]
+    name = str(init) if is_path else "image"
+    return [f"`init` {name} is {iw}x{ih} px, another shape than {what} ({w}x{h}): it is stretched to it"]
 
 
 def _check_combination(config: Config, has_content: bool, n_styles: int, has_init: bool) -> None:
@@ -254,8 +278,12 @@ def ineffective_options(config: Config) -> list[str]:
     mode_min_sizes = {defaults["min_size"], *(m["min_size"] for m in MODE_DEFAULTS.values() if "min_size" in m)}
     if config.multiscale and config.min_size not in mode_min_sizes and config.min_size > config.size:
         notes.append(f"`min_size` {config.min_size} is larger than `size` {config.size}: one level")
-    if config.optimizer != "lbfgs" and config.lbfgs_history != defaults["lbfgs_history"]:
-        notes.append(f"`lbfgs_history` has no effect with `optimizer` {config.optimizer}")
+    for name in ("lbfgs_history", "lbfgs_precondition"):
+        mode_values = {defaults[name], *(m[name] for m in MODE_DEFAULTS.values() if name in m)}
+        if config.optimizer != "lbfgs" and getattr(config, name) not in mode_values:
+            notes.append(f"`{name}` has no effect with `optimizer` {config.optimizer}")
+    if config.init == "noise" and config.init_noise > 0:
+        notes.append("`init_noise` has no effect with `init` noise: the start is all noise already")
     for name in ("lr_decay", "lr_decay_steps"):
         if config.optimizer != "sgd" and getattr(config, name) != defaults[name]:
             notes.append(f"`{name}` has no effect with `optimizer` {config.optimizer} (sgd only)")

@@ -35,7 +35,7 @@ def load_regions(inputs: Inputs, config: Config, mask: ImageLike | None, style_m
     """``inputs`` with the mask, its regions' soft weights and the style masks (see :class:`Inputs`)."""
     if mask is None:
         if config.regions:
-            raise ConfigError("`regions` assigns the colours of a mask, but no mask was given (mask=...)")
+            raise ConfigError("`regions` assigns the colours of a mask, but no `mask` was given")
         raise ConfigError("style masks work only with a mask and `regions`")
     name = _label(mask, "mask")
     if inputs.content is None:

@@ -89,6 +89,9 @@ def probe(source: str | os.PathLike[str]) -> VideoInfo:
         with av.open(text) as container:
             if not container.streams.video:
                 raise ImageError(f"{text}: has no video stream")
+            if container.format.name == "image2" or container.format.name.endswith("_pipe"):
+                # FFmpeg opens a photo as a clip of one frame: minutes of work for a one-frame video.
+                raise ImageError(f"{text}: is a still image, not a video (painterly stylize paints a picture; a video may also be a folder of frames)")
             stream = container.streams.video[0]
             fps = stream.average_rate or stream.guessed_rate or DEFAULT_FRAME_RATE
             frames = stream.frames or None
