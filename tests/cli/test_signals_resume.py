@@ -46,7 +46,9 @@ from painterly.errors import ResourceError
 # --- SIGINT / SIGTERM ----------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("signum, status, name", [(signal.SIGINT, 130, "SIGINT"), (signal.SIGTERM, 143, "SIGTERM")])
+@pytest.mark.parametrize(
+    "signum, status, name", [(signal.SIGINT, 130, "SIGINT"), (signal.SIGTERM, 143, "SIGTERM"), (signal.SIGHUP, 129, "SIGHUP")]
+)
 def test_signal_stops_cleanly_and_keeps_the_image(signum: int, status: int, name: str, tmp_path: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
     args = [
         "stylize", str(images.content), str(images.style), "-o", "out.png", "--log", "run.jsonl",
@@ -74,6 +76,34 @@ def test_signal_stops_cleanly_and_keeps_the_image(signum: int, status: int, name
         assert plot.format == "PNG" and plot.size == PLOT_SIZE
     lines = (tmp_path / "run.jsonl").read_text().splitlines()
     assert all(json.loads(line)["iteration"] == i + 1 for i, line in enumerate(lines))  # complete lines only
+
+
+def _without_a_reader(proc) -> None:  # noqa: ANN001
+    """The terminal or pipe the command writes to goes away (an ssh session closed, ``2>&1 | head``)."""
+    proc.stdout.close()
+    proc.stderr.close()
+
+
+def test_output_gone_mid_run_the_run_still_ends_and_writes(tmp_path: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    args = ["stylize", str(images.content), str(images.style), "-o", "out.png", "--log", "run.jsonl", *fast_args(tiny_weights_file, size=48, iterations=30)]
+    proc = start_painterly(args, tmp_path, step_delay=0.02)
+    _without_a_reader(proc)
+    assert proc.wait(timeout=120) == 0
+    assert log_lines(tmp_path / "run.jsonl") == 30 and Image.open(tmp_path / "out.png").size[0] == 48
+
+
+def test_hangup_with_the_terminal_gone_keeps_the_image_and_the_checkpoint(tmp_path: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    args = [
+        "stylize", str(images.content), str(images.style), "-o", "out.png", "--log", "run.jsonl",
+        *fast_args(tiny_weights_file, size=48, iterations=100_000), "--checkpoint-every", "2",
+    ]  # fmt: skip
+    proc = start_painterly(args, tmp_path)
+    wait_for(lambda: log_lines(tmp_path / "run.jsonl") >= 3, proc, what="the first iterations")
+    _without_a_reader(proc)
+    proc.send_signal(signal.SIGHUP)
+    assert proc.wait(timeout=30) == 128 + signal.SIGHUP
+    assert Image.open(tmp_path / "out-interrupted.png").size[0] == 48
+    assert (tmp_path / "out.png.ckpt").is_file() and not (tmp_path / "out.png").exists()
 
 
 # --- checkpoints and resume ----------------------------------------------------------------------

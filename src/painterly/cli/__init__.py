@@ -11,7 +11,8 @@
     painterly info                                           versions, device, precision, allocator
 
 Errors are one line on stderr with exit status 2 (bad usage or input) or 1 (failure at run time);
-``--debug`` shows tracebacks. Ctrl-C / SIGTERM stop cleanly, keep the image so far, and exit 130 / 143.
+``--debug`` shows tracebacks. Ctrl-C / SIGTERM / SIGHUP stop cleanly, keep the image so far, and exit
+130 / 143 / 129 (cli/signals.py).
 """
 
 from __future__ import annotations
@@ -132,11 +133,21 @@ def _add_mask_options(p: argparse.ArgumentParser) -> None:
     )  # fmt: skip
 
 
+def say(line: str) -> None:
+    """One line to stderr. A terminal or pipe that has gone (the ssh session closed, ``2>&1 | head``)
+    is ignored: what the run writes to files matters more than its words."""
+    try:
+        sys.stderr.write(line + "\n")
+        sys.stderr.flush()
+    except (OSError, ValueError):  # ValueError: the stream was closed
+        pass
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
     from ..errors import PainterlyWarning, render_fields
 
     text = message.render(flag) if isinstance(message, PainterlyWarning) else render_fields(str(message), flag)
-    sys.stderr.write(f"painterly: note: {text}\n")
+    say(f"painterly: note: {text}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -152,7 +163,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     debug = "--debug" in argv
     old_showwarning = warnings.showwarning
     warnings.showwarning = _show_warning
-    old_sigterm = None
+    old_handlers: dict[int, object] = {}
     try:
         args = parse_args(argv)
         if args.command is None:
@@ -161,10 +172,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .commands import run_command
 
         if args.command != "serve":  # the server handles its own shutdown
-            # SIGTERM before (or after) the run itself ends the command like Ctrl-C does: temporary
-            # files are removed on the way out, and the exit status is 143. During the run,
-            # runner.Signals stops it cleanly instead.
-            old_sigterm = _set_signal(signal.SIGTERM, _raise_interrupted)
+            from .signals import STOP_SIGNALS
+
+            # SIGTERM or SIGHUP before (or after) the run itself ends the command like Ctrl-C does:
+            # temporary files are removed on the way out, and the exit status is 128 + the signal.
+            # During the run, signals.Signals stops it cleanly instead.
+            for sig in STOP_SIGNALS:
+                if sig != signal.SIGINT:  # Ctrl-C is Python's KeyboardInterrupt already
+                    old_handlers[sig] = _set_signal(sig, _raise_interrupted)
         return run_command(args)
     except PainterlyError as exc:
         if debug:
@@ -173,7 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return exc.exit_code
     except KeyboardInterrupt as exc:
         signum = getattr(exc, "signum", signal.SIGINT)
-        sys.stderr.write(f"painterly: {'terminated' if signum == signal.SIGTERM else 'interrupted'}\n")
+        say(f"painterly: {'interrupted' if signum == signal.SIGINT else 'terminated'}")
         return 128 + signum
     except SystemExit:
         raise
@@ -194,8 +209,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
     finally:
         warnings.showwarning = old_showwarning
-        if old_sigterm is not None:
-            _set_signal(signal.SIGTERM, old_sigterm)
+        for sig, old in old_handlers.items():
+            if old is not None:
+                _set_signal(sig, old)
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
@@ -222,7 +238,7 @@ def flag(field: str) -> str:
 
 
 def _raise_interrupted(signum: int, frame: object) -> None:
-    from .runner import Interrupted
+    from .signals import Interrupted
 
     raise Interrupted(signum)
 

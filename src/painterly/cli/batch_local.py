@@ -4,7 +4,6 @@ threads (or its GPU), one encoder per set of layers, each job driven by the comm
 
 from __future__ import annotations
 
-import signal
 import sys
 import time
 from pathlib import Path
@@ -17,6 +16,7 @@ from ..errors import PainterlyError
 from .outputs import OutputFiles, OutputOptions
 from .report import ProgressBar
 from .runner import CommandRun
+from .signals import signal_name
 
 
 class JobRun(CommandRun):
@@ -32,7 +32,7 @@ class JobRun(CommandRun):
 
     def _interrupted(self, signum: int) -> int:
         kept = self.save_checkpoint()
-        name = "SIGINT" if signum == signal.SIGINT else "SIGTERM"
+        name = signal_name(signum)
         sys.stderr.write(
             f"painterly: {name}: stopped {self.files.output.name} at iteration {self.run.iteration}/{self.run.total_iterations}"
             + ("; run the same command again to continue" if kept else "") + "\n"

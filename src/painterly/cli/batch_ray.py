@@ -15,7 +15,6 @@ either backend. A job that fails with an error is recorded failed and the others
 
 from __future__ import annotations
 
-import signal
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -187,7 +186,9 @@ class RayJobs:
             return
         if result["stopped"]:
             kept = result["state"] is None or write_checkpoint(files, result["state"], self.every)
-            name = "SIGINT" if self.stopping == signal.SIGINT else "SIGTERM"
+            from .signals import signal_name
+
+            name = signal_name(self.stopping)
             self.batch.say(
                 f"painterly: {name}: stopped {job.output} at iteration {result['iterations']}/{result['total']}"
                 + ("; run the same command again to continue" if kept else "")
@@ -229,7 +230,7 @@ class RayJobs:
     def run(self) -> int:
         """Every job to its end (or, on a signal, every job in flight to its checkpoint); 128 + signal or 0."""
         ray = self.ray
-        from .runner import Signals
+        from .signals import Signals
 
         # Signals with no run: it only records the signal; the loop below asks the jobs to hand back.
         with Signals(None) as signals:

@@ -18,11 +18,11 @@ from ..batch.jobs import Job
 from ..batch.manifest import done_record
 from ..errors import PainterlyError
 from .outputs import OutputFiles, OutputOptions
-from .runner import Signals
+from .signals import Signals
 
 
 class _Every:
-    """Stops every run of a group (what :class:`~painterly.cli.runner.Signals` calls on a Ctrl-C)."""
+    """Stops every run of a group (what :class:`~painterly.cli.signals.Signals` calls on a Ctrl-C)."""
 
     def __init__(self, runs: Sequence[Any]) -> None:
         self.runs = runs

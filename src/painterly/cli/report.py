@@ -58,6 +58,12 @@ class ProgressBar:
     def update(self, p: Progress) -> None:
         if self.quiet:
             return
+        try:
+            self._show(p)
+        except (OSError, ValueError):  # the terminal or pipe has gone: the run goes on, silently
+            self.quiet, self.bar = True, None
+
+    def _show(self, p: Progress) -> None:
         losses = {k: _fmt(v) for k, v in p.losses.items() if k != "total" and v != 0}
         level = f"level {p.level + 1}/{p.levels} " if p.levels > 1 else ""
         where = f"{level}{p.size[1]}x{p.size[0]} {p.level_rate:.2f} it/s ETA {clock(p.eta)}"
@@ -82,7 +88,10 @@ class ProgressBar:
 
     def close(self) -> None:
         if self.bar is not None:
-            self.bar.close()
+            try:
+                self.bar.close()
+            except (OSError, ValueError):
+                pass
 
 
 class LossLog:

@@ -9,8 +9,6 @@ says where, and exits 1: a finished run is never lost.
 from __future__ import annotations
 
 import json
-import signal
-import sys
 import tempfile
 import time
 import warnings
@@ -24,44 +22,8 @@ from ..imageio import save_image
 from .outputs import OutputFiles, OutputOptions
 from .plot import LossHistory, draw_plot
 from .report import LossLog, ProgressBar
-
-
-class Interrupted(KeyboardInterrupt):
-    """A signal that ends the command at once (SIGTERM outside a run, or a second Ctrl-C during one);
-    ``main`` turns it into exit status 128 + ``signum``."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
-
-
-class Signals:
-    """SIGINT/SIGTERM ask the run to stop (it ends within one loss evaluation); a second one aborts.
-    ``run`` is anything with ``stop()`` (a group of runs), or ``None`` to only record the signal."""
-
-    def __init__(self, run: Any) -> None:
-        self.run = run
-        self.received: int | None = None
-        self._old: dict[int, Any] = {}
-
-    def __enter__(self) -> "Signals":
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            try:
-                self._old[sig] = signal.signal(sig, self._handle)
-            except ValueError:  # not the main thread (e.g. called from a test harness thread)
-                pass
-        return self
-
-    def _handle(self, signum: int, frame: Any) -> None:
-        if self.received is not None:
-            raise Interrupted(signum)
-        self.received = signum
-        if self.run is not None:
-            self.run.stop()
-
-    def __exit__(self, *exc: Any) -> None:
-        for sig, old in self._old.items():
-            signal.signal(sig, old)
+from . import say
+from .signals import Signals, signal_name
 
 
 class CommandRun:
@@ -153,9 +115,9 @@ class CommandRun:
             remove_quietly(self.resumed_from)
         if not self.quiet:
             h, w = image.shape[-2:]
-            sys.stderr.write(
+            say(
                 f"painterly: wrote {files.output} ({w}x{h}, {run.iteration} iterations, "
-                f"{time.perf_counter() - self._t0:.1f} s, seed {run.seed})\n"
+                f"{time.perf_counter() - self._t0:.1f} s, seed {run.seed})"
             )
         return 0
 
@@ -201,12 +163,10 @@ class CommandRun:
         run, files = self.run, self.files
         save_image(run.result(), files.interrupted, metadata=self.metadata)
         resumable = bool(self.outputs.checkpoint_every) and self.save_checkpoint()
-        name = "SIGINT" if signum == signal.SIGINT else "SIGTERM"
-        sys.stderr.write(
-            f"painterly: {name}: stopped at iteration {run.iteration}/{run.total_iterations}; "
+        say(
+            f"painterly: {signal_name(signum)}: stopped at iteration {run.iteration}/{run.total_iterations}; "
             f"saved the image so far to {files.interrupted}"
             + (f" (continue with: painterly resume {files.checkpoint})" if resumable else "")
-            + "\n"
         )
         return 128 + signum
 

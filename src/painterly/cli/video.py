@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import signal
 import sys
 import time
 from contextlib import closing
@@ -200,7 +199,7 @@ def _execute(plan: dict[str, Any], folder: Path, as_folder: bool, info: Any, log
     from ..video.ahead import check_flow_ahead
     from ..video.sequence import ClipStyler, VideoSettings
     from .commands import _DownloadBar
-    from .runner import Signals
+    from .signals import Signals, signal_name
 
     quiet = getattr(args, "quiet", False)
     config = Config.from_mapping(plan["config"])
@@ -250,7 +249,7 @@ def _execute(plan: dict[str, Any], folder: Path, as_folder: bool, info: Any, log
     finally:
         report.close()
     if signals.received is not None:
-        name = "SIGINT" if signals.received == signal.SIGINT else "SIGTERM"
+        name = signal_name(signals.received)
         sys.stderr.write(
             f"painterly: {name}: stopped at frame {frames.finished() + 1}; the finished frames are kept in {folder} "
             f"(continue with the same command, or: painterly resume {folder})\n"
