@@ -87,6 +87,8 @@ def test_grid_writes_six_images_manifest_and_contact_sheet(reference: tuple[Path
     page = (out / "index.html").read_text()
     assert all(f"src='{name}'" in page for name in EXPECTED)
     assert "6/6 done (6 ran, 0 skipped), 0 failed" in err
+    for name in (*EXPECTED, "manifest.jsonl", "contact-sheet.png", "index.html"):  # private, as every file painterly writes
+        assert oct((out / name).stat().st_mode & 0o777) == oct(0o600), name
 
 
 def test_rerun_recomputes_nothing(reference: tuple[Path, str], grid_inputs: Path, tiny_weights_file: Path) -> None:

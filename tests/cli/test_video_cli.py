@@ -57,7 +57,8 @@ def test_a_five_frame_clip_end_to_end(tmp_path: Path, clip: Path, images, tiny_w
     assert [p.name for p in frames] == [f"frame_{i:06d}.png" for i in range(1, 6)]
     assert pixels(frames[0]).shape == (36, 48, 3)
     assert len((tmp_path / "frames.jsonl").read_text().splitlines()) == 5
-    assert oct((tmp_path / "frames.jsonl").stat().st_mode & 0o777) == oct(0o600)  # private, as every file painterly writes
+    for private in ("frames.jsonl", "out.mp4"):  # private, as every file painterly writes (they show the clip)
+        assert oct((tmp_path / private).stat().st_mode & 0o777) == oct(0o600), private
     # Running the same command again redoes nothing: the frames stay, the video is assembled again.
     before = {p.name: p.stat().st_mtime_ns for p in frames}
     again = run_painterly([*args, "--keep-frames"], tmp_path)

@@ -157,12 +157,12 @@ class Batch:
         names = {j.output for j in self.jobs}
         ours = [self.records[j.output] for j in self.jobs if j.output in self.records]
         others = [r for k, r in self.records.items() if k not in names]
-        write_bytes(self.folder / MANIFEST_NAME, manifest_bytes(ours + others), mode=0o644)
+        write_bytes(self.folder / MANIFEST_NAME, manifest_bytes(ours + others))
         if sheet and ours:
             image = contact_sheet(ours, self.folder)
-            write_with(self.folder / SHEET_NAME, lambda p: image.save(p, format="PNG"), mode=0o644)
+            write_with(self.folder / SHEET_NAME, lambda p: image.save(p, format="PNG"))
             page = contact_page(ours, f"painterly batch: {self.folder.name}")
-            write_bytes(self.folder / PAGE_NAME, page.encode("utf-8"), mode=0o644)
+            write_bytes(self.folder / PAGE_NAME, page.encode("utf-8"))
             self._sheet_at = time.monotonic()
 
     def say(self, line: str) -> None:

@@ -184,7 +184,7 @@ def write_video(
     codec = check_video_output(target)
     fmt = {".m4v": "mp4", ".mkv": "matroska"}.get(Path(target).suffix.lower(), Path(target).suffix.lower().lstrip("."))
     carried = [False]
-    write_with(target, lambda tmp: carried.__setitem__(0, _encode(tmp, fmt, codec, frames, Fraction(fps), audio_from)), mode=0o644)
+    write_with(target, lambda tmp: carried.__setitem__(0, _encode(tmp, fmt, codec, frames, Fraction(fps), audio_from)))
     return carried[0]
 
 
