@@ -265,7 +265,7 @@ def _execute(plan: dict[str, Any], folder: Path, as_folder: bool, info: Any, log
             gone = frames.remove(count, folder_too=bool(plan.get("made_folder", True)))
             where = "" if gone else f"; {folder} kept (it holds other files)" if any(folder.iterdir()) else ""
     if not quiet:
-        sys.stderr.write(f"painterly: wrote {output} ({count} frames at {float(info.fps):g} fps{note}, {time.perf_counter() - t0:.1f} s){where}\n")
+        sys.stderr.write(f"painterly: wrote {output} ({count} frame{'' if count == 1 else 's'} at {float(info.fps):g} fps{note}, {time.perf_counter() - t0:.1f} s){where}\n")
     return 0
 
 
