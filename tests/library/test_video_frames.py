@@ -215,3 +215,29 @@ def test_unpadded_frame_numbers_keep_their_order(tmp_path: Path):
     back = list(read_frames(tmp_path))
     for a, b in zip(frames, back):
         assert (a - b).abs().max() <= 0.5 / 255 + 1e-6
+
+
+def test_the_main_video_stream_is_read_not_a_cover_picture_before_it(tmp_path: Path):
+    """A file whose first video stream is a one-frame picture (cover art, a thumbnail track) and whose
+    clip comes second: the clip is read (it was the picture, a one-frame video)."""
+    frames = synthetic_frames(5)
+    path = tmp_path / "with_cover.mkv"
+    with av.open(str(path), "w") as out:
+        cover = out.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 16, 16, "yuvj420p"
+        video = out.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        for p in cover.encode(av.VideoFrame.from_ndarray(np.full((16, 16, 3), 200, np.uint8), format="rgb24")):
+            out.mux(p)
+        for p in cover.encode():
+            out.mux(p)
+        for frame in frames:
+            arr = (frame[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            for p in video.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
+                out.mux(p)
+        for p in video.encode():
+            out.mux(p)
+    info = probe(path)
+    assert info.size == (48, 64) and info.fps == 10
+    back = list(read_frames(path))
+    assert len(back) == 5 and (back[2] - frames[2]).abs().mean() < 0.03

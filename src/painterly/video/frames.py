@@ -112,12 +112,12 @@ def probe(source: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXEL
     av = require_av()
     try:
         with av.open(text) as container:
-            if not container.streams.video:
+            stream = _video_stream_of(container)
+            if stream is None:
                 raise ImageError(f"{text}: has no video stream")
             if container.format.name == "image2" or container.format.name.endswith("_pipe"):
                 # FFmpeg opens a photo as a clip of one frame: minutes of work for a one-frame video.
                 raise ImageError(f"{text}: is a still image, not a video (painterly stylize paints a picture; a video may also be a folder of frames)")
-            stream = container.streams.video[0]
             fps = stream.average_rate or stream.guessed_rate or DEFAULT_FRAME_RATE
             frames = stream.frames or None
             # The declared size is checked before a frame is decoded (a 100-megapixel frame is 1.2 GB as floats).
@@ -184,7 +184,7 @@ def _video_frames(source: str, max_pixels: int) -> Iterator[Tensor]:
     av = require_av()
     try:
         with av.open(source) as container:
-            stream = container.streams.video[0]
+            stream = _video_stream_of(container)
             stream.thread_type = "AUTO"
             for index, frame in enumerate(container.decode(stream)):
                 _check_pixels(f"{source}: frame {index + 1}", (frame.height, frame.width), max_pixels)
@@ -195,6 +195,15 @@ def _video_frames(source: str, max_pixels: int) -> Iterator[Tensor]:
                 yield torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
     except av.FFmpegError as exc:
         raise ImageError(f"{source}: cannot decode ({_reason(exc)})") from None
+
+
+def _video_stream_of(container):  # noqa: ANN001, ANN202
+    """The clip's main video stream as FFmpeg chooses it (not a cover picture or a thumbnail track
+    that happens to come first); ``None`` when there is none."""
+    try:
+        return container.streams.best("video")
+    except (AttributeError, ValueError):  # an older PyAV: the first video stream
+        return container.streams.video[0] if container.streams.video else None
 
 
 def _quarter_turns(frame) -> int:  # noqa: ANN001
