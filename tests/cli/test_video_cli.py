@@ -274,3 +274,35 @@ def test_max_pixels_refuses_a_large_clip_in_one_line(tmp_path: Path, clip: Path,
     assert result.returncode == 2, result.stderr
     assert "48x36 pixels exceeds the limit of 1000 (raise --max-pixels)" in one_line_error(result.stderr)
     assert snapshot(tmp_path) == before
+
+
+def test_brackets_in_a_file_name_are_a_file_and_a_pattern_is_no_output(tmp_path: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    """'take [2] styled.mp4' became a folder of frames named so (a pattern character made it one), and the
+    audio of an input named with brackets was dropped; -o 'styled/*.png' made a folder named '*.png'."""
+    import av
+
+    source = tmp_path / "take [2].mp4"
+    with av.open(str(source), "w") as out:
+        video = out.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 48, 36, "yuv420p"
+        audio = out.add_stream("aac", rate=22050)
+        for frame in clip_frames(3):
+            arr = (frame[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            for p in video.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
+                out.mux(p)
+        for p in video.encode():
+            out.mux(p)
+        samples = (0.3 * np.sin(np.arange(6615) / 8)).astype(np.float32)[None, :]
+        chunk = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        chunk.sample_rate = 22050
+        for p in [*audio.encode(chunk), *audio.encode()]:
+            out.mux(p)
+    before = snapshot(tmp_path)
+    refused = run_painterly(["video", source.name, str(images.style), "-o", "styled/*.png", *video_args(tiny_weights_file)], tmp_path)
+    assert refused.returncode == 2 and "a pattern names frames to read" in one_line_error(refused.stderr)
+    assert snapshot(tmp_path) == before
+    result = run_painterly(["video", source.name, str(images.style), "-o", "take [2] styled.mp4", *video_args(tiny_weights_file)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "audio carried over" in result.stderr
+    styled = tmp_path / "take [2] styled.mp4"
+    assert styled.is_file() and probe(styled).has_audio and len(list(read_frames(styled))) == 3

@@ -59,7 +59,7 @@ def add_video_parser(sub: Any, common: Callable[..., None]) -> None:
 
 def run_video(args: argparse.Namespace) -> int:
     from ..config import INITS, Config
-    from ..video.frames import is_frame_folder, probe
+    from ..video.frames import is_folder_output, probe
     from ..video.sequence import VideoSettings
     from .options import config_options, output_options
 
@@ -85,7 +85,7 @@ def run_video(args: argparse.Namespace) -> int:
             raise ImageError(f"{style}: no such file")
     info = probe(args.input, max_pixels=config.max_pixels)  # not a video, no frames: one line, before anything is written
     output = Path(args.output)
-    as_folder = is_frame_folder(output) and not output.is_file()
+    as_folder = is_folder_output(output) and not output.is_file()
     folder = output if as_folder else OutputFiles(output).frames
     inputs = [args.input, *args.styles, *([init_path] if init_path else [])]
     _check_target(output, folder, inputs, as_folder)
@@ -117,7 +117,7 @@ def run_video(args: argparse.Namespace) -> int:
 def resume_video(folder: Path, args: argparse.Namespace) -> int:
     """``painterly resume OUT.frames``: continue the clip its manifest describes."""
     from ..imageio import DEFAULT_MAX_PIXELS
-    from ..video.frames import is_frame_folder, probe
+    from ..video.frames import is_folder_output, probe
 
     try:
         plan = json.loads(FrameFolder(folder).manifest.read_text(encoding="utf-8"))
@@ -130,7 +130,7 @@ def resume_video(folder: Path, args: argparse.Namespace) -> int:
     as_folder = output.absolute() == folder.absolute()
     inputs = [plan["input"], *plan["styles"], *([plan["init"]] if plan.get("init") else [])]
     if args.output is not None and not as_folder:
-        if is_frame_folder(output) and not output.is_file():
+        if is_folder_output(output) and not output.is_file():
             raise ConfigError(f"{output}: resume writes the video file (give a name such as clip.mp4); the frames stay in {folder}")
         _check_target(output, folder, inputs, False)
     _check_log_file(args.log, output, inputs)
@@ -145,6 +145,9 @@ def _check_target(output: Path, folder: Path, inputs: list[str], as_folder: bool
     from .commands import _check_parent
 
     source = inputs[0]
+    if any(c in str(output) for c in "*?"):
+        # A pattern reads frames; written, it became a folder named '*.png'.
+        raise ConfigError(f"{output}: a pattern names frames to read; for the frames out give a folder such as {_folder_hint(output)}")
     if not as_folder:
         check_video_output(output)
         if output.is_dir():
@@ -169,6 +172,11 @@ def _check_target(output: Path, folder: Path, inputs: list[str], as_folder: bool
             raise ConfigError(f"{folder}: is a folder with other files in it; give an empty or new folder")
     else:
         _check_parent(folder / "x", str(folder))
+
+
+def _folder_hint(output: Path) -> str:
+    parent = Path(str(output)).parent
+    return "styled/" if str(parent) == "." else f"{parent}/"
 
 
 def _check_log_file(log: str | None, output: Path, inputs: list[str]) -> None:

@@ -71,6 +71,14 @@ def is_frame_folder(target: str | os.PathLike[str]) -> bool:
     return Path(text).is_dir() or text.endswith(("/", os.sep)) or glob.has_magic(text) or Path(text).suffix == ""
 
 
+def is_folder_output(target: str | os.PathLike[str]) -> bool:
+    """Whether the output ``target`` names a folder for the frames: an existing folder, a name ending in
+    a separator, or a name without an extension. Unlike :func:`is_frame_folder` a pattern character
+    counts for nothing here (``My clip [final].mp4`` is a video file name, not a folder)."""
+    text = str(target)
+    return Path(text).is_dir() or text.endswith(("/", os.sep)) or Path(text).suffix == ""
+
+
 def frame_files(source: str | os.PathLike[str]) -> list[Path]:
     """The image files of a frame folder or of a glob pattern, in frame order: sorted by name with
     numbers compared as numbers (``frame2.png`` before ``frame10.png``, as most tools number frames)."""
@@ -278,7 +286,7 @@ def write_video(
 
 def _encode(tmp: Path, fmt: str, codec: str, frames: Iterable[Tensor], fps: Fraction, audio_from) -> bool:  # noqa: ANN001
     av = require_av()
-    source = av.open(str(audio_from)) if audio_from is not None and not is_frame_folder(audio_from) else None
+    source = av.open(str(audio_from)) if audio_from is not None and Path(audio_from).is_file() else None
     try:
         with av.open(str(tmp), "w", format=fmt) as out:
             stream = None
