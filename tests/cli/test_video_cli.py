@@ -216,3 +216,93 @@ def test_a_run_refused_before_its_first_frame_leaves_no_frames_folder(tmp_path: 
     good = run_painterly(["video", str(clip), str(images.style), "-o", "out.mp4", *video_args(tiny_weights_file)], tmp_path)
     assert good.returncode == 0, good.stderr
     assert (tmp_path / "out.mp4").is_file() and not (tmp_path / "out.mp4.frames").exists()
+
+
+def test_nothing_of_the_users_is_overwritten_by_the_output_or_the_log(tmp_path: Path, clip: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    """-o naming a style (a GIF style is a video name too), a read-only OUT, or --log naming the clip, a
+    style or a frame of the input folder: one line, before anything is written (the log was truncated
+    before the first frame, the clip or style lost; the style and the read-only file were replaced)."""
+    write_video(tmp_path / "style.gif", iter(clip_frames(2)), Fraction(5))
+    (tmp_path / "kept.mp4").write_bytes(b"mine")
+    (tmp_path / "kept.mp4").chmod(0o444)
+    for i, f in enumerate(clip_frames(2)):
+        save_image(f, tmp_path / "frames" / f"{i:03d}.png")
+    before = snapshot(tmp_path)
+    for source, style, output, extra, words in (
+        (str(clip), "style.gif", "style.gif", [], "same file as the input style.gif"),
+        (str(clip), str(images.style), "kept.mp4", [], "kept.mp4: is read-only"),
+        (str(clip), str(images.style), "out.mp4", ["--log", str(clip)], "--log"),
+        (str(clip), "style.gif", "out.mp4", ["--log", "style.gif"], "is one of the input images"),
+        ("frames", str(images.style), "out.mp4", ["--log", "frames/001.png"], "is one of the input images"),
+    ):
+        result = run_painterly(["video", source, style, "-o", output, *video_args(tiny_weights_file), *extra], tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert words in one_line_error(result.stderr)
+    assert snapshot(tmp_path) == before
+
+
+def test_resume_to_another_output_never_replaces_the_clip(tmp_path: Path, clip: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    """`painterly resume FOLDER -o CLIP` wrote the stylised video over the input clip."""
+    args = ["video", str(clip), str(images.style), "-o", "out.mp4", "--keep-frames", *video_args(tiny_weights_file)]
+    assert run_painterly(args, tmp_path).returncode == 0
+    before = snapshot(tmp_path)
+    for output, words in ((str(clip), "same file as the input"), ("again/", "resume writes the video file")):
+        result = run_painterly(["resume", "out.mp4.frames", "-o", output], tmp_path)
+        assert result.returncode == 2, result.stderr
+        assert words in one_line_error(result.stderr)
+    result = run_painterly(["resume", "out.mp4.frames", "--log", str(clip)], tmp_path)
+    assert result.returncode == 2 and "is one of the input images" in one_line_error(result.stderr)
+    assert snapshot(tmp_path) == before
+    moved = run_painterly(["resume", "out.mp4.frames", "-o", "copy.gif"], tmp_path)
+    assert moved.returncode == 0, moved.stderr
+    assert len(list(read_frames(tmp_path / "copy.gif"))) == 5
+
+
+def test_other_settings_are_named_as_flags_with_both_values(tmp_path: Path, clip: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    """The refusal said only '(config, video)': which flag to put back was left to guess."""
+    args = ["video", str(clip), str(images.style), "-o", "out.mp4", "--keep-frames", *video_args(tiny_weights_file)]
+    assert run_painterly(args, tmp_path).returncode == 0
+    result = run_painterly([*args, "--frame-iterations", "4", "--style-weight", "7"], tmp_path)
+    assert result.returncode == 2
+    line = one_line_error(result.stderr)
+    assert "--frame-iterations was 2, now 4" in line and "--style-weight was" in line and "now 7.0" in line
+
+
+def test_max_pixels_refuses_a_large_clip_in_one_line(tmp_path: Path, clip: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    before = snapshot(tmp_path)
+    result = run_painterly(["video", str(clip), str(images.style), "-o", "out.mp4", *video_args(tiny_weights_file), "--max-pixels", "1000"], tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "48x36 pixels exceeds the limit of 1000 (raise --max-pixels)" in one_line_error(result.stderr)
+    assert snapshot(tmp_path) == before
+
+
+def test_brackets_in_a_file_name_are_a_file_and_a_pattern_is_no_output(tmp_path: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    """'take [2] styled.mp4' became a folder of frames named so (a pattern character made it one), and the
+    audio of an input named with brackets was dropped; -o 'styled/*.png' made a folder named '*.png'."""
+    import av
+
+    source = tmp_path / "take [2].mp4"
+    with av.open(str(source), "w") as out:
+        video = out.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 48, 36, "yuv420p"
+        audio = out.add_stream("aac", rate=22050)
+        for frame in clip_frames(3):
+            arr = (frame[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            for p in video.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
+                out.mux(p)
+        for p in video.encode():
+            out.mux(p)
+        samples = (0.3 * np.sin(np.arange(6615) / 8)).astype(np.float32)[None, :]
+        chunk = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        chunk.sample_rate = 22050
+        for p in [*audio.encode(chunk), *audio.encode()]:
+            out.mux(p)
+    before = snapshot(tmp_path)
+    refused = run_painterly(["video", source.name, str(images.style), "-o", "styled/*.png", *video_args(tiny_weights_file)], tmp_path)
+    assert refused.returncode == 2 and "a pattern names frames to read" in one_line_error(refused.stderr)
+    assert snapshot(tmp_path) == before
+    result = run_painterly(["video", source.name, str(images.style), "-o", "take [2] styled.mp4", *video_args(tiny_weights_file)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "audio carried over" in result.stderr
+    styled = tmp_path / "take [2] styled.mp4"
+    assert styled.is_file() and probe(styled).has_audio and len(list(read_frames(styled))) == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from fractions import Fraction
 from pathlib import Path
 
@@ -12,9 +13,9 @@ import torch.nn.functional as F
 
 av = pytest.importorskip("av")
 
-from painterly.errors import ConfigError, ImageError  # noqa: E402
+from painterly.errors import ConfigError, ImageError, PainterlyWarning  # noqa: E402
 from painterly.imageio import save_image  # noqa: E402
-from painterly.video.frames import probe, read_frames, write_video  # noqa: E402
+from painterly.video.frames import frame_files, probe, read_frames, write_video  # noqa: E402
 
 
 def synthetic_frames(n: int = 6, h: int = 48, w: int = 64) -> list[torch.Tensor]:
@@ -130,3 +131,113 @@ def test_unknown_output_container_and_failed_write_keep_the_old_file(tmp_path: P
         write_video(target, failing(), Fraction(5))
     assert target.read_bytes() == b"old"
     assert [p.name for p in tmp_path.iterdir()] == ["out.mp4"]
+
+
+def _encode(path: Path, frames: list[torch.Tensor], *, rotation: int = 0, fps: int = 10, fmt: str | None = None) -> None:
+    """An H.264 clip of ``frames``, with a display rotation in its header (a phone's portrait clip) when asked."""
+    with av.open(str(path), "w", format=fmt) as out:
+        stream = out.add_stream("libx264", rate=fps)
+        stream.height, stream.width = frames[0].shape[-2:]
+        stream.pix_fmt = "yuv444p"  # no chroma subsampling: the corners below stay distinct
+        if rotation:
+            stream.set_display_rotation(rotation)
+        for frame in frames:
+            arr = (frame[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            for p in stream.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
+                out.mux(p)
+        for p in stream.encode():
+            out.mux(p)
+
+
+@pytest.mark.parametrize("rotation, turns", [(90, 1), (-90, 3), (180, 2)])
+def test_a_rotated_clip_is_read_upright(tmp_path: Path, rotation: int, turns: int):
+    """A clip whose header says "rotate by R° counter-clockwise to show" (FFmpeg's display matrix, as phones
+    write portrait clips) is read as shown, as a photo's EXIF orientation is: not sideways."""
+    frame = torch.zeros((1, 3, 32, 48))
+    frame[..., :16, :24] = 1.0  # a white top-left quadrant, so every turn is distinguishable
+    path = tmp_path / "phone.mp4"
+    _encode(path, [frame, frame], rotation=rotation)
+    shown = torch.rot90(frame, turns, dims=(-2, -1))
+    info = probe(path)
+    assert info.size == tuple(shown.shape[-2:])
+    back = list(read_frames(path))
+    assert len(back) == 2 and back[0].shape == shown.shape
+    assert (back[0] - shown).abs().mean() < 0.03
+    # The unrotated clip is read as it is.
+    _encode(tmp_path / "flat.mp4", [frame])
+    assert (next(read_frames(tmp_path / "flat.mp4")) - frame).abs().mean() < 0.03
+
+
+def test_max_pixels_guards_a_clip_and_a_folder_of_frames(tmp_path: Path):
+    """The decompression-bomb guard of every other image applies to a clip: refused from its header,
+    before a frame is decoded."""
+    frames = synthetic_frames(2)
+    write_video(tmp_path / "clip.mp4", iter(frames), Fraction(5))
+    for i, f in enumerate(frames):
+        save_image(f, tmp_path / "folder" / f"{i:03d}.png")
+    for source in (tmp_path / "clip.mp4", tmp_path / "folder"):
+        with pytest.raises(ImageError, match=r"64x48 pixels exceeds the limit of 3000 \(raise max_pixels\)"):
+            probe(source, max_pixels=3000)
+        with pytest.raises(ImageError, match="exceeds the limit of 3000"):
+            next(read_frames(source, max_pixels=3000))
+        assert len(list(read_frames(source, max_pixels=64 * 48))) == 2
+
+
+def test_a_truncated_clip_gives_its_frames_and_a_warning(tmp_path: Path):
+    """A clip that stops short of the length it declares (a cut download) yields what it has and says so;
+    one cut before its first frame is refused by probe, before any work."""
+    frames = synthetic_frames(12)
+    whole = tmp_path / "whole.mkv"
+    _encode(whole, frames)  # Matroska declares its duration up front: 1.2 s at 10 fps
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert len(list(read_frames(whole))) == 12  # a whole clip: no warning
+    with av.open(str(whole)) as container:
+        starts = [p.pos for p in container.demux(video=0) if p.size]
+    data = whole.read_bytes()
+    cut = tmp_path / "cut.mkv"
+    cut.write_bytes(data[: starts[8]])  # the file ends inside the 9th packet
+    with pytest.warns(PainterlyWarning, match=r"cut.mkv: the video ends after \d+ frames?, short of the 12 it declares"):
+        got = len(list(read_frames(cut)))
+    assert 1 <= got <= 8
+    stub = tmp_path / "stub.mkv"
+    stub.write_bytes(data[: starts[0] + 2])
+    with pytest.raises(ImageError, match="stub.mkv"):
+        probe(stub)
+
+
+def test_unpadded_frame_numbers_keep_their_order(tmp_path: Path):
+    """frame2.png comes before frame10.png (numbers compared as numbers), as the tools that number frames mean."""
+    frames = synthetic_frames(11)
+    for i, f in enumerate(frames):
+        save_image(f, tmp_path / f"frame{i + 1}.png")
+    assert [p.name for p in frame_files(tmp_path)][:3] == ["frame1.png", "frame2.png", "frame3.png"]
+    back = list(read_frames(tmp_path))
+    for a, b in zip(frames, back):
+        assert (a - b).abs().max() <= 0.5 / 255 + 1e-6
+
+
+def test_the_main_video_stream_is_read_not_a_cover_picture_before_it(tmp_path: Path):
+    """A file whose first video stream is a one-frame picture (cover art, a thumbnail track) and whose
+    clip comes second: the clip is read (it was the picture, a one-frame video)."""
+    frames = synthetic_frames(5)
+    path = tmp_path / "with_cover.mkv"
+    with av.open(str(path), "w") as out:
+        cover = out.add_stream("mjpeg", rate=1)
+        cover.width, cover.height, cover.pix_fmt = 16, 16, "yuvj420p"
+        video = out.add_stream("libx264", rate=10)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        for p in cover.encode(av.VideoFrame.from_ndarray(np.full((16, 16, 3), 200, np.uint8), format="rgb24")):
+            out.mux(p)
+        for p in cover.encode():
+            out.mux(p)
+        for frame in frames:
+            arr = (frame[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            for p in video.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
+                out.mux(p)
+        for p in video.encode():
+            out.mux(p)
+    info = probe(path)
+    assert info.size == (48, 64) and info.fps == 10
+    back = list(read_frames(path))
+    assert len(back) == 5 and (back[2] - frames[2]).abs().mean() < 0.03

@@ -107,3 +107,15 @@ def test_clip_styler_starts_later_frames_from_the_warped_last_result(tiny_transf
     third = styler.start(frame)  # long-term: i-1 and i-2, the older one only where i-1 is not trusted
     (term,) = third.extra_terms
     assert len(term.warped) == 2 and term.weights[1].max() == 0.0
+
+
+@pytest.mark.parametrize("weight", [float("inf"), float("nan"), -1.0, True, "1e6"])
+def test_video_settings_refuse_a_weight_that_is_not_finite_and_non_negative(weight):
+    """inf was taken: every later frame's loss was then nan, and the clip its unchanged warped starts."""
+    pytest.importorskip("cv2")
+    from painterly.errors import ConfigError
+    from painterly.video.sequence import VideoSettings
+
+    with pytest.raises(ConfigError, match="temporal_weight must be a finite number ≥ 0"):
+        VideoSettings(temporal_weight=weight)
+    assert VideoSettings(temporal_weight=0).temporal_weight == 0 and VideoSettings(temporal_weight=1e9).temporal_weight == 1e9

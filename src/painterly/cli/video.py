@@ -59,7 +59,7 @@ def add_video_parser(sub: Any, common: Callable[..., None]) -> None:
 
 def run_video(args: argparse.Namespace) -> int:
     from ..config import INITS, Config
-    from ..video.frames import is_frame_folder, probe
+    from ..video.frames import is_folder_output, probe
     from ..video.sequence import VideoSettings
     from .options import config_options, output_options
 
@@ -83,11 +83,13 @@ def run_video(args: argparse.Namespace) -> int:
     for style in args.styles:
         if not Path(style).is_file():
             raise ImageError(f"{style}: no such file")
-    info = probe(args.input)  # not a video, no frames: one line, before anything is written
+    info = probe(args.input, max_pixels=config.max_pixels)  # not a video, no frames: one line, before anything is written
     output = Path(args.output)
-    as_folder = is_frame_folder(output) and not output.is_file()
+    as_folder = is_folder_output(output) and not output.is_file()
     folder = output if as_folder else OutputFiles(output).frames
-    _check_target(output, folder, args.input, as_folder)
+    inputs = [args.input, *args.styles, *([init_path] if init_path else [])]
+    _check_target(output, folder, inputs, as_folder)
+    _check_log_file(outputs.log, output, inputs)
     plan = {
         "version": MANIFEST_VERSION,
         "input": str(Path(args.input).absolute()),
@@ -114,7 +116,8 @@ def run_video(args: argparse.Namespace) -> int:
 
 def resume_video(folder: Path, args: argparse.Namespace) -> int:
     """``painterly resume OUT.frames``: continue the clip its manifest describes."""
-    from ..video.frames import probe
+    from ..imageio import DEFAULT_MAX_PIXELS
+    from ..video.frames import is_folder_output, probe
 
     try:
         plan = json.loads(FrameFolder(folder).manifest.read_text(encoding="utf-8"))
@@ -123,22 +126,40 @@ def resume_video(folder: Path, args: argparse.Namespace) -> int:
         raise ConfigError(f"{folder}: damaged video manifest {MANIFEST}") from None
     output = Path(plan["output"]) if args.output is None else Path(args.output)
     plan["output"] = str(output.absolute())
-    info = probe(plan["input"])
+    info = probe(plan["input"], max_pixels=int(plan["config"].get("max_pixels") or DEFAULT_MAX_PIXELS))
     as_folder = output.absolute() == folder.absolute()
+    inputs = [plan["input"], *plan["styles"], *([plan["init"]] if plan.get("init") else [])]
+    if args.output is not None and not as_folder:
+        if is_folder_output(output) and not output.is_file():
+            raise ConfigError(f"{output}: resume writes the video file (give a name such as clip.mp4); the frames stay in {folder}")
+        _check_target(output, folder, inputs, False)
+    _check_log_file(args.log, output, inputs)
     return _execute(plan, folder, as_folder, info, args.log, args)
 
 
-def _check_target(output: Path, folder: Path, source: str, as_folder: bool) -> None:
+def _check_target(output: Path, folder: Path, inputs: list[str], as_folder: bool) -> None:
+    """Fail before any work if OUT (or its frames folder) cannot be written, or would replace what the
+    user has: ``inputs`` are the clip (first), the styles and the init image."""
     from ..imageio import same_file
     from ..video.frames import check_video_output
     from .commands import _check_parent
 
+    source = inputs[0]
+    if any(c in str(output) for c in "*?"):
+        # A pattern reads frames; written, it became a folder named '*.png'.
+        raise ConfigError(f"{output}: a pattern names frames to read; for the frames out give a folder such as {_folder_hint(output)}")
     if not as_folder:
         check_video_output(output)
         if output.is_dir():
             raise ConfigError(f"{output}: is a directory; give a video file name or a folder ending in /")
         if same_file(output, source):
             raise ConfigError(f"{output}: output is the same file as the input; refusing to overwrite it")
+        clash = next((p for p in inputs[1:] if same_file(output, p)), None)
+        if clash is not None:
+            raise ConfigError(f"{output}: output is the same file as the input {clash}; refusing to overwrite it")
+        if output.is_file() and not os.stat(output).st_mode & 0o222:
+            # Replacing it would work (the folder is writable) but the user marked it as not to be changed.
+            raise ConfigError(f"{output}: is read-only; refusing to replace it (choose another name, or make it writable)")
         _check_parent(output, str(output))
     if folder.exists() and not folder.is_dir():
         raise ConfigError(f"{folder}: is a file, not a folder for the frames")
@@ -151,6 +172,23 @@ def _check_target(output: Path, folder: Path, source: str, as_folder: bool) -> N
             raise ConfigError(f"{folder}: is a folder with other files in it; give an empty or new folder")
     else:
         _check_parent(folder / "x", str(folder))
+
+
+def _folder_hint(output: Path) -> str:
+    parent = Path(str(output)).parent
+    return "styled/" if str(parent) == "." else f"{parent}/"
+
+
+def _check_log_file(log: str | None, output: Path, inputs: list[str]) -> None:
+    """--log must not replace the clip, a style or the init (it is opened, truncated, before the first frame)."""
+    from ..video.frames import frame_files, is_frame_folder
+    from .commands import _check_log
+
+    if log is None:
+        return
+    clip = inputs[0]
+    frames = [str(p) for p in frame_files(clip)] if is_frame_folder(clip) and not Path(clip).is_file() else []
+    _check_log(log, output, [*inputs, *frames])
 
 
 def _agree_with_manifest(folder: Path, plan: dict[str, Any]) -> dict[str, Any]:
@@ -166,12 +204,11 @@ def _agree_with_manifest(folder: Path, plan: dict[str, Any]) -> dict[str, Any]:
             raise ConfigError(f"{path}: damaged; remove {folder} to start over") from None
         if plan["config"].get("seed") is None:
             plan["config"]["seed"] = old.get("config", {}).get("seed")
-        keys = ("input", "styles", "init", "config", "video")
-        changed = [k for k in keys if old.get(k) != plan.get(k)]
+        changed = _differences(old, plan)
         if changed:
             raise ConfigError(
-                f"{folder}: holds frames made with other settings ({', '.join(changed)}); "
-                "remove it, or choose another output, to start over"
+                f"{folder}: holds frames made with other settings ({'; '.join(changed)}); "
+                "run with those settings to continue, or remove it, or choose another output, to start over"
             )
         return {**old, "output": plan["output"], "save_every": plan["save_every"], "keep_frames": plan["keep_frames"]}
     if plan["config"].get("seed") is None:
@@ -184,6 +221,24 @@ def _agree_with_manifest(folder: Path, plan: dict[str, Any]) -> dict[str, Any]:
     except OSError as exc:
         raise ConfigError(f"{folder}: cannot write there: {exc.strerror or exc}") from None
     return plan
+
+
+def _differences(old: dict[str, Any], new: dict[str, Any], most: int = 3) -> list[str]:
+    """What differs between the manifest's settings and this command's, each as ``\`field\` was X, now Y``
+    (a field is rendered as its --flag by the CLI), at most ``most`` of them and a count of the rest."""
+    from ..errors import clip, shown
+
+    def files(value: Any) -> str:
+        return clip(", ".join(value)) if isinstance(value, list) else shown(value)
+
+    named = {"input": "the input was", "styles": "the styles were", "init": "`init` was"}
+    found = [f"{named[k]} {files(old.get(k))}, now {files(new.get(k))}" for k in named if old.get(k) != new.get(k)]
+    for part in ("config", "video"):
+        was, now = old.get(part) or {}, new.get(part) or {}
+        found += [f"`{k}` was {shown(was.get(k))}, now {shown(now.get(k))}" for k in sorted({*was, *now}) if was.get(k) != now.get(k)]
+    if len(found) > most:
+        found = [*found[:most], f"and {len(found) - most} more"]
+    return found
 
 
 class _NoRun:
@@ -220,7 +275,7 @@ def _execute(plan: dict[str, Any], folder: Path, as_folder: bool, info: Any, log
     index = -1
     signals = Signals(_NoRun())  # the frame's run is put in as each frame starts
     # The input frames with their flows, computed up to flow_ahead frames ahead (closed on the way out).
-    stream = styler.frames(read_frames(plan["input"]), start=done, flow_ahead=flow_ahead)
+    stream = styler.frames(read_frames(plan["input"], max_pixels=config.max_pixels), start=done, flow_ahead=flow_ahead)
     try:
         with signals, closing(stream):
             for item in stream:

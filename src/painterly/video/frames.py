@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import glob
 import os
+import re
+import warnings
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -19,7 +21,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError, ImageError
+from ..errors import ConfigError, ImageError, PainterlyWarning
+from ..imageio import DEFAULT_MAX_PIXELS
 
 VIDEO_CODECS = {".mp4": "libx264", ".m4v": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx-vp9", ".gif": "gif", ".avi": "mpeg4"}
 """The encoder used for each output container, chosen by the file's extension."""
@@ -49,6 +52,16 @@ class VideoInfo:
     has_audio: bool
     kind: str
     """``"video"`` (a container file) or ``"images"`` (a folder or pattern of frames)."""
+    duration: float | None = None
+    """Seconds of video the container declares (``None``: unknown); with ``fps``, about how many
+    frames a file without a frame count should hold (a file that ends far short of it is damaged)."""
+
+    @property
+    def expected_frames(self) -> int | None:
+        """The frame count declared, else estimated from the declared duration (``None``: unknown)."""
+        if self.frames:
+            return self.frames
+        return round(self.duration * float(self.fps)) if self.duration else None
 
 
 def is_frame_folder(target: str | os.PathLike[str]) -> bool:
@@ -58,21 +71,39 @@ def is_frame_folder(target: str | os.PathLike[str]) -> bool:
     return Path(text).is_dir() or text.endswith(("/", os.sep)) or glob.has_magic(text) or Path(text).suffix == ""
 
 
+def is_folder_output(target: str | os.PathLike[str]) -> bool:
+    """Whether the output ``target`` names a folder for the frames: an existing folder, a name ending in
+    a separator, or a name without an extension. Unlike :func:`is_frame_folder` a pattern character
+    counts for nothing here (``My clip [final].mp4`` is a video file name, not a folder)."""
+    text = str(target)
+    return Path(text).is_dir() or text.endswith(("/", os.sep)) or Path(text).suffix == ""
+
+
 def frame_files(source: str | os.PathLike[str]) -> list[Path]:
-    """The image files of a frame folder (sorted by name) or of a glob pattern (sorted)."""
+    """The image files of a frame folder or of a glob pattern, in frame order: sorted by name with
+    numbers compared as numbers (``frame2.png`` before ``frame10.png``, as most tools number frames)."""
     text = str(source)
     if Path(text).is_dir():
         paths = [p for p in Path(text).iterdir() if p.suffix.lower() in FRAME_EXTENSIONS and not p.name.startswith(".")]
     else:
         paths = [Path(p) for p in glob.glob(text) if Path(p).suffix.lower() in FRAME_EXTENSIONS]
-    return sorted(paths)
+    return sorted(paths, key=_frame_order)
 
 
-def probe(source: str | os.PathLike[str]) -> VideoInfo:
-    """Open ``source`` just far enough to know its :class:`VideoInfo`.
+def _frame_order(path: Path) -> tuple:
+    # Zero-padded names keep their order; unpadded ones (frame2, frame10) are not scrambled.
+    parts = re.split(r"(\d+)", str(path))
+    return tuple((0, int(p), p) if p.isdigit() else (1, 0, p) for p in parts)
+
+
+def probe(source: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS) -> VideoInfo:
+    """Open ``source`` just far enough to know its :class:`VideoInfo` (a video: its header and first
+    frame). ``size`` is as the clip is shown: a rotation the video declares (a phone's portrait clip)
+    is applied, as :func:`read_frames` applies it.
 
     Raises:
-        ImageError: no such file, not a video, no frames (one line, naming the file).
+        ImageError: no such file, not a video, no frames, frames of more than ``max_pixels`` pixels
+            (one line, naming the file).
     """
     text = str(source)
     if is_frame_folder(text) and not Path(text).is_file():
@@ -81,36 +112,50 @@ def probe(source: str | os.PathLike[str]) -> VideoInfo:
             raise ImageError(f"{text}: no frames found (expected images such as 000001.png)")
         from ..imageio import declared_size
 
-        return VideoInfo(DEFAULT_FRAME_RATE, declared_size(files[0]), len(files), False, "images")
+        size = declared_size(files[0])
+        _check_pixels(text, size, max_pixels)
+        return VideoInfo(DEFAULT_FRAME_RATE, size, len(files), False, "images")
     if not Path(text).exists():
         raise ImageError(f"{text}: no such file")
     av = require_av()
     try:
         with av.open(text) as container:
-            if not container.streams.video:
+            stream = _video_stream_of(container)
+            if stream is None:
                 raise ImageError(f"{text}: has no video stream")
             if container.format.name == "image2" or container.format.name.endswith("_pipe"):
                 # FFmpeg opens a photo as a clip of one frame: minutes of work for a one-frame video.
                 raise ImageError(f"{text}: is a still image, not a video (painterly stylize paints a picture; a video may also be a folder of frames)")
-            stream = container.streams.video[0]
             fps = stream.average_rate or stream.guessed_rate or DEFAULT_FRAME_RATE
             frames = stream.frames or None
-            return VideoInfo(Fraction(fps), (stream.height, stream.width), frames, bool(container.streams.audio), "video")
+            # The declared size is checked before a frame is decoded (a 100-megapixel frame is 1.2 GB as floats).
+            _check_pixels(text, (stream.height, stream.width), max_pixels)
+            first = next(iter(container.decode(stream)), None)
+            if first is None:
+                raise ImageError(f"{text}: has no frames (a damaged or truncated file?)")
+            size = (first.height, first.width) if _quarter_turns(first) % 2 == 0 else (first.width, first.height)
+            audio = bool(container.streams.audio)
+            return VideoInfo(Fraction(fps), size, frames, audio, "video", _duration(container, stream))
     except ImageError:
         raise
     except (av.FFmpegError, OSError, ValueError) as exc:
         raise ImageError(f"{text}: not a video painterly can read ({_reason(exc)})") from None
 
 
-def read_frames(source: str | os.PathLike[str]) -> Iterator[Tensor]:
-    """Every frame of ``source`` in order, decoded one at a time.
+def read_frames(source: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator[Tensor]:
+    """Every frame of ``source`` in order, decoded one at a time, upright (a rotation the video
+    declares is applied).
+
+    A video that ends well short of the frames it declares (a truncated download, a damaged tail)
+    yields the frames it has and then warns (:class:`~painterly.errors.PainterlyWarning`).
 
     Raises:
-        ImageError: not a video, zero frames, or a frame whose size differs from the first's.
+        ImageError: not a video, zero frames, a frame of more than ``max_pixels`` pixels, or a frame
+            whose size differs from the first's.
     """
     text = str(source)
-    info = probe(text)
-    it = _image_frames(text) if info.kind == "images" else _video_frames(text)
+    info = probe(text, max_pixels=max_pixels)
+    it = _image_frames(text, max_pixels) if info.kind == "images" else _video_frames(text, max_pixels)
     size = None
     count = 0
     for index, frame in enumerate(it):
@@ -126,26 +171,77 @@ def read_frames(source: str | os.PathLike[str]) -> Iterator[Tensor]:
         yield frame
     if count == 0:
         raise ImageError(f"{text}: has no frames")
+    expected = info.expected_frames
+    if info.kind == "video" and expected is not None and count < expected - max(1, expected // 20):
+        warnings.warn(
+            f"{text}: the video ends after {count} frame{'' if count == 1 else 's'}, short of the {expected} it declares "
+            "(a damaged or truncated file?); only those are stylised",
+            PainterlyWarning,
+            stacklevel=2,
+        )
 
 
-def _image_frames(source: str) -> Iterator[Tensor]:
+def _image_frames(source: str, max_pixels: int) -> Iterator[Tensor]:
     from ..imageio import load_image
 
     for path in frame_files(source):
-        yield load_image(path)
+        yield load_image(path, max_pixels=max_pixels)
 
 
-def _video_frames(source: str) -> Iterator[Tensor]:
+def _video_frames(source: str, max_pixels: int) -> Iterator[Tensor]:
     av = require_av()
     try:
         with av.open(source) as container:
-            stream = container.streams.video[0]
+            stream = _video_stream_of(container)
             stream.thread_type = "AUTO"
-            for frame in container.decode(stream):
+            for index, frame in enumerate(container.decode(stream)):
+                _check_pixels(f"{source}: frame {index + 1}", (frame.height, frame.width), max_pixels)
                 array = frame.to_ndarray(format="rgb24")
+                turns = _quarter_turns(frame)
+                if turns:
+                    array = np.ascontiguousarray(np.rot90(array, turns))
                 yield torch.from_numpy(array).permute(2, 0, 1).unsqueeze(0).float().div_(255.0)
     except av.FFmpegError as exc:
         raise ImageError(f"{source}: cannot decode ({_reason(exc)})") from None
+
+
+def _video_stream_of(container):  # noqa: ANN001, ANN202
+    """The clip's main video stream as FFmpeg chooses it (not a cover picture or a thumbnail track
+    that happens to come first); ``None`` when there is none."""
+    try:
+        return container.streams.best("video")
+    except (AttributeError, ValueError):  # an older PyAV: the first video stream
+        return container.streams.video[0] if container.streams.video else None
+
+
+def _quarter_turns(frame) -> int:  # noqa: ANN001
+    """Counter-clockwise quarter turns that show ``frame`` upright: its display matrix's rotation
+    (FFmpeg's convention, counter-clockwise degrees; a phone's portrait clip says 90 or -90)."""
+    rotation = getattr(frame, "rotation", 0) or 0
+    return round(rotation / 90) % 4
+
+
+def _check_pixels(label: str, size: tuple[int, int], max_pixels: int) -> None:
+    height, width = size
+    if width * height > max_pixels:
+        raise ImageError(f"{label}: {width}x{height} pixels exceeds the limit of {max_pixels} (raise `max_pixels`)")
+
+
+def _duration(container, stream) -> float | None:  # noqa: ANN001
+    """Seconds of the video stream, as declared: the stream's own duration, or its DURATION tag
+    (Matroska), or the container's when the video is its only stream."""
+    if stream.duration and stream.time_base:
+        return float(stream.duration * stream.time_base)
+    tag = (stream.metadata or {}).get("DURATION")
+    if tag:
+        try:
+            h, m, s = tag.split(":")
+            return int(h) * 3600 + int(m) * 60 + float(s)
+        except ValueError:
+            pass
+    if container.duration and len(container.streams) == 1:
+        return container.duration / 1_000_000
+    return None
 
 
 def to_uint8(frame: Tensor) -> np.ndarray:
@@ -190,7 +286,7 @@ def write_video(
 
 def _encode(tmp: Path, fmt: str, codec: str, frames: Iterable[Tensor], fps: Fraction, audio_from) -> bool:  # noqa: ANN001
     av = require_av()
-    source = av.open(str(audio_from)) if audio_from is not None and not is_frame_folder(audio_from) else None
+    source = av.open(str(audio_from)) if audio_from is not None and Path(audio_from).is_file() else None
     try:
         with av.open(str(tmp), "w", format=fmt) as out:
             stream = None

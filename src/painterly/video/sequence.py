@@ -11,6 +11,7 @@ here prints or writes files.
 
 from __future__ import annotations
 
+import math
 from collections import deque
 from dataclasses import dataclass
 from typing import Iterable, Iterator, Sequence
@@ -47,8 +48,10 @@ class VideoSettings:
     long_term: bool = False
 
     def __post_init__(self) -> None:
-        if not isinstance(self.temporal_weight, (int, float)) or isinstance(self.temporal_weight, bool) or not self.temporal_weight >= 0:
-            raise ConfigError(f"`temporal_weight` must be a number ≥ 0, got {self.temporal_weight!r}")
+        w = self.temporal_weight
+        # inf is refused too: every later frame's loss would be nan (a clip of unchanged warped starts).
+        if not isinstance(w, (int, float)) or isinstance(w, bool) or not 0 <= w < math.inf:
+            raise ConfigError(f"`temporal_weight` must be a finite number ≥ 0, got {w!r}")
         fi = self.frame_iterations
         if fi is not None and (isinstance(fi, bool) or not isinstance(fi, int) or fi < 1):
             raise ConfigError(f"`frame_iterations` must be a positive integer, got {fi!r}")
