@@ -71,7 +71,12 @@ def expand_paths(specs: Iterable[str], what: str) -> list[str]:
             found = [spec]  # a file: a missing one is reported with the other bad inputs
         if not found:
             raise ConfigError(f"{what} {spec}: names no image files")
-        out += [p for p in found if p not in out]
+        # The same file spelt two ways (photos/a.jpg, ./photos/a.jpg) is one input.
+        known = {os.path.realpath(p) for p in out}
+        for p in found:
+            if os.path.realpath(p) not in known:
+                known.add(os.path.realpath(p))
+                out.append(p)
     return out
 
 
@@ -93,7 +98,8 @@ def parse_sweep(spec: str) -> tuple[str, tuple[Any, ...]]:
         raise ConfigError(f"`sweep` {shown(spec)}: write it as FIELD=V1,V2,... (e.g. style_weight=50,100,200)")
     if name not in {f.name for f in dataclasses.fields(Config)}:
         raise ConfigError(f"`sweep` {shown(spec)}: unknown option {shown(name)}")
-    return name, tuple(parse_value(v.strip()) for v in values.split(",") if v.strip())
+    # A value given twice is one column (it would make the very same image twice).
+    return name, tuple(dict.fromkeys(parse_value(v.strip()) for v in values.split(",") if v.strip()))
 
 
 def _stem(path: str) -> str:

@@ -85,5 +85,16 @@ def is_finished(record: Mapping[str, Any] | None, job: Job, config: Config, fold
         return False
 
 
+def changes(record: Mapping[str, Any], job: Job, config: Config) -> str:
+    """What differs between ``record`` and ``job`` with ``config``, in words (``style_weight 100 → 5``);
+    "" when nothing does."""
+    now = job_identity(job, config)
+    was = {k: record.get(k) for k in now}
+    parts = [f"{k} {was[k]} → {now[k]}" for k in ("content", "styles") if was[k] != now[k]]
+    old, new = was["options"] if isinstance(was["options"], dict) else {}, now["options"]
+    parts += [f"{k} {old.get(k)} → {new.get(k)}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    return ", ".join(parts)
+
+
 def manifest_bytes(records: Iterable[Mapping[str, Any]]) -> bytes:
     return "".join(json.dumps(r, sort_keys=True) + "\n" for r in records).encode("utf-8")

@@ -89,31 +89,67 @@ class Batch:
                 raise ConfigError(f"job {job.output}: {exc.template}") from None
         self._check_outputs()
         self.records: dict[str, dict[str, Any]] = read_manifest(self.folder)
+        self._check_folder()
         self._sheet_at = 0.0
 
     def _check_outputs(self) -> None:
         """No result may land on an input (``-o`` the photos' own folder), and each must be an image name."""
         from ..imageio import output_format, same_file
 
+        from ..batch import MANIFEST_NAME, PAGE_NAME, SHEET_NAME
+
         inputs = {p for job in self.jobs for p in job.inputs}
         for job in self.jobs:
             target = self.folder / job.output
+            if job.output.lower() in (MANIFEST_NAME, SHEET_NAME, PAGE_NAME):
+                raise ConfigError(f"job {job.output}: the batch writes its own {job.output} there; give the job another output name")
             output_format(target)
             clash = next((p for p in inputs if same_file(target, p)), None)
             if clash is not None:
                 raise ConfigError(f"{target}: would overwrite the input {clash}; give the batch its own --output folder")
 
-    def pending(self) -> list[Job]:
-        """The jobs still to do; the finished ones are marked skipped."""
-        from ..batch import is_finished
+    def _check_folder(self) -> None:
+        """Nothing in ``-o`` that a batch did not write is replaced: a result's name, the manifest, the
+        sheet or the page already there without a record of the batch that made it is refused."""
+        from ..batch import MANIFEST_NAME, PAGE_NAME, SHEET_NAME
 
-        todo = []
+        if not self.folder.is_dir():
+            return
+        names = [MANIFEST_NAME, SHEET_NAME, PAGE_NAME] if not self.records else []
+        names += [job.output for job in self.jobs if job.output not in self.records]
+        foreign = next((self.folder / n for n in names if (self.folder / n).exists()), None)
+        if foreign is not None and foreign.name == MANIFEST_NAME:
+            raise ConfigError(f"{foreign}: is not a painterly batch manifest; move it away or give the batch another --output folder (it would be replaced)")
+        if foreign is not None:
+            raise ConfigError(
+                f"{foreign}: already there, and {self.folder / MANIFEST_NAME} has no record of a batch making it; "
+                "move it away or give the batch another --output folder (it would be replaced)"
+            )
+
+    def pending(self) -> list[Job]:
+        """The jobs still to do; the finished ones are marked skipped. A finished result that was made with
+        other inputs or settings is made again, and one line says so (it is replaced)."""
+        from ..batch import is_finished
+        from ..batch.manifest import changes
+
+        todo, replaced = [], []
         for job in self.jobs:
             record = self.records.get(job.output)
             if is_finished(record, job, self.configs[job.output], self.folder):
                 self.records[job.output] = {**record, "action": "skipped"}
-            else:
-                todo.append(job)
+                continue
+            todo.append(job)
+            if record is not None and record.get("status") == "done" and (self.folder / job.output).is_file():
+                changed = changes(record, job, self.configs[job.output])
+                if changed:
+                    replaced.append(f"{job.output} ({changed})")
+        if replaced:
+            more = f" and {len(replaced) - 3} more" if len(replaced) > 3 else ""
+            self.say(
+                f"painterly: {len(replaced)} finished result{'s' * (len(replaced) != 1)} in {self.folder} "
+                f"{'were' if len(replaced) != 1 else 'was'} made with other settings and will be replaced: "
+                + ", ".join(replaced[:3]) + more
+            )
         return todo
 
     def check_inputs(self, jobs: list[Job]) -> list[Job]:
@@ -124,6 +160,8 @@ class Batch:
         bad: dict[str, str] = {}
         for path in dict.fromkeys(p for job in jobs for p in job.inputs):
             try:
+                if Path(path).is_dir():
+                    raise PainterlyError(f"{path}: is a folder, not an image file")
                 if not Path(path).is_file():
                     raise PainterlyError(f"{path}: no such file")
                 to_tensor(path, name=path, max_side=64)
