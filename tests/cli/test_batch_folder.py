@@ -96,3 +96,21 @@ def test_a_folder_as_an_image_the_same_file_twice_and_a_value_twice(inputs: Path
     proc = run_painterly(args, inputs)
     assert proc.returncode == 0, proc.stderr
     assert set(_records(inputs / "twice")) == {"a__p1__style_weight-5.png"}
+
+
+def test_an_unreachable_or_malformed_ray_address_is_one_line(inputs: Path, tiny_weights_file: Path) -> None:
+    """Ray itself retries an address where nothing listens for minutes (printing its own warnings), and
+    a malformed one was an internal error: both are one line, at once, with nothing written."""
+    import socket
+
+    pytest.importorskip("ray")
+    with socket.socket() as sock:  # a port where nothing listens (bound, then closed)
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    for address, expected in ((f"127.0.0.1:{port}", "nothing answers there"), ("bogus", "write it as HOST:PORT")):
+        out = inputs / "ray-out"
+        proc = run_painterly(_args(inputs, out, tiny_weights_file, "--backend", "ray", "--ray-address", address), inputs, timeout=60)
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+        assert lines[0].startswith(f"painterly: error: --ray-address {address}: {expected}"), proc.stderr
+        assert not out.exists()
