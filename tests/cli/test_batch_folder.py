@@ -114,3 +114,31 @@ def test_an_unreachable_or_malformed_ray_address_is_one_line(inputs: Path, tiny_
         assert proc.returncode == 2 and len(lines) == 1, proc.stderr
         assert lines[0].startswith(f"painterly: error: --ray-address {address}: {expected}"), proc.stderr
         assert not out.exists()
+
+
+def test_the_photos_own_folder_as_output_reruns_skipping_its_results(inputs: Path, tiny_weights_file: Path) -> None:
+    """``--content photos/ -o photos/``: the first run writes its results beside the photos; the same
+    command again must skip them, not take the results (and the sheet) for new photos."""
+    (inputs / "paintings" / "p1.png").rename(inputs / "p1.png")
+    for spec in ("photos", str(inputs / "photos" / "*.png")):
+        args = ["batch", "--content", spec, "--style", "p1.png", "-o", "photos", *fast_args(tiny_weights_file)]
+        proc = run_painterly(args, inputs)
+        assert proc.returncode == 0, proc.stderr
+        assert set(_records(inputs / "photos")) == {"a__p1.png"}, proc.stderr
+    assert "1/1 done (0 ran, 1 skipped)" in proc.stderr, proc.stderr
+
+
+def test_an_output_folder_that_cannot_be_made_or_written_is_one_line(capsys: pytest.CaptureFixture[str], inputs: Path, tiny_weights_file: Path) -> None:
+    (inputs / "a-file").write_text("not a folder")
+    rc, err = run_main(capsys, _args(inputs, inputs / "a-file" / "out", tiny_weights_file))
+    assert rc == 2 and err.strip() == f"painterly: error: {inputs / 'a-file' / 'out'}: cannot create the batch's --output folder (Not a directory)", err
+    # The page cannot be written (a folder in its place): one line, the result and manifest are kept, exit 1.
+    out = inputs / "out"
+    assert run_painterly(_args(inputs, out, tiny_weights_file), inputs).returncode == 0
+    (out / "index.html").unlink()
+    (out / "index.html").mkdir()
+    proc = run_painterly(_args(inputs, out, tiny_weights_file, "--style-weight", "5"), inputs)
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr and "internal error" not in proc.stderr, proc.stderr
+    naming = [line for line in proc.stderr.splitlines() if "cannot write" in line]
+    assert len(naming) == 1 and naming[0].startswith(f"painterly: error: {out / 'index.html'}: cannot write it"), proc.stderr
+    assert _records(out)["a__p1.png"]["options"]["style_weight"] == 5.0

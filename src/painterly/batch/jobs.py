@@ -61,12 +61,15 @@ def expand_paths(specs: Iterable[str], what: str) -> list[str]:
         ConfigError: a spec that names nothing.
     """
     out: list[str] = []
+    batches: dict[Path, set[str]] = {}
     for spec in specs:
         path = Path(spec)
         if path.is_dir():
             found = sorted(str(p) for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            found = [p for p in found if Path(p).name not in _batch_files(Path(p).parent, batches)]
         elif any(ch in spec for ch in "*?["):
             found = sorted(p for p in glob.glob(spec, recursive=True) if Path(p).is_file())
+            found = [p for p in found if Path(p).name not in _batch_files(Path(p).parent, batches)]
         else:
             found = [spec]  # a file: a missing one is reported with the other bad inputs
         if not found:
@@ -78,6 +81,18 @@ def expand_paths(specs: Iterable[str], what: str) -> list[str]:
                 known.add(os.path.realpath(p))
                 out.append(p)
     return out
+
+
+def _batch_files(folder: Path, known: dict[Path, set[str]]) -> set[str]:
+    """The names of a batch's own files in ``folder`` (the results its manifest records, and the
+    contact sheet), read once per folder: a folder or glob of photos that is also a batch's ``-o``
+    does not take them as inputs (a re-run of the same command would find them there)."""
+    from .manifest import MANIFEST_NAME, read_manifest
+    from .sheet import SHEET_NAME
+
+    if folder not in known:
+        known[folder] = {SHEET_NAME, *read_manifest(folder)} if (folder / MANIFEST_NAME).is_file() else set()
+    return known[folder]
 
 
 def parse_value(text: str) -> Any:

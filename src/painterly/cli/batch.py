@@ -91,6 +91,7 @@ class Batch:
         self.records: dict[str, dict[str, Any]] = read_manifest(self.folder)
         self._check_folder()
         self._sheet_at = 0.0
+        self.unwritten = False  # a manifest, sheet or page could not be written: the exit status is 1
 
     def _check_outputs(self) -> None:
         """No result may land on an input (``-o`` the photos' own folder), and each must be an image name."""
@@ -178,6 +179,15 @@ class Batch:
                 self.record(failed_record(job, self.configs[job.output], reason))
         return good
 
+    def make_folder(self) -> None:
+        """Create ``-o`` before any job runs: a folder that cannot be made is one line, not a job's failure."""
+        from ..files import make_folder
+
+        try:
+            make_folder(self.folder)
+        except OSError as exc:
+            raise ConfigError(f"{self.folder}: cannot create the batch's --output folder ({exc.strerror or exc})") from None
+
     def record(self, record: dict[str, Any]) -> None:
         """Keep ``record`` and publish the manifest (and, now and then, the contact sheet and page)."""
         self.records[record["output"]] = record
@@ -191,17 +201,25 @@ class Batch:
 
         if not self.records:
             return
-        make_folder(self.folder)
         names = {j.output for j in self.jobs}
         ours = [self.records[j.output] for j in self.jobs if j.output in self.records]
         others = [r for k, r in self.records.items() if k not in names]
-        write_bytes(self.folder / MANIFEST_NAME, manifest_bytes(ours + others))
-        if sheet and ours:
-            image = contact_sheet(ours, self.folder)
-            write_with(self.folder / SHEET_NAME, lambda p: image.save(p, format="PNG"))
-            page = contact_page(ours, f"painterly batch: {self.folder.name}")
-            write_bytes(self.folder / PAGE_NAME, page.encode("utf-8"))
-            self._sheet_at = time.monotonic()
+        target = self.folder / MANIFEST_NAME
+        try:
+            make_folder(self.folder)
+            write_bytes(target, manifest_bytes(ours + others))
+            if sheet and ours:
+                image = contact_sheet(ours, self.folder)
+                target = self.folder / SHEET_NAME
+                write_with(target, lambda p: image.save(p, format="PNG"))
+                page = contact_page(ours, f"painterly batch: {self.folder.name}")
+                target = self.folder / PAGE_NAME
+                write_bytes(target, page.encode("utf-8"))
+                self._sheet_at = time.monotonic()
+        except OSError as exc:  # a full disk or a folder gone read-only: the batch goes on, and ends non-zero
+            if not self.unwritten:
+                self.say(f"painterly: error: {target}: cannot write it ({exc.strerror or exc}); the exit status will be 1")
+            self.unwritten = True
 
     def say(self, line: str) -> None:
         sys.stderr.write(line + "\n")
@@ -219,7 +237,7 @@ class Batch:
                 f"painterly: batch {self.folder}: {done}/{len(self.jobs)} done ({ran} ran, {skipped} skipped), "
                 f"{len(failed)} failed; see {self.folder / PAGE_NAME}"
             )
-        return 1 if failed or done < len(self.jobs) else 0
+        return 1 if failed or done < len(self.jobs) or self.unwritten else 0
 
 
 def _flag(field: str) -> str:
@@ -238,15 +256,18 @@ def run_batch(args: argparse.Namespace) -> int:
     batch = Batch(args)
     todo = batch.pending()
     if args.backend == "ray":
-        from .batch_ray import import_ray, run_on_ray
+        from .batch_ray import check_address, import_ray, run_on_ray
 
         import_ray()  # before any work: without Ray, one line says how to install it
+        check_address(args.ray_address)
         run_jobs = run_on_ray
     else:
         from .batch_local import run_locally
 
         run_jobs = run_locally
     rc = 0
+    if todo:
+        batch.make_folder()
     try:
         todo = batch.check_inputs(todo)
         rc = run_jobs(batch, todo)

@@ -283,7 +283,6 @@ def run_on_ray(batch: Any, jobs: list[Job]) -> int:
     if not jobs:
         return 0
     args = batch.args
-    check_address(args.ray_address)
     try:
         ray.init(address=args.ray_address, include_dashboard=False, log_to_driver=False, configure_logging=False, ignore_reinit_error=True)
     except (ConnectionError, ValueError) as exc:
