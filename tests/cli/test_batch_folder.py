@@ -142,3 +142,13 @@ def test_an_output_folder_that_cannot_be_made_or_written_is_one_line(capsys: pyt
     naming = [line for line in proc.stderr.splitlines() if "cannot write" in line]
     assert len(naming) == 1 and naming[0].startswith(f"painterly: error: {out / 'index.html'}: cannot write it"), proc.stderr
     assert _records(out)["a__p1.png"]["options"]["style_weight"] == 5.0
+
+
+def test_a_job_listed_twice_is_named_as_such(capsys: pytest.CaptureFixture[str], inputs: Path, tiny_weights_file: Path) -> None:
+    jobs = inputs / "jobs.jsonl"
+    jobs.write_text(
+        json.dumps({"content": "photos/a.png", "style": "paintings/p1.png"}) + "\n"
+        + json.dumps({"content": "./photos/a.png", "styles": ["paintings/p1.png"]}) + "\n"
+    )
+    rc, err = run_main(capsys, ["batch", "--jobs", str(jobs), "-o", str(inputs / "out"), *fast_args(tiny_weights_file)])
+    assert rc == 2 and err.strip() == f"painterly: error: --jobs {jobs}: the job a__p1.png is listed twice (the same content, styles and options); drop one", err

@@ -182,7 +182,10 @@ def read_job_file(path: str | os.PathLike[str], suffix: str = ".png") -> list[Jo
     jobs = [_job(path, item, lines, suffix) for item, lines in items]
     if not jobs:
         raise ConfigError(f"`jobs` {path}: lists no jobs")
-    return check_unique(jobs)
+    try:
+        return check_unique(jobs)
+    except ConfigError as exc:
+        raise ConfigError(f"`jobs` {path}: {exc.template}") from None
 
 
 def _json_items(path: Path, text: str) -> list[tuple[Any, dict[str, int]]]:
@@ -273,11 +276,19 @@ def _job(path: Path, item: Any, lines: Mapping[str, int], suffix: str) -> Job:
     return Job(content, styles, options, output, _stem(content), column)
 
 
+def _same_job(a: Job, b: Job) -> bool:
+    real = os.path.realpath
+    return (real(a.content), [real(s) for s in a.styles], dict(a.options)) == (real(b.content), [real(s) for s in b.styles], dict(b.options))
+
+
 def check_unique(jobs: Sequence[Job]) -> list[Job]:
     """Two jobs may not write the same file (two contents with the same name in different folders)."""
     seen: dict[str, Job] = {}
     for job in jobs:
-        if job.output in seen:
+        first = seen.get(job.output)
+        if first is not None and _same_job(first, job):
+            raise ConfigError(f"the job {job.output} is listed twice (the same content, styles and options); drop one")
+        if first is not None:
             raise ConfigError(
                 f"two jobs would write {job.output} ({seen[job.output].content} and {job.content}); rename one of the inputs"
             )
