@@ -152,3 +152,21 @@ def test_a_job_listed_twice_is_named_as_such(capsys: pytest.CaptureFixture[str],
     )
     rc, err = run_main(capsys, ["batch", "--jobs", str(jobs), "-o", str(inputs / "out"), *fast_args(tiny_weights_file)])
     assert rc == 2 and err.strip() == f"painterly: error: --jobs {jobs}: the job a__p1.png is listed twice (the same content, styles and options); drop one", err
+
+
+def test_unicode_and_spaces_in_names(inputs: Path, tiny_weights_file: Path) -> None:
+    """Accents are kept as their letters (``café`` → ``cafe``; they were dropped: ``caf``), and names
+    with no ASCII form get a hash of themselves: ``東京`` and ``大阪`` both became ``image``, and the
+    batch refused to run them together."""
+    from painterly.batch.jobs import _stem
+
+    photos = inputs / "photos"
+    for i, name in enumerate(("café au lait", "東京", "大阪")):
+        _png(photos / f"{name}.png", 10 + i)
+    proc = run_painterly(["batch", "--content", "photos", "--style", "paintings/p1.png", "-o", "out", *fast_args(tiny_weights_file)], inputs)
+    assert proc.returncode == 0, proc.stderr
+    names = set(_records(inputs / "out"))
+    assert len(names) == 4 and {"a__p1.png", "cafe-au-lait__p1.png"} <= names, names
+    assert {n for n in names if n.startswith("image-")} == {f"{_stem('東京.png')}__p1.png", f"{_stem('大阪.png')}__p1.png"}
+    assert _stem("東京.png") != _stem("大阪.png") and _stem("東京.png") == _stem("x/東京.jpg")
+    assert all(n.isascii() for n in names)

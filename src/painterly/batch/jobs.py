@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import hashlib
 import itertools
 import json
 import os
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -118,7 +120,16 @@ def parse_sweep(spec: str) -> tuple[str, tuple[Any, ...]]:
 
 
 def _stem(path: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", Path(path).stem).strip("-") or "image"
+    """A file's stem for output names and labels, in ASCII (the sheet's font has no other letters):
+    accents dropped (``café`` → ``cafe``); a stem with letters that have no ASCII form (``東京``) gets
+    a short hash of itself, so that two such names do not become the same one."""
+    stem = Path(path).stem
+    bare = "".join(c for c in unicodedata.normalize("NFKD", stem) if not unicodedata.combining(c))
+    out = re.sub(r"[^A-Za-z0-9._-]+", "-", bare).strip("-")
+    if not bare.isascii():
+        digest = hashlib.sha256(unicodedata.normalize("NFC", stem).encode("utf-8")).hexdigest()[:6]
+        out = f"{out or 'image'}-{digest}"
+    return out or "image"
 
 
 def _value_text(value: Any) -> str:
