@@ -170,3 +170,19 @@ def test_unicode_and_spaces_in_names(inputs: Path, tiny_weights_file: Path) -> N
     assert {n for n in names if n.startswith("image-")} == {f"{_stem('東京.png')}__p1.png", f"{_stem('大阪.png')}__p1.png"}
     assert _stem("東京.png") != _stem("大阪.png") and _stem("東京.png") == _stem("x/東京.jpg")
     assert all(n.isascii() for n in names)
+
+
+def test_a_result_written_just_before_the_batch_was_killed_is_its_own(inputs: Path, tiny_weights_file: Path) -> None:
+    """Killed between writing a result and its record (here: the record removed), the batch's own
+    result is recognised by its PNG's painterly settings and made again, not refused as foreign."""
+    out = inputs / "out"
+    assert run_painterly(_args(inputs, out, tiny_weights_file), inputs).returncode == 0
+    for name in ("manifest.jsonl", "contact-sheet.png", "index.html"):  # killed before any was written
+        (out / name).unlink()
+    proc = run_painterly(_args(inputs, out, tiny_weights_file), inputs)
+    assert proc.returncode == 0 and "1 ran" in proc.stderr, proc.stderr
+    # The same file made with other settings is not this job's: refused (it may be the user's own).
+    for name in ("manifest.jsonl", "contact-sheet.png", "index.html"):
+        (out / name).unlink()
+    proc = run_painterly(_args(inputs, out, tiny_weights_file, "--style-weight", "5"), inputs)
+    assert proc.returncode == 2 and "already there" in proc.stderr, proc.stderr

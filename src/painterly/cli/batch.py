@@ -117,7 +117,8 @@ class Batch:
         if not self.folder.is_dir():
             return
         names = [MANIFEST_NAME, SHEET_NAME, PAGE_NAME] if not self.records else []
-        names += [job.output for job in self.jobs if job.output not in self.records]
+        # A result written just before the batch was killed (its record not yet written) is its own.
+        names += [j.output for j in self.jobs if j.output not in self.records and not _made_for(self.folder / j.output, self.configs[j.output])]
         foreign = next((self.folder / n for n in names if (self.folder / n).exists()), None)
         if foreign is not None and foreign.name == MANIFEST_NAME:
             raise ConfigError(f"{foreign}: is not a painterly batch manifest; move it away or give the batch another --output folder (it would be replaced)")
@@ -238,6 +239,20 @@ class Batch:
                 f"{len(failed)} failed; see {self.folder / PAGE_NAME}"
             )
         return 1 if failed or done < len(self.jobs) or self.unwritten else 0
+
+
+def _made_for(path: Path, config: Any) -> bool:
+    """Whether ``path`` is a PNG that painterly wrote with ``config`` (its ``painterly:config`` text)."""
+    import json
+
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            saved = image.info.get("painterly:config")
+        return saved is not None and json.loads(saved) == json.loads(json.dumps(config.to_dict()))
+    except Exception:  # noqa: BLE001 - not an image, or not one of ours
+        return False
 
 
 def _flag(field: str) -> str:
