@@ -95,9 +95,8 @@ class Batch:
 
     def _check_outputs(self) -> None:
         """No result may land on an input (``-o`` the photos' own folder), and each must be an image name."""
-        from ..imageio import output_format, same_file
-
         from ..batch import MANIFEST_NAME, PAGE_NAME, SHEET_NAME
+        from ..imageio import output_format, same_file
 
         inputs = {p for job in self.jobs for p in job.inputs}
         for job in self.jobs:
@@ -118,7 +117,8 @@ class Batch:
             return
         names = [MANIFEST_NAME, SHEET_NAME, PAGE_NAME] if not self.records else []
         # A result written just before the batch was killed (its record not yet written) is its own.
-        names += [j.output for j in self.jobs if j.output not in self.records and not _made_for(self.folder / j.output, self.configs[j.output])]
+        names += [j.output for j in self.jobs if j.output not in self.records and (self.folder / j.output).exists()
+                  and not _made_for(self.folder / j.output, self.configs[j.output])]  # fmt: skip
         foreign = next((self.folder / n for n in names if (self.folder / n).exists()), None)
         if foreign is not None and foreign.name == MANIFEST_NAME:
             raise ConfigError(f"{foreign}: is not a painterly batch manifest; move it away or give the batch another --output folder (it would be replaced)")
