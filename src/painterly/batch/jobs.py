@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import dataclasses
 import glob
+import hashlib
 import itertools
 import json
 import os
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Mapping, Sequence
@@ -61,18 +63,38 @@ def expand_paths(specs: Iterable[str], what: str) -> list[str]:
         ConfigError: a spec that names nothing.
     """
     out: list[str] = []
+    batches: dict[Path, set[str]] = {}
     for spec in specs:
         path = Path(spec)
         if path.is_dir():
             found = sorted(str(p) for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            found = [p for p in found if Path(p).name not in _batch_files(Path(p).parent, batches)]
         elif any(ch in spec for ch in "*?["):
             found = sorted(p for p in glob.glob(spec, recursive=True) if Path(p).is_file())
+            found = [p for p in found if Path(p).name not in _batch_files(Path(p).parent, batches)]
         else:
             found = [spec]  # a file: a missing one is reported with the other bad inputs
         if not found:
             raise ConfigError(f"{what} {spec}: names no image files")
-        out += [p for p in found if p not in out]
+        # The same file spelt two ways (photos/a.jpg, ./photos/a.jpg) is one input.
+        known = {os.path.realpath(p) for p in out}
+        for p in found:
+            if os.path.realpath(p) not in known:
+                known.add(os.path.realpath(p))
+                out.append(p)
     return out
+
+
+def _batch_files(folder: Path, known: dict[Path, set[str]]) -> set[str]:
+    """The names of a batch's own files in ``folder`` (the results its manifest records, and the
+    contact sheet), read once per folder: a folder or glob of photos that is also a batch's ``-o``
+    does not take them as inputs (a re-run of the same command would find them there)."""
+    from .manifest import MANIFEST_NAME, read_manifest
+    from .sheet import SHEET_NAME
+
+    if folder not in known:
+        known[folder] = {SHEET_NAME, *read_manifest(folder)} if (folder / MANIFEST_NAME).is_file() else set()
+    return known[folder]
 
 
 def parse_value(text: str) -> Any:
@@ -93,11 +115,21 @@ def parse_sweep(spec: str) -> tuple[str, tuple[Any, ...]]:
         raise ConfigError(f"`sweep` {shown(spec)}: write it as FIELD=V1,V2,... (e.g. style_weight=50,100,200)")
     if name not in {f.name for f in dataclasses.fields(Config)}:
         raise ConfigError(f"`sweep` {shown(spec)}: unknown option {shown(name)}")
-    return name, tuple(parse_value(v.strip()) for v in values.split(",") if v.strip())
+    # A value given twice is one column (it would make the very same image twice).
+    return name, tuple(dict.fromkeys(parse_value(v.strip()) for v in values.split(",") if v.strip()))
 
 
 def _stem(path: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "-", Path(path).stem).strip("-") or "image"
+    """A file's stem for output names and labels, in ASCII (the sheet's font has no other letters):
+    accents dropped (``café`` → ``cafe``); a stem with letters that have no ASCII form (``東京``) gets
+    a short hash of itself, so that two such names do not become the same one."""
+    stem = Path(path).stem
+    bare = "".join(c for c in unicodedata.normalize("NFKD", stem) if not unicodedata.combining(c))
+    out = re.sub(r"[^A-Za-z0-9._-]+", "-", bare).strip("-")
+    if not bare.isascii():
+        digest = hashlib.sha256(unicodedata.normalize("NFC", stem).encode("utf-8")).hexdigest()[:6]
+        out = f"{out or 'image'}-{digest}"
+    return out or "image"
 
 
 def _value_text(value: Any) -> str:
@@ -161,7 +193,10 @@ def read_job_file(path: str | os.PathLike[str], suffix: str = ".png") -> list[Jo
     jobs = [_job(path, item, lines, suffix) for item, lines in items]
     if not jobs:
         raise ConfigError(f"`jobs` {path}: lists no jobs")
-    return check_unique(jobs)
+    try:
+        return check_unique(jobs)
+    except ConfigError as exc:
+        raise ConfigError(f"`jobs` {path}: {exc.template}") from None
 
 
 def _json_items(path: Path, text: str) -> list[tuple[Any, dict[str, int]]]:
@@ -252,11 +287,19 @@ def _job(path: Path, item: Any, lines: Mapping[str, int], suffix: str) -> Job:
     return Job(content, styles, options, output, _stem(content), column)
 
 
+def _same_job(a: Job, b: Job) -> bool:
+    real = os.path.realpath
+    return (real(a.content), [real(s) for s in a.styles], dict(a.options)) == (real(b.content), [real(s) for s in b.styles], dict(b.options))
+
+
 def check_unique(jobs: Sequence[Job]) -> list[Job]:
     """Two jobs may not write the same file (two contents with the same name in different folders)."""
     seen: dict[str, Job] = {}
     for job in jobs:
-        if job.output in seen:
+        first = seen.get(job.output)
+        if first is not None and _same_job(first, job):
+            raise ConfigError(f"the job {job.output} is listed twice (the same content, styles and options); drop one")
+        if first is not None:
             raise ConfigError(
                 f"two jobs would write {job.output} ({seen[job.output].content} and {job.content}); rename one of the inputs"
             )

@@ -10,6 +10,7 @@ the command line writes the file (atomically, through :mod:`painterly.files`).
 from __future__ import annotations
 
 import hashlib
+import os
 import json
 from pathlib import Path
 from typing import Any, Iterable, Mapping
@@ -74,7 +75,7 @@ def is_finished(record: Mapping[str, Any] | None, job: Job, config: Config, fold
     """Whether ``record`` shows ``job`` done with these settings, and its file is still the one written."""
     if record is None or record.get("status") != "done":
         return False
-    if any(record.get(k) != v for k, v in job_identity(job, config).items()):
+    if changes(record, job, config):
         return False
     path = folder / job.output
     try:
@@ -83,6 +84,28 @@ def is_finished(record: Mapping[str, Any] | None, job: Job, config: Config, fold
         return file_digest(path)[1] == record.get("sha256")
     except OSError:
         return False
+
+
+def _same_paths(was: Any, now: str | list[str]) -> bool:
+    """The same input files, however spelt (``photos/a.jpg``, ``./photos/a.jpg``, an absolute path)."""
+    if was == now:
+        return True
+    if isinstance(now, str):
+        return isinstance(was, str) and os.path.realpath(was) == os.path.realpath(now)
+    return isinstance(was, list) and len(was) == len(now) and all(_same_paths(w, n) for w, n in zip(was, now))
+
+
+def changes(record: Mapping[str, Any], job: Job, config: Config) -> str:
+    """What differs between ``record`` and ``job`` with ``config``, in words (``style_weight 100 → 5``);
+    "" when nothing does."""
+    now = job_identity(job, config)
+    was = {k: record.get(k) for k in now}
+    parts = [f"{k} {was[k]} → {now[k]}" for k in ("content", "styles") if not _same_paths(was[k], now[k])]
+    if was["output"] != now["output"]:
+        parts.append(f"output {was['output']} → {now['output']}")
+    old, new = was["options"] if isinstance(was["options"], dict) else {}, now["options"]
+    parts += [f"{k} {old.get(k)} → {new.get(k)}" for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    return ", ".join(parts)
 
 
 def manifest_bytes(records: Iterable[Mapping[str, Any]]) -> bytes:

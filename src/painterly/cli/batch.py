@@ -89,31 +89,69 @@ class Batch:
                 raise ConfigError(f"job {job.output}: {exc.template}") from None
         self._check_outputs()
         self.records: dict[str, dict[str, Any]] = read_manifest(self.folder)
+        self._check_folder()
         self._sheet_at = 0.0
+        self.unwritten = False  # a manifest, sheet or page could not be written: the exit status is 1
 
     def _check_outputs(self) -> None:
         """No result may land on an input (``-o`` the photos' own folder), and each must be an image name."""
+        from ..batch import MANIFEST_NAME, PAGE_NAME, SHEET_NAME
         from ..imageio import output_format, same_file
 
         inputs = {p for job in self.jobs for p in job.inputs}
         for job in self.jobs:
             target = self.folder / job.output
+            if job.output.lower() in (MANIFEST_NAME, SHEET_NAME, PAGE_NAME):
+                raise ConfigError(f"job {job.output}: the batch writes its own {job.output} there; give the job another output name")
             output_format(target)
             clash = next((p for p in inputs if same_file(target, p)), None)
             if clash is not None:
                 raise ConfigError(f"{target}: would overwrite the input {clash}; give the batch its own --output folder")
 
-    def pending(self) -> list[Job]:
-        """The jobs still to do; the finished ones are marked skipped."""
-        from ..batch import is_finished
+    def _check_folder(self) -> None:
+        """Nothing in ``-o`` that a batch did not write is replaced: a result's name, the manifest, the
+        sheet or the page already there without a record of the batch that made it is refused."""
+        from ..batch import MANIFEST_NAME, PAGE_NAME, SHEET_NAME
 
-        todo = []
+        if not self.folder.is_dir():
+            return
+        names = [MANIFEST_NAME, SHEET_NAME, PAGE_NAME] if not self.records else []
+        # A result written just before the batch was killed (its record not yet written) is its own.
+        names += [j.output for j in self.jobs if j.output not in self.records and (self.folder / j.output).exists()
+                  and not _made_for(self.folder / j.output, self.configs[j.output])]  # fmt: skip
+        foreign = next((self.folder / n for n in names if (self.folder / n).exists()), None)
+        if foreign is not None and foreign.name == MANIFEST_NAME:
+            raise ConfigError(f"{foreign}: is not a painterly batch manifest; move it away or give the batch another --output folder (it would be replaced)")
+        if foreign is not None:
+            raise ConfigError(
+                f"{foreign}: already there, and {self.folder / MANIFEST_NAME} has no record of a batch making it; "
+                "move it away or give the batch another --output folder (it would be replaced)"
+            )
+
+    def pending(self) -> list[Job]:
+        """The jobs still to do; the finished ones are marked skipped. A finished result that was made with
+        other inputs or settings is made again, and one line says so (it is replaced)."""
+        from ..batch import is_finished
+        from ..batch.manifest import changes
+
+        todo, replaced = [], []
         for job in self.jobs:
             record = self.records.get(job.output)
             if is_finished(record, job, self.configs[job.output], self.folder):
                 self.records[job.output] = {**record, "action": "skipped"}
-            else:
-                todo.append(job)
+                continue
+            todo.append(job)
+            if record is not None and record.get("status") == "done" and (self.folder / job.output).is_file():
+                changed = changes(record, job, self.configs[job.output])
+                if changed:
+                    replaced.append(f"{job.output} ({changed})")
+        if replaced:
+            more = f" and {len(replaced) - 3} more" if len(replaced) > 3 else ""
+            self.say(
+                f"painterly: {len(replaced)} finished result{'s' * (len(replaced) != 1)} in {self.folder} "
+                f"{'were' if len(replaced) != 1 else 'was'} made with other settings and will be replaced: "
+                + ", ".join(replaced[:3]) + more
+            )
         return todo
 
     def check_inputs(self, jobs: list[Job]) -> list[Job]:
@@ -124,6 +162,8 @@ class Batch:
         bad: dict[str, str] = {}
         for path in dict.fromkeys(p for job in jobs for p in job.inputs):
             try:
+                if Path(path).is_dir():
+                    raise PainterlyError(f"{path}: is a folder, not an image file")
                 if not Path(path).is_file():
                     raise PainterlyError(f"{path}: no such file")
                 to_tensor(path, name=path, max_side=64)
@@ -140,6 +180,15 @@ class Batch:
                 self.record(failed_record(job, self.configs[job.output], reason))
         return good
 
+    def make_folder(self) -> None:
+        """Create ``-o`` before any job runs: a folder that cannot be made is one line, not a job's failure."""
+        from ..files import make_folder
+
+        try:
+            make_folder(self.folder)
+        except OSError as exc:
+            raise ConfigError(f"{self.folder}: cannot create the batch's --output folder ({exc.strerror or exc})") from None
+
     def record(self, record: dict[str, Any]) -> None:
         """Keep ``record`` and publish the manifest (and, now and then, the contact sheet and page)."""
         self.records[record["output"]] = record
@@ -153,17 +202,25 @@ class Batch:
 
         if not self.records:
             return
-        make_folder(self.folder)
         names = {j.output for j in self.jobs}
         ours = [self.records[j.output] for j in self.jobs if j.output in self.records]
         others = [r for k, r in self.records.items() if k not in names]
-        write_bytes(self.folder / MANIFEST_NAME, manifest_bytes(ours + others))
-        if sheet and ours:
-            image = contact_sheet(ours, self.folder)
-            write_with(self.folder / SHEET_NAME, lambda p: image.save(p, format="PNG"))
-            page = contact_page(ours, f"painterly batch: {self.folder.name}")
-            write_bytes(self.folder / PAGE_NAME, page.encode("utf-8"))
-            self._sheet_at = time.monotonic()
+        target = self.folder / MANIFEST_NAME
+        try:
+            make_folder(self.folder)
+            write_bytes(target, manifest_bytes(ours + others))
+            if sheet and ours:
+                image = contact_sheet(ours, self.folder)
+                target = self.folder / SHEET_NAME
+                write_with(target, lambda p: image.save(p, format="PNG"))
+                page = contact_page(ours, f"painterly batch: {self.folder.name}")
+                target = self.folder / PAGE_NAME
+                write_bytes(target, page.encode("utf-8"))
+                self._sheet_at = time.monotonic()
+        except OSError as exc:  # a full disk or a folder gone read-only: the batch goes on, and ends non-zero
+            if not self.unwritten:
+                self.say(f"painterly: error: {target}: cannot write it ({exc.strerror or exc}); the exit status will be 1")
+            self.unwritten = True
 
     def say(self, line: str) -> None:
         sys.stderr.write(line + "\n")
@@ -181,7 +238,21 @@ class Batch:
                 f"painterly: batch {self.folder}: {done}/{len(self.jobs)} done ({ran} ran, {skipped} skipped), "
                 f"{len(failed)} failed; see {self.folder / PAGE_NAME}"
             )
-        return 1 if failed or done < len(self.jobs) else 0
+        return 1 if failed or done < len(self.jobs) or self.unwritten else 0
+
+
+def _made_for(path: Path, config: Any) -> bool:
+    """Whether ``path`` is a PNG that painterly wrote with ``config`` (its ``painterly:config`` text)."""
+    import json
+
+    from PIL import Image
+
+    try:
+        with Image.open(path) as image:
+            saved = image.info.get("painterly:config")
+        return saved is not None and json.loads(saved) == json.loads(json.dumps(config.to_dict()))
+    except Exception:  # noqa: BLE001 - not an image, or not one of ours
+        return False
 
 
 def _flag(field: str) -> str:
@@ -200,15 +271,18 @@ def run_batch(args: argparse.Namespace) -> int:
     batch = Batch(args)
     todo = batch.pending()
     if args.backend == "ray":
-        from .batch_ray import import_ray, run_on_ray
+        from .batch_ray import check_address, import_ray, run_on_ray
 
         import_ray()  # before any work: without Ray, one line says how to install it
+        check_address(args.ray_address)
         run_jobs = run_on_ray
     else:
         from .batch_local import run_locally
 
         run_jobs = run_locally
     rc = 0
+    if todo:
+        batch.make_folder()
     try:
         todo = batch.check_inputs(todo)
         rc = run_jobs(batch, todo)

@@ -258,6 +258,23 @@ class RayJobs:
         return 128 + self.stopping if self.stopping is not None else 0
 
 
+def check_address(address: str | None) -> None:
+    """A ``--ray-address HOST:PORT`` must answer before Ray is asked to join it: Ray itself retries an
+    address where nothing listens for minutes, printing its own warnings."""
+    import socket
+
+    if address is None or address == "auto":
+        return
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"--ray-address {address}: write it as HOST:PORT (e.g. 10.0.0.5:6379) or auto")
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as exc:
+        reason = exc.strerror or str(exc) or type(exc).__name__
+        raise ConfigError(f"--ray-address {address}: nothing answers there ({reason}); is the cluster started (ray start --head)?") from None
+
+
 def run_on_ray(batch: Any, jobs: list[Job]) -> int:
     """Run ``jobs`` on the Ray cluster of ``--ray-address`` (or a new one on this machine)."""
     ray = import_ray()
@@ -268,7 +285,7 @@ def run_on_ray(batch: Any, jobs: list[Job]) -> int:
     args = batch.args
     try:
         ray.init(address=args.ray_address, include_dashboard=False, log_to_driver=False, configure_logging=False, ignore_reinit_error=True)
-    except ConnectionError as exc:
+    except (ConnectionError, ValueError) as exc:
         raise ConfigError(f"--ray-address {args.ray_address}: cannot join that Ray cluster ({' '.join(str(exc).split())})") from None
     try:
         count, ask = _worker_plan(ray, args.ray_workers)

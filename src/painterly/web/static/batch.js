@@ -109,7 +109,7 @@ function follow(batch) {
       const res = await fetch(batch.urls.self, { cache: "no-store" });
       const body = await res.json().catch(() => ({}));
       if (!res.ok) {
-        batchError(detailText(res, body));
+        lost(res, body);
         return;
       }
       follow(body);
@@ -119,11 +119,22 @@ function follow(batch) {
   }, POLL_MS);
 }
 
+// The server no longer answers for the batch (404: its record is gone, or another workdir): polling
+// stops, and the status says so instead of keeping the last count as if the grid were still running.
+function lost(res, body) {
+  batchError(detailText(res, body));
+  $b("batch-status").textContent = res.status === 404 ? "gone: the server no longer has this batch" : `stopped following: ${res.status} ${res.statusText}`;
+}
+
 async function resume() {
   const id = location.hash.slice(1);
   if (!/^[0-9a-f]{32}$/.test(id)) return;
   const res = await fetch(`/api/batches/${id}`, { cache: "no-store" });
-  if (res.ok) follow(await res.json());
+  if (res.ok) {
+    follow(await res.json());
+  } else {
+    lost(res, await res.json().catch(() => ({})));
+  }
 }
 
 $b("batch-form").addEventListener("submit", startGrid);
