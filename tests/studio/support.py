@@ -25,6 +25,16 @@ CHROMIUM_ARGS = (
 
 TOKEN_HEADER = "X-Painterly-Token"
 
+def tiny_weights(path: Any, seed: int = 0) -> Any:
+    """A weights file the studio loads: real VGG19 shapes up to conv2_2 (a valid prefix), random values
+    (about 1 MB, fast). Returns ``path``."""
+    from painterly.encoder import random_state
+    from painterly.weights import Weights, save_weights
+
+    state = random_state((64, 128, 32, 32, 32), seed=seed)
+    save_weights(Weights({k: v for k, v in state.items() if k.startswith(("conv1_", "conv2_"))}, "caffe", "test"), path)
+    return path
+
 
 @contextlib.contextmanager
 def running_server(app: Any, host: str = "127.0.0.1", port: int = 0, *, startup_timeout: float = 20.0, **config: Any) -> Iterator[str]:

@@ -27,8 +27,8 @@ with warnings.catch_warnings():  # Starlette's notice about httpx2 is not ours t
     from fastapi.testclient import TestClient  # noqa: E402
 
 from painterly.encoder import random_state  # noqa: E402
-from painterly.weights import Weights, save_weights  # noqa: E402
 from painterly.web.app import create_app  # noqa: E402
+from support import tiny_weights  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -38,12 +38,7 @@ PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 @pytest.fixture(scope="module")
 def weights_file(tmp_path_factory) -> Path:
-    """Real VGG19 shapes up to conv2_2 (a valid prefix), random values: 1 MB, fast."""
-    state = random_state((64, 128, 32, 32, 32), seed=1)
-    prefix = {k: v for k, v in state.items() if k.startswith(("conv1_", "conv2_"))}
-    path = tmp_path_factory.mktemp("weights") / "tiny-vgg.safetensors"
-    save_weights(Weights(prefix, "caffe", "test"), path)
-    return path
+    return tiny_weights(tmp_path_factory.mktemp("weights") / "tiny-vgg.safetensors", seed=1)
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import io
 import time
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -15,9 +14,7 @@ from PIL import Image
 
 httpx = pytest.importorskip("httpx")
 
-from painterly.encoder import random_state  # noqa: E402
-from painterly.weights import Weights, save_weights  # noqa: E402
-from support import running_server, token_headers  # noqa: E402
+from support import running_server, tiny_weights, token_headers  # noqa: E402
 
 
 def png(width: int, height: int, seed: int) -> bytes:
@@ -34,9 +31,7 @@ def studio(tmp_path_factory):  # noqa: ANN201
     from painterly.web.app import create_app
 
     tmp = tmp_path_factory.mktemp("studio")
-    state = random_state((64, 128, 32, 32, 32), seed=1)
-    weights = tmp / "tiny-vgg.safetensors"
-    save_weights(Weights({k: v for k, v in state.items() if k.startswith(("conv1_", "conv2_"))}, "caffe", "test"), weights)
+    weights = tiny_weights(tmp / "tiny-vgg.safetensors", seed=1)
     defaults = {"weights": str(weights), "content_layers": "relu2_2", "style_layers": "relu1_1,relu2_1", "size": 40, "iterations": 3, "multiscale": False, "seed": 0}
     app = create_app(tmp / "work", default_options=defaults, queue_size=4)
     with running_server(app) as url:

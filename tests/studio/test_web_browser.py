@@ -16,9 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from painterly.encoder import random_state
-from painterly.weights import Weights, save_weights
-from support import CHROMIUM_ARGS, running_server, start_single_scale_job
+from support import CHROMIUM_ARGS, running_server, start_single_scale_job, tiny_weights
 
 pytestmark = pytest.mark.browser
 
@@ -63,9 +61,7 @@ def studio_url(tmp_path_factory):
     from painterly.web.app import create_app
 
     tmp = tmp_path_factory.mktemp("studio")
-    state = random_state((64, 128, 32, 32, 32), seed=3)
-    weights = tmp / "tiny-vgg.safetensors"
-    save_weights(Weights({k: v for k, v in state.items() if k.startswith(("conv1_", "conv2_"))}, "caffe", "test"), weights)
+    weights = tiny_weights(tmp / "tiny-vgg.safetensors", seed=3)
     app = create_app(
         tmp / "work",
         default_options={"weights": str(weights), "content_layers": "relu2_2", "style_layers": "relu1_1,relu2_1"},
@@ -165,9 +161,7 @@ def tiled_studio_url(tmp_path):
     """A studio whose jobs are evaluated by tiles of 16 px (the server's default `tile`)."""
     from painterly.web.app import create_app
 
-    state = random_state((64, 128, 32, 32, 32), seed=3)
-    weights = tmp_path / "tiny-vgg.safetensors"
-    save_weights(Weights({k: v for k, v in state.items() if k.startswith(("conv1_", "conv2_"))}, "caffe", "test"), weights)
+    weights = tiny_weights(tmp_path / "tiny-vgg.safetensors", seed=3)
     defaults = {"weights": str(weights), "content_layers": "relu2_2", "style_layers": "relu1_1,relu2_1", "tile": 16}
     with running_server(create_app(tmp_path / "work", default_options=defaults)) as url:
         yield url
@@ -313,9 +307,7 @@ def test_the_jobs_notes_are_shown_with_it(page, tmp_path):
 def test_a_stopped_server_is_said_in_words_on_both_pages(page, tmp_path):
     from painterly.web.app import create_app
 
-    state = random_state((64, 128, 32, 32, 32), seed=3)
-    weights = tmp_path / "tiny-vgg.safetensors"
-    save_weights(Weights({k: v for k, v in state.items() if k.startswith(("conv1_", "conv2_"))}, "caffe", "test"), weights)
+    weights = tiny_weights(tmp_path / "tiny-vgg.safetensors", seed=3)
     batch = page.context.new_page()
     with running_server(create_app(tmp_path / "work", default_options={"weights": str(weights)})) as url:
         open_studio(page, url)
@@ -354,9 +346,7 @@ def test_a_job_the_restarted_server_no_longer_has_is_said_gone_and_the_form_stil
 
     from painterly.web.app import create_app
 
-    state = random_state((64, 128, 32, 32, 32), seed=3)
-    weights = tmp_path / "tiny-vgg.safetensors"
-    save_weights(Weights({k: v for k, v in state.items() if k.startswith(("conv1_", "conv2_"))}, "caffe", "test"), weights)
+    weights = tiny_weights(tmp_path / "tiny-vgg.safetensors", seed=3)
     first = subprocess.Popen([sys.executable, "-c", SERVE_SCRIPT, str(tmp_path / "first"), str(weights)], stdout=subprocess.PIPE, text=True)
     try:
         port = int(first.stdout.readline())

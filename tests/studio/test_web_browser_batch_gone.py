@@ -10,9 +10,7 @@ import time
 import httpx
 import pytest
 
-from painterly.encoder import random_state
-from painterly.weights import Weights, save_weights
-from support import running_server, token_headers
+from support import running_server, tiny_weights, token_headers
 from test_web_browser import page, write_png  # noqa: F401
 
 pytestmark = pytest.mark.browser
@@ -25,9 +23,7 @@ def studio(tmp_path_factory):  # noqa: ANN001, ANN201
     from painterly.web.app import create_app
 
     tmp = tmp_path_factory.mktemp("studio-gone")
-    state = random_state((64, 128, 32, 32, 32), seed=3)
-    weights = tmp / "tiny-vgg.safetensors"
-    save_weights(Weights({k: v for k, v in state.items() if k.startswith(("conv1_", "conv2_"))}, "caffe", "test"), weights)
+    weights = tiny_weights(tmp / "tiny-vgg.safetensors", seed=3)
     app = create_app(tmp / "work", default_options={"weights": str(weights), "content_layers": "relu2_2", "style_layers": "relu1_1,relu2_1"})
     with running_server(app) as url:
         yield url, app, tmp / "work"

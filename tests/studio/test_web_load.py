@@ -24,10 +24,8 @@ from PIL import Image
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("uvicorn")
 
-from painterly.encoder import random_state  # noqa: E402
-from painterly.weights import Weights, save_weights  # noqa: E402
 from painterly.web.app import create_app  # noqa: E402
-from support import running_server, token_headers  # noqa: E402
+from support import running_server, tiny_weights, token_headers  # noqa: E402
 
 REQUESTS = 50
 TIMEOUT_S = 30.0
@@ -62,10 +60,7 @@ def bomb() -> bytes:
 
 @pytest.fixture(scope="module")
 def weights_file(tmp_path_factory) -> Path:
-    state = random_state((64, 128, 32, 32, 32), seed=2)
-    path = tmp_path_factory.mktemp("weights") / "tiny-vgg.safetensors"
-    save_weights(Weights({k: v for k, v in state.items() if k.startswith(("conv1_", "conv2_"))}, "caffe", "test"), path)
-    return path
+    return tiny_weights(tmp_path_factory.mktemp("weights") / "tiny-vgg.safetensors", seed=2)
 
 
 def test_fifty_concurrent_mixed_requests(tmp_path, weights_file):

@@ -15,9 +15,7 @@ from PIL import Image
 
 httpx = pytest.importorskip("httpx")
 
-from painterly.encoder import random_state  # noqa: E402
-from painterly.weights import Weights, save_weights  # noqa: E402
-from support import running_server, token_headers  # noqa: E402
+from support import running_server, tiny_weights, token_headers  # noqa: E402
 
 LONG = {"iterations": 5000}
 
@@ -33,9 +31,7 @@ def png(seed: int) -> bytes:
 def studio(tmp_path):  # noqa: ANN201
     from painterly.web.app import create_app
 
-    state = random_state((64, 128, 32, 32, 32), seed=5)
-    weights = tmp_path / "tiny-vgg.safetensors"
-    save_weights(Weights({k: v for k, v in state.items() if k.startswith(("conv1_", "conv2_"))}, "caffe", "test"), weights)
+    weights = tiny_weights(tmp_path / "tiny-vgg.safetensors", seed=5)
     defaults = {"weights": str(weights), "content_layers": "relu2_2", "style_layers": "relu1_1,relu2_1", "size": 32, "multiscale": False}
     app = create_app(tmp_path / "work", default_options=defaults)
     # A read that waits 10 s for the next event fails the test instead of hanging it.

@@ -14,9 +14,7 @@ from PIL import Image
 
 httpx = pytest.importorskip("httpx")
 
-from painterly.encoder import random_state  # noqa: E402
-from painterly.weights import Weights, save_weights  # noqa: E402
-from support import running_server, token_headers  # noqa: E402
+from support import running_server, tiny_weights, token_headers  # noqa: E402
 
 
 def png(seed: int = 0) -> bytes:
@@ -32,9 +30,7 @@ def studio(tmp_path_factory):  # noqa: ANN201
     from painterly.web.app import create_app
 
     tmp = tmp_path_factory.mktemp("studio")
-    state = random_state((64, 128, 32, 32, 32), seed=2)
-    weights = tmp / "tiny-vgg.safetensors"
-    save_weights(Weights({k: v for k, v in state.items() if k.startswith(("conv1_", "conv2_"))}, "caffe", "test"), weights)
+    weights = tiny_weights(tmp / "tiny-vgg.safetensors", seed=2)
     defaults = {"weights": str(weights), "content_layers": "relu2_2", "style_layers": "relu1_1,relu2_1", "size": 32, "iterations": 2, "multiscale": False}
     app = create_app(tmp / "work", default_options=defaults)
     with running_server(app) as url, httpx.Client(base_url=url, timeout=30, headers=token_headers(app)) as http:

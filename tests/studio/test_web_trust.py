@@ -28,10 +28,8 @@ from PIL import Image
 httpx = pytest.importorskip("httpx")
 pytest.importorskip("uvicorn")
 
-from painterly.encoder import random_state  # noqa: E402
 from painterly.web.app import create_app  # noqa: E402
-from painterly.weights import Weights, save_weights  # noqa: E402
-from support import TOKEN_HEADER, running_server, token_headers  # noqa: E402
+from support import TOKEN_HEADER, running_server, tiny_weights, token_headers  # noqa: E402
 
 FOREIGN = "http://evil.example"
 LONG = {"size": 64, "iterations": 5000}
@@ -39,10 +37,7 @@ LONG = {"size": 64, "iterations": 5000}
 
 @pytest.fixture(scope="module")
 def weights_file(tmp_path_factory) -> Path:
-    state = random_state((64, 128, 32, 32, 32), seed=4)
-    path = tmp_path_factory.mktemp("weights") / "tiny-vgg.safetensors"
-    save_weights(Weights({k: v for k, v in state.items() if k.startswith(("conv1_", "conv2_"))}, "caffe", "test"), path)
-    return path
+    return tiny_weights(tmp_path_factory.mktemp("weights") / "tiny-vgg.safetensors", seed=4)
 
 
 @pytest.fixture

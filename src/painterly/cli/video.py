@@ -224,8 +224,9 @@ def _agree_with_manifest(folder: Path, plan: dict[str, Any]) -> dict[str, Any]:
 
 
 def _differences(old: dict[str, Any], new: dict[str, Any], most: int = 3) -> list[str]:
-    """What differs between the manifest's settings and this command's, each as ``\`field\` was X, now Y``
-    (a field is rendered as its --flag by the CLI), at most ``most`` of them and a count of the rest."""
+    """What differs between the manifest's settings and this command's, each as "FIELD was X, now Y"
+    (FIELD in backticks: the CLI renders it as its --flag), at most ``most`` of them and a count of
+    the rest."""
     from ..errors import clip, shown
 
     def files(value: Any) -> str:
