@@ -141,12 +141,17 @@ def _encode(path: Path, frames: list[torch.Tensor], *, rotation: int = 0, fps: i
         stream.pix_fmt = "yuv444p"  # no chroma subsampling: the corners below stay distinct
         if rotation:
             stream.set_display_rotation(rotation)
-        for frame in frames:
-            arr = (frame[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-            for p in stream.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
-                out.mux(p)
-        for p in stream.encode():
+        _mux(out, stream, frames)
+
+
+def _mux(out, stream, frames: list[torch.Tensor]) -> None:  # noqa: ANN001
+    """Encode ``frames`` ((1, 3, H, W) in [0, 1]) into ``stream`` of the open container ``out``, then flush it."""
+    for frame in frames:
+        arr = (frame[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+        for p in stream.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
             out.mux(p)
+    for p in stream.encode():
+        out.mux(p)
 
 
 @pytest.mark.parametrize("rotation, turns", [(90, 1), (-90, 3), (180, 2)])
@@ -227,16 +232,8 @@ def test_the_main_video_stream_is_read_not_a_cover_picture_before_it(tmp_path: P
         cover.width, cover.height, cover.pix_fmt = 16, 16, "yuvj420p"
         video = out.add_stream("libx264", rate=10)
         video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
-        for p in cover.encode(av.VideoFrame.from_ndarray(np.full((16, 16, 3), 200, np.uint8), format="rgb24")):
-            out.mux(p)
-        for p in cover.encode():
-            out.mux(p)
-        for frame in frames:
-            arr = (frame[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-            for p in video.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
-                out.mux(p)
-        for p in video.encode():
-            out.mux(p)
+        _mux(out, cover, [torch.full((1, 3, 16, 16), 200 / 255)])
+        _mux(out, video, frames)
     info = probe(path)
     assert info.size == (48, 64) and info.fps == 10
     back = list(read_frames(path))

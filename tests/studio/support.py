@@ -25,6 +25,19 @@ CHROMIUM_ARGS = (
 
 TOKEN_HEADER = "X-Painterly-Token"
 
+def noise_png(width: int, height: int, seed: int = 0) -> bytes:
+    """A PNG of random colours, ``width`` x ``height``: an upload for the studio."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    arr = np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+    buf = io.BytesIO()
+    Image.fromarray(arr).save(buf, format="PNG")
+    return buf.getvalue()
+
+
 def tiny_weights(path: Any, seed: int = 0) -> Any:
     """A weights file the studio loads: real VGG19 shapes up to conv2_2 (a valid prefix), random values
     (about 1 MB, fast). Returns ``path``."""

@@ -14,15 +14,7 @@ from PIL import Image
 
 httpx = pytest.importorskip("httpx")
 
-from support import running_server, tiny_weights, token_headers  # noqa: E402
-
-
-def png(width: int, height: int, seed: int) -> bytes:
-    rng = np.random.default_rng(seed)
-    arr = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
-    return buf.getvalue()
+from support import noise_png, running_server, tiny_weights, token_headers  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -40,8 +32,8 @@ def studio(tmp_path_factory):  # noqa: ANN201
 
 def post_grid(studio, *, styles: int = 2, sweep: str | None = None, options: str = '{"size": 40, "iterations": 3}', token: bool = True, content: bool = True) -> httpx.Response:  # noqa: ANN001
     url, headers, _ = studio
-    files: list[Any] = [("content", ("photo.png", png(48, 40, 0), "image/png"))] if content else []
-    files += [("style", (f"painting{i}.png", png(40, 40, 10 + i), "image/png")) for i in range(styles)]
+    files: list[Any] = [("content", ("photo.png", noise_png(48, 40, 0), "image/png"))] if content else []
+    files += [("style", (f"painting{i}.png", noise_png(40, 40, 10 + i), "image/png")) for i in range(styles)]
     data = {"options": options, **({"sweep": sweep} if sweep is not None else {})}
     return httpx.post(f"{url}/api/batches", files=files, data=data, headers=headers if token else {}, timeout=30)
 

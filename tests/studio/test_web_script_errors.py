@@ -4,24 +4,18 @@ and nothing is queued. Tiny random VGG prefix; no job runs."""
 
 from __future__ import annotations
 
-import io
 import json
 from typing import Any
 
-import numpy as np
 import pytest
-from PIL import Image
 
 httpx = pytest.importorskip("httpx")
 
-from support import running_server, tiny_weights, token_headers  # noqa: E402
+from support import noise_png, running_server, tiny_weights, token_headers  # noqa: E402
 
 
 def png(seed: int = 0) -> bytes:
-    arr = np.random.default_rng(seed).integers(0, 256, (32, 40, 3), dtype=np.uint8)
-    buf = io.BytesIO()
-    Image.fromarray(arr).save(buf, format="PNG")
-    return buf.getvalue()
+    return noise_png(40, 32, seed)
 
 
 @pytest.fixture(scope="module")
