@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 from cli_support import one_torch_thread  # noqa: F401 (an autouse fixture)
-from cli_support import fast_args, run_main, run_painterly, snapshot
+from cli_support import child_env, fast_args, run_main, run_painterly, snapshot
 
 
 def _png(path: Path, seed: int, size: tuple[int, int] = (56, 48)) -> Path:
@@ -114,6 +114,11 @@ def test_an_unreachable_or_malformed_ray_address_is_one_line(inputs: Path, tiny_
         assert proc.returncode == 2 and len(lines) == 1, proc.stderr
         assert lines[0].startswith(f"painterly: error: --ray-address {address}: {expected}"), proc.stderr
         assert not out.exists()
+    # Without the flag, Ray joins the cluster of its own RAY_ADDRESS: checked the same way.
+    proc = run_painterly(_args(inputs, out, tiny_weights_file, "--backend", "ray"), inputs, env=child_env(RAY_ADDRESS=f"127.0.0.1:{port}"), timeout=60)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip().startswith(f"painterly: error: RAY_ADDRESS 127.0.0.1:{port}: nothing answers there"), proc.stderr
+    assert not out.exists()
 
 
 def test_the_photos_own_folder_as_output_reruns_skipping_its_results(inputs: Path, tiny_weights_file: Path) -> None:

@@ -259,20 +259,25 @@ class RayJobs:
 
 
 def check_address(address: str | None) -> None:
-    """A ``--ray-address HOST:PORT`` must answer before Ray is asked to join it: Ray itself retries an
-    address where nothing listens for minutes, printing its own warnings."""
+    """A ``--ray-address HOST:PORT`` (or, without the flag, Ray's own ``RAY_ADDRESS``) must answer
+    before Ray is asked to join it: Ray itself retries an address where nothing listens for minutes,
+    printing its own warnings."""
+    import os
     import socket
 
+    where = "--ray-address"
+    if address is None:
+        address, where = os.environ.get("RAY_ADDRESS") or None, "RAY_ADDRESS"
     if address is None or address == "auto":
         return
     host, sep, port = address.removeprefix("ray://").rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"--ray-address {address}: write it as HOST:PORT (e.g. 10.0.0.5:6379) or auto")
+        raise ConfigError(f"{where} {address}: write it as HOST:PORT (e.g. 10.0.0.5:6379) or auto")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
     except OSError as exc:
         reason = exc.strerror or str(exc) or type(exc).__name__
-        raise ConfigError(f"--ray-address {address}: nothing answers there ({reason}); is the cluster started (ray start --head)?") from None
+        raise ConfigError(f"{where} {address}: nothing answers there ({reason}); is the cluster started (ray start --head)?") from None
 
 
 def run_on_ray(batch: Any, jobs: list[Job]) -> int:
