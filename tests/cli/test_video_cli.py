@@ -73,6 +73,16 @@ def test_a_five_frame_clip_end_to_end(tmp_path: Path, clip: Path, images, tiny_w
     assert len(list(read_frames(tmp_path / "out.mp4"))) == 5
 
 
+def test_a_clip_without_a_frame_count_shows_the_estimated_total(tmp_path: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    """Matroska declares no frame count, only a duration: the progress says about how many frames."""
+    source = tmp_path / "clip.mkv"
+    write_video(source, iter(clip_frames(3)), Fraction(10))
+    result = run_painterly(["video", str(source), str(images.style), "-o", "out.mp4", *video_args(tiny_weights_file)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    lines = [line for line in result.stderr.splitlines() if line.startswith("painterly: frame ")]
+    assert [line.split(":")[1] for line in lines] == [" frame 1/~3", " frame 2/~3", " frame 3/~3"], result.stderr
+
+
 def test_the_frames_folder_goes_after_the_video_but_nothing_of_the_users(tmp_path: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
     """Frames are kept while the clip is unfinished (for resume); once the video is written, painterly
     removes what it wrote there and the folder if it made it and it is empty, nothing else."""

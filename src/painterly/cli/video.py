@@ -271,7 +271,7 @@ def _execute(plan: dict[str, Any], folder: Path, as_folder: bool, info: Any, log
     styler = ClipStyler(transfer, plan["styles"], settings, init=plan.get("init"))
     frames = FrameFolder(folder)
     done = frames.finished()
-    report = _Report(info.frames, done, quiet, log)
+    report = _Report(info.frames, done, quiet, log, estimate=info.expected_frames)
     t0 = time.perf_counter()
     index = -1
     signals = Signals(_NoRun())  # the frame's run is put in as each frame starts
@@ -352,12 +352,14 @@ class _Report:
     """A bar over frames (the current frame's iterations in its text, an ETA from tqdm) on a terminal;
     a line per frame always (stderr), and ``--log`` as one JSON line per frame."""
 
-    def __init__(self, total: int | None, done: int, quiet: bool, log: str | None) -> None:
+    def __init__(self, total: int | None, done: int, quiet: bool, log: str | None, estimate: int | None = None) -> None:
         self.quiet, self.total, self.bar, self.log = quiet, total, None, None
+        # A container that declares no frame count (mkv, ts) declares a duration: about this many.
+        self.estimate = None if total else estimate
         if not quiet and sys.stderr.isatty():
             from tqdm import tqdm
 
-            self.bar = tqdm(total=total, initial=done, unit="frame", file=sys.stderr, dynamic_ncols=True)
+            self.bar = tqdm(total=total or estimate, initial=done, unit="frame", file=sys.stderr, dynamic_ncols=True)
         if log is not None:
             try:
                 from ..files import open_log
@@ -378,7 +380,7 @@ class _Report:
             self.log.flush()
         if self.quiet:
             return
-        of = f"/{self.total}" if self.total else ""
+        of = f"/{self.total}" if self.total else f"/~{self.estimate}" if self.estimate else ""
         line = f"painterly: frame {index + 1}{of}: {run.iteration} iterations, {seconds:.1f} s, " + " ".join(f"{k}={v:.3g}" for k, v in losses.items())
         if self.bar is not None:
             self.bar.write(line, file=sys.stderr)
