@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("resume", help="continue a run from its checkpoint", description="Continue a run saved with --checkpoint-every.")
     p.add_argument("checkpoint", help="checkpoint file written by --checkpoint-every, or the frames folder of `painterly video`")
-    p.add_argument("-o", "--output", help="output image (default: the original run's name, next to the checkpoint)")
+    p.add_argument("-o", "--output", help="output image, or video for a frames folder (default: the original run's name, next to the checkpoint)")
     p.add_argument("--log", default=None, metavar="FILE.jsonl", help="continue the loss log here (default: the original log's name, next to the checkpoint)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress output")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")

@@ -43,7 +43,7 @@ def add_batch_parser(sub: Any, common: Callable[..., None]) -> None:
     jobs.add_argument("-o", "--output", required=True, metavar="DIR", help="the folder of the results, manifest.jsonl, contact-sheet.png and index.html")
     jobs.add_argument("--backend", choices=("local", "ray"), default="local", help="run here (default) or on a Ray cluster")
     jobs.add_argument("--together", type=int, default=None, metavar="N", help="local backend: advance N jobs at once, their images evaluated in one encoder pass (default: 4 on a GPU, 1 on a CPU)")
-    jobs.add_argument("--ray-address", default=None, metavar="auto|HOST:PORT", help="the Ray cluster to join (default: start one on this machine)")
+    jobs.add_argument("--ray-address", default=None, metavar="auto|HOST:PORT", help="the Ray cluster to join (default: the one in RAY_ADDRESS if set, else a new one on this machine)")
     jobs.add_argument("--ray-shared", action="store_true", help="the --output folder is the same path on every Ray node (a shared file system): workers write results and checkpoints there themselves instead of sending them to this machine")
     jobs.add_argument("--ray-workers", type=int, default=None, metavar="N", help="Ray actors, each with its encoder loaded (default: one per GPU, else one per node)")
     # Every stylize option but the per-image outputs (the folder, its manifest and sheet replace them).
