@@ -191,3 +191,18 @@ def test_a_result_written_just_before_the_batch_was_killed_is_its_own(inputs: Pa
         (out / name).unlink()
     proc = run_painterly(_args(inputs, out, tiny_weights_file, "--style-weight", "5"), inputs)
     assert proc.returncode == 2 and "already there" in proc.stderr, proc.stderr
+
+
+def test_ray_s_own_address_words_are_taken_as_they_are(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``auto`` and ``local`` are Ray's own values for ``address`` (and for RAY_ADDRESS): they name no
+    host to try, so the check passes them to Ray instead of refusing them as malformed."""
+    from painterly.cli.batch_ray import check_address
+    from painterly.errors import ConfigError
+
+    for word in ("auto", "local"):
+        check_address(word)
+        monkeypatch.setenv("RAY_ADDRESS", word)
+        check_address(None)
+    monkeypatch.setenv("RAY_ADDRESS", "bogus")
+    with pytest.raises(ConfigError, match="RAY_ADDRESS bogus: write it as HOST:PORT"):
+        check_address(None)
