@@ -206,3 +206,16 @@ def test_ray_s_own_address_words_are_taken_as_they_are(monkeypatch: pytest.Monke
     monkeypatch.setenv("RAY_ADDRESS", "bogus")
     with pytest.raises(ConfigError, match="RAY_ADDRESS bogus: write it as HOST:PORT"):
         check_address(None)
+
+
+def test_output_gone_mid_batch_the_batch_still_ends_and_writes(inputs: Path, tiny_weights_file: Path) -> None:
+    """The terminal or pipe the batch reports to goes away (an ssh session closed, ``2>&1 | head``):
+    the batch's lines go nowhere, and every job still runs and is recorded (it ended at the first line)."""
+    from cli_support import finish, start_painterly
+
+    out = inputs / "gone"
+    proc = start_painterly(_args(inputs, out, tiny_weights_file, "--sweep", "style_weight=1,2,3"), inputs, step_delay=0.02)
+    proc.stdout.close()
+    proc.stderr.close()
+    assert proc.wait(timeout=120) == 0
+    assert sorted(r["status"] for r in _records(out).values()) == ["done"] * 3

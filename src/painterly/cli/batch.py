@@ -223,8 +223,9 @@ class Batch:
             self.unwritten = True
 
     def say(self, line: str) -> None:
-        sys.stderr.write(line + "\n")
-        sys.stderr.flush()
+        from . import say
+
+        say(line)  # a terminal gone mid-batch (ssh closed) must not end the batch
 
     def summary(self, ran: int) -> int:
         from ..batch import PAGE_NAME
