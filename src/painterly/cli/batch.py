@@ -13,7 +13,6 @@ others go on. The exit status is 0 only if every job is done.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
