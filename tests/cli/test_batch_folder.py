@@ -191,3 +191,31 @@ def test_a_result_written_just_before_the_batch_was_killed_is_its_own(inputs: Pa
         (out / name).unlink()
     proc = run_painterly(_args(inputs, out, tiny_weights_file, "--style-weight", "5"), inputs)
     assert proc.returncode == 2 and "already there" in proc.stderr, proc.stderr
+
+
+def test_ray_s_own_address_words_are_taken_as_they_are(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``auto`` and ``local`` are Ray's own values for ``address`` (and for RAY_ADDRESS): they name no
+    host to try, so the check passes them to Ray instead of refusing them as malformed."""
+    from painterly.cli.batch_ray import check_address
+    from painterly.errors import ConfigError
+
+    for word in ("auto", "local"):
+        check_address(word)
+        monkeypatch.setenv("RAY_ADDRESS", word)
+        check_address(None)
+    monkeypatch.setenv("RAY_ADDRESS", "bogus")
+    with pytest.raises(ConfigError, match="RAY_ADDRESS bogus: write it as HOST:PORT"):
+        check_address(None)
+
+
+def test_output_gone_mid_batch_the_batch_still_ends_and_writes(inputs: Path, tiny_weights_file: Path) -> None:
+    """The terminal or pipe the batch reports to goes away (an ssh session closed, ``2>&1 | head``):
+    the batch's lines go nowhere, and every job still runs and is recorded (it ended at the first line)."""
+    from cli_support import finish, start_painterly
+
+    out = inputs / "gone"
+    proc = start_painterly(_args(inputs, out, tiny_weights_file, "--sweep", "style_weight=1,2,3"), inputs, step_delay=0.02)
+    proc.stdout.close()
+    proc.stderr.close()
+    assert proc.wait(timeout=120) == 0
+    assert sorted(r["status"] for r in _records(out).values()) == ["done"] * 3

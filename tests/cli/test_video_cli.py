@@ -316,3 +316,14 @@ def test_brackets_in_a_file_name_are_a_file_and_a_pattern_is_no_output(tmp_path:
     assert "audio carried over" in result.stderr
     styled = tmp_path / "take [2] styled.mp4"
     assert styled.is_file() and probe(styled).has_audio and len(list(read_frames(styled))) == 3
+
+
+def test_output_gone_mid_clip_the_clip_still_ends_and_is_written(tmp_path: Path, clip: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    """The terminal or pipe the command reports to goes away (an ssh session closed, ``2>&1 | head``):
+    the frame lines go nowhere, and the clip is still stylised and assembled (it ended at the first line)."""
+    args = ["video", str(clip), str(images.style), "-o", "out.mp4", *video_args(tiny_weights_file)]
+    proc = start_painterly(args, tmp_path, step_delay=0.02)
+    proc.stdout.close()
+    proc.stderr.close()
+    assert proc.wait(timeout=120) == 0
+    assert len(list(read_frames(tmp_path / "out.mp4"))) == 5

@@ -13,7 +13,6 @@ others go on. The exit status is 0 only if every job is done.
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 from typing import Any, Callable
@@ -223,8 +222,9 @@ class Batch:
             self.unwritten = True
 
     def say(self, line: str) -> None:
-        sys.stderr.write(line + "\n")
-        sys.stderr.flush()
+        from . import say
+
+        say(line)  # a terminal gone mid-batch (ssh closed) must not end the batch
 
     def summary(self, ran: int) -> int:
         from ..batch import PAGE_NAME

@@ -16,6 +16,7 @@ from ..errors import PainterlyError
 from .outputs import OutputFiles, OutputOptions
 from .report import ProgressBar
 from .runner import CommandRun
+from . import say
 from .signals import signal_name
 
 
@@ -33,9 +34,9 @@ class JobRun(CommandRun):
     def _interrupted(self, signum: int) -> int:
         kept = self.save_checkpoint()
         name = signal_name(signum)
-        sys.stderr.write(
+        say(
             f"painterly: {name}: stopped {self.files.output.name} at iteration {self.run.iteration}/{self.run.total_iterations}"
-            + ("; run the same command again to continue" if kept else "") + "\n"
+            + ("; run the same command again to continue" if kept else "")
         )
         return 128 + signum
 
@@ -55,17 +56,23 @@ class JobsBar:
     def finished(self, name: str, note: str) -> None:
         self.done += 1
         if self.bar is not None:
-            self.bar.set_postfix_str(name, refresh=False)
-            self.bar.update(1)
+            try:
+                self.bar.set_postfix_str(name, refresh=False)
+                self.bar.update(1)
+            except (OSError, ValueError):  # the terminal has gone: the batch goes on, silently
+                self.bar, self.quiet = None, True
             return
         if not self.quiet:
             spent = time.perf_counter() - self.t0
             eta = spent / self.done * (self.total - self.done)
-            sys.stderr.write(f"painterly: [{self.done}/{self.total}] {name}: {note} (ETA {eta:.0f} s)\n")
+            say(f"painterly: [{self.done}/{self.total}] {name}: {note} (ETA {eta:.0f} s)")
 
     def close(self) -> None:
         if self.bar is not None:
-            self.bar.close()
+            try:
+                self.bar.close()
+            except (OSError, ValueError):
+                pass
 
 
 def _metadata(config: Any) -> dict[str, str]:

@@ -268,11 +268,11 @@ def check_address(address: str | None) -> None:
     where = "--ray-address"
     if address is None:
         address, where = os.environ.get("RAY_ADDRESS") or None, "RAY_ADDRESS"
-    if address is None or address == "auto":
+    if address is None or address in ("auto", "local"):  # Ray's own words: find a cluster, or start one here
         return
     host, sep, port = address.removeprefix("ray://").rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
-        raise ConfigError(f"{where} {address}: write it as HOST:PORT (e.g. 10.0.0.5:6379) or auto")
+        raise ConfigError(f"{where} {address}: write it as HOST:PORT (e.g. 10.0.0.5:6379), auto or local")
     try:
         socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
     except OSError as exc:

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import ConfigError, ImageError, PainterlyError
+from . import say
 from .outputs import FrameFolder, OutputFiles
 
 MANIFEST = FrameFolder.MANIFEST
@@ -306,9 +307,9 @@ def _execute(plan: dict[str, Any], folder: Path, as_folder: bool, info: Any, log
         report.close()
     if signals.received is not None:
         name = signal_name(signals.received)
-        sys.stderr.write(
+        say(
             f"painterly: {name}: stopped at frame {frames.finished() + 1}; the finished frames are kept in {folder} "
-            f"(continue with the same command, or: painterly resume {folder})\n"
+            f"(continue with the same command, or: painterly resume {folder})"
         )
         return 128 + signals.received
     count = frames.finished()
@@ -321,7 +322,7 @@ def _execute(plan: dict[str, Any], folder: Path, as_folder: bool, info: Any, log
             gone = frames.remove(count, folder_too=bool(plan.get("made_folder", True)))
             where = "" if gone else f"; {folder} kept (it holds other files)" if any(folder.iterdir()) else ""
     if not quiet:
-        sys.stderr.write(f"painterly: wrote {output} ({count} frame{'' if count == 1 else 's'} at {float(info.fps):g} fps{note}, {time.perf_counter() - t0:.1f} s){where}\n")
+        say(f"painterly: wrote {output} ({count} frame{'' if count == 1 else 's'} at {float(info.fps):g} fps{note}, {time.perf_counter() - t0:.1f} s){where}")
     return 0
 
 
@@ -370,7 +371,10 @@ class _Report:
 
     def iteration(self, index: int, p: Any) -> None:
         if self.bar is not None:
-            self.bar.set_postfix_str(f"frame {index + 1}: iteration {p.iteration}/{p.total_iterations} loss {p.loss:.3g}")
+            try:
+                self.bar.set_postfix_str(f"frame {index + 1}: iteration {p.iteration}/{p.total_iterations} loss {p.loss:.3g}")
+            except (OSError, ValueError):  # the terminal has gone: as in frame()
+                self.bar, self.quiet = None, True
 
     def frame(self, index: int, run: Any, p: Any, seconds: float) -> None:
         losses = {k: v for k, v in (p.losses if p is not None else {}).items() if k != "total"}
@@ -383,13 +387,19 @@ class _Report:
         of = f"/{self.total}" if self.total else f"/~{self.estimate}" if self.estimate else ""
         line = f"painterly: frame {index + 1}{of}: {run.iteration} iterations, {seconds:.1f} s, " + " ".join(f"{k}={v:.3g}" for k, v in losses.items())
         if self.bar is not None:
-            self.bar.write(line, file=sys.stderr)
-            self.bar.update(1)
+            try:
+                self.bar.write(line, file=sys.stderr)
+                self.bar.update(1)
+            except (OSError, ValueError):  # the terminal has gone (ssh closed): the clip goes on, silently
+                self.bar, self.quiet = None, True
         else:
-            sys.stderr.write(line + "\n")
+            say(line)
 
     def close(self) -> None:
         if self.bar is not None:
-            self.bar.close()
+            try:
+                self.bar.close()
+            except (OSError, ValueError):
+                pass
         if self.log is not None:
             self.log.close()
