@@ -73,6 +73,29 @@ def test_a_five_frame_clip_end_to_end(tmp_path: Path, clip: Path, images, tiny_w
     assert len(list(read_frames(tmp_path / "out.mp4"))) == 5
 
 
+def test_frames_an_older_version_made_are_not_continued(tmp_path: Path, clip: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    """Version 1 read clips sideways (no display rotation) and frame files in text order: its frames
+    are not mixed with this version's, by the same command or by resume; nothing is removed."""
+    import json
+
+    from painterly.cli.outputs import FrameFolder
+
+    args = ["video", str(clip), str(images.style), "-o", "out.mp4", *video_args(tiny_weights_file), "--keep-frames"]
+    folder = tmp_path / "out.mp4.frames"
+    first = run_painterly(args, tmp_path)
+    assert first.returncode == 0, first.stderr
+    manifest = FrameFolder(folder).manifest
+    plan = json.loads(manifest.read_text())
+    manifest.write_text(json.dumps({**plan, "version": 1}))
+    before = snapshot(tmp_path)
+    for command in (args, ["resume", str(folder)]):
+        result = run_painterly(command, tmp_path)
+        lines = result.stderr.strip().splitlines()
+        assert result.returncode == 2 and len(lines) == 1, result.stderr
+        assert "its frames were made by another version of painterly" in lines[0], lines
+    assert snapshot(tmp_path) == before
+
+
 def test_a_clip_without_a_frame_count_shows_the_estimated_total(tmp_path: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
     """Matroska declares no frame count, only a duration: the progress says about how many frames."""
     source = tmp_path / "clip.mkv"

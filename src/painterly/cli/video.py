@@ -24,7 +24,9 @@ from . import say
 from .outputs import FrameFolder, OutputFiles
 
 MANIFEST = FrameFolder.MANIFEST
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2
+# 2: clips are read upright (their display rotation applied) and frame files in numeric order; frames
+# made under 1 may be sideways or in another order, so a folder of them is not continued.
 
 
 def add_video_parser(sub: Any, common: Callable[..., None]) -> None:
@@ -122,9 +124,10 @@ def resume_video(folder: Path, args: argparse.Namespace) -> int:
 
     try:
         plan = json.loads(FrameFolder(folder).manifest.read_text(encoding="utf-8"))
-        assert plan["version"] == MANIFEST_VERSION
+        assert isinstance(plan, dict) and isinstance(plan.get("version"), int)
     except Exception:  # noqa: BLE001
         raise ConfigError(f"{folder}: damaged video manifest {MANIFEST}") from None
+    _same_version(folder, plan)
     output = Path(plan["output"]) if args.output is None else Path(args.output)
     plan["output"] = str(output.absolute())
     info = probe(plan["input"], max_pixels=int(plan["config"].get("max_pixels") or DEFAULT_MAX_PIXELS))
@@ -192,6 +195,16 @@ def _check_log_file(log: str | None, output: Path, inputs: list[str]) -> None:
     _check_log(log, output, [*inputs, *frames])
 
 
+def _same_version(folder: Path, manifest: dict[str, Any]) -> None:
+    """Frames made by another version of the manifest's rules are not continued (they could be
+    sideways, or in another order, than the frames this version makes)."""
+    if manifest.get("version") != MANIFEST_VERSION:
+        raise ConfigError(
+            f"{folder}: its frames were made by another version of painterly, which reads clips differently "
+            "(rotation, frame order); remove it, or choose another output, to start over"
+        )
+
+
 def _agree_with_manifest(folder: Path, plan: dict[str, Any]) -> dict[str, Any]:
     """A folder of earlier frames continues only under the same settings (the seed drawn then is kept)."""
     from ..files import make_folder, write_bytes
@@ -203,6 +216,7 @@ def _agree_with_manifest(folder: Path, plan: dict[str, Any]) -> dict[str, Any]:
             old = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             raise ConfigError(f"{path}: damaged; remove {folder} to start over") from None
+        _same_version(folder, old)
         if plan["config"].get("seed") is None:
             plan["config"]["seed"] = old.get("config", {}).get("seed")
         changed = _differences(old, plan)
