@@ -219,3 +219,21 @@ def test_output_gone_mid_batch_the_batch_still_ends_and_writes(inputs: Path, tin
     proc.stderr.close()
     assert proc.wait(timeout=120) == 0
     assert sorted(r["status"] for r in _records(out).values()) == ["done"] * 3
+
+
+def test_a_result_is_recognised_whatever_device_or_precision_made_it(tmp_path: Path) -> None:
+    """A batch's own PNG (killed before its record) is its own when only the device or the precision
+    differ, as for the manifest's jobs (result_settings); another setting makes it someone else's."""
+    import torch
+
+    from painterly.cli.batch import _made_for
+    from painterly.cli.commands import _metadata
+    from painterly.config import Config
+    from painterly.imageio import save_image
+
+    made = Config(size=32, precision="fp32", device="cpu")
+    path = tmp_path / "a__p1.png"
+    save_image(torch.rand(1, 3, 16, 16), path, metadata=_metadata(made))
+    assert _made_for(path, made)
+    assert _made_for(path, made.replace(precision="bf16", device="auto"))
+    assert not _made_for(path, made.replace(style_weight=5.0))

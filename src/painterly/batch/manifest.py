@@ -32,9 +32,15 @@ def file_digest(path: str | Path) -> tuple[int, str]:
     return size, h.hexdigest()
 
 
+def result_settings(options: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings (``Config.to_dict()``) that make two results the same: all but where and at which
+    precision they were computed."""
+    return {k: v for k, v in options.items() if k not in ("device", "precision")}
+
+
 def job_identity(job: Job, config: Config) -> dict[str, Any]:
-    """What makes two jobs the same job: the output name, the inputs and every setting but the device."""
-    options = {k: v for k, v in config.to_dict().items() if k not in ("device", "precision")}
+    """What makes two jobs the same job: the output name, the inputs and :func:`result_settings`."""
+    options = result_settings(config.to_dict())
     return {"output": job.output, "content": job.content, "styles": list(job.styles), "options": options}
 
 

@@ -242,15 +242,18 @@ class Batch:
 
 
 def _made_for(path: Path, config: Any) -> bool:
-    """Whether ``path`` is a PNG that painterly wrote with ``config`` (its ``painterly:config`` text)."""
+    """Whether ``path`` is a PNG that painterly wrote with ``config``'s result settings (its
+    ``painterly:config`` text; the device and precision may differ, as for the manifest's jobs)."""
     import json
 
     from PIL import Image
 
+    from ..batch.manifest import result_settings
+
     try:
         with Image.open(path) as image:
             saved = image.info.get("painterly:config")
-        return saved is not None and json.loads(saved) == json.loads(json.dumps(config.to_dict()))
+        return saved is not None and result_settings(json.loads(saved)) == result_settings(json.loads(json.dumps(config.to_dict())))
     except Exception:  # noqa: BLE001 - not an image, or not one of ours
         return False
 
