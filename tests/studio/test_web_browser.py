@@ -229,6 +229,14 @@ def test_a_reload_mid_job_finds_the_job_again_and_its_chart_has_each_iteration_o
     page.goto(f"{studio_url}/#{'0' * 32}")
     page.wait_for_function("() => location.hash === ''", timeout=10_000)
     assert page.text_content("#status") == "idle" and page.is_hidden("#form-error")
+    # A server not reachable just then says nothing of the job: the address keeps it for a later reload.
+    job = "1" * 32
+    page.route(f"**/api/jobs/{job}", lambda route: route.abort())
+    page.goto("about:blank")
+    with page.expect_event("requestfailed", lambda request: request.url.endswith(job)):
+        open_studio(page, f"{studio_url}/#{job}")
+    page.wait_for_timeout(200)  # resumeFromAddress's catch runs right after the failed fetch
+    assert page.evaluate("() => location.hash") == f"#{job}"
 
 
 def test_the_image_choosers_are_reachable_from_the_keyboard(page, tmp_path):

@@ -59,8 +59,9 @@ async function resumeFromAddress() {
   if (!/^[0-9a-f]{32}$/.test(id)) return;
   try {
     show(await getJSON(`/api/jobs/${id}`));
-  } catch (_) {
-    window.history.replaceState(null, "", location.pathname);  // gone (removed, another workdir)
+  } catch (err) {
+    // Gone (removed, another workdir): forget it. A server not reachable just now is no answer.
+    if (err.status === 404) window.history.replaceState(null, "", location.pathname);
   }
 }
 
@@ -683,7 +684,7 @@ async function send(url, options) {
 async function getJSON(url) {
   const res = await send(url, { cache: "no-store" });
   const body = await res.json().catch(() => ({}));
-  if (!res.ok) throw new Error(errorText(res, body));
+  if (!res.ok) throw Object.assign(new Error(errorText(res, body)), { status: res.status });
   return body;
 }
 
