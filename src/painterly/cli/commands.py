@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Sequence
 
 from ..errors import ConfigError, ImageError, PainterlyError
+from . import say
 from .outputs import OutputFiles, OutputOptions
 
 
@@ -207,9 +208,9 @@ def _set_up_and_run(args: argparse.Namespace) -> int:
     if args.command == "demo" and status == 0 and not args.quiet:
         import shlex
 
-        sys.stderr.write(
+        say(
             f"painterly: the demo image is {files.output.resolve()}; your own photo at full quality: "
-            f"painterly YOUR_PHOTO.jpg {shlex.quote(str(styles[0]))} -o out.png\n"
+            f"painterly YOUR_PHOTO.jpg {shlex.quote(str(styles[0]))} -o out.png"
         )
     return status
 
@@ -324,7 +325,7 @@ def _resume(args: argparse.Namespace) -> int:
     _check_plot(outputs, output, [])
     if not args.quiet:
         writes = [str(output)] + [f"log {outputs.log}"] * bool(outputs.log) + [f"checkpoints {files.checkpoint}"] * bool(outputs.checkpoint_every)
-        sys.stderr.write(f"painterly: resuming {path} at iteration {state.iteration}; writing {', '.join(writes)}\n")
+        say(f"painterly: resuming {path} at iteration {state.iteration}; writing {', '.join(writes)}")
     return _execute(config, inputs, files, outputs, args, state=state, resumed_from=path)
 
 

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from ..config import Config
 from ..encoder import VGG19Encoder
-from ..errors import ConfigError
+from ..errors import ConfigError, shown
 from ..imageio import resize
 from ..layers import layer
 from ..losses import content_loss, cosine_content_loss, gram_matrix, gram_sum, style_loss, total_variation
@@ -311,12 +311,12 @@ def check_terms(terms: Sequence[Term], layers: Sequence[str]) -> tuple[Term, ...
         if isinstance(term, type):
             raise ConfigError(f"extra term {term.__name__}: give an instance of the class, not the class")
         if not isinstance(name, str) or not name or not callable(term):
-            raise ConfigError(f"extra term {term!r:.60}: a term is callable as term(image, features) and has a name string")
+            raise ConfigError(f"extra term {shown(term)}: a term is callable as term(image, features) and has a name string")
         if name in taken:
             raise ConfigError(f"extra term {name!r}: another term reports under that name; give it a name of its own")
         taken.add(name)
         if not isinstance(reads, tuple) or not all(isinstance(n, str) for n in reads):
-            raise ConfigError(f"extra term {name!r}: its layers must be a tuple of layer names, got {reads!r:.60}")
+            raise ConfigError(f"extra term {name!r}: its layers must be a tuple of layer names, got {shown(reads)}")
         missing = [n for n in reads if n not in layers]
         if missing:
             raise ConfigError(
