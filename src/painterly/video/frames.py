@@ -65,10 +65,9 @@ class VideoInfo:
 
 
 def is_frame_folder(target: str | os.PathLike[str]) -> bool:
-    """Whether ``target`` names a folder of frames rather than a video file: an existing folder, a name
-    ending in a separator, a glob pattern, or a name without an extension."""
-    text = str(target)
-    return Path(text).is_dir() or text.endswith(("/", os.sep)) or glob.has_magic(text) or Path(text).suffix == ""
+    """Whether ``target`` names a folder of frames rather than a video file: what
+    :func:`is_folder_output` takes for a folder, or a glob pattern."""
+    return is_folder_output(target) or glob.has_magic(str(target))
 
 
 def is_folder_output(target: str | os.PathLike[str]) -> bool:
