@@ -429,7 +429,7 @@ def test_name_overrides_label(tmp_path: Path) -> None:
 def test_max_pixels_checked_before_decoding(tmp_path: Path) -> None:
     path = tmp_path / "small.png"
     noise_rgb(20, 10).save(path)
-    expected = r"small\.png: 20x10 pixels exceeds the limit of 199 \(raise --max-pixels\)"
+    expected = r"small\.png: 20x10 pixels exceeds the limit of 199 \(raise max_pixels\)"
     with pytest.raises(ImageError, match=expected):
         open_image(path, max_pixels=199)
     assert open_image(path, max_pixels=200).size == (20, 10)

@@ -27,7 +27,7 @@ def check_pixel_count(size: tuple[int, int], max_pixels: int, label: str) -> Non
     if width * height > max_pixels:
         raise ImageError(
             f"{label}: {width}x{height} pixels exceeds the limit of {max_pixels} "
-            "(raise --max-pixels)"
+            "(raise `max_pixels`)"
         )
 
 
@@ -88,12 +88,12 @@ def decode(
             img = Image.open(fp, formats=_decoders())
     except Image.DecompressionBombError as exc:
         # Pillow refuses outright above ~179 MP, before telling us the dimensions. Identify the
-        # file again without that check, so the message has the real size and a --max-pixels above
+        # file again without that check, so the message has the real size and a `max_pixels` above
         # Pillow's ceiling still works.
         img = _open_past_pillow_limit(fp)
         if img is None:
             raise ImageError(
-                f"{label}: image exceeds the limit of {max_pixels} pixels (raise --max-pixels)"
+                f"{label}: image exceeds the limit of {max_pixels} pixels (raise `max_pixels`)"
             ) from exc
     except UnidentifiedImageError as exc:
         raise ImageError(f"{label}: {why_unidentified(fp)}") from exc

@@ -23,6 +23,7 @@ from torch import Tensor
 
 from ..errors import ConfigError, ImageError, PainterlyWarning
 from ..imageio import DEFAULT_MAX_PIXELS
+from ..imageio.decoding import check_pixel_count
 
 VIDEO_CODECS = {".mp4": "libx264", ".m4v": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx-vp9", ".gif": "gif", ".avi": "mpeg4"}
 """The encoder used for each output container, chosen by the file's extension."""
@@ -112,7 +113,7 @@ def probe(source: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXEL
         from ..imageio import declared_size
 
         size = declared_size(files[0])
-        _check_pixels(text, size, max_pixels)
+        check_pixel_count(size[::-1], max_pixels, text)
         return VideoInfo(DEFAULT_FRAME_RATE, size, len(files), False, "images")
     if not Path(text).exists():
         raise ImageError(f"{text}: no such file")
@@ -128,7 +129,7 @@ def probe(source: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXEL
             fps = stream.average_rate or stream.guessed_rate or DEFAULT_FRAME_RATE
             frames = stream.frames or None
             # The declared size is checked before a frame is decoded (a 100-megapixel frame is 1.2 GB as floats).
-            _check_pixels(text, (stream.height, stream.width), max_pixels)
+            check_pixel_count((stream.width, stream.height), max_pixels, text)
             first = next(iter(container.decode(stream)), None)
             if first is None:
                 raise ImageError(f"{text}: has no frames (a damaged or truncated file?)")
@@ -194,7 +195,7 @@ def _video_frames(source: str, max_pixels: int) -> Iterator[Tensor]:
             stream = _video_stream_of(container)
             stream.thread_type = "AUTO"
             for index, frame in enumerate(container.decode(stream)):
-                _check_pixels(f"{source}: frame {index + 1}", (frame.height, frame.width), max_pixels)
+                check_pixel_count((frame.width, frame.height), max_pixels, f"{source}: frame {index + 1}")
                 array = frame.to_ndarray(format="rgb24")
                 turns = _quarter_turns(frame)
                 if turns:
@@ -218,12 +219,6 @@ def _quarter_turns(frame) -> int:  # noqa: ANN001
     (FFmpeg's convention, counter-clockwise degrees; a phone's portrait clip says 90 or -90)."""
     rotation = getattr(frame, "rotation", 0) or 0
     return round(rotation / 90) % 4
-
-
-def _check_pixels(label: str, size: tuple[int, int], max_pixels: int) -> None:
-    height, width = size
-    if width * height > max_pixels:
-        raise ImageError(f"{label}: {width}x{height} pixels exceeds the limit of {max_pixels} (raise `max_pixels`)")
 
 
 def _duration(container, stream) -> float | None:  # noqa: ANN001
