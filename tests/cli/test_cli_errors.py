@@ -548,6 +548,19 @@ def test_debug_lets_the_exception_through(capsys, tmp_path: Path, inputs: Path, 
     assert snapshot(tmp_path) == before
 
 
+def test_debug_may_come_before_the_command(capsys, tmp_path: Path, inputs: Path, work: Path, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    """`painterly --debug info` and `painterly --debug CONTENT STYLE -o OUT`: every command takes
+    --debug, so it is accepted first too (as git's options are), not refused as unrecognised."""
+    from painterly.errors import ImageError
+
+    assert run_main(capsys, ["--debug", "info"]) == (0, "")
+    bad = BAD_FILES["text"][0](tmp_path / "in")
+    argv = stylize(tiny_weights_file, str(bad), [str(inputs / "style.png")])
+    assert argv[0] == "stylize"
+    with pytest.raises(ImageError, match="not an image file"):
+        run_main(capsys, ["--debug", *argv[1:]])  # the bare form: `stylize` is implied
+
+
 @pytest.mark.skipif(threading.current_thread() is not threading.main_thread(), reason="signals need the main thread")
 def test_sigterm_before_the_run_starts(capsys, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, inputs: Path, work: Path, tiny_weights_file: Path) -> None:  # noqa: ANN001
     """SIGTERM while the weights load (before there is a run to stop): exit 143, nothing written."""

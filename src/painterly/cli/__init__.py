@@ -157,9 +157,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     # if it is installed (≈ 13 % faster CPU runs, see cli/allocator.py); never when called from Python.
     maybe_reexec(argv)
     argv = list(sys.argv[1:] if argv is None else argv)
+    # `painterly --debug info`: every command takes --debug, so it may come first, as git's options do.
+    leading_debug = len(argv) > 1 and argv[0] == "--debug"
+    if leading_debug:
+        argv.pop(0)
     # `painterly CONTENT STYLE -o OUT` is `painterly stylize ...`.
     if argv and argv[0] not in COMMANDS and not argv[0].startswith("-"):
         argv.insert(0, "stylize")
+    if leading_debug:
+        argv.insert(1, "--debug")
     debug = "--debug" in argv
     old_showwarning = warnings.showwarning
     warnings.showwarning = _show_warning
