@@ -49,7 +49,7 @@ def check_int(cfg: Any, name: str, minimum: int, maximum: int | None = None) -> 
 def check_float(cfg: Any, name: str, minimum: float, strict: bool = False) -> None:
     value = getattr(cfg, name)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ConfigError(f"`{name}` must be a number, got {value!r}")
+        raise ConfigError(f"`{name}` must be a number, got {shown(value)}")
     if not math.isfinite(value):
         raise ConfigError(f"`{name}` must be a finite number, got {value}")
     if value < minimum or (strict and value == minimum):

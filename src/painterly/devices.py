@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import ConfigError
+from .errors import ConfigError, shown
 from .graphs import capture
 
 
@@ -33,7 +33,7 @@ def resolve_device(name: str | torch.device = "auto") -> torch.device:
         return torch.device("mps")
     if name == "cpu":
         return torch.device("cpu")
-    raise ConfigError(f"`device` must be auto, cpu, cuda or mps; got {name!r}")
+    raise ConfigError(f"`device` must be auto, cpu, cuda or mps; got {shown(name)}")
 
 
 def cpu_name() -> str:
@@ -82,7 +82,7 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype | None:
         if device.type == "cpu":
             return torch.bfloat16 if cpu_has_native_bf16() else None
         return None
-    raise ConfigError(f"`precision` must be auto, fp32 or bf16; got {name!r}")
+    raise ConfigError(f"`precision` must be auto, fp32 or bf16; got {shown(name)}")
 
 
 def fastest_precision(

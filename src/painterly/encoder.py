@@ -13,7 +13,7 @@ from typing import Iterable, Mapping
 import torch
 from torch import Tensor, nn
 
-from .errors import ConfigError, WeightsError
+from .errors import ConfigError, WeightsError, shown
 from .layers import VGG19_LAYERS, Layer, deepest, layer
 
 # Caffe's VGG was trained on BGR images in 0-255 with the mean pixel subtracted.
@@ -58,9 +58,9 @@ class VGG19Encoder(nn.Module):
             except KeyError as exc:
                 raise ConfigError(str(exc.args[0])) from None
         if preprocessing not in ("caffe", "torchvision"):
-            raise ConfigError(f"unknown preprocessing {preprocessing!r}")
+            raise ConfigError(f"unknown preprocessing {shown(preprocessing)}")
         if pooling not in ("max", "avg"):
-            raise ConfigError(f"pooling must be max or avg, got {pooling!r}")
+            raise ConfigError(f"pooling must be max or avg, got {shown(pooling)}")
         self.preprocessing = preprocessing
         self.pooling = pooling
         last = deepest(self.layers)

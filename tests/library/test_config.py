@@ -104,6 +104,23 @@ def test_bad_values_name_their_flag(options, flag):
     assert "\n" not in message
 
 
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda v: Config(style_weight=v),
+        lambda v: Config(device=v),
+        lambda v: Config(precision=v),
+        lambda v: OutputOptions(save_every=v),
+        lambda v: OutputOptions(plot=v),
+    ],
+)
+def test_a_huge_bad_value_is_echoed_cut_short(make):
+    """A value the user sent (a 100 KB form field, a pasted blob) comes back clipped, not whole."""
+    with pytest.raises(ConfigError) as info:
+        make("x" * 100_000)
+    assert "xxxxxxxxxx" in str(info.value) and len(str(info.value)) < 250
+
+
 def test_all_zero_loss_weights_names_all_three():
     with pytest.raises(ConfigError, match="nothing to optimise") as info:
         Config(content_weight=0, style_weight=0, tv_weight=0)

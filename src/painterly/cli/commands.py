@@ -10,7 +10,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
-from ..errors import ConfigError, ImageError, PainterlyError
+from ..errors import ConfigError, ImageError, PainterlyError, shown
 from . import say
 from .outputs import OutputFiles, OutputOptions
 
@@ -170,7 +170,7 @@ def _set_up_and_run(args: argparse.Namespace) -> int:
         from ..layers import LAYER_NAMES, is_layer
 
         if not is_layer(args.layer):
-            raise ConfigError(f"--layer: unknown layer {args.layer!r}; valid layers: {', '.join(LAYER_NAMES)}")
+            raise ConfigError(f"--layer: unknown layer {shown(args.layer)}; valid layers: {', '.join(LAYER_NAMES)}")
         content, styles = args.content, []
         options["content_layers"] = (args.layer,)
     else:

@@ -15,6 +15,7 @@ import typing
 from typing import Any, Iterable, Mapping
 
 from ..config import Config
+from ..errors import shown
 from .outputs import OutputOptions
 
 # Fields that belong together in --help, in this order (Config fields and OutputOptions fields).
@@ -39,9 +40,9 @@ def _number(kind: type, flag: str):
         try:
             value = kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} expects {'an integer' if kind is int else 'a number'}, got {text!r}")
+            raise argparse.ArgumentTypeError(f"{flag} expects {'an integer' if kind is int else 'a number'}, got {shown(text)}")
         if kind is float and not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"{flag} must be a finite number, got {text!r}")
+            raise argparse.ArgumentTypeError(f"{flag} must be a finite number, got {shown(text)}")
         return value
 
     return parse

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError
+from ..errors import ConfigError, shown
 
 
 def _opt(help: str, **cli: object) -> dict[str, object]:
@@ -32,11 +32,11 @@ class OutputOptions:
         for name in ("save_every", "checkpoint_every"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-                raise ConfigError(f"`{name}` must be a non-negative integer, got {value!r}")
+                raise ConfigError(f"`{name}` must be a non-negative integer, got {shown(value)}")
         if self.log is not None and not isinstance(self.log, str):
-            raise ConfigError(f"`log` must be a file name, got {self.log!r}")
+            raise ConfigError(f"`log` must be a file name, got {shown(self.log)}")
         if self.plot is not None and (not isinstance(self.plot, str) or not self.plot.lower().endswith(".png")):
-            raise ConfigError(f"`plot` must be a .png file name, got {self.plot!r}")
+            raise ConfigError(f"`plot` must be a .png file name, got {shown(self.plot)}")
 
 
 @dataclass(frozen=True)

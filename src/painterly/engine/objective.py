@@ -236,7 +236,7 @@ class Objective:
         twice = sorted({n for n in names if names.count(n) > 1} | ({"total"} & set(names)))
         if twice:
             # Each term reports (and is added up) under its name: a second one would silently replace the first.
-            raise ConfigError(f"two loss terms report as {twice[0]!r}: give the extra term a name of its own")
+            raise ConfigError(f"two loss terms report as {shown(twice[0])}: give the extra term a name of its own")
         self.names = ("total",) + STANDARD_TERMS + tuple(n for n in names if n not in STANDARD_TERMS)
         self.layers = tuple(dict.fromkeys(n for t in self.terms for n in t.layers))
 
@@ -313,14 +313,14 @@ def check_terms(terms: Sequence[Term], layers: Sequence[str]) -> tuple[Term, ...
         if not isinstance(name, str) or not name or not callable(term):
             raise ConfigError(f"extra term {shown(term)}: a term is callable as term(image, features) and has a name string")
         if name in taken:
-            raise ConfigError(f"extra term {name!r}: another term reports under that name; give it a name of its own")
+            raise ConfigError(f"extra term {shown(name)}: another term reports under that name; give it a name of its own")
         taken.add(name)
         if not isinstance(reads, tuple) or not all(isinstance(n, str) for n in reads):
-            raise ConfigError(f"extra term {name!r}: its layers must be a tuple of layer names, got {shown(reads)}")
+            raise ConfigError(f"extra term {shown(name)}: its layers must be a tuple of layer names, got {shown(reads)}")
         missing = [n for n in reads if n not in layers]
         if missing:
             raise ConfigError(
-                f"extra term {name!r} reads {', '.join(missing)}, which the encoder does not output; "
+                f"extra term {shown(name)} reads {', '.join(missing)}, which the encoder does not output; "
                 f"build it with them: StyleTransfer(config, encoder=build_encoder(config, extra_layers=...))"
             )
     return tuple(terms)

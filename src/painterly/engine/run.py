@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 
 from .. import color
-from ..errors import ConfigError, DivergenceError, ResourceError
+from ..errors import ConfigError, DivergenceError, ResourceError, shown
 from ..schedule import Level, plan_levels
 from .averaging import corrected_average, update_average
 from .inputs import Inputs
@@ -243,7 +243,7 @@ class Run:
         ``extra_terms`` are code, not saved: give the same ones again to continue it as it was."""
         if not isinstance(data, Mapping) or data.get("version") != CHECKPOINT_VERSION:
             version = data.get("version") if isinstance(data, Mapping) else None
-            raise ConfigError(f"checkpoint version {version!r} is not supported (this painterly writes {CHECKPOINT_VERSION})")
+            raise ConfigError(f"checkpoint version {shown(version)} is not supported (this painterly writes {CHECKPOINT_VERSION})")
         if not {"content", "styles", "init"} <= set(data) or not isinstance(data["styles"], (list, tuple)):
             raise ConfigError("the checkpoint's input images are missing or damaged")
         saved, now = data.get("config"), transfer.config.to_dict()
@@ -251,14 +251,14 @@ class Run:
         for name in ("size", "min_size", "multiscale", "level_iterations", "optimizer"):
             if isinstance(saved, Mapping) and name in saved and saved[name] != now[name]:
                 raise ConfigError(
-                    f"the checkpoint was made with `{name}` {saved[name]!r}, not {now[name]!r}: resume it with its own "
+                    f"the checkpoint was made with `{name}` {shown(saved[name])}, not {shown(now[name])}: resume it with its own "
                     "config (Config.from_mapping(checkpoint['config']))"
                 )
         given = {getattr(t, "name", None) for t in extra_terms} if isinstance(extra_terms, (list, tuple)) else set()
         named = data.get("extra_terms")
         lost = [n for n in named if n not in given] if isinstance(named, (list, tuple)) else []
         if lost:
-            raise ConfigError(f"the checkpoint's run had the extra term {lost[0]!r}: give it again (extra_terms=[...]); terms are not saved")
+            raise ConfigError(f"the checkpoint's run had the extra term {shown(lost[0])}: give it again (extra_terms=[...]); terms are not saved")
         inputs = Inputs.from_dict(transfer.config, data)
         return cls(transfer, inputs, RunState.from_dict(data), extra_terms)
 

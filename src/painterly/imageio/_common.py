@@ -6,13 +6,13 @@ import os
 
 from PIL import Image
 
-from ..errors import ConfigError
+from ..errors import ConfigError, shown
 
 
 def check_positive_int(value: object, what: str) -> None:
     """Raise :class:`~painterly.errors.ConfigError` unless ``value`` is an ``int`` >= 1 (not a bool)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"{what} must be a positive integer, got {value!r}")
+        raise ConfigError(f"{what} must be a positive integer, got {shown(value)}")
 
 
 def reason(exc: OSError) -> str:

@@ -15,7 +15,7 @@ import torch
 from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 
-from ..errors import ConfigError, ImageError
+from ..errors import ConfigError, ImageError, shown
 from ..files import PRIVATE_FILE, atomic_write, make_folder
 from ._common import reason
 from .tensors import image_to_tensor, tensor_to_pil
@@ -89,7 +89,7 @@ def save_image(
     target = Path(label)
     fmt = output_format(target)
     if isinstance(quality, bool) or not isinstance(quality, int) or not 1 <= quality <= 100:
-        raise ConfigError(f"quality must be an integer from 1 to 100, got {quality!r}")
+        raise ConfigError(f"quality must be an integer from 1 to 100, got {shown(quality)}")
     options = _save_options(fmt, quality, metadata)
     pil = _as_rgb8(image)
 
@@ -161,7 +161,7 @@ def _save_options(fmt: str, quality: int, metadata: dict[str, str] | None) -> di
                 or "\x00" in key
                 or not all(ord(ch) < 256 for ch in key)
             ):
-                raise ConfigError(f"metadata key {key!r}: must be 1-79 Latin-1 characters")
+                raise ConfigError(f"metadata key {shown(key)}: must be 1-79 Latin-1 characters")
             # Pillow writes tEXt when the value is Latin-1 and iTXt (UTF-8) otherwise.
             info.add_text(key, str(value).replace("\x00", ""))
         return {"pnginfo": info}

@@ -21,7 +21,7 @@ from typing import Callable, Iterable, Iterator, Sequence, TypeVar
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError
+from ..errors import ConfigError, shown
 from ..imageio import resize
 from .flow import flow_pair
 
@@ -42,7 +42,7 @@ def default_flow_ahead(device: torch.device) -> int:
 def check_flow_ahead(value: object) -> int:
     """``value`` if it is an integer ≥ 0, else a ConfigError naming ``flow_ahead``."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"`flow_ahead` must be a non-negative integer (0: compute the flow inline), got {value!r}")
+        raise ConfigError(f"`flow_ahead` must be a non-negative integer (0: compute the flow inline), got {shown(value)}")
     return value
 
 

