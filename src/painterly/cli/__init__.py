@@ -143,6 +143,15 @@ def say(line: str) -> None:
         pass
 
 
+def close_bar(bar: object) -> None:
+    """Close a tqdm bar (or ``None``) whose terminal may have gone: closing then raises, and must not."""
+    if bar is not None:
+        try:
+            bar.close()  # type: ignore[attr-defined]
+        except (OSError, ValueError):
+            pass
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
     from ..errors import PainterlyWarning, render_fields
 

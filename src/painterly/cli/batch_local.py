@@ -16,7 +16,7 @@ from ..errors import PainterlyError
 from .outputs import OutputFiles, OutputOptions
 from .report import ProgressBar
 from .runner import CommandRun
-from . import say
+from . import close_bar, say
 from .signals import signal_name
 
 
@@ -68,11 +68,7 @@ class JobsBar:
             say(f"painterly: [{self.done}/{self.total}] {name}: {note} (ETA {eta:.0f} s)")
 
     def close(self) -> None:
-        if self.bar is not None:
-            try:
-                self.bar.close()
-            except (OSError, ValueError):
-                pass
+        close_bar(self.bar)
 
 
 def _metadata(config: Any) -> dict[str, str]:

@@ -13,6 +13,7 @@ from typing import IO, Any
 
 from ..engine import Progress
 from ..errors import ConfigError, PainterlyWarning
+from . import close_bar
 
 
 def _fmt(value: float) -> str:
@@ -87,11 +88,7 @@ class ProgressBar:
             )
 
     def close(self) -> None:
-        if self.bar is not None:
-            try:
-                self.bar.close()
-            except (OSError, ValueError):
-                pass
+        close_bar(self.bar)
 
 
 class LossLog:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import ConfigError, ImageError, PainterlyError
-from . import say
+from . import close_bar, say
 from .outputs import FrameFolder, OutputFiles
 
 MANIFEST = FrameFolder.MANIFEST
@@ -410,10 +410,6 @@ class _Report:
             say(line)
 
     def close(self) -> None:
-        if self.bar is not None:
-            try:
-                self.bar.close()
-            except (OSError, ValueError):
-                pass
+        close_bar(self.bar)
         if self.log is not None:
             self.log.close()
