@@ -296,3 +296,27 @@ def pixel_cost_run(seconds_per_megapixel: float = 5.0, level_iterations: tuple[i
     gen = torch.Generator().manual_seed(0)
     content, style = torch.rand(1, 3, 128, 128, generator=gen), torch.rand(1, 3, 128, 128, generator=gen)
     return StyleTransfer(config, encoder=encoder).start(content, [style]), encoder
+
+
+def clip_with_audio(path: Path, frames: Iterable[torch.Tensor], fps: int, audio_seconds: float) -> Path:
+    """Write an H.264 clip of ``frames`` ((1, 3, H, W) in [0, 1]) at ``fps``, with a mono AAC tone of
+    ``audio_seconds`` (22.05 kHz) beside it, as a phone's clip has."""
+    import av
+
+    with av.open(str(path), "w", format="mp4") as out:
+        video = out.add_stream("libx264", rate=fps)
+        audio = out.add_stream("aac", rate=22050)
+        for frame in frames:
+            arr = (frame[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            if video.width == 0:
+                video.width, video.height, video.pix_fmt = arr.shape[1], arr.shape[0], "yuv420p"
+            for p in video.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
+                out.mux(p)
+        for p in video.encode():
+            out.mux(p)
+        samples = (0.3 * np.sin(np.arange(round(22050 * audio_seconds)) / 8)).astype(np.float32)[None, :]
+        chunk = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
+        chunk.sample_rate = 22050
+        for p in [*audio.encode(chunk), *audio.encode()]:
+            out.mux(p)
+    return path

@@ -16,7 +16,8 @@ from PIL import Image
 pytest.importorskip("av")
 pytest.importorskip("cv2")
 
-from cli_support import child_env, fast_args, finish, one_line_error, run_painterly, snapshot, start_painterly, wait_for  # noqa: E402
+from conftest import clip_with_audio  # noqa: E402
+from cli_support import fast_args, finish, one_line_error, run_painterly, snapshot, start_painterly, wait_for  # noqa: E402
 from painterly.imageio import save_image  # noqa: E402
 from painterly.video.frames import probe, read_frames, write_video  # noqa: E402
 
@@ -312,24 +313,7 @@ def test_max_pixels_refuses_a_large_clip_in_one_line(tmp_path: Path, clip: Path,
 def test_brackets_in_a_file_name_are_a_file_and_a_pattern_is_no_output(tmp_path: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
     """'take [2] styled.mp4' became a folder of frames named so (a pattern character made it one), and the
     audio of an input named with brackets was dropped; -o 'styled/*.png' made a folder named '*.png'."""
-    import av
-
-    source = tmp_path / "take [2].mp4"
-    with av.open(str(source), "w") as out:
-        video = out.add_stream("libx264", rate=10)
-        video.width, video.height, video.pix_fmt = 48, 36, "yuv420p"
-        audio = out.add_stream("aac", rate=22050)
-        for frame in clip_frames(3):
-            arr = (frame[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-            for p in video.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
-                out.mux(p)
-        for p in video.encode():
-            out.mux(p)
-        samples = (0.3 * np.sin(np.arange(6615) / 8)).astype(np.float32)[None, :]
-        chunk = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
-        chunk.sample_rate = 22050
-        for p in [*audio.encode(chunk), *audio.encode()]:
-            out.mux(p)
+    source = clip_with_audio(tmp_path / "take [2].mp4", clip_frames(3), 10, audio_seconds=0.3)
     before = snapshot(tmp_path)
     refused = run_painterly(["video", source.name, str(images.style), "-o", "styled/*.png", *video_args(tiny_weights_file)], tmp_path)
     assert refused.returncode == 2 and "a pattern names frames to read" in one_line_error(refused.stderr)

@@ -17,6 +17,8 @@ from painterly.errors import ConfigError, ImageError, PainterlyWarning  # noqa: 
 from painterly.imageio import save_image  # noqa: E402
 from painterly.video.frames import frame_files, probe, read_frames, write_video  # noqa: E402
 
+from conftest import clip_with_audio  # noqa: E402
+
 
 def synthetic_frames(n: int = 6, h: int = 48, w: int = 64) -> list[torch.Tensor]:
     """Smooth frames that differ from each other (a gradient that slides), (1, 3, h, w) in [0, 1]."""
@@ -65,32 +67,34 @@ def test_frames_folder_and_pattern_in_order(tmp_path: Path):
 
 
 def test_audio_is_carried_over(tmp_path: Path):
-    source = tmp_path / "with_audio.mp4"
-    with av.open(str(source), "w") as out:
-        video = out.add_stream("libx264", rate=10)
-        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
-        audio = out.add_stream("aac", rate=22050)
-        for frame in synthetic_frames(5):
-            arr = (frame[0].permute(1, 2, 0).numpy() * 255).astype(np.uint8)
-            for p in video.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
-                out.mux(p)
-        for p in video.encode():
-            out.mux(p)
-        t = np.arange(11025) / 22050
-        samples = (0.3 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)[None, :]
-        af = av.AudioFrame.from_ndarray(samples, format="fltp", layout="mono")
-        af.sample_rate = 22050
-        for chunk in [af]:
-            for p in audio.encode(chunk):
-                out.mux(p)
-        for p in audio.encode():
-            out.mux(p)
+    source = clip_with_audio(tmp_path / "with_audio.mp4", synthetic_frames(5), 10, audio_seconds=0.5)
     assert probe(source).has_audio
     target = tmp_path / "out.mp4"
     carried = write_video(target, read_frames(source), probe(source).fps, audio_from=source)
     assert carried
     info = probe(target)
     assert info.has_audio and info.fps == 10 and len(list(read_frames(target))) == 5
+
+
+def audio_seconds(path: Path) -> float:
+    """Where the last audio packet of ``path`` ends, in seconds."""
+    with av.open(str(path)) as container:
+        stream = container.streams.audio[0]
+        ends = [(p.pts + (p.duration or 0)) * stream.time_base for p in container.demux(stream) if p.pts is not None]
+    return float(max(ends))
+
+
+def test_the_sound_ends_with_the_pictures(tmp_path: Path):
+    """A video written so far (--save-every: 3 frames of a 12-frame clip) carried the whole clip's
+    soundtrack, playing on over a frozen last frame; the sound now stops with the pictures."""
+    source = clip_with_audio(tmp_path / "with_audio.mp4", synthetic_frames(12), 10, audio_seconds=1.2)
+    assert audio_seconds(source) > 1.1
+    frames = list(read_frames(source))
+    for n in (3, 12):
+        target = tmp_path / f"first_{n}.mp4"
+        assert write_video(target, iter(frames[:n]), Fraction(10), audio_from=source)
+        # AAC packets are 1024 samples (46 ms at 22.05 kHz): the last one may reach past the cut.
+        assert n / 10 - 0.1 <= audio_seconds(target) <= n / 10 + 0.05, (n, audio_seconds(target))
 
 
 def test_not_a_video_and_no_frames(tmp_path: Path):

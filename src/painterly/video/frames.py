@@ -265,7 +265,7 @@ def write_video(
 ) -> bool:
     """Encode ``frames`` into the video file ``target`` (atomically: the old file stays until the new
     one is complete), at ``fps``, with the audio streams of ``audio_from`` copied over unchanged
-    (no re-encoding) when it has any and the container accepts them.
+    (no re-encoding) when it has any and the container accepts them, up to where the frames end.
 
     Returns whether audio was carried over.
     """
@@ -291,7 +291,9 @@ def _encode(tmp: Path, fmt: str, codec: str, frames: Iterable[Tensor], fps: Frac
                         audio_pairs.append((in_audio, out.add_stream_from_template(in_audio)))
                     except (av.FFmpegError, ValueError):  # a codec the container refuses: the video goes without it
                         pass
+            count = 0
             for frame in frames:
+                count += 1
                 array = to_uint8(frame)
                 if stream is None:
                     stream = _video_stream(out, codec, fps, array.shape[1], array.shape[0])
@@ -306,8 +308,13 @@ def _encode(tmp: Path, fmt: str, codec: str, frames: Iterable[Tensor], fps: Frac
                 out.mux(packet)
             if audio_pairs:
                 by_index = {a.index: o for a, o in audio_pairs}
+                # The sound ends with the pictures (ffmpeg's -shortest): a video written so far
+                # (--save-every) must not run on in black with the whole clip's soundtrack.
+                end = _start_seconds(source) + count / fps
                 for packet in source.demux(*[a for a, _ in audio_pairs]):
                     if packet.dts is None:
+                        continue
+                    if packet.pts is not None and packet.time_base and packet.pts * packet.time_base >= end:
                         continue
                     packet.stream = by_index[packet.stream.index]
                     out.mux(packet)
@@ -315,6 +322,14 @@ def _encode(tmp: Path, fmt: str, codec: str, frames: Iterable[Tensor], fps: Frac
     finally:
         if source is not None:
             source.close()
+
+
+def _start_seconds(container) -> float:  # noqa: ANN001
+    """When the source's video starts (its first frame's time; 0 for most files)."""
+    video = container.streams.video[0] if container.streams.video else None
+    if video is None or video.start_time is None or not video.time_base:
+        return 0.0
+    return float(video.start_time * video.time_base)
 
 
 def _video_stream(out, codec: str, fps: Fraction, width: int, height: int):  # noqa: ANN001, ANN202
