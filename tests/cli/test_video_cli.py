@@ -302,6 +302,24 @@ def test_other_settings_are_named_as_flags_with_both_values(tmp_path: Path, clip
     assert "--frame-iterations was 2, now 4" in line and "--style-weight was" in line and "now 7.0" in line
 
 
+def test_start_and_duration_stylise_a_piece_of_the_clip(tmp_path: Path, clip: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    """--start/--duration: a few seconds tried before the whole clip; the piece is a setting of the
+    frames folder (another piece is refused, naming it), and a start past the end is one line."""
+    args = ["video", str(clip), str(images.style), "-o", "out.mp4", *video_args(tiny_weights_file), "--keep-frames"]
+    result = run_painterly([*args, "--start", "0.2", "--duration", "0:00.2"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "frame 2/2:" in result.stderr and "(2 frames at 10 fps" in result.stderr
+    assert len(list(read_frames(tmp_path / "out.mp4"))) == 2
+    again = run_painterly([*args, "--start", "0.1", "--duration", "0.2"], tmp_path)
+    assert again.returncode == 2 and "--start was 0.2, now 0.1" in one_line_error(again.stderr)
+    before = snapshot(tmp_path)
+    past = run_painterly([*args[:4], "other.mp4", *args[5:], "--start", "1"], tmp_path)
+    assert past.returncode == 2 and "--start 1 s is past the end of the clip (0.5 s)" in one_line_error(past.stderr)
+    bad = run_painterly([*args[:4], "other.mp4", *args[5:], "--duration", "soon"], tmp_path)
+    assert bad.returncode == 2 and "--duration expects a time in seconds" in one_line_error(bad.stderr)
+    assert snapshot(tmp_path) == before
+
+
 def test_max_pixels_refuses_a_large_clip_in_one_line(tmp_path: Path, clip: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
     before = snapshot(tmp_path)
     result = run_painterly(["video", str(clip), str(images.style), "-o", "out.mp4", *video_args(tiny_weights_file), "--max-pixels", "1000"], tmp_path)

@@ -242,3 +242,38 @@ def test_the_main_video_stream_is_read_not_a_cover_picture_before_it(tmp_path: P
     assert info.size == (48, 64) and info.fps == 10
     back = list(read_frames(path))
     assert len(back) == 5 and (back[2] - frames[2]).abs().mean() < 0.03
+
+
+def test_a_piece_of_the_clip(tmp_path: Path):
+    """read_frames(first=, count=) gives those frames of the whole; VideoInfo.frame_range turns
+    --start/--duration seconds into them, and refuses a start past the end by name."""
+    source = tmp_path / "clip.mp4"
+    write_video(source, iter(synthetic_frames(12)), Fraction(10))
+    every = list(read_frames(source))
+    piece = list(read_frames(source, first=3, count=4))
+    assert len(piece) == 4 and all(torch.equal(a, b) for a, b in zip(piece, every[3:7]))
+    assert len(list(read_frames(source, first=9))) == 3 and len(list(read_frames(source, count=2))) == 2
+    info = probe(source)
+    assert info.frame_range() == (0, None) and info.frame_range(0.3, 0.4) == (3, 4) and info.frame_range(1.1) == (11, None)
+    with pytest.raises(ConfigError, match=r"start 1.2 s is past the end of the clip \(1.2 s\)"):
+        info.frame_range(1.2)
+    with pytest.raises(ConfigError, match=r"duration 0.01 s is less than one frame at 10 fps"):
+        info.frame_range(0, 0.01)
+    for bad in ({"first": -1}, {"count": 0}, {"first": 1.5}):
+        with pytest.raises(ConfigError):
+            read_frames(source, **bad)
+
+
+def test_a_piece_keeps_its_own_stretch_of_sound(tmp_path: Path):
+    """Frames 5–8 of a clip (0.5 s in) get the sound of 0.5–0.9 s, moved to start with them."""
+    import av
+
+    source = clip_with_audio(tmp_path / "with_audio.mp4", synthetic_frames(12), 10, audio_seconds=1.2)
+    target = tmp_path / "piece.mp4"
+    assert write_video(target, read_frames(source, first=5, count=4), Fraction(10), audio_from=source, audio_start=0.5)
+    with av.open(str(target)) as container:
+        stream = container.streams.audio[0]
+        starts = [p.pts * stream.time_base for p in container.demux(stream) if p.pts is not None]
+    # AAC packets are 1024 samples (46 ms at 22.05 kHz): the cut falls on a packet's edge.
+    assert 0 <= min(starts) <= 0.05
+    assert 0.4 - 0.1 <= audio_seconds(target) <= 0.4 + 0.05

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import time
@@ -19,7 +20,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import ConfigError, ImageError, PainterlyError
+from ..errors import ConfigError, ImageError, PainterlyError, shown
 from . import close_bar, say
 from .outputs import FrameFolder, OutputFiles
 
@@ -50,6 +51,11 @@ def add_video_parser(sub: Any, common: Callable[..., None]) -> None:
     group.add_argument(
         "--flow-ahead", type=int, default=None, metavar="N",
         help="compute the optical flow of up to N next frames in a background thread while a frame is stylised (0: inline; default: 4 on a GPU, 0 on the CPU)",
+    )
+    group.add_argument("--start", type=_seconds("--start"), default=None, metavar="TIME", help="begin this far into the clip: seconds, or M:SS (default: 0)")
+    group.add_argument(
+        "--duration", type=_seconds("--duration"), default=None, metavar="TIME",
+        help="stylise only this long a piece from --start (default: to the end): try a few seconds before the whole clip",
     )
     group.add_argument("--keep-frames", action="store_true", help="keep the folder of stylised frames (OUT.frames/) after the video is written")
     output = {"required": True, "help": "output video (.mp4 .m4v .mov .mkv .webm .gif .avi) or a folder for the frames"}
@@ -87,6 +93,7 @@ def run_video(args: argparse.Namespace) -> int:
         if not Path(style).is_file():
             raise ImageError(f"{style}: no such file")
     info = probe(args.input, max_pixels=config.max_pixels)  # not a video, no frames: one line, before anything is written
+    info.frame_range(args.start or 0.0, args.duration)  # a start past the end: refused before anything is written
     output = Path(args.output)
     as_folder = is_folder_output(output) and not output.is_file()
     folder = output if as_folder else OutputFiles(output).frames
@@ -101,6 +108,7 @@ def run_video(args: argparse.Namespace) -> int:
         "output": str(output.absolute()),
         "config": config.to_dict(),
         "video": {"temporal_weight": settings.temporal_weight, "frame_iterations": settings.frame_iterations, "long_term": settings.long_term},
+        "range": {k: v for k, v in (("start", args.start), ("duration", args.duration)) if v is not None},
         "save_every": outputs.save_every,
         "keep_frames": bool(args.keep_frames),
         "made_folder": not folder.exists(),  # only a folder painterly made is removed at the end
@@ -249,7 +257,7 @@ def _differences(old: dict[str, Any], new: dict[str, Any], most: int = 3) -> lis
 
     named = {"input": "the input was", "styles": "the styles were", "init": "`init` was"}
     found = [f"{named[k]} {files(old.get(k))}, now {files(new.get(k))}" for k in named if old.get(k) != new.get(k)]
-    for part in ("config", "video"):
+    for part in ("config", "video", "range"):
         was, now = old.get(part) or {}, new.get(part) or {}
         found += [f"`{k}` was {shown(was.get(k))}, now {shown(now.get(k))}" for k in sorted({*was, *now}) if was.get(k) != now.get(k)]
     if len(found) > most:
@@ -286,12 +294,14 @@ def _execute(plan: dict[str, Any], folder: Path, as_folder: bool, info: Any, log
     styler = ClipStyler(transfer, plan["styles"], settings, init=plan.get("init"))
     frames = FrameFolder(folder)
     done = frames.finished()
-    report = _Report(info.frames, done, quiet, log, estimate=info.expected_frames)
+    first, count = info.frame_range(**plan.get("range", {}))
+    report = _Report(_piece(info.frames, first, count), done, quiet, log, estimate=_piece(info.expected_frames, first, count))
     t0 = time.perf_counter()
     index = -1
     signals = Signals(_NoRun())  # the frame's run is put in as each frame starts
     # The input frames with their flows, computed up to flow_ahead frames ahead (closed on the way out).
-    stream = styler.frames(read_frames(plan["input"], max_pixels=config.max_pixels), start=done, flow_ahead=flow_ahead)
+    clip = read_frames(plan["input"], max_pixels=config.max_pixels, first=first, count=count)
+    stream = styler.frames(clip, start=done, flow_ahead=flow_ahead)
     try:
         with signals, closing(stream):
             for item in stream:
@@ -346,8 +356,9 @@ def _assemble(folder: Path, count: int, output: Path, plan: dict[str, Any], info
 
     frames = (load_image(FrameFolder(folder).frame(i)) for i in range(count))
     source = plan["input"] if info.kind == "video" and info.has_audio else None
+    first, _ = info.frame_range(**plan.get("range", {}))
     try:
-        return write_video(output, frames, info.fps, audio_from=source)
+        return write_video(output, frames, info.fps, audio_from=source, audio_start=float(first / info.fps))
     except OSError as exc:
         raise ImageError(f"{output}: cannot write the video: {exc.strerror or exc}; the frames are kept in {folder}") from None
 
@@ -361,6 +372,28 @@ def _side_assemble(folder: Path, count: int, output: Path, plan: dict[str, Any],
         _assemble(folder, count, output, plan, info)
     except (PainterlyError, OSError) as exc:
         warnings.warn(f"could not write the video so far to {output}: {exc}; carrying on", PainterlyWarning, stacklevel=2)
+
+
+def _seconds(option: str) -> Callable[[str], float]:
+    """argparse's type for a time: seconds (``2.5``) or ``M:SS`` / ``H:MM:SS`` (``1:02.5``), ≥ 0."""
+
+    def parse(text: str) -> float:
+        try:
+            parts = [float(p) for p in text.split(":")]
+            if not 1 <= len(parts) <= 3 or not all(math.isfinite(p) and p >= 0 for p in parts):
+                raise ValueError
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{option} expects a time in seconds (2.5) or M:SS (1:02.5), got {shown(text)}") from None
+        return sum(p * 60**i for i, p in enumerate(reversed(parts)))
+
+    return parse
+
+
+def _piece(frames: int | None, first: int, count: int | None) -> int | None:
+    """How many of a clip's ``frames`` (``None``: unknown) the range ``first``, ``count`` holds."""
+    if frames is None:
+        return count
+    return max(0, frames - first) if count is None else max(0, min(count, frames - first))
 
 
 class _Report:

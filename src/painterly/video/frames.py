@@ -14,6 +14,7 @@ import re
 import warnings
 from dataclasses import dataclass
 from fractions import Fraction
+from itertools import islice
 from pathlib import Path
 from typing import Iterable, Iterator
 
@@ -21,7 +22,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from ..errors import ConfigError, ImageError, PainterlyWarning
+from ..errors import ConfigError, ImageError, PainterlyWarning, shown
 from ..imageio import DEFAULT_MAX_PIXELS
 from ..imageio.decoding import check_pixel_count
 
@@ -63,6 +64,21 @@ class VideoInfo:
         if self.frames:
             return self.frames
         return round(self.duration * float(self.fps)) if self.duration else None
+
+    def frame_range(self, start: float = 0.0, duration: float | None = None) -> tuple[int, int | None]:
+        """The frames of ``duration`` seconds (``None``: to the end) from ``start`` seconds in: the first
+        one's index and how many (``None``: to the end); for :func:`read_frames`' ``first``, ``count``.
+
+        Raises:
+            ConfigError: a start past the clip's end, or a duration shorter than one frame.
+        """
+        first = round(start * self.fps)
+        count = None if duration is None else round(duration * self.fps)
+        if count is not None and count < 1:
+            raise ConfigError(f"`duration` {duration:g} s is less than one frame at {float(self.fps):g} fps")
+        if self.expected_frames is not None and first >= self.expected_frames:
+            raise ConfigError(f"`start` {start:g} s is past the end of the clip ({float(self.expected_frames / self.fps):.1f} s)")
+        return first, count
 
 
 def is_frame_folder(target: str | os.PathLike[str]) -> bool:
@@ -142,18 +158,30 @@ def probe(source: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXEL
         raise ImageError(f"{text}: not a video painterly can read ({_reason(exc)})") from None
 
 
-def read_frames(source: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS) -> Iterator[Tensor]:
-    """Every frame of ``source`` in order, decoded one at a time, upright (a rotation the video
-    declares is applied).
+def read_frames(
+    source: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS, first: int = 0, count: int | None = None
+) -> Iterator[Tensor]:
+    """The frames of ``source`` in order, decoded one at a time, upright (a rotation the video
+    declares is applied): all of them, or ``count`` frames (``None``: to the end) from frame
+    ``first`` (0-based; the frames before it are decoded and dropped).
 
     A video that ends well short of the frames it declares (a truncated download, a damaged tail)
     yields the frames it has and then warns (:class:`~painterly.errors.PainterlyWarning`).
 
     Raises:
+        ConfigError: ``first`` or ``count`` is not an integer ≥ 0 (``count`` ≥ 1).
         ImageError: not a video, zero frames, a frame of more than ``max_pixels`` pixels, or a frame
             whose size differs from the first's.
     """
-    text = str(source)
+    if isinstance(first, bool) or not isinstance(first, int) or first < 0:
+        raise ConfigError(f"first must be an integer ≥ 0, got {shown(first)}")
+    if count is not None and (isinstance(count, bool) or not isinstance(count, int) or count < 1):
+        raise ConfigError(f"count must be a positive integer or None, got {shown(count)}")
+    every = _every_frame(str(source), max_pixels)
+    return every if first == 0 and count is None else islice(every, first, None if count is None else first + count)
+
+
+def _every_frame(text: str, max_pixels: int) -> Iterator[Tensor]:
     info = probe(text, max_pixels=max_pixels)
     it = _image_frames(text, max_pixels) if info.kind == "images" else _video_frames(text, max_pixels)
     size = None
@@ -262,10 +290,12 @@ def write_video(
     fps: Fraction,
     *,
     audio_from: str | os.PathLike[str] | None = None,
+    audio_start: float = 0.0,
 ) -> bool:
     """Encode ``frames`` into the video file ``target`` (atomically: the old file stays until the new
     one is complete), at ``fps``, with the audio streams of ``audio_from`` copied over unchanged
-    (no re-encoding) when it has any and the container accepts them, up to where the frames end.
+    (no re-encoding) when it has any and the container accepts them: from ``audio_start`` seconds into
+    the source (where its frames were taken from; ``read_frames(first=...)``) to where the frames end.
 
     Returns whether audio was carried over.
     """
@@ -274,11 +304,11 @@ def write_video(
     codec = check_video_output(target)
     fmt = {".m4v": "mp4", ".mkv": "matroska"}.get(Path(target).suffix.lower(), Path(target).suffix.lower().lstrip("."))
     carried = [False]
-    write_with(target, lambda tmp: carried.__setitem__(0, _encode(tmp, fmt, codec, frames, Fraction(fps), audio_from)))
+    write_with(target, lambda tmp: carried.__setitem__(0, _encode(tmp, fmt, codec, frames, Fraction(fps), audio_from, audio_start)))
     return carried[0]
 
 
-def _encode(tmp: Path, fmt: str, codec: str, frames: Iterable[Tensor], fps: Fraction, audio_from) -> bool:  # noqa: ANN001
+def _encode(tmp: Path, fmt: str, codec: str, frames: Iterable[Tensor], fps: Fraction, audio_from, audio_start: float) -> bool:  # noqa: ANN001
     av = require_av()
     source = av.open(str(audio_from)) if audio_from is not None and Path(audio_from).is_file() else None
     try:
@@ -310,12 +340,19 @@ def _encode(tmp: Path, fmt: str, codec: str, frames: Iterable[Tensor], fps: Frac
                 by_index = {a.index: o for a, o in audio_pairs}
                 # The sound ends with the pictures (ffmpeg's -shortest): a video written so far
                 # (--save-every) must not run on in black with the whole clip's soundtrack.
-                end = _start_seconds(source) + count / fps
+                begin = _start_seconds(source) + Fraction(audio_start).limit_denominator(1_000_000)
+                end = begin + count / fps
                 for packet in source.demux(*[a for a, _ in audio_pairs]):
                     if packet.dts is None:
                         continue
-                    if packet.pts is not None and packet.time_base and packet.pts * packet.time_base >= end:
-                        continue
+                    if packet.pts is not None and packet.time_base:
+                        at = packet.pts * packet.time_base
+                        if at >= end or (audio_start and at < begin):
+                            continue
+                        if audio_start:  # a piece from within the clip: its sound starts with its first frame
+                            shift = round(begin / packet.time_base)
+                            packet.pts -= shift
+                            packet.dts -= shift
                     packet.stream = by_index[packet.stream.index]
                     out.mux(packet)
             return bool(audio_pairs)
