@@ -320,3 +320,26 @@ def clip_with_audio(path: Path, frames: Iterable[torch.Tensor], fps: int, audio_
         for p in [*audio.encode(chunk), *audio.encode()]:
             out.mux(p)
     return path
+
+
+def clip_with_times(path: Path, frames: Iterable[torch.Tensor], times: Iterable[float]) -> Path:
+    """Write an H.264 clip whose ``frames`` are shown at ``times`` (seconds, to the millisecond), as a
+    phone's variable-frame-rate clip is."""
+    import av
+    from fractions import Fraction
+
+    clock = Fraction(1, 1000)
+    with av.open(str(path), "w", format="mp4") as out:
+        stream = out.add_stream("libx264", rate=10)
+        for t, frame in zip(times, frames):
+            arr = (frame[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            if stream.width == 0:
+                stream.width, stream.height, stream.pix_fmt = arr.shape[1], arr.shape[0], "yuv420p"
+                stream.codec_context.time_base = clock
+            vf = av.VideoFrame.from_ndarray(arr, format="rgb24")
+            vf.pts, vf.time_base = round(t / clock), clock
+            for p in stream.encode(vf):
+                out.mux(p)
+        for p in stream.encode():
+            out.mux(p)
+    return path

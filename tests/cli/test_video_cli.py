@@ -16,7 +16,7 @@ from PIL import Image
 pytest.importorskip("av")
 pytest.importorskip("cv2")
 
-from conftest import clip_with_audio  # noqa: E402
+from conftest import clip_with_audio, clip_with_times  # noqa: E402
 from cli_support import fast_args, finish, one_line_error, run_painterly, snapshot, start_painterly, wait_for  # noqa: E402
 from painterly.imageio import save_image  # noqa: E402
 from painterly.video.frames import probe, read_frames, write_video  # noqa: E402
@@ -318,6 +318,18 @@ def test_start_and_duration_stylise_a_piece_of_the_clip(tmp_path: Path, clip: Pa
     bad = run_painterly([*args[:4], "other.mp4", *args[5:], "--duration", "soon"], tmp_path)
     assert bad.returncode == 2 and "--duration expects a time in seconds" in one_line_error(bad.stderr)
     assert snapshot(tmp_path) == before
+
+
+def test_a_variable_frame_rate_clip_keeps_its_timing(tmp_path: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    """A phone's clip with uneven frame times comes out with the same times, not at its average rate."""
+    import av
+
+    times = [0.0, 0.1, 0.2, 0.5, 0.6]
+    source = clip_with_times(tmp_path / "phone.mp4", clip_frames(5), times)
+    result = run_painterly(["video", str(source), str(images.style), "-o", "out.mkv", *video_args(tiny_weights_file)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    with av.open(str(tmp_path / "out.mkv")) as container:
+        assert [round(float(f.time), 3) for f in container.decode(container.streams.video[0])] == times
 
 
 def test_max_pixels_refuses_a_large_clip_in_one_line(tmp_path: Path, clip: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001

@@ -15,9 +15,9 @@ av = pytest.importorskip("av")
 
 from painterly.errors import ConfigError, ImageError, PainterlyWarning  # noqa: E402
 from painterly.imageio import save_image  # noqa: E402
-from painterly.video.frames import frame_files, probe, read_frames, write_video  # noqa: E402
+from painterly.video.frames import frame_files, frame_times, probe, read_frames, write_video  # noqa: E402
 
-from conftest import clip_with_audio  # noqa: E402
+from conftest import clip_with_audio, clip_with_times  # noqa: E402
 
 
 def synthetic_frames(n: int = 6, h: int = 48, w: int = 64) -> list[torch.Tensor]:
@@ -277,3 +277,34 @@ def test_a_piece_keeps_its_own_stretch_of_sound(tmp_path: Path):
     # AAC packets are 1024 samples (46 ms at 22.05 kHz): the cut falls on a packet's edge.
     assert 0 <= min(starts) <= 0.05
     assert 0.4 - 0.1 <= audio_seconds(target) <= 0.4 + 0.05
+
+
+VFR_TIMES = [0.0, 0.1, 0.2, 0.5, 0.6, 1.0]
+
+
+def shown_at(path: Path) -> list[float]:
+    with av.open(str(path)) as container:
+        return [round(float(f.time), 3) for f in container.decode(container.streams.video[0])]
+
+
+def test_a_variable_frame_rate_keeps_its_timing(tmp_path: Path):
+    """A phone's clip shows its frames at uneven times; written back at the average rate its motion
+    ran at the wrong speed in places (and off its sound). frame_times reads the times (None for a
+    steady clip), write_video keeps them, in every container but AVI (one fixed rate)."""
+    source = clip_with_times(tmp_path / "vfr.mp4", synthetic_frames(len(VFR_TIMES)), VFR_TIMES)
+    info = probe(source)
+    times = frame_times(source, info.fps)
+    assert times == pytest.approx(VFR_TIMES, abs=1e-6)
+    steady = tmp_path / "steady.mp4"
+    write_video(steady, iter(synthetic_frames(6)), Fraction(10))
+    assert frame_times(steady, Fraction(10)) is None and frame_times(tmp_path, Fraction(10)) is None
+    frames = list(read_frames(source))
+    for suffix in (".mp4", ".mkv", ".webm", ".gif"):
+        target = tmp_path / f"out{suffix}"
+        write_video(target, iter(frames), info.fps, times=times)
+        assert shown_at(target) == VFR_TIMES, suffix
+    piece = tmp_path / "piece.mp4"
+    write_video(piece, iter(frames[2:5]), info.fps, times=times[2:5])
+    assert shown_at(piece) == [0.0, 0.3, 0.4]
+    with pytest.raises(ConfigError, match="times has 2 entries"):
+        write_video(tmp_path / "short.mp4", iter(frames[:3]), info.fps, times=times[:2])

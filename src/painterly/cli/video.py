@@ -352,13 +352,17 @@ def _execute(plan: dict[str, Any], folder: Path, as_folder: bool, info: Any, log
 
 def _assemble(folder: Path, count: int, output: Path, plan: dict[str, Any], info: Any) -> bool:
     from ..imageio import load_image
-    from ..video.frames import write_video
+    from ..video.frames import frame_times, write_video
 
     frames = (load_image(FrameFolder(folder).frame(i)) for i in range(count))
     source = plan["input"] if info.kind == "video" and info.has_audio else None
     first, _ = info.frame_range(**plan.get("range", {}))
+    start, times = float(first / info.fps), None
+    every = frame_times(plan["input"], info.fps) if info.kind == "video" else None
+    if every is not None and len(every) >= first + count:  # a variable frame rate: the piece's own times
+        start, times = every[first], every[first : first + count]
     try:
-        return write_video(output, frames, info.fps, audio_from=source, audio_start=float(first / info.fps))
+        return write_video(output, frames, info.fps, audio_from=source, audio_start=start, times=times)
     except OSError as exc:
         raise ImageError(f"{output}: cannot write the video: {exc.strerror or exc}; the frames are kept in {folder}") from None
 

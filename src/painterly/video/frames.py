@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 from itertools import islice
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 import torch
@@ -291,11 +291,15 @@ def write_video(
     *,
     audio_from: str | os.PathLike[str] | None = None,
     audio_start: float = 0.0,
+    times: Sequence[float] | None = None,
 ) -> bool:
     """Encode ``frames`` into the video file ``target`` (atomically: the old file stays until the new
     one is complete), at ``fps``, with the audio streams of ``audio_from`` copied over unchanged
     (no re-encoding) when it has any and the container accepts them: from ``audio_start`` seconds into
     the source (where its frames were taken from; ``read_frames(first=...)``) to where the frames end.
+    ``times``: the frames' own presentation times in seconds (a variable-frame-rate clip's, from
+    :func:`frame_times`), kept to the millisecond; ``None`` (or an ``.avi``, which has no such times):
+    frame i at i / ``fps``.
 
     Returns whether audio was carried over.
     """
@@ -304,11 +308,13 @@ def write_video(
     codec = check_video_output(target)
     fmt = {".m4v": "mp4", ".mkv": "matroska"}.get(Path(target).suffix.lower(), Path(target).suffix.lower().lstrip("."))
     carried = [False]
-    write_with(target, lambda tmp: carried.__setitem__(0, _encode(tmp, fmt, codec, frames, Fraction(fps), audio_from, audio_start)))
+    write_with(target, lambda tmp: carried.__setitem__(0, _encode(tmp, fmt, codec, frames, Fraction(fps), audio_from, audio_start, times)))
     return carried[0]
 
 
-def _encode(tmp: Path, fmt: str, codec: str, frames: Iterable[Tensor], fps: Fraction, audio_from, audio_start: float) -> bool:  # noqa: ANN001
+def _encode(  # noqa: ANN001
+    tmp: Path, fmt: str, codec: str, frames: Iterable[Tensor], fps: Fraction, audio_from, audio_start: float, times: Sequence[float] | None
+) -> bool:
     av = require_av()
     source = av.open(str(audio_from)) if audio_from is not None and Path(audio_from).is_file() else None
     try:
@@ -321,13 +327,20 @@ def _encode(tmp: Path, fmt: str, codec: str, frames: Iterable[Tensor], fps: Frac
                         audio_pairs.append((in_audio, out.add_stream_from_template(in_audio)))
                     except (av.FFmpegError, ValueError):  # a codec the container refuses: the video goes without it
                         pass
+            clock = None if times is None or codec == "mpeg4" else Fraction(1, 1000)  # AVI has one fixed rate
             count = 0
             for frame in frames:
                 count += 1
                 array = to_uint8(frame)
                 if stream is None:
                     stream = _video_stream(out, codec, fps, array.shape[1], array.shape[0])
+                    if clock is not None:
+                        stream.codec_context.time_base = clock
                 vf = av.VideoFrame.from_ndarray(array, format="rgb24")
+                if clock is not None:
+                    if count > len(times):
+                        raise ConfigError(f"times has {len(times)} entries, fewer than the frames")
+                    vf.pts, vf.time_base = round((times[count - 1] - times[0]) / clock), clock
                 if (vf.width, vf.height) != (stream.width, stream.height):
                     vf = vf.reformat(width=stream.width, height=stream.height)
                 for packet in stream.encode(vf):
@@ -341,7 +354,7 @@ def _encode(tmp: Path, fmt: str, codec: str, frames: Iterable[Tensor], fps: Frac
                 # The sound ends with the pictures (ffmpeg's -shortest): a video written so far
                 # (--save-every) must not run on in black with the whole clip's soundtrack.
                 begin = _start_seconds(source) + Fraction(audio_start).limit_denominator(1_000_000)
-                end = begin + count / fps
+                end = begin + (count / fps if clock is None else times[count - 1] - times[0] + 1 / fps)
                 for packet in source.demux(*[a for a, _ in audio_pairs]):
                     if packet.dts is None:
                         continue
@@ -359,6 +372,30 @@ def _encode(tmp: Path, fmt: str, codec: str, frames: Iterable[Tensor], fps: Frac
     finally:
         if source is not None:
             source.close()
+
+
+def frame_times(source: str | os.PathLike[str], fps: Fraction) -> list[float] | None:
+    """The presentation times of a variable-frame-rate clip's frames, in seconds from its first frame,
+    in order, read from its packets (nothing is decoded): a phone's clip keeps its timing through
+    :func:`write_video`'s ``times``. ``None`` where frame i is shown at i / ``fps`` already (within
+    half a frame), for a folder of frames, and for a file whose packets do not all carry a time."""
+    text = str(source)
+    if is_frame_folder(text) and not Path(text).is_file():
+        return None
+    av = require_av()
+    try:
+        with av.open(text) as container:
+            stream = _video_stream_of(container)
+            stamps = [p.pts for p in container.demux(stream) if p.size]
+    except (av.FFmpegError, OSError, ValueError):
+        return None
+    if not stamps or any(t is None for t in stamps):
+        return None
+    stamps.sort()  # packets come in decoding order (B-frames): the frames are shown in time order
+    times = [float((t - stamps[0]) * stream.time_base) for t in stamps]
+    steady = all(abs(t - i / fps) <= 0.5 / fps for i, t in enumerate(times))
+    rising = all(b - a >= 0.001 for a, b in zip(times, times[1:]))  # kept to the millisecond
+    return None if steady or not rising else times
 
 
 def _start_seconds(container) -> float:  # noqa: ANN001
