@@ -243,3 +243,23 @@ def test_a_server_without_pyav_says_how_to_install_it(tmp_path, weights_file):
     finally:
         proc.terminate()
         proc.wait(20)
+
+
+def test_a_server_stopped_mid_clip_shows_the_job_interrupted_with_its_last_frame(tmp_path, defaults):
+    clip = make_clip(tmp_path / "take.mp4", frames=4).read_bytes()
+    app = create_app(tmp_path / "work", default_options=defaults)
+    with running_server(app) as url:
+        r = post_clip(url, app, clip, {"size": 48, "iterations": 2, "frame_iterations": 5000})
+        assert r.status_code == 202, r.text
+        job_id = r.json()["id"]
+        wait_for(url, job_id, lambda j: j["video"]["frame"] == 2 and j["iteration"] >= 1)
+    # The server has stopped in the middle of frame 2; another one on the same folder:
+    app2 = create_app(tmp_path / "work", default_options=defaults)
+    with running_server(app2) as url:
+        job = httpx.get(f"{url}/api/jobs/{job_id}").json()
+        assert job["status"] == "interrupted" and job["kind"] == "video" and not job["has_result"], job
+        assert job["video"]["done"] == 1 and "server stopped" in job["error"]
+        preview = httpx.get(f"{url}{job['urls']['preview']}")  # what it had painted: frame 1
+        assert preview.status_code == 200 and Image.open(io.BytesIO(preview.content)).size == (48, 36)
+        assert httpx.get(f"{url}/api/jobs/{job_id}/result").status_code == 409
+    assert sorted(p.name for p in (tmp_path / "work" / "jobs" / job_id).iterdir()) == ["job.json", "preview.jpg"]

@@ -43,6 +43,9 @@ MB = 1024 * 1024
 DEFAULT_MAX_PIXELS = 50_000_000
 """50 megapixels: every camera, while bounding what one decode may cost (150 MB as 8-bit RGB)."""
 
+VIDEO_UPLOADS = 10
+"""A clip may be this many image uploads big (minutes of a phone's video at the default 20 MB each)."""
+
 TOKEN_PLACEHOLDER = "{{PAINTERLY_TOKEN}}"
 
 API_DESCRIPTION = f"""Neural style transfer in the browser: submit a job, watch it paint, download the result.
@@ -67,7 +70,7 @@ def create_app(
     workdir: Path | str | None = None,
     *,
     max_upload_bytes: int = 20 * MB,
-    max_video_bytes: int = 200 * MB,
+    max_video_bytes: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     queue_size: int = 8,
     workers: int = 1,
@@ -84,7 +87,8 @@ def create_app(
         workdir: where results are kept (``<workdir>/jobs/<id>/``); default: ``studio`` in the
             painterly cache directory.
         max_upload_bytes: largest accepted image file (413 above it).
-        max_video_bytes: largest accepted clip of a video job (413 above it).
+        max_video_bytes: largest accepted clip of a video job (413 above it; default: ten image
+            uploads' worth, 200 MB by default).
         max_pixels: largest accepted ``width * height`` of an image (413 above it).
         queue_size: how many jobs may wait (429 beyond that).
         workers: jobs run at the same time (one per worker thread).
@@ -102,6 +106,7 @@ def create_app(
     from . import default_workdir
 
     root = Path(workdir) if workdir is not None else default_workdir()
+    max_video_bytes = VIDEO_UPLOADS * max_upload_bytes if max_video_bytes is None else max_video_bytes
     defaults = dict(default_options or {})
     base_config = Config.for_mode("stylize", **defaults)  # a bad server default fails now, not on the first job
     size_note = None
