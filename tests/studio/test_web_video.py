@@ -206,6 +206,8 @@ def test_bad_video_requests_are_refused_naming_the_field(serve, tmp_path):
         (clip, {**ok, "duration": 0.01}, {}, 400, "duration"),  # less than one frame
         (clip, {**ok, "long_term": "yes"}, {}, 400, "long_term"),
         (clip, {**ok, "size": "big"}, {}, 400, "size"),
+        (clip, {**ok, "init": "image"}, {}, 400, "init"),
+        (clip, {**ok, "regions": ["style1"]}, {}, 400, "regions"),
         (clip, ok, {"styles": 0}, 400, "style"),
         (clip, ok, {"demo": "true"}, 400, "demo"),
     ]
@@ -263,3 +265,28 @@ def test_a_server_stopped_mid_clip_shows_the_job_interrupted_with_its_last_frame
         assert preview.status_code == 200 and Image.open(io.BytesIO(preview.content)).size == (48, 36)
         assert httpx.get(f"{url}/api/jobs/{job_id}/result").status_code == 409
     assert sorted(p.name for p in (tmp_path / "work" / "jobs" / job_id).iterdir()) == ["job.json", "preview.jpg"]
+
+
+def test_a_crash_mid_clip_leaves_no_frames_or_upload_behind(tmp_path, defaults):
+    """What a killed server leaves (a record saying running, finished frames, the upload): the next
+    server shows the job as interrupted with its preview, and removes what nothing will use again."""
+    folder = tmp_path / "work" / "jobs" / ("ab" * 16)
+    (folder / "frames").mkdir(parents=True)
+    (folder / "frames" / "frame_000001.png").write_bytes(noise_png(48, 36))
+    make_clip(folder / "clip.mp4", frames=3)
+    (folder / "preview.jpg").write_bytes(_jpeg(noise_png(48, 36)))  # what the running job had written
+    record = {"id": "ab" * 16, "status": "running", "kind": "video", "created": 1.0, "options": {"size": 48},
+              "video": {"frame": 2, "frames": 3, "done": 1, "fps": 10.0, "audio": True}}  # fmt: skip
+    (folder / "job.json").write_text(json.dumps(record))
+    app = create_app(tmp_path / "work", default_options=defaults)
+    with running_server(app) as url:
+        job = httpx.get(f"{url}/api/jobs/{'ab' * 16}").json()
+        assert job["status"] == "interrupted" and job["kind"] == "video" and job["video"]["done"] == 1
+        assert httpx.get(f"{url}{job['urls']['preview']}").status_code == 200
+    assert sorted(p.name for p in folder.iterdir()) == ["job.json", "preview.jpg"]
+
+
+def _jpeg(png: bytes) -> bytes:
+    out = io.BytesIO()
+    Image.open(io.BytesIO(png)).convert("RGB").save(out, format="JPEG")
+    return out.getvalue()

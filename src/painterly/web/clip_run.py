@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import PainterlyError
 from ..files import make_folder, remove_quietly
-from .job import CANCELLED, DONE, FAILED, INTERRUPTED, Job, encode_tensor_jpeg, finite
+from .job import CANCELLED, DONE, FAILED, FRAMES_FOLDER, INTERRUPTED, Job, encode_tensor_jpeg, finite
 from .records import INTERRUPTED_MESSAGE
 
 if TYPE_CHECKING:
@@ -28,8 +28,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("painterly.web")
 
-FRAMES_FOLDER = "frames"
-"""The job's finished frames while it runs (removed once the video is written)."""
 PREVIEW_INTERVAL_S = 1 / 3
 """As an image job's: at most three preview JPEGs a second."""
 
@@ -166,6 +164,7 @@ class _Meter:
         self.first_iterations: int | None = None
         self.later_iterations = spec.settings.iterations_after_first(job.config)
         self.previewed = 0.0
+        self.last = 0  # the current frame's iterations so far
 
     def frame_starts(self, index: int, run: Any) -> None:
         if self.first_iterations is None:
@@ -187,6 +186,7 @@ class _Meter:
             self.previewed = now
             jpeg = encode_tensor_jpeg(p.image)
         losses = {k: finite(v) for k, v in p.losses.items()}
+        self.last = p.iteration
         done = self.before + p.iteration
         planned = self._planned()
         elapsed = now - self.t0
@@ -207,7 +207,8 @@ class _Meter:
         self.manager.update(self.job, change)
 
     def frame_done(self, index: int, stylised: Any) -> None:
-        self.before += self.job.total_iterations
+        self.before += self.last
+        self.last = 0
         jpeg = encode_tensor_jpeg(stylised)
 
         def change(job: Job) -> None:

@@ -20,7 +20,7 @@ from fastapi.responses import JSONResponse
 
 from ..errors import ConfigError, ImageError, shown
 from .clip_run import ClipSpec
-from .job import VIDEO, Job
+from .job import CLIP_STEM, VIDEO, Job
 from .options import Limits, build_config, check_budget, parse_options, public_options
 from .queue import JobManager, QueueFull
 from .uploads import UploadRejected, client_name, read_upload
@@ -65,8 +65,10 @@ def submit_clip(
     start = parse_time(video.get("start") or 0, "start")
     duration = None if video.get("duration") in (None, "") else parse_time(video["duration"], "duration")
     config = build_config(rest, defaults, limits)
-    if config.init == "image" or config.regions:
-        raise ConfigError("`init`: a video job starts from its first frame (init content, noise or style), and has no regions")
+    if config.init == "image":
+        raise ConfigError("`init`: a video job starts its first frame from content, noise or style")
+    if config.regions:
+        raise ConfigError("`regions`: a video job has no mask to paint regions by")
     if not styles:
         raise UploadRejected(400, "style: upload at least one style image", field="style")
     if len(styles) > limits.max_styles:
@@ -80,7 +82,7 @@ def submit_clip(
     job_id, directory = manager.new_directory()
     try:
         suffix = Path(name).suffix if CLIP_NAME.fullmatch(Path(name).suffix) else ".video"
-        path = directory / f"clip{suffix.lower()}"  # an extension: a name without one reads as a folder of frames
+        path = directory / f"{CLIP_STEM}{suffix.lower()}"  # an extension: a name without one reads as a folder of frames
         _save_clip(clip, path, max_video_bytes)
         info = _probe(path, name, max_pixels)
         first, count = info.frame_range(start, duration)

@@ -1,4 +1,5 @@
-"""The studio's job records on disk: ``<workdir>/jobs/<id>/job.json`` (+ ``result.png``).
+"""The studio's job records on disk: ``<workdir>/jobs/<id>/job.json`` (+ ``result.png``, or a video
+job's ``result.mp4``).
 
 A job's record is written when it is submitted and again whenever its status changes, atomically
 (:func:`painterly.files.write_bytes`), so that a server killed at any moment leaves only whole
@@ -24,7 +25,8 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..files import PRIVATE_FOLDER, is_temp_name, make_folder, remove_quietly, write_bytes
-from .job import FINAL, INTERRUPTED, JOB_ID, MASK_FILE, QUEUED, RECORD_FILE, RESULT_FILE, RUNNING, VIDEO, VIDEO_FILE, Job
+from .job import CLIP_STEM, FINAL, FRAMES_FOLDER, INTERRUPTED, JOB_ID, MASK_FILE, QUEUED, RECORD_FILE, RESULT_FILE, RUNNING, VIDEO
+from .job import VIDEO_FILE, Job
 
 log = logging.getLogger("painterly.web")
 
@@ -139,6 +141,10 @@ class RecordStore:
         if data.get("kind") == VIDEO:
             job.kind, video = VIDEO, data.get("video")
             job.video = _dict(video) if isinstance(video, dict) else {}
+            # Nothing runs it again: a crash's frames and the upload are of no more use.
+            shutil.rmtree(entry / FRAMES_FOLDER, ignore_errors=True)
+            for clip in entry.glob(f"{CLIP_STEM}.*"):
+                remove_quietly(clip)
         job.has_result = job.result_path.is_file()
         job.has_mask = (entry / MASK_FILE).is_file()
         if (not job.has_result or job.kind == VIDEO) and (entry / PREVIEW_FILE).is_file():
