@@ -150,7 +150,7 @@ def _write(job: Job, spec: ClipSpec, folder: Any, count: int) -> bool:
     from ..video.clip import write_clip
 
     frames = (load_image(folder.frame(i)) for i in range(count))
-    return write_clip(job.result_path, frames, spec.info, spec.path, spec.first)
+    return write_clip(job.result_path, frames, count, spec.info, spec.path, spec.first)
 
 
 class _Meter:
