@@ -4,6 +4,8 @@ skipped without them, as test_web_browser.py explains). The clip: 36×48 px, 3 f
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from support import start_single_scale_job
@@ -16,7 +18,16 @@ pytestmark = pytest.mark.browser
 def test_drop_a_clip_and_a_painting_and_watch_the_video(page, tmp_path):  # noqa: F811
     clip = make_clip(tmp_path / "take.mp4", frames=3)
     assert page.is_hidden("#video-options")
-    page.set_input_files("#content-input", str(clip))
+    # Dropped on the content box, as a file from the desktop is.
+    page.evaluate(
+        """([b64, name]) => {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const dt = new DataTransfer();
+            dt.items.add(new File([bytes], name, { type: "video/mp4" }));
+            document.getElementById("content-drop").dispatchEvent(new DragEvent("drop", { dataTransfer: dt, bubbles: true, cancelable: true }));
+        }""",
+        [base64.b64encode(clip.read_bytes()).decode(), clip.name],
+    )
     page.set_input_files("#style-input", str(write_png(tmp_path / "painting.png", 40, 40, seed=2)))
     # The clip takes the photo's place, and the video options appear.
     assert "take.mp4" in page.text_content("#content-thumbs")
