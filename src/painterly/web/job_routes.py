@@ -16,11 +16,11 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from PIL import Image
 
 from ..errors import shown
+from .clip_submit import submit_clip
 from .job import FINAL, MASK_FILE, VIDEO, Job
 from .options import Limits, build_config, check_budget, notes_as_sent, parse_options, public_options
 from .queue import JobManager, QueueFull
 from .records import save_mask
-from .clip_submit import submit_clip
 from .uploads import UploadRejected, client_name, read_upload, require_form, sent_once, uploaded_pair
 
 EVENT_POLL_S = 0.1
