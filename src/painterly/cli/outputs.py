@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError, shown
+from ..video.clip import FrameFolder  # noqa: F401  (the frames folder is the library's: the studio keeps one too)
 
 
 def _opt(help: str, **cli: object) -> dict[str, object]:
@@ -82,47 +83,3 @@ class OutputFiles:
     def _beside(self, tag: str) -> Path:
         return self.output.with_name(f"{self.output.stem}{tag}{self.output.suffix}")
 
-
-@dataclass(frozen=True)
-class FrameFolder:
-    """The frames `painterly video` writes, one finished frame at a time: ``frame_000001.png`` ... and
-    the manifest of the settings, in :attr:`OutputFiles.frames` (or in OUT itself when OUT is a folder)."""
-
-    folder: Path
-
-    MANIFEST = ".painterly-video.json"
-
-    @property
-    def manifest(self) -> Path:
-        return self.folder / self.MANIFEST
-
-    def frame(self, index: int) -> Path:
-        """Frame ``index`` (0 = first): ``frame_000001.png``."""
-        return self.folder / f"frame_{index + 1:06d}.png"
-
-    def finished(self) -> int:
-        """How many frames are done: ``frame_000001.png`` onwards, up to the first missing one."""
-        n = 0
-        while self.frame(n).is_file():
-            n += 1
-        return n
-
-    def remove(self, count: int, *, folder_too: bool) -> bool:
-        """Delete frames 1 … ``count``, the manifest and temporaries left by an interrupted write; then
-        the folder itself if ``folder_too`` and nothing else is in it (anything else is the user's and
-        stays). Returns whether the folder is gone."""
-        from ..files import is_temp_name, remove_quietly
-
-        for i in range(count):
-            remove_quietly(self.frame(i))
-        remove_quietly(self.manifest)
-        for path in self.folder.iterdir():
-            if is_temp_name(path.name):
-                remove_quietly(path)
-        if folder_too and not any(self.folder.iterdir()):
-            try:
-                self.folder.rmdir()
-            except OSError:
-                return False
-            return True
-        return False

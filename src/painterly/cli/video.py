@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import sys
 import time
@@ -20,7 +19,7 @@ from contextlib import closing
 from pathlib import Path
 from typing import Any, Callable
 
-from ..errors import ConfigError, ImageError, PainterlyError, shown
+from ..errors import ConfigError, ImageError, PainterlyError
 from . import close_bar, say
 from .outputs import FrameFolder, OutputFiles
 
@@ -276,6 +275,7 @@ def _execute(plan: dict[str, Any], folder: Path, as_folder: bool, info: Any, log
     from ..imageio import load_image, save_image
     from ..video.frames import read_frames
     from ..video.ahead import check_flow_ahead
+    from ..video.clip import piece_frames, unfinished
     from ..video.sequence import ClipStyler, VideoSettings
     from .commands import _DownloadBar
     from .signals import Signals, signal_name
@@ -295,7 +295,7 @@ def _execute(plan: dict[str, Any], folder: Path, as_folder: bool, info: Any, log
     frames = FrameFolder(folder)
     done = frames.finished()
     first, count = info.frame_range(**plan.get("range", {}))
-    report = _Report(_piece(info.frames, first, count), done, quiet, log, estimate=_piece(info.expected_frames, first, count))
+    report = _Report(piece_frames(info.frames, first, count), done, quiet, log, estimate=piece_frames(info.expected_frames, first, count))
     t0 = time.perf_counter()
     index = -1
     signals = Signals(_NoRun())  # the frame's run is put in as each frame starts
@@ -304,12 +304,8 @@ def _execute(plan: dict[str, Any], folder: Path, as_folder: bool, info: Any, log
     stream = styler.frames(clip, start=done, flow_ahead=flow_ahead)
     try:
         with signals, closing(stream):
-            for item in stream:
+            for item in unfinished(styler, stream, done, lambda i: load_image(frames.frame(i))):
                 index, frame = item.index, item.frame
-                if index < done:
-                    if index >= done - styler.history.maxlen:
-                        styler.push(frame, load_image(frames.frame(index)))
-                    continue
                 if signals.received is not None:
                     break
                 run = styler.start(frame, item.flows)
@@ -352,17 +348,12 @@ def _execute(plan: dict[str, Any], folder: Path, as_folder: bool, info: Any, log
 
 def _assemble(folder: Path, count: int, output: Path, plan: dict[str, Any], info: Any) -> bool:
     from ..imageio import load_image
-    from ..video.frames import frame_times, write_video
+    from ..video.clip import write_clip
 
     frames = (load_image(FrameFolder(folder).frame(i)) for i in range(count))
-    source = plan["input"] if info.kind == "video" and info.has_audio else None
     first, _ = info.frame_range(**plan.get("range", {}))
-    start, times = float(first / info.fps), None
-    every = frame_times(plan["input"], info.fps) if info.kind == "video" else None
-    if every is not None and len(every) >= first + count:  # a variable frame rate: the piece's own times
-        start, times = every[first], every[first : first + count]
     try:
-        return write_video(output, frames, info.fps, audio_from=source, audio_start=start, times=times)
+        return write_clip(output, frames, count, info, plan["input"], first)
     except OSError as exc:
         raise ImageError(f"{output}: cannot write the video: {exc.strerror or exc}; the frames are kept in {folder}") from None
 
@@ -379,25 +370,17 @@ def _side_assemble(folder: Path, count: int, output: Path, plan: dict[str, Any],
 
 
 def _seconds(option: str) -> Callable[[str], float]:
-    """argparse's type for a time: seconds (``2.5``) or ``M:SS`` / ``H:MM:SS`` (``1:02.5``), ≥ 0."""
+    """argparse's type for a time (:func:`painterly.video.clip.parse_time`), refused as ``option``."""
 
     def parse(text: str) -> float:
+        from ..video.clip import parse_time
+
         try:
-            parts = [float(p) for p in text.split(":")]
-            if not 1 <= len(parts) <= 3 or not all(math.isfinite(p) and p >= 0 for p in parts):
-                raise ValueError
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"{option} expects a time in seconds (2.5) or M:SS (1:02.5), got {shown(text)}") from None
-        return sum(p * 60**i for i, p in enumerate(reversed(parts)))
+            return parse_time(text, option.lstrip("-").replace("-", "_"))
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(exc.render(lambda _: option)) from None
 
     return parse
-
-
-def _piece(frames: int | None, first: int, count: int | None) -> int | None:
-    """How many of a clip's ``frames`` (``None``: unknown) the range ``first``, ``count`` holds."""
-    if frames is None:
-        return count
-    return max(0, frames - first) if count is None else max(0, min(count, frames - first))
 
 
 class _Report:

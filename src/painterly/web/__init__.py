@@ -4,7 +4,8 @@ The app itself is in :mod:`painterly.web.app` (FastAPI), its job routes in :mod:
 and uploads read in :mod:`~painterly.web.uploads`; who may use it, in :mod:`~painterly.web.guard`;
 its jobs in :mod:`~painterly.web.job` (state), :mod:`~painterly.web.queue` (queue and workers),
 :mod:`~painterly.web.records` (``job.json`` on disk) and :mod:`~painterly.web.worker` (the engine
-call). This module only starts servers, and imports FastAPI and uvicorn when it does, so that
+call); video jobs' submission and run in :mod:`~painterly.web.clip_submit` and
+:mod:`~painterly.web.clip_run`. This module only starts servers, and imports FastAPI and uvicorn when it does, so that
 ``import painterly`` stays light.
 """
 

@@ -4,7 +4,7 @@
 ``/openapi.json`` (there is no ``/docs`` page: it would load scripts from a CDN). Errors are JSON
 ``{"detail": "<one line>"}`` with a status that says what went wrong: 400 bad options or a corrupt
 image, 403 a change requested without the token (or from another site), 404 unknown job, 409 not
-ready, 413 too large, 415 not an image (or a body that is not a form), 421 a host name this server
+ready, 413 too large, 415 not an image (or not a video, or a body that is not a form), 501 video without PyAV on the server, 421 a host name this server
 does not answer to, 422 a form field of the wrong kind (or sent twice, or init_job with the option
 init), 429 queue full. A 400 or 422 about one field also names it: ``{"detail": ..., "field": "<name>"}``.
 
@@ -43,6 +43,9 @@ MB = 1024 * 1024
 DEFAULT_MAX_PIXELS = 50_000_000
 """50 megapixels: every camera, while bounding what one decode may cost (150 MB as 8-bit RGB)."""
 
+VIDEO_UPLOADS = 10
+"""A clip may be this many image uploads big (minutes of a phone's video at the default 20 MB each)."""
+
 TOKEN_PLACEHOLDER = "{{PAINTERLY_TOKEN}}"
 
 API_DESCRIPTION = f"""Neural style transfer in the browser: submit a job, watch it paint, download the result.
@@ -67,6 +70,7 @@ def create_app(
     workdir: Path | str | None = None,
     *,
     max_upload_bytes: int = 20 * MB,
+    max_video_bytes: int | None = None,
     max_pixels: int = DEFAULT_MAX_PIXELS,
     queue_size: int = 8,
     workers: int = 1,
@@ -83,6 +87,8 @@ def create_app(
         workdir: where results are kept (``<workdir>/jobs/<id>/``); default: ``studio`` in the
             painterly cache directory.
         max_upload_bytes: largest accepted image file (413 above it).
+        max_video_bytes: largest accepted clip of a video job (413 above it; default: ten image
+            uploads' worth, 200 MB by default).
         max_pixels: largest accepted ``width * height`` of an image (413 above it).
         queue_size: how many jobs may wait (429 beyond that).
         workers: jobs run at the same time (one per worker thread).
@@ -100,6 +106,7 @@ def create_app(
     from . import default_workdir
 
     root = Path(workdir) if workdir is not None else default_workdir()
+    max_video_bytes = VIDEO_UPLOADS * max_upload_bytes if max_video_bytes is None else max_video_bytes
     defaults = dict(default_options or {})
     base_config = Config.for_mode("stylize", **defaults)  # a bad server default fails now, not on the first job
     size_note = None
@@ -136,7 +143,8 @@ def create_app(
     app.state.workdir = root
     app.state.token = token
     # Whole requests: every file at its limit, plus room for the form fields.
-    app.add_middleware(BodyLimit, max_bytes=max_upload_bytes * (limits.max_styles + 3) + MB)
+    largest = max(max_upload_bytes * (limits.max_styles + 3), max_video_bytes + max_upload_bytes * limits.max_styles)
+    app.add_middleware(BodyLimit, max_bytes=largest + MB)
     app.add_middleware(Guard, token=token, hosts=hosts)  # added last: runs first
     _add_error_handlers(app)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
@@ -158,6 +166,7 @@ def create_app(
             "presets": PRESETS,
             "limits": {
                 "max_upload_bytes": max_upload_bytes,
+                "max_video_bytes": max_video_bytes,
                 "max_pixels": max_pixels,
                 "max_size": limits.max_size,
                 "max_size_note": size_note,
@@ -185,7 +194,10 @@ def create_app(
             raise HTTPException(404, "the demo images are 'content' and 'style'")
         return FileResponse(path, media_type="image/jpeg", headers={"Cache-Control": "max-age=3600"})
 
-    add_job_routes(app, manager, defaults=defaults, limits=limits, max_upload_bytes=max_upload_bytes, max_pixels=max_pixels, queue_size=queue_size)
+    add_job_routes(
+        app, manager, defaults=defaults, limits=limits, max_upload_bytes=max_upload_bytes, max_pixels=max_pixels,
+        queue_size=queue_size, max_video_bytes=max_video_bytes,
+    )  # fmt: skip
 
     from .batch import add_batch_routes  # the batch view: grids of jobs and their contact sheet
 
@@ -199,7 +211,8 @@ def create_app(
 def _add_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(UploadRejected)
     async def _upload(_: Request, exc: UploadRejected) -> JSONResponse:
-        return JSONResponse({"detail": str(exc)}, status_code=exc.status)
+        body = {"detail": str(exc), **({"field": exc.field} if exc.field else {})}
+        return JSONResponse(body, status_code=exc.status)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:

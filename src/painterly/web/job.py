@@ -28,6 +28,14 @@ FINAL = frozenset({DONE, FAILED, CANCELLED, INTERRUPTED})
 
 PREVIEW_QUALITY = 85
 RESULT_FILE = "result.png"
+VIDEO_FILE = "result.mp4"
+"""A video job's result: the stylised clip (H.264, with the clip's sound)."""
+CLIP_STEM = "clip"
+"""A video job's uploaded clip, ``clip.<the upload's extension>``, kept until its video is written."""
+FRAMES_FOLDER = "frames"
+"""A video job's finished frames while it runs (removed once the video is written)."""
+IMAGE, VIDEO = "image", "video"
+"""The kinds of job: one picture, or a clip frame by frame (:mod:`painterly.web.clip_run`)."""
 MASK_FILE = "mask.png"
 """The region mask sent with the job (``regions``), kept with it: the page overlays it on the preview."""
 RECORD_FILE = "job.json"
@@ -83,15 +91,20 @@ class Job:
     interrupt_requested: bool = False
     """Set when the server stops: the run ends as ``interrupted``, not ``cancelled``."""
     run: Any = None  # the engine's Run while it runs; stop() is called on it from other threads
+    kind: str = IMAGE
+    video: dict[str, Any] | None = None
+    """A video job's frames: ``frame`` (the one being painted, 1-based), ``frames`` (of the piece;
+    None: unknown), ``done``, ``fps``, ``audio``; None for an image job."""
 
     @property
     def result_path(self) -> Path:
-        return self.directory / RESULT_FILE
+        return self.directory / (VIDEO_FILE if self.kind == VIDEO else RESULT_FILE)
 
 
 RECORDED = (
     "id", "status", "iteration", "total_iterations", "level", "levels", "size", "losses", "error",
     "options", "inputs", "seed", "created", "started", "finished", "elapsed", "history", "notes",
+    "kind", "video",
 )
 """The fields of ``job.json`` (what a restarted server shows)."""
 
@@ -102,6 +115,7 @@ def snapshot(job: Job, position: int | None, *, history: bool = False, history_f
     base = f"/api/jobs/{job.id}"
     data: dict[str, Any] = {
         "id": job.id,
+        "kind": job.kind,
         "status": job.status,
         "position": position,
         "iteration": job.iteration,
@@ -125,6 +139,7 @@ def snapshot(job: Job, position: int | None, *, history: bool = False, history_f
         "has_result": job.has_result,
         "has_mask": job.has_mask,
         "tiles": _tiles(job),
+        "video": dict(job.video) if job.video is not None else None,
         "version": job.version,
         "urls": {
             "self": base,

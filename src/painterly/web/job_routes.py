@@ -16,11 +16,12 @@ from fastapi.responses import FileResponse, JSONResponse, Response, StreamingRes
 from PIL import Image
 
 from ..errors import shown
-from .job import FINAL, MASK_FILE, Job
+from .clip_submit import submit_clip
+from .job import FINAL, MASK_FILE, VIDEO, Job
 from .options import Limits, build_config, check_budget, notes_as_sent, parse_options, public_options
 from .queue import JobManager, QueueFull
 from .records import save_mask
-from .uploads import client_name, read_upload, require_form, sent_once, uploaded_pair
+from .uploads import UploadRejected, client_name, read_upload, require_form, sent_once, uploaded_pair
 
 EVENT_POLL_S = 0.1
 KEEPALIVE_S = 15.0
@@ -28,7 +29,7 @@ KEEPALIVE_S = 15.0
 
 def add_job_routes(
     app: FastAPI, manager: JobManager, *, defaults: Mapping[str, Any], limits: Limits,
-    max_upload_bytes: int, max_pixels: int, queue_size: int,
+    max_upload_bytes: int, max_pixels: int, queue_size: int, max_video_bytes: int,
 ) -> None:  # fmt: skip
     """Add the job routes (``/api/jobs...``) to the studio's ``app``, over its queue ``manager``."""
 
@@ -40,7 +41,7 @@ def add_job_routes(
 
     @app.post(
         "/api/jobs", status_code=202, tags=["jobs"], summary="Submit a job",
-        dependencies=[Depends(sent_once("content", "options", "demo", "init_job", "mask"))],
+        dependencies=[Depends(sent_once("content", "clip", "options", "demo", "init_job", "mask"))],
     )  # fmt: skip
     def submit_job(
         request: Request,
@@ -50,10 +51,19 @@ def add_job_routes(
         demo: bool = Form(False, description="use the built-in demo pair instead of uploads"),
         init_job: str | None = Form(None, description="start from the result of this (finished) job"),
         mask: UploadFile | None = File(None, description="colour-coded mask over the content; its colours assigned by the `regions` option"),
+        clip: UploadFile | None = File(None, description="a video to stylise frame by frame (instead of content); options may add temporal_weight, frame_iterations, long_term, start, duration"),
     ) -> JSONResponse:
         # Everything wrong with the request itself is reported before "queue full": a 429 says "try
         # again later", which would be a lie for a request that can never succeed.
         require_form(request.headers.get("content-type"))
+        if clip is not None:  # a video job: the same way in, its own checks
+            extra = [n for n, v in (("content", content), ("demo", demo), ("init_job", init_job), ("mask", mask)) if v]
+            if extra:
+                raise UploadRejected(400, f"{extra[0]}: a video job sends a clip and styles only, not {extra[0]}", field=extra[0])
+            return submit_clip(
+                request, manager, clip, [s for s in (style or []) if s is not None], options, defaults=defaults, limits=limits,
+                max_video_bytes=max_video_bytes, max_upload_bytes=max_upload_bytes, max_pixels=max_pixels, queue_size=queue_size,
+            )  # fmt: skip
         requested = parse_options(options)
         # Errors name the option as this request spelled it (style-weight or style_weight).
         request.state.option_keys = {str(k).replace("-", "_"): str(k) for k in requested}
@@ -151,7 +161,7 @@ def add_job_routes(
             raise HTTPException(404, f"job {job_id} has no mask (it was sent without one)")
         return FileResponse(job.directory / MASK_FILE, media_type="image/png", headers={"Cache-Control": "private, max-age=3600"})
 
-    @app.get("/api/jobs/{job_id}/result", tags=["jobs"], summary="The result (PNG)")
+    @app.get("/api/jobs/{job_id}/result", tags=["jobs"], summary="The result (PNG; a video job's: MP4)")
     def job_result(job_id: str, download: bool = Query(False, description="as an attachment")) -> FileResponse:
         job = find(job_id)
         snap = manager.snapshot(job)
@@ -160,10 +170,11 @@ def add_job_routes(
                 reason = f": {snap['error']}" if snap["error"] else ""
                 raise HTTPException(409, f"job {job_id} is {snap['status']} and has no result{reason}")
             raise HTTPException(409, f"job {job_id} is {snap['status']}; the result is ready when it is done")
-        filename = f"painterly-{job_id[:8]}.png"
+        video = job.kind == VIDEO
+        filename = f"painterly-{job_id[:8]}.{'mp4' if video else 'png'}"
         return FileResponse(
             job.result_path,
-            media_type="image/png",
+            media_type="video/mp4" if video else "image/png",
             filename=filename if download else None,
             headers={"Cache-Control": "no-cache"},
         )
@@ -172,6 +183,8 @@ def add_job_routes(
 def _result_image(job: Job) -> Image.Image:
     from ..imageio import open_image
 
+    if job.kind == VIDEO:
+        raise HTTPException(409, f"init_job: job {job.id} made a video; start from an image job's result")
     if not job.has_result or job.status not in FINAL:
         raise HTTPException(409, f"init_job: job {job.id} has no result to start from (it is {job.status})")
     return open_image(job.result_path, name="init_job result")

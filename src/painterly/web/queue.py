@@ -13,13 +13,13 @@ import threading
 import time
 from collections import deque
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from PIL import Image
 
 from ..errors import PainterlyError
 from ..files import remove_quietly
-from .job import CANCELLED, DONE, FAILED, INTERRUPTED, JOB_ID, QUEUED, RUNNING, Job
+from .job import CANCELLED, DONE, FAILED, INTERRUPTED, JOB_ID, QUEUED, RUNNING, VIDEO, Job
 from .job import encode_jpeg, encode_tensor_jpeg, finite, record, snapshot
 from .records import DEFAULT_KEEP, INTERRUPTED_MESSAGE, PREVIEW_FILE, RecordStore
 from .worker import EncoderFactory, Encoders, run_job
@@ -191,7 +191,9 @@ class JobManager:
         (or, for one cut short by a crash, is the last one written to disk)."""
         with self._lock:
             data, frame, path, has_result = job.preview, job.frame, job.result_path, job.has_result
-        if data is None and has_result:
+        if data is None and job.kind == VIDEO:
+            data = self.records.read_preview(job)  # a video's last frame, kept beside it
+        elif data is None and has_result:
             try:
                 with Image.open(path) as img:
                     img.load()
@@ -237,9 +239,29 @@ class JobManager:
                 self._save_record(job)
 
     def _execute(self, job: Job) -> None:
+        started = time.perf_counter()
+        if job.kind == VIDEO:
+            from .clip_run import run_clip
+
+            status, error = run_clip(self, job, self._encoders)
+        else:
+            status, error = self._paint(job)
+        # The record on disk says the job is over before anyone can see it so: a client that saw "done"
+        # and restarts the server finds it done, not interrupted.
+        finished = time.time()
+        with self._record_lock:
+            with self._lock:
+                job.elapsed = time.perf_counter() - started
+                data = {**record(job), "status": status, "error": error, "finished": finished}
+            self.records.write(job, data)
+            with self._lock:
+                self._set_final(job, status, error, finished)
+        self._prune()
+
+    def _paint(self, job: Job) -> tuple[str, str | None]:
+        """Run an image job and save its result; returns its final (status, error)."""
         from ..imageio import save_image
 
-        started = time.perf_counter()
         clock = {"preview": 0.0, "saved": time.monotonic()}
         status, error, result = FAILED, None, None
         try:
@@ -272,17 +294,18 @@ class JobManager:
             except Exception as exc:  # a full disk must fail the job, not the worker
                 log.exception("job %s: cannot save the result", job.id)
                 status, error = FAILED, f"cannot save the result: {exc}"
-        # The record on disk says the job is over before anyone can see it so: a client that saw "done"
-        # and restarts the server finds it done, not interrupted.
-        finished = time.time()
-        with self._record_lock:
-            with self._lock:
-                job.elapsed = time.perf_counter() - started
-                data = {**record(job), "status": status, "error": error, "finished": finished}
-            self.records.write(job, data)
-            with self._lock:
-                self._set_final(job, status, error, finished)
-        self._prune()
+        return status, error
+
+    def update(self, job: Job, change: Callable[[Job], None]) -> None:
+        """Apply ``change(job)`` under the lock, as news (the event stream and the gallery see it)."""
+        with self._lock:
+            change(job)
+            job.version += 1
+            self._changed.notify_all()
+
+    def save_record(self, job: Job) -> None:
+        """Write ``job.json`` as the job is now (for the clip runner: after each finished frame)."""
+        self._save_record(job)
 
     def _started(self, job: Job, run: Any) -> None:
         with self._lock:

@@ -1,4 +1,5 @@
-"""The studio's job records on disk: ``<workdir>/jobs/<id>/job.json`` (+ ``result.png``).
+"""The studio's job records on disk: ``<workdir>/jobs/<id>/job.json`` (+ ``result.png``, or a video
+job's ``result.mp4``).
 
 A job's record is written when it is submitted and again whenever its status changes, atomically
 (:func:`painterly.files.write_bytes`), so that a server killed at any moment leaves only whole
@@ -24,14 +25,15 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..files import PRIVATE_FOLDER, is_temp_name, make_folder, remove_quietly, write_bytes
-from .job import FINAL, INTERRUPTED, JOB_ID, MASK_FILE, QUEUED, RECORD_FILE, RESULT_FILE, RUNNING, Job
+from .job import CLIP_STEM, FINAL, FRAMES_FOLDER, INTERRUPTED, JOB_ID, MASK_FILE, QUEUED, RECORD_FILE, RESULT_FILE, RUNNING, VIDEO
+from .job import VIDEO_FILE, Job
 
 log = logging.getLogger("painterly.web")
 
 PREVIEW_FILE = "preview.jpg"
 """The latest preview of a running job, so that one cut short by a crash still shows something."""
 
-MADE_FILES = (RESULT_FILE, PREVIEW_FILE)
+MADE_FILES = (RESULT_FILE, VIDEO_FILE, PREVIEW_FILE)
 """The images a job makes: a folder holding one is never removed for want of a record."""
 
 DEFAULT_KEEP = 200
@@ -136,10 +138,17 @@ class RecordStore:
         size = data.get("size")
         sides = (size.get("height"), size.get("width")) if isinstance(size, dict) else ()
         job.size = tuple(sides) if len(sides) == 2 and all(isinstance(v, int) for v in sides) else None
-        job.has_result = (entry / RESULT_FILE).is_file()
+        if data.get("kind") == VIDEO:
+            job.kind, video = VIDEO, data.get("video")
+            job.video = _dict(video) if isinstance(video, dict) else {}
+            # Nothing runs it again: a crash's frames and the upload are of no more use.
+            shutil.rmtree(entry / FRAMES_FOLDER, ignore_errors=True)
+            for clip in entry.glob(f"{CLIP_STEM}.*"):
+                remove_quietly(clip)
+        job.has_result = job.result_path.is_file()
         job.has_mask = (entry / MASK_FILE).is_file()
-        if not job.has_result and (entry / PREVIEW_FILE).is_file():
-            job.frame = 1  # a crash left the last preview: the page can show it
+        if (not job.has_result or job.kind == VIDEO) and (entry / PREVIEW_FILE).is_file():
+            job.frame = 1  # a crash left the last preview (a video's: its last frame): the page can show it
         if job.status in (QUEUED, RUNNING):
             job.status, job.error = INTERRUPTED, INTERRUPTED_MESSAGE
             job.finished = job.finished or time.time()

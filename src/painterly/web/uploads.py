@@ -37,9 +37,11 @@ _DECODE_SLOTS = threading.BoundedSemaphore(2)
 class UploadRejected(Exception):
     """An upload the server refuses: ``status`` is the HTTP status, the message says why (one line)."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, field: str | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.field = field
+        """The form field at fault, when the message is about one (the answer names it)."""
 
 
 FORM_TYPES = ("multipart/form-data", "application/x-www-form-urlencoded")

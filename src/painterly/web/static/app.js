@@ -74,7 +74,7 @@ function wireInputs() {
     zone.addEventListener("drop", (e) => {
       e.preventDefault();
       zone.classList.remove("over");
-      const files = [...e.dataTransfer.files].filter((f) => f.type.startsWith("image/") || f.type === "");
+      const files = [...e.dataTransfer.files].filter((f) => f.type.startsWith("image/") || f.type === "" || PainterlyVideo.isClip(f));
       if (!files.length) return;
       if (zone.dataset.kind === "content") setContent(files[0]);
       else addStyles(files);
@@ -97,7 +97,10 @@ function setContent(file) {
   if (!file) return;
   leaveDemo();
   showFormError("");  // the last refusal was about the images as they were
-  contentFile = file;
+  // A clip goes where the photo goes: the job becomes a video job.
+  const clip = PainterlyVideo.isClip(file);
+  PainterlyVideo.setClip(clip ? file : null);
+  contentFile = clip ? null : file;
   renderThumbs();
 }
 
@@ -115,6 +118,7 @@ function addStyles(fileList) {
 function chooseDemo() {
   useDemo = true;
   contentFile = null;
+  PainterlyVideo.setClip(null);
   styleFiles = [];
   renderThumbs();
 }
@@ -141,7 +145,8 @@ function renderThumbs() {
   PainterlyMask.setContentURL(contentFile ? objectURL(contentFile) : null);
   PainterlyMask.setStyleCount(styleFiles.length);
   if (contentFile) contentBox.append(thumb(objectURL(contentFile), contentFile.name, () => { contentFile = null; renderThumbs(); }));
-  else contentBox.append(hint("Drop a photo here"));
+  else if (PainterlyVideo.clip()) contentBox.append(PainterlyVideo.thumb(() => { PainterlyVideo.setClip(null); renderThumbs(); }));
+  else contentBox.append(hint("Drop a photo or a clip here"));
   styleFiles.forEach((f, i) => styleBox.append(thumb(objectURL(f), f.name, () => { styleFiles.splice(i, 1); renderThumbs(); })));
   if (!styleFiles.length) styleBox.append(hint("Drop paintings here"));
 }
@@ -231,11 +236,22 @@ function collectOptions() {
 
 async function startJob() {
   showFormError("");
-  if (!useDemo && (!contentFile || !styleFiles.length)) {
-    showFormError("Choose a content image and at least one style image, or use the demo pair.");
+  const clip = useDemo ? null : PainterlyVideo.clip();
+  if (!useDemo && ((!contentFile && !clip) || !styleFiles.length)) {
+    showFormError("Choose a content image (or a clip) and at least one style image, or use the demo pair.");
     return;
   }
   const form = new FormData();
+  if (clip) {
+    // A video job: the clip, its styles and the options (no mask, no start from an earlier result).
+    form.append("clip", clip, clip.name);
+    for (const f of styleFiles) form.append("style", f, f.name);
+    const options = { ...collectOptions(), ...PainterlyVideo.options() };
+    if (options.init === undefined) options.init = $("init").value;
+    form.append("options", JSON.stringify(options));
+    await submit(form);
+    return;
+  }
   if (useDemo) form.append("demo", "true");
   else {
     form.append("content", contentFile, contentFile.name);
@@ -249,6 +265,10 @@ async function startJob() {
   }
   form.append("options", JSON.stringify(options));
   if (initJob) form.append("init_job", initJob);
+  await submit(form);
+}
+
+async function submit(form) {
   $("start").disabled = true;
   try {
     const res = await send("/api/jobs", { method: "POST", body: form, headers: tokenHeader() });
@@ -406,7 +426,7 @@ function showJob(job) {
   if (job.status === "queued") text = job.position ? `Waiting: place ${job.position} in the queue` : "Waiting in the queue";
   else if (job.status === "failed" || job.status === "interrupted") text = job.error || job.status;
   else if (job.total_iterations) {
-    text = `iteration ${job.iteration} / ${job.total_iterations}`;
+    text = `${PainterlyVideo.progressPrefix(job)}iteration ${job.iteration} / ${job.total_iterations}`;
     if (job.levels > 1) text += ` · level ${job.level + 1} of ${job.levels}`;
     if (job.size) text += ` · ${job.size.width}×${job.size.height}`;
     if (job.elapsed) text += ` · ${job.elapsed.toFixed(1)} s`;
@@ -445,9 +465,11 @@ function showJob(job) {
   const download = $("download");
   if (job.has_result && job.urls.download) {
     download.href = job.urls.download;
-    download.setAttribute("download", `painterly-${job.id.slice(0, 8)}.png`);
+    const video = job.kind === "video";
+    download.setAttribute("download", `painterly-${job.id.slice(0, 8)}.${video ? "mp4" : "png"}`);
+    download.textContent = video ? "Download MP4" : "Download PNG";
     download.hidden = false;
-    $("use-as-init").hidden = false;
+    $("use-as-init").hidden = video;
   } else {
     download.hidden = true;
     download.removeAttribute("href");
@@ -455,6 +477,7 @@ function showJob(job) {
   }
   showParams(job);
   PainterlyOverlay.show(job);
+  PainterlyVideo.show(job);
 }
 
 function showParams(job) {
@@ -465,6 +488,7 @@ function showParams(job) {
   const inputs = job.inputs || {};
   const rows = [];
   if (inputs.content) rows.push(["content image", inputs.content]);
+  if (inputs.clip) rows.push(["clip", inputs.clip]);
   if (inputs.styles) rows.push(["style images", inputs.styles.join(", ")]);
   for (const key of Object.keys(shown).sort()) rows.push([key.replace(/_/g, "-"), shown[key]]);
   for (const [k, v] of rows) {
@@ -631,7 +655,10 @@ function card(job) {
   openBtn.addEventListener("click", () => openJob(job.id));
   actions.append(openBtn);
   if (job.has_result) {
-    actions.append(el("a", { class: "button secondary", href: job.urls.download, download: `painterly-${job.id.slice(0, 8)}.png` }, "Download"));
+    const ext = job.kind === "video" ? "mp4" : "png";
+    actions.append(el("a", { class: "button secondary", href: job.urls.download, download: `painterly-${job.id.slice(0, 8)}.${ext}` }, "Download"));
+  }
+  if (job.has_result && job.kind !== "video") {
     const initBtn = el("button", { type: "button", class: "secondary", title: "Start the next run from this result" }, "Use as start");
     initBtn.addEventListener("click", () => setInitJob(job.id));
     actions.append(initBtn);
