@@ -17,7 +17,7 @@ from typing import Any
 
 from ..engine import Run
 from ..errors import DivergenceError, ImageError, PainterlyError, PainterlyWarning
-from ..files import remove_quietly, write_with
+from ..files import remove_quietly, remove_stale_temps, write_with
 from ..imageio import save_image
 from .outputs import OutputFiles, OutputOptions
 from .plot import LossHistory, draw_plot
@@ -107,12 +107,7 @@ class CommandRun:
             save_image(image, files.output, metadata=self.metadata)
         except PainterlyError as exc:
             raise self._kept_elsewhere(exc, image) from None
-        # The run finished: its checkpoints (this output's, and the one it was resumed from) have
-        # nothing left to give.
-        if outputs.checkpoint_every:
-            remove_quietly(files.checkpoint)
-        if self.resumed_from is not None:
-            remove_quietly(self.resumed_from)
+        self.drop_checkpoints()
         if not self.quiet:
             h, w = image.shape[-2:]
             say(
@@ -120,6 +115,15 @@ class CommandRun:
                 f"{time.perf_counter() - self._t0:.1f} s, seed {run.seed})"
             )
         return 0
+
+    def drop_checkpoints(self) -> None:
+        """The run finished and its result is saved: its checkpoints (this output's, and the one it
+        was resumed from) have nothing left to give."""
+        if self.outputs.checkpoint_every:
+            remove_quietly(self.files.checkpoint)
+            remove_stale_temps(self.files.checkpoint)  # a checkpoint write cut short by an earlier kill
+        if self.resumed_from is not None:
+            remove_quietly(self.resumed_from)
 
     def progress_bar(self) -> ProgressBar:
         """The run's bar (a batch puts its jobs' bars beneath its own)."""
