@@ -111,3 +111,23 @@ def test_batch_killed_while_writing_its_manifest_leaves_no_temporary_file(tmp_pa
     assert again.returncode == 0, again.stderr
     assert temporary_files(out) == []
     assert len((out / "manifest.jsonl").read_text().splitlines()) == 2
+
+
+def test_video_killed_while_writing_its_first_manifest_starts_again(tmp_path: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    pytest.importorskip("av")
+    pytest.importorskip("cv2")
+    from fractions import Fraction
+
+    from painterly.video.frames import read_frames, write_video
+    from test_video_cli import clip_frames
+
+    clip = tmp_path / "clip.mp4"
+    write_video(clip, iter(clip_frames(3)), Fraction(10))
+    args = ["video", str(clip), str(images.style), "-o", "out.mp4", *fast_args(tiny_weights_file, iterations=2), "--frame-iterations", "1"]
+    # The first atomic write of a clip is its frames folder's manifest: killed just before the rename.
+    kill_at(args, tmp_path, "painterly.files._keep_permissions", 1)
+    assert [p.name.startswith("..painterly-video.json.") for p in (tmp_path / "out.mp4.frames").iterdir()] == [True]
+    again = run_painterly(args, tmp_path)
+    assert again.returncode == 0, again.stderr  # it was refused as "a folder with other files in it"
+    assert sorted(os.listdir(tmp_path)) == ["clip.mp4", "out.mp4"]
+    assert len(list(read_frames(tmp_path / "out.mp4"))) == 3

@@ -100,6 +100,14 @@ class FrameFolder:
         """Frame ``index`` (0 = first): ``frame_000001.png``."""
         return self.folder / f"frame_{index + 1:06d}.png"
 
+    def is_empty(self) -> bool:
+        """Whether the folder holds nothing but, at most, the temporary file of a first manifest write
+        that a kill cut short (painterly's own: the folder is still as good as new)."""
+        from ..files import is_temp_name
+
+        cut_short = f".{self.MANIFEST}."
+        return all(p.name.startswith(cut_short) and is_temp_name(p.name) for p in self.folder.iterdir())
+
     def finished(self) -> int:
         """How many frames are done: ``frame_000001.png`` onwards, up to the first missing one."""
         n = 0

@@ -103,7 +103,9 @@ def run_video(args: argparse.Namespace) -> int:
         "video": {"temporal_weight": settings.temporal_weight, "frame_iterations": settings.frame_iterations, "long_term": settings.long_term},
         "save_every": outputs.save_every,
         "keep_frames": bool(args.keep_frames),
-        "made_folder": not folder.exists(),  # only a folder painterly made is removed at the end
+        # Only a folder painterly made is removed at the end (one holding nothing but a first manifest
+        # write cut short was made by the run that was killed writing it).
+        "made_folder": not folder.exists() or (folder.is_dir() and any(folder.iterdir()) and FrameFolder(folder).is_empty()),
     }
     fresh = not FrameFolder(folder).manifest.is_file()
     plan = _agree_with_manifest(folder, plan)
@@ -172,7 +174,7 @@ def _check_target(output: Path, folder: Path, inputs: list[str], as_folder: bool
             raise ConfigError(f"{folder}: the output folder is the input folder; refusing to write into it")
         if not os.access(folder, os.W_OK | os.X_OK):
             raise ConfigError(f"{folder}: cannot write there: permission denied")
-        if not FrameFolder(folder).manifest.is_file() and any(folder.iterdir()):
+        if not FrameFolder(folder).manifest.is_file() and not FrameFolder(folder).is_empty():
             raise ConfigError(f"{folder}: is a folder with other files in it; give an empty or new folder")
     else:
         _check_parent(folder / "x", str(folder))
