@@ -22,14 +22,19 @@ from painterly.files import is_temp_name
 
 pytestmark = [pytest.mark.slow, pytest.mark.skipif(os.name != "posix", reason="SIGKILL is POSIX")]
 
-# ``python -c WRAPPER MODULE ATTRIBUTE CALL MARKER ARGS...``: painterly's main, with MODULE.ATTRIBUTE
+# ``python -c WRAPPER OWNER ATTRIBUTE CALL MARKER ARGS...``: painterly's main, with OWNER.ATTRIBUTE (OWNER a
+# module or a class in one)
 # wrapped so that its CALL-th call (after it returns) touches MARKER and waits to be killed.
 WRAPPER = """
 import importlib, sys, time
 from pathlib import Path
 module, attribute, call, marker = sys.argv[1:5]
 del sys.argv[1:5]
-owner = importlib.import_module(module)
+try:
+    owner = importlib.import_module(module)
+except ModuleNotFoundError:  # module.Class.method
+    module, name = module.rsplit(".", 1)
+    owner = getattr(importlib.import_module(module), name)
 original = getattr(owner, attribute)
 calls = [0]
 def wrapped(*args, **kwargs):
@@ -131,3 +136,45 @@ def test_video_killed_while_writing_its_first_manifest_starts_again(tmp_path: Pa
     assert again.returncode == 0, again.stderr  # it was refused as "a folder with other files in it"
     assert sorted(os.listdir(tmp_path)) == ["clip.mp4", "out.mp4"]
     assert len(list(read_frames(tmp_path / "out.mp4"))) == 3
+
+
+def test_video_killed_while_removing_its_frames_redoes_none(tmp_path: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    pytest.importorskip("av")
+    pytest.importorskip("cv2")
+    from fractions import Fraction
+
+    from painterly.video.frames import write_video
+    from test_video_cli import clip_frames
+
+    clip = tmp_path / "clip.mp4"
+    write_video(clip, iter(clip_frames(4)), Fraction(10))
+    args = ["video", str(clip), str(images.style), "-o", "out.mp4", *fast_args(tiny_weights_file, iterations=2), "--frame-iterations", "1"]
+    # The clip is written; its frames folder is being removed (two of four frames gone).
+    kill_at(args, tmp_path, "painterly.files.remove_quietly", 2)
+    written = (tmp_path / "out.mp4").read_bytes()
+    assert len(list((tmp_path / "out.mp4.frames").glob("frame_*.png"))) == 2
+    again = run_painterly(args, tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert "painterly: frame " not in again.stderr  # every frame was made again before
+    assert sorted(os.listdir(tmp_path)) == ["clip.mp4", "out.mp4"]
+    assert (tmp_path / "out.mp4").read_bytes() == written
+
+
+@pytest.mark.parametrize("where", ["painterly.imageio.save_image", "painterly.cli.video._Report.frame"], ids=["frame-saved", "line-written"])
+def test_video_killed_between_a_frame_and_its_log_line_keeps_one_line_a_frame(where: str, tmp_path: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    pytest.importorskip("av")
+    pytest.importorskip("cv2")
+    from fractions import Fraction
+
+    from painterly.video.frames import write_video
+    from test_video_cli import clip_frames
+
+    clip = tmp_path / "clip.mp4"
+    write_video(clip, iter(clip_frames(4)), Fraction(10))
+    args = ["video", str(clip), str(images.style), "-o", "out.mp4", "--log", "frames.jsonl",
+            *fast_args(tiny_weights_file, iterations=2), "--frame-iterations", "1"]  # fmt: skip
+    kill_at(args, tmp_path, where, 2)  # the second frame: just saved, or just logged
+    again = run_painterly(args, tmp_path)
+    assert again.returncode == 0, again.stderr
+    lines = (tmp_path / "frames.jsonl").read_text().splitlines()
+    assert [json.loads(line)["frame"] for line in lines] == [1, 2, 3, 4]

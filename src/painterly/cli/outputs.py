@@ -115,6 +115,43 @@ class FrameFolder:
             n += 1
         return n
 
+    def mark_assembled(self, plan: dict, count: int, output: Path) -> None:
+        """Record in the manifest that ``output`` holds the clip of frames 1 … ``count`` (its size and
+        SHA-256), before the frames are removed: a command killed while removing them finds the clip
+        done and only finishes the clean-up (instead of making every frame again). Best effort."""
+        import json
+
+        from ..batch.manifest import file_digest
+        from ..files import write_bytes
+
+        try:
+            size, sha = file_digest(output)
+            done = {**plan, "assembled": {"frames": count, "bytes": size, "sha256": sha}}
+            write_bytes(self.manifest, (json.dumps(done, indent=1) + "\n").encode("utf-8"))
+        except OSError:
+            pass  # without the mark, a kill mid-clean-up costs the frames again, nothing more
+
+    def assembled(self, plan: dict, output: Path) -> int | None:
+        """The frame count of the clip ``plan``'s manifest says was assembled into ``output``, if
+        ``output`` is still that very file; else None."""
+        from ..batch.manifest import file_digest
+
+        mark = plan.get("assembled")
+        if not isinstance(mark, dict) or not isinstance(mark.get("frames"), int):
+            return None
+        try:
+            return mark["frames"] if file_digest(output) == (mark.get("bytes"), mark.get("sha256")) else None
+        except OSError:
+            return None
+
+    def finish_assembled(self, plan: dict, output: Path) -> bool:
+        """If ``plan``'s clip is already assembled into ``output`` (:meth:`assembled`), remove what is
+        left of its frames (and the folder if painterly made it) and say True."""
+        count = self.assembled(plan, output)
+        if count is not None:
+            self.remove(count, folder_too=bool(plan.get("made_folder", True)))
+        return count is not None
+
     def remove(self, count: int, *, folder_too: bool) -> bool:
         """Delete frames 1 … ``count``, the manifest and temporaries left by an interrupted write; then
         the folder itself if ``folder_too`` and nothing else is in it (anything else is the user's and

@@ -202,8 +202,9 @@ class CommandRun:
         return error
 
 
-def trim_log(path: Path, iteration: int) -> None:
-    """Drop the lines of a loss log past ``iteration`` (written after a checkpoint, before a crash).
+def trim_log(path: Path, iteration: int, key: str = "iteration") -> None:
+    """Drop the lines of a loss log past ``iteration`` (written after a checkpoint, before a crash);
+    ``key`` names the count in each line (`painterly video`'s log counts frames).
 
     Only a file painterly wrote is touched: every line must be one of its JSON records (the last may be
     cut short by the crash); anything else is refused with a :class:`~painterly.errors.ConfigError`.
@@ -219,13 +220,13 @@ def trim_log(path: Path, iteration: int) -> None:
         raise ConfigError(f"`log` {path}: cannot read it to continue it ({exc})") from None
     complete, _, cut = text.rpartition("\n")  # cut: "" when the file ends with a newline
     refused = ConfigError(f"`log` {path}: is not a painterly loss log; refusing to change it")
-    if cut and not cut.startswith('{"iteration": '):  # only a record of ours may be cut short by a crash
+    if cut and not cut.startswith(f'{{"{key}": '):  # only a record of ours may be cut short by a crash
         raise refused
     lines = complete.split("\n") if complete else []
     kept = []
     for line in lines:
         try:
-            step = int(json.loads(line)["iteration"])
+            step = int(json.loads(line)[key])
         except (ValueError, KeyError, TypeError):
             raise refused from None
         if step <= iteration:

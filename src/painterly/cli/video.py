@@ -282,11 +282,15 @@ def _execute(plan: dict[str, Any], folder: Path, as_folder: bool, info: Any, log
     flow_ahead = getattr(args, "flow_ahead", None)  # not a setting of the result: not in the manifest
     if flow_ahead is not None:
         check_flow_ahead(flow_ahead)
+    frames = FrameFolder(folder)
+    if not as_folder and frames.finish_assembled(plan, output):  # killed while removing a written clip's frames
+        if not quiet:
+            say(f"painterly: wrote {output} (assembled before the command was stopped; its frames removed now)")
+        return 0
     download_bar = _DownloadBar(quiet)
     transfer = StyleTransfer(config, weights_progress=download_bar)
     download_bar.close()
     styler = ClipStyler(transfer, plan["styles"], settings, init=plan.get("init"))
-    frames = FrameFolder(folder)
     done = frames.finished()
     report = _Report(info.frames, done, quiet, log, estimate=info.expected_frames)
     t0 = time.perf_counter()
@@ -313,10 +317,12 @@ def _execute(plan: dict[str, Any], folder: Path, as_folder: bool, info: Any, log
                     report.iteration(index, progress)
                 if signals.received is not None:
                     break
+                # Its log line first: a command killed before the frame is saved drops that line when
+                # continued (the log is cut back to the frames done), one killed after it has the line.
+                report.frame(index, run, last, time.perf_counter() - started)
                 path = save_image(run.result(), frames.frame(index))
                 # What the next frame starts from is the frame as saved (a resumed clip sees the same).
                 styler.push(frame, load_image(path))
-                report.frame(index, run, last, time.perf_counter() - started)
                 if save_every and not as_folder and (index + 1) % save_every == 0:
                     _side_assemble(folder, index + 1, output, plan, info)
     finally:
@@ -335,6 +341,7 @@ def _execute(plan: dict[str, Any], folder: Path, as_folder: bool, info: Any, log
         note = ", audio carried over" if carried else (", without the audio (the container refused it)" if info.has_audio else "")
         if not plan.get("keep_frames"):
             # The video is written: the frames were only kept for resuming. Nothing else of the folder goes.
+            frames.mark_assembled(plan, count, output)
             gone = frames.remove(count, folder_too=bool(plan.get("made_folder", True)))
             where = "" if gone else f"; {folder} kept (it holds other files)" if any(folder.iterdir()) else ""
     if not quiet:
@@ -380,7 +387,10 @@ class _Report:
         if log is not None:
             try:
                 from ..files import open_log
+                from .runner import trim_log
 
+                if done:
+                    trim_log(Path(log), done, key="frame")
                 self.log = open_log(log, truncate=not done)
             except OSError as exc:
                 raise ConfigError(f"`log` {log}: cannot write: {exc.strerror or exc}") from None
