@@ -175,6 +175,8 @@ def run_locally(batch: Any, jobs: list[Job]) -> int:
                 batch.say(f"painterly: error: {job.output}: {reason}")
                 batch.record(failed_record(job, config, reason))
                 bar.finished(job.output, "failed")
+                if batch.stuck():
+                    return 1
                 continue
             if rc:
                 return rc
@@ -182,6 +184,8 @@ def run_locally(batch: Any, jobs: list[Job]) -> int:
             batch.record(done_record(job, config, files.output, seed=run.seed, seconds=run.elapsed, losses=run.state.losses, iterations=run.iteration, action=action))
             job_run.recorded()
             bar.finished(job.output, f"{action}, {run.elapsed:.1f} s, seed {run.seed}")
+            if batch.stuck():
+                return 1
         return 0
 
     try:
@@ -190,6 +194,8 @@ def run_locally(batch: Any, jobs: list[Job]) -> int:
             rc = run_group(batch, group, encoders, checkpoint_every, one_by_one, bar.finished)
             if rc:
                 return rc
+            if batch.stuck():
+                return 1
     finally:
         bar.close()
     return 0
