@@ -5,7 +5,10 @@ cache, the studio's job records) goes through :func:`atomic_write`: the data goe
 temporary file in the target's own folder, is flushed and fsynced, then renamed over the target, and
 the folder is fsynced so that the rename survives a crash. A reader sees the old file or the whole new
 one, never half of one, and the temporary file is removed on every way out (an exception, Ctrl-C,
-SIGTERM turned into an exception).
+SIGTERM turned into an exception). A process killed outright (SIGKILL, the OOM killer, power loss)
+cannot remove its own: the temporary name carries the writer's host and process id, and the next
+successful write of the same target removes the ones whose writer is dead (:func:`remove_stale_temps`),
+so that a job killed a thousand times does not leave a thousand hidden files.
 
 New files are private to the user (0600) unless the caller says otherwise; a file replaced keeps
 its permission bits. A loss log, appended to line by line, is opened by :func:`open_log`, private the same way.
@@ -14,8 +17,12 @@ its permission bits. A loss log, appended to line by line, is opened by :func:`o
 from __future__ import annotations
 
 import contextlib
+import functools
+import hashlib
 import os
+import re
 import secrets
+import socket
 import stat
 from pathlib import Path
 from typing import IO, BinaryIO, Callable, Iterator
@@ -26,9 +33,50 @@ TEMP_SUFFIX = ".tmp"
 
 
 def temp_name(target: Path) -> Path:
-    """The hidden temporary file used while ``target`` is written (``.<name>.<random>.tmp``)."""
+    """The hidden temporary file used while ``target`` is written: ``.<name>.<host>p<pid>-<random>.tmp``
+    (``host``: 4 hex digits of this machine's name; who wrote it, for :func:`remove_stale_temps`)."""
     # Long names are cut so that the temporary name stays under NAME_MAX (255).
-    return target.with_name(f".{target.name[:200]}.{secrets.token_hex(4)}{TEMP_SUFFIX}")
+    return target.with_name(f".{target.name[:200]}.{_host_tag()}p{os.getpid()}-{secrets.token_hex(4)}{TEMP_SUFFIX}")
+
+
+def remove_stale_temps(target: str | os.PathLike[str]) -> int:
+    """Remove the temporary files of ``target`` (:func:`temp_name`) left by a writer on this machine
+    that no longer runs (killed mid-write); returns how many. A live writer's file, another machine's
+    (a shared folder), and one whose name says nothing of its writer are left alone. Never raises."""
+    target = Path(target)
+    if os.name != "posix":  # os.kill(pid, 0) is a probe only on POSIX
+        return 0
+    pattern = re.compile(rf"\.{re.escape(target.name[:200])}\.([0-9a-f]{{4}})p(\d+)-[0-9a-f]{{8}}{re.escape(TEMP_SUFFIX)}")
+    removed = 0
+    try:
+        names = os.listdir(target.parent)
+    except OSError:
+        return 0
+    for name in names:
+        found = pattern.fullmatch(name)
+        if found is None or found[1] != _host_tag() or _alive(int(found[2])):
+            continue
+        with contextlib.suppress(OSError):
+            os.unlink(target.parent / name)
+            removed += 1
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (OSError, OverflowError):
+        return True  # another user's process (EPERM), or a pid out of range: not ours to judge
+    return True
+
+
+@functools.lru_cache(maxsize=1)
+def _host_tag() -> str:
+    return hashlib.sha256(socket.gethostname().encode("utf-8", "replace")).hexdigest()[:4]
 
 
 def is_temp_name(name: str) -> bool:
@@ -102,6 +150,7 @@ def _replacing(target: Path, mode: int) -> Iterator[tuple[Path, int]]:
             remove_quietly(tmp)
         raise
     fsync_folder(parent)
+    remove_stale_temps(target)
 
 
 def open_log(target: str | os.PathLike[str], *, truncate: bool = False) -> IO[str]:

@@ -79,7 +79,7 @@ def test_frames_an_older_version_made_are_not_continued(tmp_path: Path, clip: Pa
     are not mixed with this version's, by the same command or by resume; nothing is removed."""
     import json
 
-    from painterly.cli.outputs import FrameFolder
+    from painterly.video.clip import FrameFolder
 
     args = ["video", str(clip), str(images.style), "-o", "out.mp4", *video_args(tiny_weights_file), "--keep-frames"]
     folder = tmp_path / "out.mp4.frames"

@@ -91,6 +91,9 @@ class Batch:
         self._check_folder()
         self._sheet_at = 0.0
         self.unwritten = False  # a manifest, sheet or page could not be written: the exit status is 1
+        # The manifest could not be written: nothing more the batch does would be recorded (a result
+        # without its record is made again by the next run), so the jobs stop (see :meth:`stuck`).
+        self.manifest_unwritten: str | None = None
 
     def _check_outputs(self) -> None:
         """No result may land on an input (``-o`` the photos' own folder), and each must be an image name."""
@@ -138,6 +141,7 @@ class Batch:
             record = self.records.get(job.output)
             if is_finished(record, job, self.configs[job.output], self.folder):
                 self.records[job.output] = {**record, "action": "skipped"}
+                _drop_checkpoint(self.folder / job.output)
                 continue
             todo.append(job)
             if record is not None and record.get("status") == "done" and (self.folder / job.output).is_file():
@@ -208,6 +212,7 @@ class Batch:
         try:
             make_folder(self.folder)
             write_bytes(target, manifest_bytes(ours + others))
+            self.manifest_unwritten = None
             if sheet and ours:
                 image = contact_sheet(ours, self.folder)
                 target = self.folder / SHEET_NAME
@@ -216,10 +221,24 @@ class Batch:
                 target = self.folder / PAGE_NAME
                 write_bytes(target, page.encode("utf-8"))
                 self._sheet_at = time.monotonic()
-        except OSError as exc:  # a full disk or a folder gone read-only: the batch goes on, and ends non-zero
+        except OSError as exc:  # a full disk or a folder gone read-only: the batch ends non-zero
             if not self.unwritten:
                 self.say(f"painterly: error: {target}: cannot write it ({exc.strerror or exc}); the exit status will be 1")
             self.unwritten = True
+            if target.name == MANIFEST_NAME:
+                self.manifest_unwritten = exc.strerror or str(exc)
+
+    def stuck(self) -> bool:
+        """Whether the jobs must stop because the manifest cannot be written (says so once)."""
+        if self.manifest_unwritten is None:
+            return False
+        from ..batch import MANIFEST_NAME
+
+        self.say(
+            f"painterly: error: stopping the batch: {self.folder / MANIFEST_NAME} cannot be written "
+            f"({self.manifest_unwritten}); run the same command again once it can (finished jobs are kept)"
+        )
+        return True
 
     def say(self, line: str) -> None:
         from . import say
@@ -239,6 +258,18 @@ class Batch:
                 f"{len(failed)} failed; see {self.folder / PAGE_NAME}"
             )
         return 1 if failed or done < len(self.jobs) or self.unwritten else 0
+
+
+def _drop_checkpoint(output: Path) -> None:
+    """A finished job's checkpoint (left when the folder went read-only or the batch was killed just
+    after recording the job) has nothing left to give."""
+    from ..files import remove_quietly, remove_stale_temps
+    from .outputs import OutputFiles
+
+    checkpoint = OutputFiles(output).checkpoint
+    if checkpoint.exists():
+        remove_quietly(checkpoint)
+        remove_stale_temps(checkpoint)
 
 
 def _made_for(path: Path, config: Any) -> bool:

@@ -28,6 +28,14 @@ class JobRun(CommandRun):
         super().__init__(*args, quiet=True, **kwargs)  # the batch says what each job wrote
         self.show_bar = show_bar and sys.stderr.isatty()  # off a terminal, one line a job is enough
 
+    def drop_checkpoints(self) -> None:
+        """Not yet: the checkpoint stays until the job's record is written (:meth:`recorded`), so that
+        a batch killed between its result and its record continues the job instead of redoing it."""
+
+    def recorded(self) -> None:
+        """The job's record is written: now its checkpoints can go."""
+        super().drop_checkpoints()
+
     def progress_bar(self) -> ProgressBar:
         return ProgressBar(self.run.total_iterations, quiet=not self.show_bar, position=1, leave=False, label=self.files.output.name)
 
@@ -154,7 +162,8 @@ def run_locally(batch: Any, jobs: list[Job]) -> int:
                 transfer = StyleTransfer(config, encoder=encoders.get(config))
                 run, resumed_from = start_job(transfer, job, files)
                 outputs = OutputOptions(checkpoint_every=checkpoint_every)
-                rc = JobRun(run, files, outputs, _metadata(config), show_bar=not batch.quiet, resumed_from=resumed_from).execute()
+                job_run = JobRun(run, files, outputs, _metadata(config), show_bar=not batch.quiet, resumed_from=resumed_from)
+                rc = job_run.execute()
             except PainterlyError as exc:
                 from . import flag
 
@@ -162,12 +171,17 @@ def run_locally(batch: Any, jobs: list[Job]) -> int:
                 batch.say(f"painterly: error: {job.output}: {reason}")
                 batch.record(failed_record(job, config, reason))
                 bar.finished(job.output, "failed")
+                if batch.stuck():
+                    return 1
                 continue
             if rc:
                 return rc
             action = "resumed" if resumed_from is not None else "ran"
             batch.record(done_record(job, config, files.output, seed=run.seed, seconds=run.elapsed, losses=run.state.losses, iterations=run.iteration, action=action))
+            job_run.recorded()
             bar.finished(job.output, f"{action}, {run.elapsed:.1f} s, seed {run.seed}")
+            if batch.stuck():
+                return 1
         return 0
 
     try:
@@ -176,6 +190,8 @@ def run_locally(batch: Any, jobs: list[Job]) -> int:
             rc = run_group(batch, group, encoders, checkpoint_every, one_by_one, bar.finished)
             if rc:
                 return rc
+            if batch.stuck():
+                return 1
     finally:
         bar.close()
     return 0

@@ -203,8 +203,8 @@ class RayJobs:
             self.fail(job, RuntimeError(f"--ray-shared: worker {result['pid']} wrote {files.output}, which this machine cannot see; is the folder shared?"))
             self.submit(worker)
             return
-        remove_quietly(files.checkpoint)
         self.batch.record(record)
+        remove_quietly(files.checkpoint)  # after the record: a driver killed in between continues the job
         since = "" if result["resumed_at"] is None else f" from iteration {result['resumed_at']}"
         self.bar.finished(job.output, f"{action}{since} on worker {result['pid']}, {result['seconds']:.1f} s, seed {result['seed']}")
         self.submit(worker)

@@ -95,5 +95,6 @@ def run_group(batch: Any, group: list[Job], encoders: Any, checkpoint_every: int
         run = job_run.run
         action = "resumed" if job_run.resumed_from is not None else "ran"
         batch.record(done_record(job, config, job_run.files.output, seed=run.seed, seconds=run.elapsed, losses=run.state.losses, iterations=run.iteration, action=action))
+        job_run.recorded()
         finished(job.output, f"{action} (together with {len(group) - 1} more), {run.elapsed:.1f} s, seed {run.seed}")
     return status

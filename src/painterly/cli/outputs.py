@@ -8,7 +8,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..errors import ConfigError, shown
-from ..video.clip import FrameFolder  # noqa: F401  (the frames folder is the library's: the studio keeps one too)
 
 
 def _opt(help: str, **cli: object) -> dict[str, object]:

@@ -17,7 +17,7 @@ from typing import Any
 
 from ..engine import Run
 from ..errors import DivergenceError, ImageError, PainterlyError, PainterlyWarning
-from ..files import remove_quietly, write_with
+from ..files import remove_quietly, remove_stale_temps, write_with
 from ..imageio import save_image
 from .outputs import OutputFiles, OutputOptions
 from .plot import LossHistory, draw_plot
@@ -98,7 +98,7 @@ class CommandRun:
     def end(self, received: int | None) -> int:
         """After the loop: the plot, then the result saved (or, if a signal ``received`` stopped the
         run, the interrupted image and checkpoint); the exit status."""
-        run, files, outputs = self.run, self.files, self.outputs
+        run, files = self.run, self.files
         self._plot(self._history)
         if received is not None:
             return self._interrupted(received)
@@ -107,12 +107,7 @@ class CommandRun:
             save_image(image, files.output, metadata=self.metadata)
         except PainterlyError as exc:
             raise self._kept_elsewhere(exc, image) from None
-        # The run finished: its checkpoints (this output's, and the one it was resumed from) have
-        # nothing left to give.
-        if outputs.checkpoint_every:
-            remove_quietly(files.checkpoint)
-        if self.resumed_from is not None:
-            remove_quietly(self.resumed_from)
+        self.drop_checkpoints()
         if not self.quiet:
             h, w = image.shape[-2:]
             say(
@@ -120,6 +115,15 @@ class CommandRun:
                 f"{time.perf_counter() - self._t0:.1f} s, seed {run.seed})"
             )
         return 0
+
+    def drop_checkpoints(self) -> None:
+        """The run finished and its result is saved: its checkpoints (this output's, and the one it
+        was resumed from) have nothing left to give."""
+        if self.outputs.checkpoint_every:
+            remove_quietly(self.files.checkpoint)
+            remove_stale_temps(self.files.checkpoint)  # a checkpoint write cut short by an earlier kill
+        if self.resumed_from is not None:
+            remove_quietly(self.resumed_from)
 
     def progress_bar(self) -> ProgressBar:
         """The run's bar (a batch puts its jobs' bars beneath its own)."""
@@ -198,8 +202,9 @@ class CommandRun:
         return error
 
 
-def trim_log(path: Path, iteration: int) -> None:
-    """Drop the lines of a loss log past ``iteration`` (written after a checkpoint, before a crash).
+def trim_log(path: Path, iteration: int, key: str = "iteration") -> None:
+    """Drop the lines of a loss log past ``iteration`` (written after a checkpoint, before a crash);
+    ``key`` names the count in each line (`painterly video`'s log counts frames).
 
     Only a file painterly wrote is touched: every line must be one of its JSON records (the last may be
     cut short by the crash); anything else is refused with a :class:`~painterly.errors.ConfigError`.
@@ -215,13 +220,13 @@ def trim_log(path: Path, iteration: int) -> None:
         raise ConfigError(f"`log` {path}: cannot read it to continue it ({exc})") from None
     complete, _, cut = text.rpartition("\n")  # cut: "" when the file ends with a newline
     refused = ConfigError(f"`log` {path}: is not a painterly loss log; refusing to change it")
-    if cut and not cut.startswith('{"iteration": '):  # only a record of ours may be cut short by a crash
+    if cut and not cut.startswith(f'{{"{key}": '):  # only a record of ours may be cut short by a crash
         raise refused
     lines = complete.split("\n") if complete else []
     kept = []
     for line in lines:
         try:
-            step = int(json.loads(line)["iteration"])
+            step = int(json.loads(line)[key])
         except (ValueError, KeyError, TypeError):
             raise refused from None
         if step <= iteration:

@@ -3,7 +3,7 @@ method (painterly.video.sequence), resumable frame by frame.
 
 Every finished frame is written at once (atomically) to a frames folder beside the output
 (``out.mp4.frames/frame_000001.png`` ...; when OUT is a folder, the frames go there), with a small
-manifest of the settings (the names: cli.outputs.FrameFolder). Running the same command again, or
+manifest of the settings (the names: video.clip.FrameFolder). Running the same command again, or
 ``painterly resume out.mp4.frames``, continues at the first unfinished frame; the video is assembled
 from the frames at the end, and then the frames folder is removed (``--keep-frames`` keeps it).
 """
@@ -21,7 +21,8 @@ from typing import Any, Callable
 
 from ..errors import ConfigError, ImageError, PainterlyError
 from . import close_bar, say
-from .outputs import FrameFolder, OutputFiles
+from ..video.clip import FrameFolder
+from .outputs import OutputFiles
 
 MANIFEST = FrameFolder.MANIFEST
 MANIFEST_VERSION = 2
@@ -110,7 +111,9 @@ def run_video(args: argparse.Namespace) -> int:
         "range": {k: v for k, v in (("start", args.start), ("duration", args.duration)) if v is not None},
         "save_every": outputs.save_every,
         "keep_frames": bool(args.keep_frames),
-        "made_folder": not folder.exists(),  # only a folder painterly made is removed at the end
+        # Only a folder painterly made is removed at the end (one holding nothing but a first manifest
+        # write cut short was made by the run that was killed writing it).
+        "made_folder": not folder.exists() or (folder.is_dir() and any(folder.iterdir()) and FrameFolder(folder).is_empty()),
     }
     fresh = not FrameFolder(folder).manifest.is_file()
     plan = _agree_with_manifest(folder, plan)
@@ -179,7 +182,7 @@ def _check_target(output: Path, folder: Path, inputs: list[str], as_folder: bool
             raise ConfigError(f"{folder}: the output folder is the input folder; refusing to write into it")
         if not os.access(folder, os.W_OK | os.X_OK):
             raise ConfigError(f"{folder}: cannot write there: permission denied")
-        if not FrameFolder(folder).manifest.is_file() and any(folder.iterdir()):
+        if not FrameFolder(folder).manifest.is_file() and not FrameFolder(folder).is_empty():
             raise ConfigError(f"{folder}: is a folder with other files in it; give an empty or new folder")
     else:
         _check_parent(folder / "x", str(folder))
@@ -288,11 +291,15 @@ def _execute(plan: dict[str, Any], folder: Path, as_folder: bool, info: Any, log
     flow_ahead = getattr(args, "flow_ahead", None)  # not a setting of the result: not in the manifest
     if flow_ahead is not None:
         check_flow_ahead(flow_ahead)
+    frames = FrameFolder(folder)
+    if not as_folder and frames.finish_assembled(plan, output):  # killed while removing a written clip's frames
+        if not quiet:
+            say(f"painterly: wrote {output} (assembled before the command was stopped; its frames removed now)")
+        return 0
     download_bar = _DownloadBar(quiet)
     transfer = StyleTransfer(config, weights_progress=download_bar)
     download_bar.close()
     styler = ClipStyler(transfer, plan["styles"], settings, init=plan.get("init"))
-    frames = FrameFolder(folder)
     done = frames.finished()
     first, count = info.frame_range(**plan.get("range", {}))
     report = _Report(piece_frames(info.frames, first, count), done, quiet, log, estimate=piece_frames(info.expected_frames, first, count))
@@ -317,10 +324,12 @@ def _execute(plan: dict[str, Any], folder: Path, as_folder: bool, info: Any, log
                     report.iteration(index, progress)
                 if signals.received is not None:
                     break
+                # Its log line first: a command killed before the frame is saved drops that line when
+                # continued (the log is cut back to the frames done), one killed after it has the line.
+                report.frame(index, run, last, time.perf_counter() - started)
                 path = save_image(run.result(), frames.frame(index))
                 # What the next frame starts from is the frame as saved (a resumed clip sees the same).
                 styler.push(frame, load_image(path))
-                report.frame(index, run, last, time.perf_counter() - started)
                 if save_every and not as_folder and (index + 1) % save_every == 0:
                     _side_assemble(folder, index + 1, output, plan, info)
     finally:
@@ -339,6 +348,7 @@ def _execute(plan: dict[str, Any], folder: Path, as_folder: bool, info: Any, log
         note = ", audio carried over" if carried else (", without the audio (the container refused it)" if info.has_audio else "")
         if not plan.get("keep_frames"):
             # The video is written: the frames were only kept for resuming. Nothing else of the folder goes.
+            frames.mark_assembled(plan, count, output)
             gone = frames.remove(count, folder_too=bool(plan.get("made_folder", True)))
             where = "" if gone else f"; {folder} kept (it holds other files)" if any(folder.iterdir()) else ""
     if not quiet:
@@ -398,7 +408,10 @@ class _Report:
         if log is not None:
             try:
                 from ..files import open_log
+                from .runner import trim_log
 
+                if done:
+                    trim_log(Path(log), done, key="frame")
                 self.log = open_log(log, truncate=not done)
             except OSError as exc:
                 raise ConfigError(f"`log` {log}: cannot write: {exc.strerror or exc}") from None

@@ -77,7 +77,7 @@ def save_image(
     1-79 Latin-1 characters; values are converted with ``str``); other formats ignore it.
 
     The write is :func:`painterly.files.atomic_write`: the data goes to a hidden temporary file
-    (``.<name>.<random>.tmp``) in the target's directory, is fsynced, then renamed over the target,
+    (``.<name>.<host>p<pid>-<random>.tmp``) in the target's directory, is fsynced, then renamed over the target,
     so a crash, an error or Ctrl-C leaves either the old file or the complete new one and never the
     temporary file. Missing parent directories are created (0700). A new file is private to the user
     (0600); an existing target keeps its permission bits.

@@ -66,12 +66,57 @@ class FrameFolder:
         """Frame ``index`` (0 = first): ``frame_000001.png``."""
         return self.folder / f"frame_{index + 1:06d}.png"
 
+    def is_empty(self) -> bool:
+        """Whether the folder holds nothing but, at most, the temporary file of a first manifest write
+        that a kill cut short (painterly's own: the folder is still as good as new)."""
+        from ..files import is_temp_name
+
+        cut_short = f".{self.MANIFEST}."
+        return all(p.name.startswith(cut_short) and is_temp_name(p.name) for p in self.folder.iterdir())
+
     def finished(self) -> int:
         """How many frames are done: ``frame_000001.png`` onwards, up to the first missing one."""
         n = 0
         while self.frame(n).is_file():
             n += 1
         return n
+
+    def mark_assembled(self, plan: dict, count: int, output: Path) -> None:
+        """Record in the manifest that ``output`` holds the clip of frames 1 … ``count`` (its size and
+        SHA-256), before the frames are removed: a command killed while removing them finds the clip
+        done and only finishes the clean-up (instead of making every frame again). Best effort."""
+        import json
+
+        from ..batch.manifest import file_digest
+        from ..files import write_bytes
+
+        try:
+            size, sha = file_digest(output)
+            done = {**plan, "assembled": {"frames": count, "bytes": size, "sha256": sha}}
+            write_bytes(self.manifest, (json.dumps(done, indent=1) + "\n").encode("utf-8"))
+        except OSError:
+            pass  # without the mark, a kill mid-clean-up costs the frames again, nothing more
+
+    def assembled(self, plan: dict, output: Path) -> int | None:
+        """The frame count of the clip ``plan``'s manifest says was assembled into ``output``, if
+        ``output`` is still that very file; else None."""
+        from ..batch.manifest import file_digest
+
+        mark = plan.get("assembled")
+        if not isinstance(mark, dict) or not isinstance(mark.get("frames"), int):
+            return None
+        try:
+            return mark["frames"] if file_digest(output) == (mark.get("bytes"), mark.get("sha256")) else None
+        except OSError:
+            return None
+
+    def finish_assembled(self, plan: dict, output: Path) -> bool:
+        """If ``plan``'s clip is already assembled into ``output`` (:meth:`assembled`), remove what is
+        left of its frames (and the folder if painterly made it) and say True."""
+        count = self.assembled(plan, output)
+        if count is not None:
+            self.remove(count, folder_too=bool(plan.get("made_folder", True)))
+        return count is not None
 
     def remove(self, count: int, *, folder_too: bool) -> bool:
         """Delete frames 1 … ``count``, the manifest and temporaries left by an interrupted write; then
