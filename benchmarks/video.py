@@ -29,9 +29,9 @@ import torch.nn.functional as F
 
 from painterly.config import Config
 from painterly.engine import StyleTransfer, load_inputs
-from painterly.imageio import load_image, resize, save_image
+from painterly.imageio import load_image, save_image
 from painterly.video.flow import flow_pair, warp
-from painterly.video.frames import write_video
+from painterly.video.writing import write_video
 from painterly.video.sequence import ClipStyler, VideoSettings
 
 ASSETS = Path(__file__).resolve().parents[1] / "src" / "painterly" / "assets"

@@ -123,7 +123,8 @@ def test_video_killed_while_writing_its_first_manifest_starts_again(tmp_path: Pa
     pytest.importorskip("cv2")
     from fractions import Fraction
 
-    from painterly.video.frames import read_frames, write_video
+    from painterly.video.frames import read_frames
+    from painterly.video.writing import write_video
     from test_video_cli import clip_frames
 
     clip = tmp_path / "clip.mp4"
@@ -143,7 +144,7 @@ def test_video_killed_while_removing_its_frames_redoes_none(tmp_path: Path, imag
     pytest.importorskip("cv2")
     from fractions import Fraction
 
-    from painterly.video.frames import write_video
+    from painterly.video.writing import write_video
     from test_video_cli import clip_frames
 
     clip = tmp_path / "clip.mp4"
@@ -166,7 +167,7 @@ def test_video_killed_between_a_frame_and_its_log_line_keeps_one_line_a_frame(wh
     pytest.importorskip("cv2")
     from fractions import Fraction
 
-    from painterly.video.frames import write_video
+    from painterly.video.writing import write_video
     from test_video_cli import clip_frames
 
     clip = tmp_path / "clip.mp4"

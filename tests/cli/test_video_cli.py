@@ -19,7 +19,8 @@ pytest.importorskip("cv2")
 from conftest import clip_with_audio, clip_with_times  # noqa: E402
 from cli_support import fast_args, finish, one_line_error, run_painterly, snapshot, start_painterly, wait_for  # noqa: E402
 from painterly.imageio import save_image  # noqa: E402
-from painterly.video.frames import probe, read_frames, write_video  # noqa: E402
+from painterly.video.frames import probe, read_frames  # noqa: E402
+from painterly.video.writing import write_video  # noqa: E402
 
 
 def clip_frames(n: int = 5, h: int = 36, w: int = 48) -> list[torch.Tensor]:

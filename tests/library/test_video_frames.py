@@ -15,7 +15,8 @@ av = pytest.importorskip("av")
 
 from painterly.errors import ConfigError, ImageError, PainterlyWarning  # noqa: E402
 from painterly.imageio import save_image  # noqa: E402
-from painterly.video.frames import frame_files, frame_times, probe, read_frames, write_video  # noqa: E402
+from painterly.video.frames import frame_files, probe, read_frames  # noqa: E402
+from painterly.video.writing import frame_times, write_video  # noqa: E402
 
 from conftest import clip_with_audio, clip_with_times  # noqa: E402
 

@@ -155,7 +155,7 @@ def _check_target(output: Path, folder: Path, inputs: list[str], as_folder: bool
     """Fail before any work if OUT (or its frames folder) cannot be written, or would replace what the
     user has: ``inputs`` are the clip (first), the styles and the init image."""
     from ..imageio import same_file
-    from ..video.frames import check_video_output
+    from ..video.writing import check_video_output
     from .commands import _check_parent
 
     source = inputs[0]

@@ -2,7 +2,7 @@
 Ruder et al. (each frame started from the previous stylised one, warped, and held near it by a
 temporal term). Needs the optional extra: ``pip install 'painterly[video]'``.
 
-Nothing is imported here: ``painterly.video.frames``, ``.flow`` and ``.sequence`` import PyAV and
+Nothing is imported here: ``painterly.video.frames`` (in), ``.writing`` (out), ``.flow`` and ``.sequence`` import PyAV and
 OpenCV only when used.
 """
 

@@ -156,13 +156,13 @@ def write_clip(
 ) -> bool:
     """Write the ``count`` stylised ``frames`` of the piece of ``source`` that starts at frame ``first``
     as the video ``target`` (atomically), at the clip's frame rate (a variable-frame-rate clip's frames
-    keep their own times, :func:`~painterly.video.frames.frame_times`), with the clip's sound from the
+    keep their own times, :func:`~painterly.video.writing.frame_times`), with the clip's sound from the
     same moment on (a folder of frames has none). Returns whether sound was carried over.
 
     Raises:
         OSError: the video cannot be written.
     """
-    from .frames import frame_times, write_video
+    from .writing import frame_times, write_video
 
     start, times = float(first / info.fps), None
     every = frame_times(source, info.fps) if info.kind == "video" else None
