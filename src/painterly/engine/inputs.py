@@ -224,6 +224,8 @@ def _check_combination(config: Config, has_content: bool, n_styles: int, has_ini
     """Every check that needs both the config and which images were given (made before loading)."""
     if config.uses_content and not has_content:
         raise ConfigError("a content image is needed when `content_weight` is positive")
+    if config.uses_laplacian and not has_content:
+        raise ConfigError("a content image is needed when `laplacian_weight` is positive")
     if config.uses_style and n_styles == 0:
         raise ConfigError("at least one style image is needed when `style_weight` is positive")
     blend = config.style_blend

@@ -26,6 +26,7 @@ from ..imageio import resize
 from ..layers import layer
 from ..losses import content_loss, cosine_content_loss, gram_matrix, gram_sum, style_loss, total_variation
 from ..losses.temporal import temporal_loss
+from .laplacian import LaplacianTerm
 from .pyramid import HW
 from .style_terms import STYLE_LOSS_SCALES, HistogramTerm, SlicedStyleTerm, W2StyleTerm
 from .targets import Targets
@@ -171,6 +172,8 @@ class TVTerm:
     weight: float
     name: str = "tv"
     layers: tuple[str, ...] = ()
+    tile_reach: tuple[int, int] = (1, 1)
+    """Tiles (:func:`painterly.engine.tiled.pixel_reach`): any origin, a halo of 1 px for the neighbours."""
 
     def __call__(self, image: Tensor, features: Mapping[str, Tensor]) -> Tensor:
         return total_variation(image) * self.weight
@@ -360,6 +363,8 @@ def build_objective(
     region_term = targets.region_style.term(layer_weights, weight) if targets.region_style is not None else None
     if region_term is not None:
         terms.append(region_term)
+    if targets.laplacians:
+        terms.append(LaplacianTerm(targets.laplacians, config.laplacian_weight))
     if config.tv_weight > 0:
         terms.append(TVTerm(config.tv_weight))
     for term in extra_terms:
