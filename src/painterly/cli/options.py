@@ -67,7 +67,8 @@ def _add_field(group: argparse._ArgumentGroup, f: dataclasses.Field, default: An
     elif "default: " not in help_text:  # a help that says its default in words keeps them
         help_text += f" (default: {_default_text(default)})"
     hint = typing.get_type_hints(Config if f.name in Config.__dataclass_fields__ else OutputOptions)[f.name]
-    origin = typing.get_args(hint) or (hint,)
+    # A tuple field (tuple[int, ...]) is read as text by Config, whatever its items; an optional one's base is its non-None type.
+    origin = (hint,) if typing.get_origin(hint) is tuple else (typing.get_args(hint) or (hint,))
     base = next((t for t in origin if t is not type(None)), hint)
     kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
     if "metavar" in meta:
