@@ -36,6 +36,9 @@ if TYPE_CHECKING:
 
 STANDARD_TERMS = ("content", "style", "tv")
 """The terms every run reports (0 when a term is off), in the order they are added up."""
+BUILTIN_TERMS = STANDARD_TERMS + ("laplacian",)
+"""Every term a :class:`Config` can turn on: :data:`STANDARD_TERMS`, then those reported only when on
+(``laplacian``). What shows losses lists these (the studio's page and its history, from here)."""
 
 
 class Term(Protocol):
@@ -308,7 +311,7 @@ def check_terms(terms: Sequence[Term], layers: Sequence[str]) -> tuple[Term, ...
     """
     if isinstance(terms, Tensor) or not isinstance(terms, (list, tuple)):
         raise ConfigError(f"extra_terms must be a list of loss terms, got {type(terms).__name__}")
-    taken = {"total", *STANDARD_TERMS}  # the rest (a style kind's own term) is refused by Objective
+    taken = {"total", *BUILTIN_TERMS}  # the rest (a style kind's own term) is refused by Objective
     for term in terms:
         name, reads = getattr(term, "name", None), getattr(term, "layers", None)
         if isinstance(term, type):
