@@ -218,3 +218,14 @@ def test_a_batched_evaluation_equals_each_objective_alone(images, tiny_config, t
         alone_total, alone_grad, alone_values = objective.evaluation(x)
         torch.testing.assert_close(values, alone_values, rtol=1e-5, atol=0)
         torch.testing.assert_close(grad, alone_grad, rtol=1e-4, atol=1e-3 * float(alone_grad.abs().max()))
+
+
+def test_with_a_mask_it_holds_the_whole_image(images, tiny_config, tiny_transfer) -> None:
+    """Regions choose styles; the Laplacian term, like the content loss, compares the whole image."""
+    cfg = tiny_config(regions=["red=1", "white=photo"], laplacian_weight=1e3, laplacian_pools=(2,))
+    mask = torch.ones(1, 3, 48, 64)
+    mask[:, 1:, :, :20] = 0.0
+    run = tiny_transfer(cfg).start(load_inputs(cfg, images.content_t, [images.style_t], mask=mask))
+    progress = list(run)
+    assert all(p.losses["laplacian"] > 0 for p in progress)
+    assert progress[-1].losses["total"] < progress[0].losses["total"]
