@@ -66,6 +66,7 @@ function setLossTerms(terms) {
   terms.forEach((t, i) => { if (!LOSS_COLORS[t.name]) LOSS_COLORS[t.name] = OTHER_COLORS[i % OTHER_COLORS.length]; });
   $("losses").replaceChildren(...terms.map((t) => {
     const row = el("div", { "data-term": t.name });
+    row.hidden = !t.always;  // shown once a job reports it
     row.append(el("dt", {}, t.label), el("dd", { id: `loss-${t.name}` }, "–"));
     return row;
   }));
