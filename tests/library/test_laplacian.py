@@ -229,3 +229,11 @@ def test_with_a_mask_it_holds_the_whole_image(images, tiny_config, tiny_transfer
     progress = list(run)
     assert all(p.losses["laplacian"] > 0 for p in progress)
     assert progress[-1].losses["total"] < progress[0].losses["total"]
+
+
+def test_pools_without_the_weight_are_a_note_not_silence() -> None:
+    from painterly.engine.inputs import ineffective_options
+
+    assert any("laplacian_pools" in n for n in ineffective_options(Config(laplacian_pools=(8,))))
+    assert not any("laplacian" in n for n in ineffective_options(Config(laplacian_pools=(8,), laplacian_weight=5)))
+    assert not any("laplacian" in n for n in ineffective_options(Config()))
