@@ -10,7 +10,7 @@ import torch
 
 from painterly import Config
 from painterly.encoder import VGG19Encoder, random_state
-from painterly.engine import Run, StyleTransfer, build_objective, build_targets, evaluate_batch, load_inputs
+from painterly.engine import Run, build_objective, build_targets, evaluate_batch, load_inputs
 from painterly.engine.laplacian import PIXEL_SCALE, LaplacianTerm, laplacian_targets
 from painterly.engine.objective import ContentTerm, GramStyleTerm, Objective, TVTerm
 from painterly.engine.tiled import TiledEvaluation
