@@ -63,3 +63,18 @@ def check_all_finite(name: str, values: tuple[float, ...], positive_sum: bool) -
         raise ConfigError(f"`{name}` values must be finite and non-negative, got {clip(','.join(map(str, values)))}")
     if positive_sum and sum(values) <= 0:
         raise ConfigError(f"`{name}` values must not all be zero")
+
+
+MAX_POOL = 256
+"""The largest pool of the Laplacian loss: a 256 px cell is already coarser than any layout it could hold."""
+
+
+def check_pools(cfg: Any, name: str, weight: str) -> None:
+    """``name`` (a tuple of pool sizes): integers in 1..MAX_POOL, none twice, some when ``weight`` > 0."""
+    pools = getattr(cfg, name)
+    if any(p < 1 or p > MAX_POOL for p in pools):
+        raise ConfigError(f"`{name}` values must be between 1 and {MAX_POOL}, got {clip(','.join(map(str, pools)))}")
+    if len(set(pools)) != len(pools):
+        raise ConfigError(f"`{name}` names a pool size twice: {clip(','.join(map(str, pools)))}")
+    if getattr(cfg, weight) > 0 and not pools:
+        raise ConfigError(f"`{weight}` is positive but `{name}` is empty")

@@ -12,7 +12,7 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .checks import as_tuple, check_all_finite, check_float, check_int
+from .checks import as_tuple, check_all_finite, check_float, check_int, check_pools
 from .errors import ConfigError, clip, shown
 from .layers import LAYER_NAMES, is_layer
 
@@ -26,6 +26,8 @@ DEVICES = ("auto", "cpu", "cuda", "mps")
 INITS = ("noise", "content", "style", "image")
 """Where a run starts: white noise, the content, the (first) style, or an image passed in (``init=``)."""
 INIT_COLORS = ("style", "own")
+LOSS_WEIGHTS = ("content_weight", "style_weight", "tv_weight", "laplacian_weight")
+"""The weight of each built-in loss term: all zero is nothing to optimise."""
 
 # Learning rates when --learning-rate is not given. The image is optimised in RGB [0, 1] units.
 # Adam's step is about lr per pixel per iteration, so 0.02 ≈ 5/255 (jcjohnson's Adam default of 10
@@ -92,6 +94,11 @@ class Config:
     content_weight: float = field(default=5.0, metadata=_opt("weight of the content loss (alpha)"))
     style_weight: float = field(default=100.0, metadata=_opt("weight of the style loss (beta)"))
     tv_weight: float = field(default=1e6, metadata=_opt("weight of the total-variation smoothing loss"))
+    laplacian_weight: float = field(default=0.0, metadata=_opt(
+        "weight of the Laplacian loss (Li et al. 2017): the photo's edges and fine structure kept, compared "
+        "on the image average-pooled by --laplacian-pools; 0: off; try 100 (docs/style-losses.md)"))
+    laplacian_pools: tuple[int, ...] = field(default=(4, 16), metadata=_opt(
+        "pool sizes of the Laplacian loss, comma-separated: 4 holds contours, 16 the layout", metavar="P,P,..."))
     content_loss: str = field(
         default="mse",
         metadata=_opt("content loss: mse (the paper) or cosine (direction of features only)", choices=CONTENT_LOSSES),
@@ -205,6 +212,7 @@ class Config:
             ("style_layer_weights", float),
             ("level_iterations", int),
             ("regions", str),
+            ("laplacian_pools", int),
         ):
             value = getattr(self, name)
             if value is not None:
@@ -227,8 +235,9 @@ class Config:
             not isinstance(self.seed, int) or isinstance(self.seed, bool) or not 0 <= self.seed < 2**63
         ):
             raise ConfigError(f"`seed` must be a non-negative integer below 2**63, got {shown(self.seed)}")
-        for name in ("content_weight", "style_weight", "tv_weight"):
+        for name in LOSS_WEIGHTS:
             check_float(self, name, minimum=0.0)
+        check_pools(self, "laplacian_pools", "laplacian_weight")
         check_float(self, "style_scale", minimum=0.0, strict=True)
         check_float(self, "lr_decay", minimum=0.0, strict=True)
         if self.lr_decay > 1.0:
@@ -277,8 +286,9 @@ class Config:
                 f"`style_loss` {self.style_loss} cannot be evaluated by tiles (`tile` {self.tile}): it sorts all "
                 f"positions of a layer at once; use `tile` 0 or `style_loss` gram or w2"
             )
-        if self.content_weight == 0 and self.style_weight == 0 and self.tv_weight == 0:
-            raise ConfigError("`content_weight`, `style_weight` and `tv_weight` are all zero: nothing to optimise")
+        if not any(getattr(self, name) for name in LOSS_WEIGHTS):
+            named = ", ".join(f"`{n}`" for n in LOSS_WEIGHTS[:-1]) + f" and `{LOSS_WEIGHTS[-1]}`"
+            raise ConfigError(f"{named} are all zero: nothing to optimise")
         if self.style_layer_weights is not None:
             if len(self.style_layer_weights) != len(self.style_layers):
                 raise ConfigError(
@@ -321,6 +331,11 @@ class Config:
         return self.style_weight > 0 and bool(self.style_layers)
 
     @property
+    def uses_laplacian(self) -> bool:
+        """Whether the run has the Laplacian loss (``laplacian_weight`` > 0; it needs the content)."""
+        return self.laplacian_weight > 0
+
+    @property
     def layers_needed(self) -> tuple[str, ...]:
         """Every layer whose output some loss reads."""
         names: list[str] = []
@@ -347,14 +362,7 @@ class Config:
 
     def replace(self, **changes: Any) -> "Config":
         """A copy with some fields changed (validated again); names as in :meth:`from_mapping`."""
-        names = {f.name for f in dataclasses.fields(self)}
-        fields: dict[str, Any] = {}
-        for key, value in changes.items():
-            name = str(key).replace("-", "_")
-            if name not in names:
-                raise ConfigError(f"unknown option {shown(key)}")
-            fields[name] = value
-        return dataclasses.replace(self, **fields)
+        return dataclasses.replace(self, **_fields_of(changes))
 
     def to_dict(self) -> dict[str, Any]:
         """Plain JSON-able values (tuples become lists)."""
@@ -366,18 +374,19 @@ class Config:
 
         Unknown names are a :class:`ConfigError` (a typo should never be silently ignored).
         """
-        names = {f.name for f in dataclasses.fields(cls)}
-        kwargs: dict[str, Any] = {}
-        for key, value in values.items():
-            name = str(key).replace("-", "_")
-            if name not in names:
-                raise ConfigError(f"unknown option {shown(key)}")
-            kwargs[name] = value
         try:
-            return cls(**kwargs)
+            return cls(**_fields_of(values))
         except TypeError as exc:  # e.g. a value of a type that cannot be compared
             raise ConfigError(str(exc)) from None
 
+
+def _fields_of(values: Mapping[str, Any]) -> dict[str, Any]:
+    """``values`` keyed by field names (``style-weight`` → ``style_weight``); an unknown name is a ConfigError."""
+    names = {f.name for f in dataclasses.fields(Config)}
+    unknown = [k for k in values if str(k).replace("-", "_") not in names]
+    if unknown:
+        raise ConfigError(f"unknown option {shown(unknown[0])}")
+    return {str(k).replace("-", "_"): v for k, v in values.items()}
 
 
 MODE_DEFAULTS: dict[str, dict[str, Any]] = {

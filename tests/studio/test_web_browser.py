@@ -391,3 +391,19 @@ def test_a_job_the_restarted_server_no_longer_has_is_said_gone_and_the_form_stil
         page.set_input_files("#style-input", str(tmp_path / "painting.png"))
         start_single_scale_job(page, 32, 3)
         page.wait_for_function("() => document.getElementById('status').textContent === 'done'", timeout=30_000)
+
+
+def test_the_laplacian_field_runs_the_term_and_its_loss_is_listed(page, tmp_path):
+    """The form's Laplacian weight reaches the job; the page lists the term's loss (from /api/config's
+    loss_terms) for a job that has it, and not for one that does not."""
+    assert page.input_value("#laplacian-weight") == "0"
+    assert page.locator("#loss-laplacian").count() == 1 and page.is_hidden("#loss-laplacian")
+    page.set_input_files("#content-input", str(write_png(tmp_path / "photo.png", 64, 48, seed=1)))
+    page.set_input_files("#style-input", str(write_png(tmp_path / "painting.png", 56, 56, seed=2)))
+    page.fill("#laplacian-weight", "500")
+    start_single_scale_job(page, 64, 6)
+    page.wait_for_function("() => document.getElementById('status').textContent === 'done'", timeout=30_000)
+    page.wait_for_function("() => Number(document.getElementById('loss-laplacian').textContent) > 0", timeout=5_000)
+    assert page.is_visible("#loss-laplacian")
+    assert "laplacian-weight" in page.text_content("#params-list") and "500" in page.text_content("#params-list")
+    page.locator("#losses").screenshot(path=str(ARTIFACTS / "studio-losses-laplacian.png"))

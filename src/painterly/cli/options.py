@@ -24,8 +24,8 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "size", "init", "init_noise", "init_colors", "original_colors", "style_blend",
         "regions", "mask_propagation", "save_every", "log", "plot", "checkpoint_every",
     ),
-    "strength": ("content_weight", "style_weight", "tv_weight", "style_scale"),
-    "layers and losses": ("content_loss", "style_loss", "content_layers", "style_layers", "style_layer_weights", "weights", "pooling"),
+    "strength": ("content_weight", "style_weight", "tv_weight", "laplacian_weight", "style_scale"),
+    "layers and losses": ("content_loss", "style_loss", "laplacian_pools", "content_layers", "style_layers", "style_layer_weights", "weights", "pooling"),
     "optimiser": ("optimizer", "iterations", "learning_rate", "lr_decay", "lr_decay_steps", "lbfgs_history", "lbfgs_precondition", "average", "seed"),
     "multi-scale": ("multiscale", "min_size", "level_iterations", "keep_detail"),
     "performance": ("precision", "device", "tile", "cuda_graphs"),
@@ -68,7 +68,8 @@ def _add_field(group: argparse._ArgumentGroup, f: dataclasses.Field, default: An
     elif "default: " not in help_text:  # a help that says its default in words keeps them
         help_text += f" (default: {_default_text(default)})"
     hint = typing.get_type_hints(Config if f.name in Config.__dataclass_fields__ else OutputOptions)[f.name]
-    origin = typing.get_args(hint) or (hint,)
+    # A tuple field (tuple[int, ...]) is read as text by Config, whatever its items; an optional one's base is its non-None type.
+    origin = (hint,) if typing.get_origin(hint) is tuple else (typing.get_args(hint) or (hint,))
     base = next((t for t in origin if t is not type(None)), hint)
     kwargs: dict[str, Any] = {"dest": f.name, "default": argparse.SUPPRESS, "help": help_text}
     if "metavar" in meta:

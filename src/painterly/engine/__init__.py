@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from .inputs import ImageLike, Inputs, load_inputs, to_tensor
 from .objective import (
+    BUILTIN_TERMS,
     STANDARD_TERMS,
     ContentTerm,
     GramStyleTerm,
@@ -49,9 +50,10 @@ from .tiled import TiledEvaluation, encode_by_tiles
 from .transfer import ProgressCallback, StyleTransfer, build_encoder
 
 LOSS_TERMS = ("total",) + STANDARD_TERMS
+"""What every run reports in ``Progress.losses``; a built-in term that is on (:data:`BUILTIN_TERMS`) or an extra term adds its own."""
 
 __all__ = [
-    "CHECKPOINT_VERSION", "HW", "LOSS_TERMS", "MAX_RECOVERIES", "MIN_SIDE", "STANDARD_TERMS",
+    "BUILTIN_TERMS", "CHECKPOINT_VERSION", "HW", "LOSS_TERMS", "MAX_RECOVERIES", "MIN_SIDE", "STANDARD_TERMS",
     "ContentTerm", "GramStyleTerm", "GuidedStyleTerm", "ImageLike", "Inputs", "LevelWork", "LossTerms", "Objective", "Progress",
     "ProgressCallback", "RegionTarget", "Run", "RunState", "StyleTransfer", "TVTerm", "TemporalTerm", "Targets", "Term",
     "TiledEvaluation", "build_encoder", "build_objective", "build_targets", "encode_by_tiles", "lbfgs_history_for",

@@ -224,6 +224,8 @@ def _check_combination(config: Config, has_content: bool, n_styles: int, has_ini
     """Every check that needs both the config and which images were given (made before loading)."""
     if config.uses_content and not has_content:
         raise ConfigError("a content image is needed when `content_weight` is positive")
+    if config.uses_laplacian and not has_content:
+        raise ConfigError("a content image is needed when `laplacian_weight` is positive")
     if config.uses_style and n_styles == 0:
         raise ConfigError("at least one style image is needed when `style_weight` is positive")
     blend = config.style_blend
@@ -282,6 +284,8 @@ def ineffective_options(config: Config) -> list[str]:
         mode_values = {defaults[name], *(m[name] for m in MODE_DEFAULTS.values() if name in m)}
         if config.optimizer != "lbfgs" and getattr(config, name) not in mode_values:
             notes.append(f"`{name}` has no effect with `optimizer` {config.optimizer}")
+    if config.laplacian_weight == 0 and config.laplacian_pools != defaults["laplacian_pools"]:
+        notes.append("`laplacian_pools` has no effect without `laplacian_weight` (the Laplacian loss is off)")
     if config.init == "noise" and config.init_noise > 0:
         notes.append("`init_noise` has no effect with `init` noise: the start is all noise already")
     for name in ("lr_decay", "lr_decay_steps"):

@@ -26,6 +26,7 @@ from ..imageio import resize
 from ..layers import layer
 from ..losses import content_loss, cosine_content_loss, gram_matrix, gram_sum, style_loss, total_variation
 from ..losses.temporal import temporal_loss
+from .laplacian import LaplacianTerm
 from .pyramid import HW
 from .style_terms import STYLE_LOSS_SCALES, HistogramTerm, SlicedStyleTerm, W2StyleTerm
 from .targets import Targets
@@ -35,6 +36,9 @@ if TYPE_CHECKING:
 
 STANDARD_TERMS = ("content", "style", "tv")
 """The terms every run reports (0 when a term is off), in the order they are added up."""
+BUILTIN_TERMS = STANDARD_TERMS + ("laplacian",)
+"""Every term a :class:`Config` can turn on: :data:`STANDARD_TERMS`, then those reported only when on
+(``laplacian``). What shows losses lists these (the studio's page and its history, from here)."""
 
 
 class Term(Protocol):
@@ -171,6 +175,8 @@ class TVTerm:
     weight: float
     name: str = "tv"
     layers: tuple[str, ...] = ()
+    tile_reach: tuple[int, int] = (1, 1)
+    """Tiles (:func:`painterly.engine.tiled.pixel_reach`): any origin, a halo of 1 px for the neighbours."""
 
     def __call__(self, image: Tensor, features: Mapping[str, Tensor]) -> Tensor:
         return total_variation(image) * self.weight
@@ -305,7 +311,7 @@ def check_terms(terms: Sequence[Term], layers: Sequence[str]) -> tuple[Term, ...
     """
     if isinstance(terms, Tensor) or not isinstance(terms, (list, tuple)):
         raise ConfigError(f"extra_terms must be a list of loss terms, got {type(terms).__name__}")
-    taken = {"total", *STANDARD_TERMS}  # the rest (a style kind's own term) is refused by Objective
+    taken = {"total", *BUILTIN_TERMS}  # the rest (a style kind's own term) is refused by Objective
     for term in terms:
         name, reads = getattr(term, "name", None), getattr(term, "layers", None)
         if isinstance(term, type):
@@ -360,6 +366,8 @@ def build_objective(
     region_term = targets.region_style.term(layer_weights, weight) if targets.region_style is not None else None
     if region_term is not None:
         terms.append(region_term)
+    if targets.laplacians:
+        terms.append(LaplacianTerm(targets.laplacians, config.laplacian_weight))
     if config.tv_weight > 0:
         terms.append(TVTerm(config.tv_weight))
     for term in extra_terms:

@@ -16,6 +16,7 @@ from ..encoder import VGG19Encoder
 from ..imageio import fit_size, resize
 from ..losses import gram_matrix
 from .inputs import Inputs
+from .laplacian import laplacian_targets
 from .pyramid import HW, MIN_SIDE
 from .style_terms import StyleTargets, style_targets
 
@@ -39,6 +40,9 @@ class Targets:
     """The level's output size ``(H, W)``."""
     guided: Mapping[str, tuple] = field(default_factory=dict)
     region_style: Any = None  # with a mask and style_loss w2/sliced/histogram: region_terms.RegionStyleTargets
+    laplacians: Mapping[int, Tensor] = field(default_factory=dict)
+    """With ``laplacian_weight``: ``{pool: (1, 1, H // pool − 2, W // pool − 2)}``, the content's pooled
+    Laplacians at the level's size (:func:`painterly.engine.laplacian.laplacian_targets`)."""
 
 
 def build_targets(
@@ -51,7 +55,7 @@ def build_targets(
     autocast: torch.dtype | None,
     tiles: Callable[[HW], int | None] | None = None,
 ) -> Targets:
-    """The content features at the level's size ``hw`` and the blended style statistics of
+    """The content features (and pooled Laplacians) at the level's size ``hw`` and the blended style statistics of
     ``config.style_loss`` (Grams, Gaussians, samples or channel quantiles; see :mod:`.style_terms`), or
     with a mask each region's, at ``level_longest × style_scale`` (each style in its own aspect).
     ``tiles(hw)`` gives the tile side for encoding an image of ``hw`` (``None``: whole), for images too
@@ -74,9 +78,14 @@ def build_targets(
             feats = encoder(image.contiguous(memory_format=torch.channels_last))
             return {n: feats[n].float() for n in keep}, {n: gram_matrix(feats[n]) for n in gram_layers}
 
+    laplacians: dict[int, Tensor] = {}
     with torch.no_grad():
+        if config.uses_content or config.uses_laplacian:
+            content_image = resize(inputs.content_work, hw).to(device)
         if config.uses_content:
-            content = dict(encode(resize(inputs.content_work, hw).to(device), config.content_layers, ())[0])
+            content = dict(encode(content_image, config.content_layers, ())[0])
+        if config.uses_laplacian:
+            laplacians = laplacian_targets(content_image, config.laplacian_pools)
         if config.uses_style and inputs.regions:
             from .region_terms import build_region_targets
 
@@ -97,4 +106,4 @@ def build_targets(
                     grams[n] = grams[n] + g if n in grams else g
     with torch.no_grad():  # fp32 statistics whatever the encoder ran in
         style = style_targets(kind, styles, hw) if styles else StyleTargets()
-    return Targets(content, grams, style, tuple(hw), guided, region_style)
+    return Targets(content, grams, style, tuple(hw), guided, region_style, laplacians)

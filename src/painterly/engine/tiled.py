@@ -1,7 +1,7 @@
 """The objective evaluated tile by tile: exact by construction, with memory bounded by the tile.
 
 Every standard term is a function of sums over positions (a layer's Gram is Σ_p F_p F_pᵀ, the
-content loss Σ (F − P)², the smoothness Σ (dx² + dy²)), so an image's loss and gradient can be
+content loss Σ (F − P)², the smoothness Σ (dx² + dy²), the Laplacian loss Σ (D(pool(x)) − D(pool(c)))²), so an image's loss and gradient can be
 computed from tiles without approximating anything:
 
 1. pass 1, no gradients: the encoder runs over each tile plus a halo as wide as the receptive field
@@ -16,7 +16,9 @@ Why it is exact: a feature at stride ``S`` depends on input pixels within ``r`` 
 cell). Tile origins are multiples of the deepest layer's stride, so a crop's 2×2 pools see the same
 pairs as the whole image's, and the halo (``r`` rounded up to that stride) keeps a crop's own
 positions out of reach of the crop's zero padding; where a crop meets the image border, its zero
-padding is the image's. Results equal the untiled ones up to floating-point round-off.
+padding is the image's. A term on the pixels that reads beyond a pixel (the smoothness term its
+neighbours, the Laplacian term its pooled cells) says what it needs as ``tile_reach``, and the origins
+and halo are widened to it (:func:`pixel_reach`). Results equal the untiled ones up to floating-point round-off.
 """
 
 from __future__ import annotations
@@ -77,15 +79,27 @@ def receptive_radius(name: str) -> int:
     return sum(lay.stride for lay in VGG19_LAYERS if lay.kind == "conv" and lay.index <= last.index)
 
 
-def geometry(layers: Iterable[str]) -> tuple[int, int]:
-    """``(stride, halo)`` for tiles feeding ``layers``: origins are multiples of ``stride``; the halo is
-    the receptive radius rounded up to the stride, and at least 1 px (the smoothness term's neighbour)."""
+def geometry(layers: Iterable[str], reach: tuple[int, int] = (1, 1)) -> tuple[int, int]:
+    """``(stride, halo)`` for tiles feeding ``layers`` and terms on the pixels that need ``reach``
+    (:func:`pixel_reach`): origins are multiples of ``stride`` (the deepest layer's and the terms'
+    alignment); the halo is the larger of the receptive radius and the terms' halo, rounded up to ``stride``."""
     layers = tuple(layers)
-    if not layers:
-        return 1, 1
-    last = deepest(layers)
-    stride = last.stride
-    return stride, max(1, math.ceil(receptive_radius(last.name) / stride) * stride)
+    stride, need = reach
+    if layers:
+        last = deepest(layers)
+        stride, need = math.lcm(stride, last.stride), max(need, receptive_radius(last.name))
+    return stride, math.ceil(need / stride) * stride
+
+
+def pixel_reach(terms: Iterable[object]) -> tuple[int, int]:
+    """``(alignment, halo)`` that the terms' ``partials`` need of a tile, in pixels: each term may say
+    its own as ``tile_reach`` (the smoothness term: a 1 px halo for its right and lower neighbours; the
+    Laplacian term: its pools' grid and one cell); ``(1, 0)`` for a term on features only."""
+    align, halo = 1, 0
+    for term in terms:
+        a, h = getattr(term, "tile_reach", (1, 0))
+        align, halo = math.lcm(align, a), max(halo, h)
+    return align, halo
 
 
 def windows(hw: HW, tile: int, stride: int, halo: int) -> list[Window]:
@@ -131,7 +145,7 @@ class TiledEvaluation:
         if tile < 1:
             raise ConfigError(f"`tile` must be positive to tile, got {tile}")
         self.objective = objective
-        self.stride, self.halo = geometry(objective.layers)
+        self.stride, self.halo = geometry(objective.layers, pixel_reach(objective.terms))
         self.tile = max(self.stride, tile // self.stride * self.stride)
         self.active: int | None = None
         """The index (in :meth:`windows` order) of the tile being evaluated now, ``None`` between

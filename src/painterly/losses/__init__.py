@@ -14,6 +14,7 @@ and at 2048 px, and lets a coarse-to-fine run keep one set of weights across its
   is folded into this choice);
 * the content loss is the mean squared difference of the features;
 * total variation is the mean over pixels;
+* the Laplacian loss (:mod:`.laplacian`, Li et al. 2017) is the mean over the pooled image's positions;
 * the distribution losses (:mod:`.wasserstein`, :mod:`.histogram`) are means per channel (W2) or per
   direction/channel and position (sliced, histogram).
 
@@ -28,6 +29,7 @@ from .content import content_loss, cosine_content_loss
 from .gram import gram_matrix, gram_sum, style_loss
 from .guided import guided_gram, guided_moments, guided_style_loss, quantile_at, region_area, weighted_quantiles, weighted_sorted_loss
 from .histogram import channel_quantiles, histogram_loss
+from .laplacian import laplacian_loss, pooled_laplacian
 from .smoothness import total_variation
 from .wasserstein import (
     GaussianTarget,
@@ -45,7 +47,7 @@ from .wasserstein import (
 
 __all__ = [
     "GaussianTarget", "channel_quantiles", "content_loss", "cosine_content_loss", "feature_moments", "gaussian_target",
-    "gram_matrix", "gram_sum", "guided_gram", "guided_moments", "guided_style_loss", "quantile_at", "histogram_loss", "moments_from_sums", "random_directions", "region_area",
+    "gram_matrix", "gram_sum", "laplacian_loss", "pooled_laplacian", "guided_gram", "guided_moments", "guided_style_loss", "quantile_at", "histogram_loss", "moments_from_sums", "random_directions", "region_area",
     "resample_quantiles", "sliced_wasserstein_loss", "sorted_projections", "sqrtm_psd", "style_loss", "total_variation", "w2_from_moments", "w2_loss",
     "weighted_quantiles", "weighted_sorted_loss",
 ]

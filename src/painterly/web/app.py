@@ -26,9 +26,11 @@ from fastapi.staticfiles import StaticFiles
 
 from .. import __version__
 from ..config import Config
+from ..engine import LOSS_TERMS
 from ..errors import ConfigError, PainterlyError
 from ..files import make_folder
 from .guard import TOKEN_HEADER, Guard, new_token
+from .job import HISTORY_TERMS
 from .job_routes import add_job_routes
 from .limits import BodyLimit
 from .options import Limits, public_options
@@ -64,6 +66,9 @@ PRESETS = {
     "high": {"size": 768, "iterations": 600},
 }
 """Quality presets the page offers (size + iterations)."""
+
+LOSS_LABELS = {"tv": "smoothness"}
+"""How the page names a loss term whose report name is not a word to users (the others: as named)."""
 
 
 def create_app(
@@ -164,6 +169,9 @@ def create_app(
         return {
             "defaults": base,
             "presets": PRESETS,
+            # The loss terms a job's losses and history hold (history: in this order, after the iteration).
+            # `always`: reported by every run (0 when off); the others only by a run that has them.
+            "loss_terms": [{"name": n, "label": LOSS_LABELS.get(n, n), "always": n in LOSS_TERMS} for n in HISTORY_TERMS],
             "limits": {
                 "max_upload_bytes": max_upload_bytes,
                 "max_video_bytes": max_video_bytes,

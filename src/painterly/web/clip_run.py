@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from ..errors import PainterlyError
 from ..files import make_folder, remove_quietly
-from .job import CANCELLED, DONE, FAILED, FRAMES_FOLDER, INTERRUPTED, Job, encode_tensor_jpeg, finite
+from .job import CANCELLED, DONE, FAILED, FRAMES_FOLDER, INTERRUPTED, Job, encode_tensor_jpeg, finite, history_row
 from .records import INTERRUPTED_MESSAGE
 
 if TYPE_CHECKING:
@@ -199,7 +199,7 @@ class _Meter:
             job.work_fraction = min(1.0, done / planned) if planned else 0.0
             job.eta = elapsed / done * max(0, planned - done) if planned and done else None
             if len(job.history) < self.manager.max_history:
-                job.history.append([done] + [losses.get(k) for k in ("total", "content", "style", "tv")])
+                job.history.append(history_row(done, losses))
             if jpeg is not None:
                 job.preview = jpeg
                 job.frame += 1

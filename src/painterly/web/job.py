@@ -17,6 +17,7 @@ from typing import Any
 from PIL import Image
 
 from ..config import Config
+from ..engine.objective import BUILTIN_TERMS
 
 JOB_ID = re.compile(r"[0-9a-f]{32}")
 """What a job id looks like; anything else is unknown without touching the disk."""
@@ -39,6 +40,15 @@ IMAGE, VIDEO = "image", "video"
 MASK_FILE = "mask.png"
 """The region mask sent with the job (``regions``), kept with it: the page overlays it on the preview."""
 RECORD_FILE = "job.json"
+
+HISTORY_TERMS = ("total",) + BUILTIN_TERMS
+"""The losses of a job's history, in order: every term a Config can turn on (the page reads them from
+``/api/config``, ``loss_terms``)."""
+
+
+def history_row(step: int, losses: dict[str, float]) -> list[float | None]:
+    """One row of a job's history: ``step`` and the losses of :data:`HISTORY_TERMS` (``None``: not reported)."""
+    return [step] + [losses.get(k) for k in HISTORY_TERMS]
 
 
 @dataclass(eq=False)
@@ -69,7 +79,8 @@ class Job:
     eta: float | None = None
     """Seconds left by the engine's estimate (:attr:`painterly.engine.Progress.eta`); None when unknown."""
     history: list[list[float]] = field(default_factory=list)
-    """``[iteration, total, content, style, tv]`` per iteration, for the loss chart."""
+    """``[iteration, *the losses of HISTORY_TERMS]`` per iteration (``None``: a term not reported), for
+    the loss chart: :func:`history_row`."""
     error: str | None = None
     seed: int | None = None
     started: float | None = None

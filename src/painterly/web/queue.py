@@ -20,7 +20,7 @@ from PIL import Image
 from ..errors import PainterlyError
 from ..files import remove_quietly
 from .job import CANCELLED, DONE, FAILED, INTERRUPTED, JOB_ID, QUEUED, RUNNING, VIDEO, Job
-from .job import encode_jpeg, encode_tensor_jpeg, finite, record, snapshot
+from .job import encode_jpeg, encode_tensor_jpeg, finite, history_row, record, snapshot
 from .records import DEFAULT_KEEP, INTERRUPTED_MESSAGE, PREVIEW_FILE, RecordStore
 from .worker import EncoderFactory, Encoders, run_job
 
@@ -337,7 +337,7 @@ class JobManager:
             job.eta = progress.eta
             job.tiles = tuple(progress.tiles)
             if len(job.history) < self.max_history:
-                job.history.append([progress.iteration] + [losses.get(k) for k in ("total", "content", "style", "tv")])
+                job.history.append(history_row(progress.iteration, losses))
             if jpeg is not None:
                 job.preview = jpeg
                 job.frame += 1

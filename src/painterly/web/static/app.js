@@ -7,8 +7,11 @@
 
 const $ = (id) => document.getElementById(id);
 
-const LOSS_TERMS = ["total", "content", "style", "tv"];
-const LOSS_COLORS = { total: "#b4532a", content: "#3d5a98", style: "#9b4f96", tv: "#5fa8a0" };
+let LOSS_TERMS = ["total"];   // the loss terms of a job's losses and history: /api/config's loss_terms
+const LOSS_COLORS = { total: "#b4532a", content: "#3d5a98", style: "#9b4f96", tv: "#5fa8a0", laplacian: "#c59a2b" };
+const OTHER_COLORS = ["#6b8e23", "#8b5a2b", "#d2691e", "#708090"];
+let LOSS_LABELS = {};          // term -> the name the page shows (tv: smoothness)
+let STANDARD_SHOWN = new Set(["total"]);  // the terms every run reports (the others: listed when a run has them)
 const GALLERY_POLL_MS = 3000;
 
 let serverConfig = null;       // GET /api/config: defaults, presets, limits
@@ -18,7 +21,7 @@ let useDemo = false;           // the built-in pair instead of files
 let initJob = null;            // id of a finished job to start from, or null
 let current = null;            // the job on the stage: {id, status, ...}
 let events = null;             // EventSource following `current`
-let history = [];              // [iteration, total, content, style, tv] of `current`
+let history = [];              // [iteration, ...LOSS_TERMS' values] of `current`
 let frames = 0;                // preview updates shown for `current`
 const cards = new Map();       // job id -> {el, version}
 
@@ -31,8 +34,10 @@ async function init() {
     showFormError(err.message);
     return;
   }
+  setLossTerms(serverConfig.loss_terms || []);
   const d = serverConfig.defaults;
   $("optimizer").value = d.optimizer;
+  $("laplacian-weight").value = d.laplacian_weight || 0;
   if (d.style_loss) $("style-loss").value = d.style_loss;
   $("original-colors").value = d.original_colors;
   $("multiscale").checked = d.multiscale;
@@ -50,6 +55,21 @@ async function init() {
   setInterval(refreshGallery, GALLERY_POLL_MS);
   window.addEventListener("resize", () => drawChart());
   resumeFromAddress();
+}
+
+/** The loss list and the chart's lines: one per term the server reports (a new term needs no edit here). */
+function setLossTerms(terms) {
+  if (!terms.length) return;
+  LOSS_TERMS = terms.map((t) => t.name);
+  LOSS_LABELS = Object.fromEntries(terms.map((t) => [t.name, t.label]));
+  STANDARD_SHOWN = new Set(terms.filter((t) => t.always).map((t) => t.name));
+  terms.forEach((t, i) => { if (!LOSS_COLORS[t.name]) LOSS_COLORS[t.name] = OTHER_COLORS[i % OTHER_COLORS.length]; });
+  $("losses").replaceChildren(...terms.map((t) => {
+    const row = el("div", { "data-term": t.name });
+    row.hidden = !t.always;  // shown once a job reports it
+    row.append(el("dt", {}, t.label), el("dd", { id: `loss-${t.name}` }, "–"));
+    return row;
+  }));
 }
 
 // The job on the stage is in the address (/#<id>): a reload, or the address opened in another tab,
@@ -225,6 +245,7 @@ function collectOptions() {
     optimizer: $("optimizer").value,
     style_loss: $("style-loss").value,
     multiscale: $("multiscale").checked,
+    laplacian_weight: Number($("laplacian-weight").value) || 0,
   };
   if (!initJob) options.init = $("init").value;
   const seed = $("seed").value.trim();
@@ -441,6 +462,8 @@ function showJob(job) {
   for (const term of LOSS_TERMS) {
     const v = job.losses ? job.losses[term] : undefined;
     $(`loss-${term}`).textContent = v === undefined || v === null ? "–" : formatNumber(v);
+    // A term a run does not have (the Laplacian one, off) is not listed for it.
+    $(`loss-${term}`).parentElement.hidden = !STANDARD_SHOWN.has(term) && (v === undefined || v === null);
   }
 
   const previewURL = job.urls && job.urls.preview;
@@ -532,7 +555,7 @@ function drawChart() {
   // Losses fall over orders of magnitude: a log scale keeps the tail readable.
   const pad = { l: 52, r: 10, t: 10, b: 20 };
   let lo = Infinity, hi = -Infinity;
-  for (const p of history) for (let k = 1; k <= 4; k++) {
+  for (const p of history) for (let k = 1; k <= LOSS_TERMS.length; k++) {
     const v = p[k];
     if (v > 0 && isFinite(v)) { lo = Math.min(lo, v); hi = Math.max(hi, v); }
   }
@@ -578,12 +601,13 @@ function drawChart() {
   ctx.textAlign = "left";
   ctx.textBaseline = "middle";
   let lx = pad.l + 8;
-  const names = LOSS_TERMS.map((term) => (term === "tv" ? "smoothness" : term));
+  const shown = LOSS_TERMS.filter((term, i) => STANDARD_SHOWN.has(term) || history.some((p) => p[i + 1] > 0));
+  const names = shown.map((term) => LOSS_LABELS[term] || term);
   const widths = names.map((name) => ctx.measureText(name).width);
   // 16 px between entries, less on a narrow (phone) chart so that the last one is not cut off.
   const room = w - pad.r - lx - widths.reduce((a, b) => a + b, 0) - 14 * names.length;
   const gap = Math.max(4, Math.min(16, room / (names.length - 1)));
-  LOSS_TERMS.forEach((term, i) => {
+  shown.forEach((term, i) => {
     ctx.fillStyle = LOSS_COLORS[term];
     ctx.fillRect(lx, pad.t + 4, 10, 3);
     ctx.fillStyle = muted;
