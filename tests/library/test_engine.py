@@ -754,3 +754,16 @@ def test_persistent_nan_raises_divergence_error_with_the_last_good_image(optimiz
     assert image.shape == (1, 3, 24, 32) and torch.isfinite(image).all()
     assert torch.equal(image, start)
     assert info.value.exit_code == 1
+
+
+@pytest.mark.parametrize("pixels_only", [{"tv_weight": 1.0}, {"laplacian_weight": 100.0}])
+def test_pixel_terms_alone_say_which_weights_to_give(pixels_only):
+    """TV or Laplacian alone read no layer of the network: the message names the two weights that do,
+    before any weights are loaded (it was "the encoder needs at least one layer to read")."""
+    from painterly.config import Config
+    from painterly.engine import build_encoder
+
+    config = Config(content_weight=0.0, style_weight=0.0, **pixels_only)
+    with pytest.raises(ConfigError) as info:
+        build_encoder(config, weights=None)
+    assert info.value.fields == ("content_weight", "style_weight")

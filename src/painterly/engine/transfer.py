@@ -38,11 +38,14 @@ def build_encoder(
         extra_layers: layers it outputs besides ``config.layers_needed`` (what a run's own
             ``extra_terms`` read; see docs/architecture.md).
     """
+    layers = tuple(dict.fromkeys((*config.layers_needed, *extra_layers)))
+    if not layers:
+        # The TV and Laplacian terms work on pixels: with no content or style term nothing reads the network.
+        raise ConfigError("`content_weight` and `style_weight` are both zero: no term reads the network; give one of them a weight")
     if weights is None:
         from ..weights import load_weights
 
         weights = load_weights(config.weights, progress=progress)
-    layers = tuple(dict.fromkeys((*config.layers_needed, *extra_layers)))
     return VGG19Encoder(weights.state, weights.preprocessing, layers, config.pooling)
 
 
