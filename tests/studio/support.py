@@ -49,6 +49,11 @@ def tiny_weights(path: Any, seed: int = 0) -> Any:
     return path
 
 
+def tiny_options(weights: Any, **more: Any) -> dict[str, Any]:
+    """Options for the tiny network of :func:`tiny_weights` (its layers), plus ``more``."""
+    return {"weights": str(weights), "content_layers": "relu2_2", "style_layers": "relu1_1,relu2_1", **more}
+
+
 @contextlib.contextmanager
 def running_server(app: Any, host: str = "127.0.0.1", port: int = 0, *, startup_timeout: float = 20.0, **config: Any) -> Iterator[str]:
     """Run ``app`` with uvicorn in a background thread; yields its base URL (``http://host:port``).

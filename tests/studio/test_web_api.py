@@ -28,7 +28,7 @@ with warnings.catch_warnings():  # Starlette's notice about httpx2 is not ours t
 
 from painterly.encoder import random_state  # noqa: E402
 from painterly.web.app import create_app  # noqa: E402
-from support import tiny_weights  # noqa: E402
+from support import tiny_options, tiny_weights  # noqa: E402
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -43,15 +43,7 @@ def weights_file(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def defaults(weights_file) -> dict[str, Any]:
-    return {
-        "weights": str(weights_file),
-        "content_layers": "relu2_2",
-        "style_layers": "relu1_1,relu2_1",
-        "size": 48,
-        "iterations": 8,
-        "multiscale": False,
-        "seed": 0,
-    }
+    return tiny_options(weights_file, size=48, iterations=8, multiscale=False, seed=0)
 
 
 @pytest.fixture

@@ -14,7 +14,7 @@ from PIL import Image
 
 httpx = pytest.importorskip("httpx")
 
-from support import noise_png, running_server, tiny_weights, token_headers  # noqa: E402
+from support import noise_png, running_server, tiny_options, tiny_weights, token_headers  # noqa: E402
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def studio(tmp_path_factory):  # noqa: ANN201
 
     tmp = tmp_path_factory.mktemp("studio")
     weights = tiny_weights(tmp / "tiny-vgg.safetensors", seed=1)
-    defaults = {"weights": str(weights), "content_layers": "relu2_2", "style_layers": "relu1_1,relu2_1", "size": 40, "iterations": 3, "multiscale": False, "seed": 0}
+    defaults = tiny_options(weights, size=40, iterations=3, multiscale=False, seed=0)
     app = create_app(tmp / "work", default_options=defaults, queue_size=4)
     with running_server(app) as url:
         yield url, token_headers(app), app

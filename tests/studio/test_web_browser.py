@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from support import CHROMIUM_ARGS, running_server, start_single_scale_job, tiny_weights
+from support import CHROMIUM_ARGS, running_server, start_single_scale_job, tiny_options, tiny_weights
 
 pytestmark = pytest.mark.browser
 
@@ -64,7 +64,7 @@ def studio_url(tmp_path_factory):
     weights = tiny_weights(tmp / "tiny-vgg.safetensors", seed=3)
     app = create_app(
         tmp / "work",
-        default_options={"weights": str(weights), "content_layers": "relu2_2", "style_layers": "relu1_1,relu2_1"},
+        default_options=tiny_options(weights),
     )
     with running_server(app) as url:
         yield url
@@ -162,7 +162,7 @@ def tiled_studio_url(tmp_path):
     from painterly.web.app import create_app
 
     weights = tiny_weights(tmp_path / "tiny-vgg.safetensors", seed=3)
-    defaults = {"weights": str(weights), "content_layers": "relu2_2", "style_layers": "relu1_1,relu2_1", "tile": 16}
+    defaults = tiny_options(weights, tile=16)
     with running_server(create_app(tmp_path / "work", default_options=defaults)) as url:
         yield url
 
@@ -376,7 +376,7 @@ def test_a_job_the_restarted_server_no_longer_has_is_said_gone_and_the_form_stil
         first.kill()  # a crash: the stream stops without an end
         first.wait(10)
     # Restarted on the same port with another workdir: the job is unknown there.
-    defaults = {"weights": str(weights), "content_layers": "relu2_2", "style_layers": "relu1_1,relu2_1"}
+    defaults = tiny_options(weights)
     with running_server(create_app(tmp_path / "second", default_options=defaults), port=port):
         page.wait_for_function("() => document.getElementById('status').textContent === 'gone'", timeout=20_000)
         assert "no longer on the server" in page.text_content("#progress-text")

@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from support import running_server, tiny_weights, token_headers
+from support import running_server, tiny_options, tiny_weights, token_headers
 from test_web_browser import page, write_png  # noqa: F401
 
 pytestmark = pytest.mark.browser
@@ -24,7 +24,7 @@ def studio(tmp_path_factory):  # noqa: ANN001, ANN201
 
     tmp = tmp_path_factory.mktemp("studio-gone")
     weights = tiny_weights(tmp / "tiny-vgg.safetensors", seed=3)
-    app = create_app(tmp / "work", default_options={"weights": str(weights), "content_layers": "relu2_2", "style_layers": "relu1_1,relu2_1"})
+    app = create_app(tmp / "work", default_options=tiny_options(weights))
     with running_server(app) as url:
         yield url, app, tmp / "work"
 

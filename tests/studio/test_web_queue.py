@@ -15,7 +15,7 @@ from PIL import Image
 
 httpx = pytest.importorskip("httpx")
 
-from support import running_server, tiny_weights, token_headers  # noqa: E402
+from support import running_server, tiny_options, tiny_weights, token_headers  # noqa: E402
 
 LONG = {"iterations": 5000}
 
@@ -32,7 +32,7 @@ def studio(tmp_path):  # noqa: ANN201
     from painterly.web.app import create_app
 
     weights = tiny_weights(tmp_path / "tiny-vgg.safetensors", seed=5)
-    defaults = {"weights": str(weights), "content_layers": "relu2_2", "style_layers": "relu1_1,relu2_1", "size": 32, "multiscale": False}
+    defaults = tiny_options(weights, size=32, multiscale=False)
     app = create_app(tmp_path / "work", default_options=defaults)
     # A read that waits 10 s for the next event fails the test instead of hanging it.
     with running_server(app) as url, httpx.Client(base_url=url, timeout=10, headers=token_headers(app)) as http:

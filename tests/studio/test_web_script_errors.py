@@ -11,7 +11,7 @@ import pytest
 
 httpx = pytest.importorskip("httpx")
 
-from support import noise_png, running_server, tiny_weights, token_headers  # noqa: E402
+from support import noise_png, running_server, tiny_options, tiny_weights, token_headers  # noqa: E402
 
 
 def png(seed: int = 0) -> bytes:
@@ -25,7 +25,7 @@ def studio(tmp_path_factory):  # noqa: ANN201
 
     tmp = tmp_path_factory.mktemp("studio")
     weights = tiny_weights(tmp / "tiny-vgg.safetensors", seed=2)
-    defaults = {"weights": str(weights), "content_layers": "relu2_2", "style_layers": "relu1_1,relu2_1", "size": 32, "iterations": 2, "multiscale": False}
+    defaults = tiny_options(weights, size=32, iterations=2, multiscale=False)
     app = create_app(tmp / "work", default_options=defaults)
     with running_server(app) as url, httpx.Client(base_url=url, timeout=30, headers=token_headers(app)) as http:
         yield http, url

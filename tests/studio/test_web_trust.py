@@ -29,7 +29,7 @@ httpx = pytest.importorskip("httpx")
 pytest.importorskip("uvicorn")
 
 from painterly.web.app import create_app  # noqa: E402
-from support import TOKEN_HEADER, running_server, tiny_weights, token_headers  # noqa: E402
+from support import TOKEN_HEADER, running_server, tiny_options, tiny_weights, token_headers  # noqa: E402
 
 FOREIGN = "http://evil.example"
 LONG = {"size": 64, "iterations": 5000}
@@ -42,15 +42,7 @@ def weights_file(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def defaults(weights_file) -> dict[str, Any]:
-    return {
-        "weights": str(weights_file),
-        "content_layers": "relu2_2",
-        "style_layers": "relu1_1,relu2_1",
-        "size": 32,
-        "iterations": 4,
-        "multiscale": False,
-        "seed": 0,
-    }
+    return tiny_options(weights_file, size=32, iterations=4, multiscale=False, seed=0)
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ import time
 from pathlib import Path
 from typing import Any, Callable
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -27,7 +26,7 @@ av = pytest.importorskip("av")
 pytest.importorskip("cv2")
 
 from conftest import clip_with_audio  # noqa: E402
-from support import TOKEN_HEADER, noise_png, running_server, tiny_weights  # noqa: E402
+from support import TOKEN_HEADER, noise_png, running_server, tiny_options, tiny_weights  # noqa: E402
 
 from painterly.web.app import create_app  # noqa: E402
 
@@ -61,15 +60,7 @@ def weights_file(tmp_path_factory) -> Path:
 
 @pytest.fixture
 def defaults(weights_file) -> dict[str, Any]:
-    return {
-        "weights": str(weights_file),
-        "content_layers": "relu2_2",
-        "style_layers": "relu1_1,relu2_1",
-        "size": 48,
-        "iterations": 4,
-        "multiscale": False,
-        "seed": 0,
-    }
+    return tiny_options(weights_file, size=48, iterations=4, multiscale=False, seed=0)
 
 
 @pytest.fixture
