@@ -23,7 +23,7 @@ from ..config import Config
 from ..encoder import VGG19Encoder
 from ..errors import ConfigError, shown
 from ..imageio import resize
-from ..layers import layer
+from ..layers import feature_side, layer
 from ..losses import content_loss, cosine_content_loss, gram_matrix, gram_sum, style_loss, total_variation
 from ..losses.temporal import temporal_loss
 from .pyramid import HW
@@ -160,7 +160,8 @@ class GramStyleTerm:
         loss = 0.0
         for n, t in self.targets.items():
             stride, c = layer(n).stride, stats[n].shape[-1]
-            loss = loss + self.layer_weights[n] * style_loss(stats[n] / (c * (h // stride) * (w // stride)), t)
+            positions = feature_side(h, stride) * feature_side(w, stride)
+            loss = loss + self.layer_weights[n] * style_loss(stats[n] / (c * positions), t)
         return loss * self.weight
 
 
