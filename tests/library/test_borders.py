@@ -1,8 +1,8 @@
 """The frame of a result is treated like its inside: every pixel reaches every layer a loss reads.
 
 Found by looking at real results (docs/quality.md): the demo (451x300) came out with its last three
-columns about three times smoother than the rest, and a texture at 120x75 px with a soft strip along its
-bottom and right edges. The 2×2 pools dropped the last row/column of an odd-sized map, so the strip of an
+columns about three times smoother than the rest (they stayed near the photo), and a texture from noise at
+120x75 px kept more of its starting noise in its bottom 11 rows than inside. The 2×2 pools dropped the last row/column of an odd-sized map, so the strip of an
 image whose side is no multiple of 16 never reached relu5_1 (nor, for the wider ones, relu4_1 ...) and got
 no style from those layers. The pools now keep the partial cell (``ceil_mode``, layers.feature_side).
 """
@@ -15,7 +15,7 @@ import torch
 from painterly.encoder import VGG19Encoder, random_state
 from painterly.engine.objective import GramStyleTerm
 from painterly.layers import VGG19_LAYERS, feature_side, layer
-from painterly.losses import gram_matrix
+from painterly.losses import gram_matrix, total_variation
 from painterly.masks import layer_guides
 
 SIZES = [(45, 61), (75, 120), (17, 33), (16, 32), (31, 31)]
@@ -62,3 +62,30 @@ def test_a_mask_reaches_the_layers_at_the_encoders_size() -> None:
     # The partial last cell of relu3_1 (stride 4) covers columns 60 only: all of it is in the region.
     assert out["relu3_1"][..., :, -1].min().item() == pytest.approx(1.0)
     assert out["relu3_1"][..., :, :-1].max().item() == 0.0
+
+
+# --- the smoothness term -----------------------------------------------------------------------------
+# Seen in a texture from noise (starry_night, 256x160, a multiple of 16): its last column had 1.5× the
+# detail of the inside, single-pixel colour speckle. The (H−1)×(W−1) grid of the former form never
+# compared the last column's pixels with each other (nor the last row's), nor the corner with anything.
+
+
+def test_smoothness_is_the_same_seen_from_every_side() -> None:
+    x = torch.rand(2, 3, 9, 13, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    tv = total_variation(x).item()
+    for seen in (x.flip(-1), x.flip(-2), x.flip(-1, -2)):
+        assert total_variation(seen).item() == pytest.approx(tv, rel=1e-12)
+    # Turned a quarter: the two directions swap their roles (a square image: the same value).
+    square = x[..., :9, :9]
+    assert total_variation(square.transpose(-1, -2)).item() == pytest.approx(total_variation(square).item(), rel=1e-12)
+
+
+@pytest.mark.parametrize("corner", [(0, 0), (0, -1), (-1, 0), (-1, -1)])
+def test_a_speck_in_any_corner_is_smoothed_alike(corner: tuple[int, int]) -> None:
+    x = torch.zeros(1, 1, 6, 7, dtype=torch.float64, requires_grad=True)
+    speck = torch.zeros_like(x)
+    speck[(0, 0, *corner)] = 1.0
+    (grad,) = torch.autograd.grad(total_variation(x + speck), x)
+    # Two neighbours each: 1/(6·6) for the horizontal pair, 1/(5·7) for the vertical one.
+    assert total_variation(speck).item() == pytest.approx(1 / 36 + 1 / 35)
+    assert grad[(0, 0, *corner)].item() == pytest.approx(2 / 36 + 2 / 35)
