@@ -89,7 +89,8 @@ class VGG19Encoder(nn.Module):
             elif lay.kind == "relu":
                 modules.append(nn.ReLU(inplace=False))
             else:
-                modules.append(nn.MaxPool2d(2, 2) if pooling == "max" else nn.AvgPool2d(2, 2))
+                # ceil_mode: a side that is no multiple of 2 keeps its last row/column (layers.feature_side).
+                modules.append(nn.MaxPool2d(2, 2, ceil_mode=True) if pooling == "max" else nn.AvgPool2d(2, 2, ceil_mode=True))
         self.net = nn.ModuleList(modules)
         # A ReLU whose convolution output nobody reads may overwrite it: one large tensor fewer to
         # allocate and write per layer (the modules stay non-inplace, for anyone who runs them alone).

@@ -251,7 +251,8 @@ def layer_guides(guide: Tensor, layers: Iterable[str], propagation: str = "avg")
 
     Args:
         guide: ``(K, 1, H, W)`` in [0, 1] at the size of the image the encoder sees.
-        layers: layer names; the sizes follow the encoder's (3×3 convs keep the size, 2×2 pools floor).
+        layers: layer names; the sizes follow the encoder's (3×3 convs keep the size, 2×2 pools keep a
+            partial cell: :func:`~painterly.layers.feature_side`).
         propagation: ``avg`` (average pooling through the pools) or ``inside`` (also an erosion, a
             3×3 minimum, at each convolution: a position counts only as much as its whole receptive
             field's neighbourhood lies inside the region).
@@ -271,7 +272,7 @@ def layer_guides(guide: Tensor, layers: Iterable[str], propagation: str = "avg")
         if lay.index > last:
             break
         if lay.kind == "pool":
-            g = F.avg_pool2d(g, 2, 2)
+            g = F.avg_pool2d(g, 2, 2, ceil_mode=True)  # as the encoder's pools (layers.feature_side)
         elif lay.kind == "conv" and propagation == "inside":
             g = -F.max_pool2d(-g, 3, stride=1, padding=1)
         if lay.name in wanted:

@@ -6,7 +6,8 @@ Each case runs a tiny random encoder at 32-48 px; the stored file holds the fina
 total loss after every iteration. The comparison is bit for bit unless a case says otherwise.
 
 To record new references after a change that is *meant* to alter results, run
-``python tests/library/test_golden.py --write`` and say why in the commit.
+``python tests/library/test_golden.py --write`` (or ``--write CASE ...`` for the cases the change
+alters) and say why in the commit.
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ if __name__ == "__main__" and "--write" in sys.argv:
         setattr(imgs, f"{key}_t", conftest._to_tensor(arr8))
     torch.set_num_threads(1)
     GOLDEN.mkdir(exist_ok=True)
-    for case in sorted(CASES):
+    named = [a for a in sys.argv[1:] if a in CASES]  # `--write CASE ...`: only those (default: every case)
+    for case in named or sorted(CASES):
         torch.save(_run_case(case, imgs), GOLDEN / f"{case}.pt")
         print("wrote", case)

@@ -26,24 +26,28 @@ def test_tv_of_constant_image_is_zero(exponent):
 
 def test_tv_of_2x2_by_hand():
     x = torch.tensor([[[[0.0, 1.0], [2.0, 4.0]]]])
-    # One grid point: dx = 1 - 0, dy = 2 - 0 -> 1 + 4 = 5.
-    assert total_variation(x).item() == pytest.approx(5.0)
-    assert total_variation(x, 2.5).item() == pytest.approx(5.0**1.25)
+    # Horizontal pairs: 1 - 0, 4 - 2 -> mean of 1, 4 = 2.5; vertical pairs: 2 - 0, 4 - 1 -> mean of 4, 9 = 6.5.
+    assert total_variation(x).item() == pytest.approx(9.0)
+    # Per pixel (a difference across the frame is 0): (0,0) 1 + 4, (0,1) 0 + 9, (1,0) 4 + 0, (1,1) 0.
+    assert total_variation(x, 2.5).item() == pytest.approx((5.0**1.25 + 9.0**1.25 + 4.0**1.25) / 4)
 
 
 def test_tv_of_3x3_by_hand():
     x = torch.tensor([[[[0.0, 1.0, 3.0], [1.0, 1.0, 1.0], [2.0, 0.0, 5.0]]]])
-    # Grid points (i, j) in {0, 1}^2: dx = x[i, j+1] - x[i, j], dy = x[i+1, j] - x[i, j].
-    squares = [1 + 1, 4 + 0, 0 + 1, 0 + 1]
-    assert total_variation(x).item() == pytest.approx(sum(squares) / 4)
-    assert total_variation(x, 2.5).item() == pytest.approx(sum(s**1.25 for s in squares) / 4)
+    # dx = x[i, j+1] - x[i, j] over 3×2 pairs, dy = x[i+1, j] - x[i, j] over 2×3 pairs.
+    dx2 = [1, 4, 0, 0, 4, 25]
+    dy2 = [1, 1, 0, 1, 4, 16]
+    assert total_variation(x).item() == pytest.approx(sum(dx2) / 6 + sum(dy2) / 6)
+    # Per pixel, row by row: dx² + dy² with 0 across the frame.
+    squares = [1 + 1, 4 + 0, 0 + 4, 0 + 1, 0 + 1, 0 + 16, 4 + 0, 25 + 0, 0]
+    assert total_variation(x, 2.5).item() == pytest.approx(sum(s**1.25 for s in squares) / 9)
 
 
 def test_tv_is_a_mean_over_channels_and_batch():
     x = torch.tensor([[[[0.0, 1.0], [2.0, 4.0]]]])
-    stacked = torch.cat([x, x * 0, x * 2], dim=1)  # channel TVs 5, 0, 20
-    assert total_variation(stacked).item() == pytest.approx((5 + 0 + 20) / 3)
-    assert total_variation(torch.cat([x, x], dim=0)).item() == pytest.approx(5.0)
+    stacked = torch.cat([x, x * 0, x * 2], dim=1)  # channel TVs 9, 0, 36
+    assert total_variation(stacked).item() == pytest.approx((9 + 0 + 36) / 3)
+    assert total_variation(torch.cat([x, x], dim=0)).item() == pytest.approx(9.0)
 
 
 def test_tv_does_not_depend_on_image_size_for_the_same_pattern():
@@ -57,8 +61,9 @@ def test_tv_does_not_depend_on_image_size_for_the_same_pattern():
 def test_tv_exponent_2_5_punishes_large_steps_more():
     small = torch.tensor([[[[0.0, 0.1], [0.1, 0.1]]]])
     big = torch.tensor([[[[0.0, 2.0], [2.0, 2.0]]]])
-    assert total_variation(small, 2.5) < total_variation(small, 2.0)
-    assert total_variation(big, 2.5) > total_variation(big, 2.0)
+    # The same pattern with steps 20× larger: ×20² in the squared form, ×20^2.5 in the Keras form.
+    assert (total_variation(big) / total_variation(small)).item() == pytest.approx(400.0)
+    assert (total_variation(big, 2.5) / total_variation(small, 2.5)).item() == pytest.approx(20.0**2.5, rel=1e-5)
 
 
 # --- Gram matrices ------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..encoder import VGG19Encoder
+from ..layers import feature_side
 from .pyramid import HW
 from .tiled import geometry
 
@@ -56,7 +57,7 @@ def activation_bytes(encoder: VGG19Encoder, hw: HW, element_bytes: int = 4) -> i
             channels = module.out_channels
         elif isinstance(module, (nn.MaxPool2d, nn.AvgPool2d)):
             stride *= 2
-        sizes.append(channels * (h // stride) * (w // stride))
+        sizes.append(channels * feature_side(h, stride) * feature_side(w, stride))
     largest = sorted(sizes)[-2:]
     return (sum(sizes) + sum(largest) + 3 * h * w) * element_bytes
 

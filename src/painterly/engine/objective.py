@@ -23,7 +23,7 @@ from ..config import Config
 from ..encoder import VGG19Encoder
 from ..errors import ConfigError, shown
 from ..imageio import resize
-from ..layers import layer
+from ..layers import feature_side, layer
 from ..losses import content_loss, cosine_content_loss, gram_matrix, gram_sum, style_loss, total_variation
 from ..losses.temporal import temporal_loss
 from .laplacian import LaplacianTerm
@@ -164,7 +164,8 @@ class GramStyleTerm:
         loss = 0.0
         for n, t in self.targets.items():
             stride, c = layer(n).stride, stats[n].shape[-1]
-            loss = loss + self.layer_weights[n] * style_loss(stats[n] / (c * (h // stride) * (w // stride)), t)
+            positions = feature_side(h, stride) * feature_side(w, stride)
+            loss = loss + self.layer_weights[n] * style_loss(stats[n] / (c * positions), t)
         return loss * self.weight
 
 
@@ -182,20 +183,21 @@ class TVTerm:
         return total_variation(image) * self.weight
 
     def partials(self, image: Tensor, features: Mapping[str, Tensor], window: "Window") -> dict[str, Tensor]:
-        """Σ (dx² + dy²) over the tile's points of the (H−1)×(W−1) grid (their right and lower
+        """Σ dx² and Σ dy² over the pairs whose first pixel is the tile's own (their right and lower
         neighbours lie in the crop: the halo is at least 1 px)."""
         (y0, y1, x0, x1), (cy, _, cx, _) = window.own_pixels, window.crop
         h, w = window.hw
-        r0, r1, c0, c1 = y0 - cy, min(y1, h - 1) - cy, x0 - cx, min(x1, w - 1) - cx
+        r0, r1, c0, c1 = y0 - cy, y1 - cy, x0 - cx, x1 - cx
         x = image.to(_acc(image))
-        base = x[..., r0:r1, c0:c1]
-        dx = x[..., r0:r1, c0 + 1 : c1 + 1] - base
-        dy = x[..., r0 + 1 : r1 + 1, c0:c1] - base
-        return {"tv": (dx.pow(2) + dy.pow(2)).sum()}
+        right = x[..., r0:r1, c0 : min(x1, w - 1) - cx]
+        below = x[..., r0 : min(y1, h - 1) - cy, c0:c1]
+        dx = x[..., r0:r1, c0 + 1 : min(x1, w - 1) - cx + 1] - right
+        dy = x[..., r0 + 1 : min(y1, h - 1) - cy + 1, c0:c1] - below
+        return {"tv_x": dx.pow(2).sum(), "tv_y": dy.pow(2).sum()}
 
     def from_partials(self, stats: Mapping[str, Tensor], shape: Sequence[int]) -> Tensor:
         n, c, h, w = shape
-        return stats["tv"] / (n * c * (h - 1) * (w - 1)) * self.weight
+        return (stats["tv_x"] / (n * c * h * (w - 1)) + stats["tv_y"] / (n * c * (h - 1) * w)) * self.weight
 
 
 @dataclass(frozen=True)

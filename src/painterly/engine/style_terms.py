@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Mapping, Sequence
 import torch
 from torch import Tensor
 
-from ..layers import layer
+from ..layers import feature_side, layer
 from ..losses import (
     GaussianTarget,
     channel_quantiles,
@@ -74,13 +74,14 @@ def histogram_stride(channels: int, positions: int) -> int:
 
 def _strided_positions(name: str, hw: tuple[int, int], stride: int) -> int:
     s = layer(name).stride
-    return -(-(hw[0] // s) // stride) * -(-(hw[1] // s) // stride)
+    return -(-feature_side(hw[0], s) // stride) * -(-feature_side(hw[1], s) // stride)
 
 
 def layer_positions(name: str, hw: tuple[int, int]) -> int:
-    """Positions of layer ``name``'s output for an image of ``hw`` (each 2×2 pool floors the size)."""
+    """Positions of layer ``name``'s output for an image of ``hw`` (each 2×2 pool keeps a partial cell:
+    :func:`~painterly.layers.feature_side`)."""
     stride = layer(name).stride
-    return (hw[0] // stride) * (hw[1] // stride)
+    return feature_side(hw[0], stride) * feature_side(hw[1], stride)
 
 
 def sliced_directions_count(channels: int, positions: int) -> int:

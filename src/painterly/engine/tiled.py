@@ -33,7 +33,7 @@ from torch import Tensor
 
 from ..encoder import VGG19Encoder
 from ..errors import ConfigError, PainterlyWarning
-from ..layers import VGG19_LAYERS, deepest
+from ..layers import VGG19_LAYERS, deepest, feature_side
 from ..losses import gram_sum
 from .objective import Objective
 from .pyramid import HW
@@ -51,12 +51,17 @@ class Window:
     def own(self, t: Tensor, stride: int) -> Tensor:
         """The tile's own positions of ``t``, the crop's features at ``stride`` ``(N, C, h, w)``."""
         (y0, y1, x0, x1), (cy, _, cx, _) = self.own_pixels, self.crop
-        return t[..., (y0 - cy) // stride : y1 // stride - cy // stride, (x0 - cx) // stride : x1 // stride - cx // stride]
+        ys, xs = feature_side(y1, stride) - cy // stride, feature_side(x1, stride) - cx // stride
+        return t[..., (y0 - cy) // stride : ys, (x0 - cx) // stride : xs]
+
+    def slots(self, stride: int) -> tuple[slice, slice]:
+        """Where the tile's own positions lie in a map of the whole image at ``stride``."""
+        y0, y1, x0, x1 = self.own_pixels
+        return slice(y0 // stride, feature_side(y1, stride)), slice(x0 // stride, feature_side(x1, stride))
 
     def whole(self, t: Tensor, stride: int) -> Tensor:
         """The tile's own positions of ``t``, a map of the whole image at ``stride`` (a target)."""
-        y0, y1, x0, x1 = self.own_pixels
-        return t[..., y0 // stride : y1 // stride, x0 // stride : x1 // stride]
+        return t[(..., *self.slots(stride))]
 
     def slices(self) -> tuple[slice, slice]:
         y0, y1, x0, x1 = self.crop
@@ -234,10 +239,12 @@ def encode_by_tiles(
                 s = deepest([n]).stride
                 part = win.own(out[n], s).to(acc)
                 if n not in features:
-                    features[n] = image.new_zeros((1, part.shape[1], h // s, w // s), dtype=acc)
-                y0, y1, x0, x1 = win.own_pixels
-                features[n][..., y0 // s : y1 // s, x0 // s : x1 // s] = part
-    out_grams = {n: g / (g.shape[-1] * (h // deepest([n]).stride) * (w // deepest([n]).stride)) for n, g in sums.items()}
+                    features[n] = image.new_zeros((1, part.shape[1], feature_side(h, s), feature_side(w, s)), dtype=acc)
+                features[n][..., win.slots(s)[0], win.slots(s)[1]] = part
+    out_grams = {}
+    for n, g in sums.items():
+        s = deepest([n]).stride
+        out_grams[n] = g / (g.shape[-1] * feature_side(h, s) * feature_side(w, s))
     return features, out_grams
 
 
