@@ -22,16 +22,7 @@ from painterly.engine import to_tensor
 from painterly.engine.laplacian import PIXEL_SCALE
 from painterly.imageio import resize
 from painterly.losses import laplacian_loss, pooled_laplacian
-
-
-def strip(*images: Image.Image, height: int) -> Image.Image:
-    scaled = [im.resize((round(im.width * height / im.height), height), Image.LANCZOS) for im in images]
-    out = Image.new("RGB", (sum(im.width for im in scaled) + 8 * (len(scaled) - 1), height), "white")
-    x = 0
-    for im in scaled:
-        out.paste(im.convert("RGB"), (x, 0))
-        x += im.width + 8
-    return out
+from strips import strip
 
 
 def distance(result: Image.Image, content: str, pools: tuple[int, ...]) -> dict[int, float]:

@@ -13,10 +13,10 @@ import argparse
 import time
 from pathlib import Path
 
-import numpy as np
 from PIL import Image, ImageDraw, ImageFilter
 
 import painterly
+from strips import strip
 
 
 def sky_mask(size: tuple[int, int]) -> Image.Image:
@@ -33,16 +33,6 @@ def cup_mask(size: tuple[int, int]) -> Image.Image:
     m = Image.new("L", size, 0)
     ImageDraw.Draw(m).ellipse([0.12 * w, 0.14 * h, 0.82 * w, 0.99 * h], fill=255)
     return m.filter(ImageFilter.GaussianBlur(4)).convert("RGB")
-
-
-def strip(*images: Image.Image, height: int) -> Image.Image:
-    scaled = [im.resize((round(im.width * height / im.height), height), Image.LANCZOS) for im in images]
-    out = Image.new("RGB", (sum(im.width for im in scaled) + 8 * (len(scaled) - 1), height), "white")
-    x = 0
-    for im in scaled:
-        out.paste(im.convert("RGB"), (x, 0))
-        x += im.width + 8
-    return out
 
 
 def _report(progress) -> None:  # noqa: ANN001
