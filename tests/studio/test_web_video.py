@@ -111,7 +111,14 @@ def events(url: str, job_id: str) -> list[dict]:
     return seen
 
 
-def test_a_clip_becomes_a_video_with_its_sound_frame_by_frame(serve, tmp_path):
+def test_a_clip_becomes_a_video_with_its_sound_frame_by_frame(serve, tmp_path, monkeypatch):
+    import painterly.engine as engine
+    from painterly.web.job_routes import EVENT_POLL_S
+
+    # The event stream sends the job's state as it is at each poll: a tiny frame done between two polls
+    # would never be seen. Each iteration is slowed to outlast a few polls (the results are unchanged).
+    step = engine.Run.step
+    monkeypatch.setattr(engine.Run, "step", lambda self: (time.sleep(3 * EVENT_POLL_S), step(self))[1])
     url, app = serve()
     clip = make_clip(tmp_path / "take.mp4", frames=4).read_bytes()
     r = post_clip(url, app, clip, {"size": 48, "iterations": 4, "frame_iterations": 3, "temporal_weight": 1e5})
