@@ -1,12 +1,15 @@
 """Keeping the content's colours ("Preserving Color in Neural Artistic Style Transfer", Gatys et al. 2016).
 
-Two methods, chosen by ``--original-colors``:
+Three methods, chosen by ``--original-colors``:
 
 * ``luminance`` — transfer on brightness alone: the content and style images are reduced to their
   luminance (the style's matched to the content's mean and spread), the run works on those, and the
   result's luminance is joined to the content's colour channels (YIQ space).
 * ``histogram`` — recolour the style image first, so that its colour distribution (mean and
   covariance in RGB) matches the content's, then run normally.
+* ``after`` — run normally, then join the result's luminance to the content's colour channels (what
+  jcjohnson/neural-style's ``-original_colors 1`` does): the strokes of a plain run, whose light and
+  dark carry the painting's contrast (the two above scale it to the photo's; docs/quality.md).
 
 All images are ``(N, 3, H, W)`` RGB in [0, 1].
 """

@@ -20,7 +20,7 @@ OPTIMIZERS = ("lbfgs", "adam", "sgd")
 CONTENT_LOSSES = ("mse", "cosine")
 STYLE_LOSSES = ("gram", "w2", "sliced", "histogram")
 POOLINGS = ("max", "avg")
-ORIGINAL_COLORS = ("off", "luminance", "histogram")
+ORIGINAL_COLORS = ("off", "luminance", "histogram", "after")
 PRECISIONS = ("auto", "fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 INITS = ("noise", "content", "style", "image")
@@ -144,7 +144,7 @@ class Config:
         default="style",
         metadata=_opt(
             "--init content: style (the content recoloured to the style's palette, where the optimisation "
-            "heads anyway: it gets there sooner) or own (as it is); ignored when the original colours are kept",
+            "heads anyway: it gets there sooner) or own (as it is); ignored with --original-colors luminance or histogram",
             choices=INIT_COLORS,
         ),
     )
@@ -152,7 +152,8 @@ class Config:
     original_colors: str = field(
         default="off",
         metadata=_opt(
-            "keep the content's colours: luminance (transfer brightness only) or histogram (recolour the style first)",
+            "keep the content's colours: luminance (transfer brightness only), histogram (recolour the style first) "
+            "or after (paint as usual, then take the content's colours: the plain run's strokes)",
             choices=ORIGINAL_COLORS,
         ),
     )

@@ -333,6 +333,20 @@ def test_a_variable_frame_rate_clip_keeps_its_timing(tmp_path: Path, images, tin
         assert [round(float(f.time), 3) for f in container.decode(container.streams.video[0])] == times
 
 
+def test_original_colors_after_keeps_the_clips_colours(tmp_path: Path, clip: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    """--original-colors after on a clip: each frame painted as usual, then given the clip's colours (the
+    temporal term compares brightness only: the saved frames have the clip's colours, the runs the style's)."""
+    from painterly import color
+
+    result = run_painterly(["video", str(clip), str(images.style), "-o", "out/", "--original-colors", "after", *video_args(tiny_weights_file)], tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "temporal=" in result.stderr
+    source, out = list(read_frames(clip)), list(read_frames(tmp_path / "out"))
+    assert len(out) == 5
+    for a, b in zip(source, out):  # the chroma (I, Q) is the clip's, up to 8-bit rounding and the codec
+        assert (color.rgb_to_yiq(a)[:, 1:] - color.rgb_to_yiq(b)[:, 1:]).abs().mean().item() < 0.03
+
+
 def test_max_pixels_refuses_a_large_clip_in_one_line(tmp_path: Path, clip: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
     before = snapshot(tmp_path)
     result = run_painterly(["video", str(clip), str(images.style), "-o", "out.mp4", *video_args(tiny_weights_file), "--max-pixels", "1000"], tmp_path)

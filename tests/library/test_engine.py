@@ -388,6 +388,16 @@ def test_original_colors_luminance_runs_on_grey_images(images, tiny_config, tiny
     assert torch.allclose(start[:, 0], start[:, 1]) and torch.allclose(start[:, 1], start[:, 2])
 
 
+def test_original_colors_after_is_the_plain_run_in_the_contents_colours(images, tiny_config, tiny_transfer):
+    """`after` paints exactly as a plain run (same seed, same steps), then takes the content's colour
+    channels: the plain run's light and dark, which carry the strokes (docs/quality.md)."""
+    cfg = tiny_config(iterations=3, seed=0)
+    _, plain = finish(tiny_transfer(cfg), images.content_t, [images.style_t])
+    progress, after = finish(tiny_transfer(cfg.replace(original_colors="after")), images.content_t, [images.style_t])
+    assert torch.equal(after, color.join_luminance(plain, images.content_t))
+    assert not torch.equal(after, plain) and torch.equal(progress[-1].image, after)
+
+
 def test_original_colors_histogram_recolours_the_style(images, tiny_config, tiny_transfer):
     transfer = tiny_transfer(tiny_config(original_colors="histogram", iterations=2))
     rec = _Recorder(transfer.encoder)

@@ -119,3 +119,23 @@ def test_video_settings_refuse_a_weight_that_is_not_finite_and_non_negative(weig
     with pytest.raises(ConfigError, match="temporal_weight must be a finite number ≥ 0"):
         VideoSettings(temporal_weight=weight)
     assert VideoSettings(temporal_weight=0).temporal_weight == 0 and VideoSettings(temporal_weight=1e9).temporal_weight == 1e9
+
+
+def test_on_luminance_compares_brightness_alone():
+    """--original-colors after: the saved frames have the content's colours, the run paints in the
+    style's. On luminance, a frame of another colour but the same brightness costs nothing; a change of
+    brightness costs what it costs on grey images."""
+    from painterly import color
+
+    g = torch.Generator().manual_seed(0)
+    frame = torch.rand((1, 3, 12, 16), generator=g)
+    y, iq = color.rgb_to_yiq(frame)[:, :1], color.rgb_to_yiq(frame)[:, 1:]
+    recoloured = color.yiq_to_rgb(torch.cat([y, -iq], dim=1))  # same Y, other chroma (outside RGB is fine here)
+    ones = torch.ones((1, 1, 12, 16))
+    plain = TemporalTerm((color.luminance(frame),), (ones,), 1.0)
+    grey = TemporalTerm((color.luminance(frame),), (ones,), 1.0, on_luminance=True)
+    assert grey(recoloured, {}).item() == pytest.approx(0.0, abs=1e-10)
+    assert plain(recoloured, {}).item() > 1e-3
+    darker = recoloured - 0.1
+    assert grey(darker, {}).item() == pytest.approx(0.01, rel=1e-4)
+    assert grey.at_level((6, 8), torch.device("cpu")).on_luminance

@@ -207,6 +207,8 @@ class TemporalTerm:
     ``warped[j]`` ``(1, 3, H, W)`` is an earlier stylised frame warped onto this one by the optical flow
     and ``weights[j]`` ``(1, 1, H, W)`` in [0, 1] where it may be trusted (one pair for the previous frame;
     several for the long-term form). Given at the output size; :meth:`at_level` resizes them to a level's.
+    ``on_luminance``: compare the image's luminance only (``original_colors="after"``: the frames as saved
+    have the content's colours, the run paints in the style's; only the luminance is both's).
     """
 
     warped: tuple[Tensor, ...]
@@ -214,14 +216,19 @@ class TemporalTerm:
     weight: float
     name: str = "temporal"
     layers: tuple[str, ...] = ()
+    on_luminance: bool = False
 
     def at_level(self, hw: HW, device: torch.device) -> "TemporalTerm":
         """This term at a level of size ``hw`` on ``device``."""
         warped = tuple(resize(w, hw).to(device) for w in self.warped)
         weights = tuple(resize(c, hw).clamp(0, 1).to(device) for c in self.weights)
-        return TemporalTerm(warped, weights, self.weight, self.name)
+        return TemporalTerm(warped, weights, self.weight, self.name, on_luminance=self.on_luminance)
 
     def __call__(self, image: Tensor, features: Mapping[str, Tensor]) -> Tensor:
+        if self.on_luminance:
+            from ..color import luminance
+
+            image = luminance(image)
         loss = sum(temporal_loss(image, w.to(image.dtype), c.to(image.dtype)) for w, c in zip(self.warped, self.weights))
         return loss * self.weight
 

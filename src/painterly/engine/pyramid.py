@@ -42,7 +42,7 @@ def starting_image(config: Config, inputs: Inputs, hw: HW) -> Tensor | None:
     base = resize(base, hw)
     if config.original_colors == "luminance" and config.init != "content":
         base = color.luminance(base)
-    if config.init_colors == "style" and config.original_colors == "off" and config.init == "content" and inputs.styles:
+    if config.init_colors == "style" and config.original_colors in ("off", "after") and config.init == "content" and inputs.styles:
         # The style loss's shallow layers (relu1_1 is nearly linear in colour) move the image to the
         # style's palette within the first iterations anyway; starting there saves them
         # (docs/benchmarks.md). With several styles, the palette of the most weighted one. An image

@@ -358,7 +358,7 @@ class Run:
 
     def _present(self, x: Tensor) -> Tensor:
         """The image as users see it: in [0, 1], colours applied."""
-        if self.config.original_colors == "luminance" and self.inputs.content is not None:
+        if self.config.original_colors in ("luminance", "after") and self.inputs.content is not None:
             return color.join_luminance(x.clamp(0, 1), self.inputs.content.to(x.device))
         return x.clamp(0, 1)
 

@@ -125,10 +125,13 @@ class ClipStyler:
         current = resize(frame, self.output_size(frame))
         warped, weights = self.guides(current, flows)
         inputs = load_inputs(self.later.config, frame, self.styles, init=warped[0], warn=False)
-        if self.first.config.original_colors == "luminance":
-            # The run optimises the luminance alone: compare it with the luminance of the frames.
+        colors = self.first.config.original_colors
+        if colors in ("luminance", "after"):
+            # The run optimises the luminance alone (or paints in the style's colours, which the saved
+            # frames no longer have): compare it with the luminance of the frames.
             warped = tuple(color.luminance(w) for w in warped)
-        terms = [TemporalTerm(warped, weights, self.settings.temporal_weight)] if self.settings.temporal_weight > 0 else []
+        on_luminance = colors == "after"
+        terms = [TemporalTerm(warped, weights, self.settings.temporal_weight, on_luminance=on_luminance)] if self.settings.temporal_weight > 0 else []
         return self.later.start(inputs, extra_terms=terms)
 
     def guides(
