@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Mapping, Protocol, Sequence
 import torch
 from torch import Tensor
 
+from ..color import luminance
 from ..config import Config
 from ..encoder import VGG19Encoder
 from ..errors import ConfigError, shown
@@ -226,8 +227,6 @@ class TemporalTerm:
 
     def __call__(self, image: Tensor, features: Mapping[str, Tensor]) -> Tensor:
         if self.on_luminance:
-            from ..color import luminance
-
             image = luminance(image)
         loss = sum(temporal_loss(image, w.to(image.dtype), c.to(image.dtype)) for w, c in zip(self.warped, self.weights))
         return loss * self.weight
