@@ -118,18 +118,24 @@ def test_batch_killed_while_writing_its_manifest_leaves_no_temporary_file(tmp_pa
     assert len((out / "manifest.jsonl").read_text().splitlines()) == 2
 
 
-def test_video_killed_while_writing_its_first_manifest_starts_again(tmp_path: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+def video_command(tmp_path: Path, images, weights: Path, frames: int, *extra: str) -> list[str]:  # noqa: ANN001
+    """A clip of ``frames`` frames in ``tmp_path`` and the `painterly video` command that stylises it
+    into out.mp4 (skips without the video extra)."""
     pytest.importorskip("av")
     pytest.importorskip("cv2")
     from fractions import Fraction
 
-    from painterly.video.frames import read_frames
     from painterly.video.writing import write_video
     from test_video_cli import clip_frames
 
     clip = tmp_path / "clip.mp4"
-    write_video(clip, iter(clip_frames(3)), Fraction(10))
-    args = ["video", str(clip), str(images.style), "-o", "out.mp4", *fast_args(tiny_weights_file, iterations=2), "--frame-iterations", "1"]
+    write_video(clip, iter(clip_frames(frames)), Fraction(10))
+    return ["video", str(clip), str(images.style), "-o", "out.mp4", *extra, *fast_args(weights, iterations=2), "--frame-iterations", "1"]
+
+
+def test_video_killed_while_writing_its_first_manifest_starts_again(tmp_path: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    args = video_command(tmp_path, images, tiny_weights_file, 3)
+    from painterly.video.frames import read_frames
     # The first atomic write of a clip is its frames folder's manifest: killed just before the rename.
     kill_at(args, tmp_path, "painterly.files._keep_permissions", 1)
     assert [p.name.startswith("..painterly-video.json.") for p in (tmp_path / "out.mp4.frames").iterdir()] == [True]
@@ -140,16 +146,7 @@ def test_video_killed_while_writing_its_first_manifest_starts_again(tmp_path: Pa
 
 
 def test_video_killed_while_removing_its_frames_redoes_none(tmp_path: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
-    pytest.importorskip("av")
-    pytest.importorskip("cv2")
-    from fractions import Fraction
-
-    from painterly.video.writing import write_video
-    from test_video_cli import clip_frames
-
-    clip = tmp_path / "clip.mp4"
-    write_video(clip, iter(clip_frames(4)), Fraction(10))
-    args = ["video", str(clip), str(images.style), "-o", "out.mp4", *fast_args(tiny_weights_file, iterations=2), "--frame-iterations", "1"]
+    args = video_command(tmp_path, images, tiny_weights_file, 4)
     # The clip is written; its frames folder is being removed (two of four frames gone).
     kill_at(args, tmp_path, "painterly.files.remove_quietly", 2)
     written = (tmp_path / "out.mp4").read_bytes()
@@ -163,17 +160,7 @@ def test_video_killed_while_removing_its_frames_redoes_none(tmp_path: Path, imag
 
 @pytest.mark.parametrize("where", ["painterly.imageio.save_image", "painterly.cli.video._Report.frame"], ids=["frame-saved", "line-written"])
 def test_video_killed_between_a_frame_and_its_log_line_keeps_one_line_a_frame(where: str, tmp_path: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
-    pytest.importorskip("av")
-    pytest.importorskip("cv2")
-    from fractions import Fraction
-
-    from painterly.video.writing import write_video
-    from test_video_cli import clip_frames
-
-    clip = tmp_path / "clip.mp4"
-    write_video(clip, iter(clip_frames(4)), Fraction(10))
-    args = ["video", str(clip), str(images.style), "-o", "out.mp4", "--log", "frames.jsonl",
-            *fast_args(tiny_weights_file, iterations=2), "--frame-iterations", "1"]  # fmt: skip
+    args = video_command(tmp_path, images, tiny_weights_file, 4, "--log", "frames.jsonl")
     kill_at(args, tmp_path, where, 2)  # the second frame: just saved, or just logged
     again = run_painterly(args, tmp_path)
     assert again.returncode == 0, again.stderr
