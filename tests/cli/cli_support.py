@@ -6,18 +6,21 @@
 * :func:`run_painterly` / :func:`start_painterly`: ``python -m painterly`` in a real subprocess, bounded
   by a timeout, with one torch thread (two CPU cores are shared by the whole suite, and a resumed run
   must use the same thread count as the run it continues to be bit-identical);
-* :func:`snapshot`: every file under a folder (hidden ones included), to prove that nothing was written.
+* :func:`snapshot`: every file under a folder (hidden ones included), to prove that nothing was written;
+* :func:`small_disk` / :func:`remount`: a tmpfs of a test's own, made read-only (or writable again) mid-command.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable, Iterator, Sequence
 
 import pytest
 
@@ -171,3 +174,25 @@ def one_line_error(err: str) -> str:
     assert len(lines) == 1, f"expected one line on stderr, got:\n{err}"
     assert "error" in lines[0], lines[0]
     return lines[0]
+
+
+@contextlib.contextmanager
+def small_disk(tmp_path: Path, size: str = "8m") -> Iterator[Path]:
+    """A tmpfs of its own (made read-only or full by the test while a command writes to it)."""
+    mount = tmp_path / f"disk-{uuid.uuid4().hex[:6]}"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True, text=True)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or 'mount failed'}); needs root in a machine that allows it")
+    try:
+        yield mount
+    finally:
+        subprocess.run(["umount", "-l", str(mount)], check=False)
+
+
+def remount(mount: Path, how: str) -> None:
+    """Remount ``mount`` ``ro`` or ``rw``; retried while a file there is open for writing (busy)."""
+    deadline = time.monotonic() + 30
+    while subprocess.run(["mount", "-o", f"remount,{how}", str(mount)], capture_output=True).returncode != 0:
+        assert time.monotonic() < deadline, f"cannot remount {mount} {how}"
+        time.sleep(0.01)

@@ -585,3 +585,38 @@ def test_sigint_in_a_group_then_rerun_completes(reference: tuple[Path, str], gri
     assert not list(out.glob("*.ckpt"))
     for name in EXPECTED:
         assert np.abs(_pixels(out / name) - _pixels(reference[0] / name)).max() <= 1, name
+
+
+@pytest.mark.slow  # a real Ray cluster and a tmpfs (needs root; skipped without)
+def test_ray_batch_whose_folder_goes_read_only_stops_then_continues(ray_cluster, reference: tuple[Path, str], grid_inputs: Path, tiny_weights_file: Path, tmp_path: Path) -> None:  # noqa: ANN001
+    """As a local batch (tests/cli/test_disk_full.py): once a finished job cannot be recorded, the jobs in
+    flight stop and no more start (exit 1, one line saying why) instead of running every job left
+    unrecorded; the same command, once the folder is writable, finishes with the reference's images."""
+    from cli_support import remount, small_disk
+
+    address, env = ray_cluster
+    temp = tmp_path / "temp"
+    temp.mkdir()
+    env = {**env, "TMPDIR": str(temp)}
+    with small_disk(tmp_path) as disk:
+        out = disk / "out"
+        args = _ray_args(grid_inputs, out, tiny_weights_file, address) + ["--checkpoint-every", "1"]
+        proc = start_painterly(args, grid_inputs, env=env)
+        wait_for(lambda: (out / "manifest.jsonl").is_file(), proc, timeout=180, what="the first job's record")
+        remount(disk, "ro")
+        recorded = len(_records(out))
+        rc, err = finish(proc, timeout=180)
+        assert rc == 1, err
+        assert "Traceback" not in err, err
+        assert "stopping the batch" in err and "Read-only file system" in err, err
+        assert recorded < len(EXPECTED) and len(_records(out)) == recorded
+        # A job that finished after the folder went read-only is kept in the temporary folder, said so.
+        kept = sorted(temp.glob("painterly-*.png"))
+        assert len(kept) <= 2 and all(str(p) in err for p in kept), err
+        remount(disk, "rw")
+        again = run_painterly(args, grid_inputs, env=env, timeout=180)
+        assert again.returncode == 0, again.stderr
+        assert {r["status"] for r in _records(out).values()} == {"done"} and set(_records(out)) == EXPECTED
+        assert not list(out.glob("*.ckpt")) and not list(out.glob(".*.tmp"))
+        got = {k: v[1] for k, v in _files(out).items()}
+        assert got == {k: (reference[0] / k).read_bytes() for k in EXPECTED}

@@ -93,32 +93,8 @@ def test_plot_on_a_full_disk_is_a_note_and_the_run_finishes(tmp_path: Path, imag
     Image.open(work / "out.png").load()  # the finished image, whole
 
 
-@contextlib.contextmanager
-def small_disk(tmp_path: Path, size: str = "8m") -> Iterator[Path]:
-    """A tmpfs of its own (made read-only or full by the test while a command writes to it)."""
-    mount = tmp_path / f"disk-{uuid.uuid4().hex[:6]}"
-    mount.mkdir()
-    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(mount)], capture_output=True, text=True)
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here ({done.stderr.strip() or 'mount failed'}); needs root in a machine that allows it")
-    try:
-        yield mount
-    finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
-
-
-def _remount(mount: Path, how: str) -> None:
-    """Remount ``mount`` ``ro`` or ``rw``; retried while a file there is open for writing (busy)."""
-    import time
-
-    deadline = time.monotonic() + 30
-    while subprocess.run(["mount", "-o", f"remount,{how}", str(mount)], capture_output=True).returncode != 0:
-        assert time.monotonic() < deadline, f"cannot remount {mount} {how}"
-        time.sleep(0.01)
-
-
 def test_a_batch_whose_folder_goes_read_only_stops_then_continues(tmp_path: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
-    from cli_support import finish, start_painterly, wait_for
+    from cli_support import finish, remount, small_disk, start_painterly, wait_for
 
     temp = tmp_path / "temp"
     temp.mkdir()
@@ -132,7 +108,7 @@ def test_a_batch_whose_folder_goes_read_only_stops_then_continues(tmp_path: Path
         env = child_env(TMPDIR=str(temp))
         proc = start_painterly(args, tmp_path, env=env, step_delay=0.2)
         wait_for(lambda: (out / "manifest.jsonl").is_file(), proc, what="the first job's record")
-        _remount(disk, "ro")
+        remount(disk, "ro")
         rc, err = finish(proc)
         assert rc == 1, err
         assert "Traceback" not in err
@@ -140,7 +116,7 @@ def test_a_batch_whose_folder_goes_read_only_stops_then_continues(tmp_path: Path
         # spilled into the temporary folder, and made again by the next run): at most one kept there.
         assert "stopping the batch" in err and "Read-only file system" in err, err
         assert len(list(temp.iterdir())) <= 1
-        _remount(disk, "rw")
+        remount(disk, "rw")
         again = run_painterly(args, tmp_path, env=env)
         assert again.returncode == 0, again.stderr
         names = sorted(p.name for p in out.iterdir())

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..batch.jobs import Job
-from ..errors import ConfigError, PainterlyError
+from ..errors import ConfigError, ImageError, PainterlyError
 
 INSTALL_HINT = "--backend ray needs Ray, which is not installed: pip install 'painterly[ray]'"
 RETRIES = 3  # restarts of a dead actor, and tries of the job it had
@@ -106,6 +106,8 @@ class RayJobs:
             make_folder(batch.folder)
         self.bar = JobsBar(len(jobs), batch.quiet)
         self.stopping: int | None = None
+        self.halted = False
+        """The manifest cannot be written: the jobs in flight are stopped at their checkpoints, no more start."""
 
     def files(self, job: Job) -> Any:
         from .outputs import OutputFiles
@@ -119,7 +121,7 @@ class RayJobs:
         from .batch_local import _metadata, read_checkpoint
         from .report import ProgressBar
 
-        while self.queue and self.stopping is None:
+        while self.queue and self.stopping is None and not self.halted:
             job = self.queue.pop(0)
             config = self.batch.configs[job.output]
             state = read_checkpoint(self.files(job), config)
@@ -188,14 +190,22 @@ class RayJobs:
             kept = result["state"] is None or write_checkpoint(files, result["state"], self.every)
             from .signals import signal_name
 
-            name = signal_name(self.stopping)
+            name = signal_name(self.stopping) if self.stopping is not None else "stopping"
             self.batch.say(
                 f"painterly: {name}: stopped {job.output} at iteration {result['iterations']}/{result['total']}"
                 + ("; run the same command again to continue" if kept else "")
             )
             return
         if result["image"] is not None:
-            save_image(result["image"], files.output, metadata=_metadata(config))
+            try:
+                save_image(result["image"], files.output, metadata=_metadata(config))
+            except PainterlyError as exc:  # as a local batch: the job fails, its image kept elsewhere
+                from .runner import keep_in_temp
+
+                safe = keep_in_temp(result["image"], files.output, _metadata(config))
+                self.fail(job, ImageError(exc.template + (f"; the finished image is kept in {safe}" if safe else "")))
+                self.submit(worker)
+                return
         action = "ran" if result["resumed_at"] is None else "resumed"
         try:
             record = done_record(job, config, files.output, seed=result["seed"], seconds=result["seconds"], losses=result["losses"], iterations=result["iterations"], action=action)
@@ -247,7 +257,13 @@ class RayJobs:
                     self.drain()
                     for ref in ready:
                         self.finish(ref)
-                    if self.stopping is not None:
+                    if not self.halted and self.stopping is None and self.batch.stuck():
+                        # As a local batch does: a job finished now could not be recorded (it would be
+                        # made again by the next run), so the jobs in flight stop at their checkpoints.
+                        self.halted = True
+                        for worker in self.workers:
+                            worker.stop.remote()
+                    if self.stopping is not None or self.halted:
                         waited += TICK
                         if waited > STOP_WAIT:
                             break
@@ -255,7 +271,7 @@ class RayJobs:
                 for flight in self.running.values():
                     flight.bar.close()
                 self.bar.close()
-        return 128 + self.stopping if self.stopping is not None else 0
+        return 128 + self.stopping if self.stopping is not None else 1 if self.halted else 0
 
 
 def check_address(address: str | None) -> None:

@@ -186,12 +186,10 @@ class CommandRun:
 
     def _kept_elsewhere(self, exc: PainterlyError, image: Any) -> PainterlyError:
         """The final save failed: keep the finished image in the temporary folder and say where."""
-        folder = Path(tempfile.gettempdir())
-        safe = folder / f"painterly-{self.files.output.stem}-{int(time.time())}.png"
-        try:
-            save_image(image, safe, metadata=self.metadata)
+        safe = keep_in_temp(image, self.files.output, self.metadata)
+        if safe is not None:
             where = f"; the finished image is kept in {safe}"
-        except PainterlyError:
+        else:
             where = "; the finished image could not be kept anywhere" + (
                 f" (continue with: painterly resume {self.files.checkpoint})"
                 if self.outputs.checkpoint_every and self.save_checkpoint()
@@ -200,6 +198,16 @@ class CommandRun:
         error = ImageError(f"{exc.template}{where}")
         error.exit_code = 1
         return error
+
+
+def keep_in_temp(image: Any, output: Path, metadata: dict[str, str] | None) -> Path | None:
+    """Save a finished image whose ``output`` could not be written into the temporary folder instead:
+    the path it went to, or None when that failed too."""
+    safe = Path(tempfile.gettempdir()) / f"painterly-{output.stem}-{int(time.time())}.png"
+    try:
+        return save_image(image, safe, metadata=metadata)
+    except PainterlyError:
+        return None
 
 
 def trim_log(path: Path, iteration: int, key: str = "iteration") -> None:
