@@ -15,8 +15,8 @@ av = pytest.importorskip("av")
 
 from painterly.errors import ConfigError, ImageError, PainterlyWarning  # noqa: E402
 from painterly.imageio import save_image  # noqa: E402
-from painterly.video.frames import frame_files, probe, read_frames  # noqa: E402
-from painterly.video.writing import frame_times, write_video  # noqa: E402
+from painterly.video.frames import frame_files, frame_times, probe, read_frames  # noqa: E402
+from painterly.video.writing import write_video  # noqa: E402
 
 from conftest import clip_with_audio, clip_with_times  # noqa: E402
 
@@ -309,3 +309,20 @@ def test_a_variable_frame_rate_keeps_its_timing(tmp_path: Path):
     assert shown_at(piece) == [0.0, 0.3, 0.4]
     with pytest.raises(ConfigError, match="times has 2 entries"):
         write_video(tmp_path / "short.mp4", iter(frames[:3]), info.fps, times=times[:2])
+
+
+def test_a_piece_of_a_variable_frame_rate_clip_starts_where_asked(tmp_path: Path):
+    """--start/--duration on a phone's clip go by the frames' own times. At its average rate (7.5 fps)
+    0.5 s in was frame 4 (shown at 0.6 s), 0.4 s from 0.45 s took the frame shown at 1.0 s too, and
+    0.9 s was refused as past the end (0.8 s)."""
+    source = clip_with_times(tmp_path / "vfr.mp4", synthetic_frames(len(VFR_TIMES)), VFR_TIMES)
+    info = probe(source)
+    assert info.times == pytest.approx(VFR_TIMES, abs=1e-6)
+    assert info.frame_range(0.5) == (3, None)  # the frame shown at 0.5 s
+    assert info.frame_range(0.45, 0.4) == (3, 2)  # nearest 0.45 s: 0.5; within 0.4 s of it: 0.5, 0.6
+    assert info.frame_range(0.0, 0.2) == (0, 2) and info.frame_range(0.9) == (5, None)
+    with pytest.raises(ConfigError, match="start 2 s is past the end of the clip"):
+        info.frame_range(2.0)
+    steady = tmp_path / "steady.mp4"
+    write_video(steady, iter(synthetic_frames(6)), Fraction(10))
+    assert probe(steady).times is None

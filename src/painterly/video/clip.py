@@ -156,16 +156,16 @@ def write_clip(
 ) -> bool:
     """Write the ``count`` stylised ``frames`` of the piece of ``source`` that starts at frame ``first``
     as the video ``target`` (atomically), at the clip's frame rate (a variable-frame-rate clip's frames
-    keep their own times, :func:`~painterly.video.writing.frame_times`), with the clip's sound from the
+    keep their own times, :attr:`VideoInfo.times`), with the clip's sound from the
     same moment on (a folder of frames has none). Returns whether sound was carried over.
 
     Raises:
         OSError: the video cannot be written.
     """
-    from .writing import frame_times, write_video
+    from .writing import write_video
 
     start, times = float(first / info.fps), None
-    every = frame_times(source, info.fps) if info.kind == "video" else None
+    every = info.times
     if every is not None and len(every) >= first + count:  # a variable frame rate: the piece's own times
         start, times = every[first], every[first : first + count]
     audio = source if info.kind == "video" and info.has_audio else None

@@ -55,6 +55,9 @@ class VideoInfo:
     duration: float | None = None
     """Seconds of video the container declares (``None``: unknown); with ``fps``, about how many
     frames a file without a frame count should hold (a file that ends far short of it is damaged)."""
+    times: tuple[float, ...] | None = None
+    """A variable-frame-rate clip's frame times in seconds from its first frame (:func:`frame_times`);
+    ``None`` where frame i is shown at i / ``fps``."""
 
     @property
     def expected_frames(self) -> int | None:
@@ -70,12 +73,23 @@ class VideoInfo:
         Raises:
             ConfigError: a start past the clip's end, or a duration shorter than one frame.
         """
-        first = round(start * self.fps)
-        count = None if duration is None else round(duration * self.fps)
+        if self.times is None:
+            first = round(start * self.fps)
+            count = None if duration is None else round(duration * self.fps)
+            known = self.expected_frames
+            end = None if known is None else float(known / self.fps)
+        else:
+            # A variable frame rate (a phone's clip): the frame shown nearest ``start``, and the frames
+            # shown within ``duration`` of it, by their own times (the average rate misplaces them).
+            times, half = self.times, 0.5 / float(self.fps)
+            known = len(times)
+            first = known if start > times[-1] + half else min(range(known), key=lambda i: abs(times[i] - start))
+            count = None if duration is None else sum(1 for t in times[first:] if t - times[first] < duration - 0.001)
+            end = max(self.duration or 0.0, times[-1] + 2 * half)
         if count is not None and count < 1:
             raise ConfigError(f"`duration` {duration:g} s is less than one frame at {float(self.fps):g} fps")
-        if self.expected_frames is not None and first >= self.expected_frames:
-            raise ConfigError(f"`start` {start:g} s is past the end of the clip ({float(self.expected_frames / self.fps):.1f} s)")
+        if known is not None and first >= known:
+            raise ConfigError(f"`start` {start:g} s is past the end of the clip ({end:.1f} s)")
         return first, count
 
 
@@ -108,6 +122,30 @@ def _frame_order(path: Path) -> tuple:
     # Zero-padded names keep their order; unpadded ones (frame2, frame10) are not scrambled.
     parts = re.split(r"(\d+)", str(path))
     return tuple((0, int(p), p) if p.isdigit() else (1, 0, p) for p in parts)
+
+
+def frame_times(source: str | os.PathLike[str], fps: Fraction) -> list[float] | None:
+    """The presentation times of a variable-frame-rate clip's frames, in seconds from its first frame,
+    in order, read from its packets (nothing is decoded): a phone's clip keeps its timing through
+    :func:`write_video`'s ``times``. ``None`` where frame i is shown at i / ``fps`` already (within
+    half a frame), for a folder of frames, and for a file whose packets do not all carry a time."""
+    text = str(source)
+    if is_frame_folder(text) and not Path(text).is_file():
+        return None
+    av = require_av()
+    try:
+        with av.open(text) as container:
+            stream = main_video_stream(container)
+            stamps = [p.pts for p in container.demux(stream) if p.size]
+    except (av.FFmpegError, OSError, ValueError):
+        return None
+    if not stamps or any(t is None for t in stamps):
+        return None
+    stamps.sort()  # packets come in decoding order (B-frames): the frames are shown in time order
+    times = [float((t - stamps[0]) * stream.time_base) for t in stamps]
+    steady = all(abs(t - i / fps) <= 0.5 / fps for i, t in enumerate(times))
+    rising = all(b - a >= 0.001 for a, b in zip(times, times[1:]))  # kept to the millisecond
+    return None if steady or not rising else times
 
 
 def probe(source: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXELS) -> VideoInfo:
@@ -149,7 +187,9 @@ def probe(source: str | os.PathLike[str], *, max_pixels: int = DEFAULT_MAX_PIXEL
                 raise ImageError(f"{text}: has no frames (a damaged or truncated file?)")
             size = (first.height, first.width) if _quarter_turns(first) % 2 == 0 else (first.width, first.height)
             audio = bool(container.streams.audio)
-            return VideoInfo(Fraction(fps), size, frames, audio, "video", _duration(container, stream))
+            duration = _duration(container, stream)
+        times = frame_times(text, Fraction(fps))  # the packets read once more: no frame is decoded
+        return VideoInfo(Fraction(fps), size, frames, audio, "video", duration, None if times is None else tuple(times))
     except ImageError:
         raise
     except (av.FFmpegError, OSError, ValueError) as exc:

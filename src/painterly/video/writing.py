@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from ..errors import ConfigError, ImageError
-from .frames import main_video_stream, is_frame_folder, require_av
+from .frames import require_av
 
 VIDEO_CODECS = {".mp4": "libx264", ".m4v": "libx264", ".mov": "libx264", ".mkv": "libx264", ".webm": "libvpx-vp9", ".gif": "gif", ".avi": "mpeg4"}
 """The encoder used for each output container, chosen by the file's extension."""
@@ -49,7 +49,7 @@ def write_video(
     (no re-encoding) when it has any and the container accepts them: from ``audio_start`` seconds into
     the source (where its frames were taken from; ``read_frames(first=...)``) to where the frames end.
     ``times``: the frames' own presentation times in seconds (a variable-frame-rate clip's, from
-    :func:`frame_times`), kept to the millisecond; ``None`` (or an ``.avi``, which has no such times):
+    :func:`~painterly.video.frames.frame_times`), kept to the millisecond; ``None`` (or an ``.avi``, which has no such times):
     frame i at i / ``fps``.
 
     Returns whether audio was carried over.
@@ -123,30 +123,6 @@ def _encode(  # noqa: ANN001
     finally:
         if source is not None:
             source.close()
-
-
-def frame_times(source: str | os.PathLike[str], fps: Fraction) -> list[float] | None:
-    """The presentation times of a variable-frame-rate clip's frames, in seconds from its first frame,
-    in order, read from its packets (nothing is decoded): a phone's clip keeps its timing through
-    :func:`write_video`'s ``times``. ``None`` where frame i is shown at i / ``fps`` already (within
-    half a frame), for a folder of frames, and for a file whose packets do not all carry a time."""
-    text = str(source)
-    if is_frame_folder(text) and not Path(text).is_file():
-        return None
-    av = require_av()
-    try:
-        with av.open(text) as container:
-            stream = main_video_stream(container)
-            stamps = [p.pts for p in container.demux(stream) if p.size]
-    except (av.FFmpegError, OSError, ValueError):
-        return None
-    if not stamps or any(t is None for t in stamps):
-        return None
-    stamps.sort()  # packets come in decoding order (B-frames): the frames are shown in time order
-    times = [float((t - stamps[0]) * stream.time_base) for t in stamps]
-    steady = all(abs(t - i / fps) <= 0.5 / fps for i, t in enumerate(times))
-    rising = all(b - a >= 0.001 for a, b in zip(times, times[1:]))  # kept to the millisecond
-    return None if steady or not rising else times
 
 
 def _start_seconds(container) -> float:  # noqa: ANN001
