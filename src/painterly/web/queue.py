@@ -22,6 +22,7 @@ from ..files import remove_quietly
 from .job import CANCELLED, DONE, FAILED, INTERRUPTED, JOB_ID, QUEUED, RUNNING, VIDEO, Job
 from .job import encode_jpeg, encode_tensor_jpeg, finite, history_row, record, snapshot
 from .records import DEFAULT_KEEP, INTERRUPTED_MESSAGE, PREVIEW_FILE, RecordStore
+from .resume import discard
 from .worker import EncoderFactory, Encoders, run_job
 
 log = logging.getLogger("painterly.web")
@@ -122,14 +123,17 @@ class JobManager:
         with self._lock:
             return len(self._waiting) < self.queue_size and not self._closing
 
-    def submit(self, job: Job) -> Job:
-        """Queue ``job`` and record it; raises :class:`QueueFull` when ``queue_size`` jobs wait."""
+    def submit(self, job: Job, prepare: Callable[[Job], None] | None = None) -> Job:
+        """Queue ``job`` and record it; raises :class:`QueueFull` when ``queue_size`` jobs wait.
+        ``prepare(job)``, under the lock once there is room, readies a job queued again (it may raise)."""
         self.start()
         with self._lock:
             if self._closing:
                 raise QueueFull("the server is shutting down")
             if len(self._waiting) >= self.queue_size:
                 raise QueueFull(f"the queue is full ({self.queue_size} jobs waiting); try again when one has finished")
+            if prepare is not None:
+                prepare(job)
             self._jobs[job.id] = job
             self._waiting.append(job)
             job.version += 1
@@ -164,6 +168,7 @@ class JobManager:
                     pass
                 self._moved_up()
                 self._set_final(job, CANCELLED, None)
+                discard(job)
             elif job.status == RUNNING:
                 job.cancel_requested = True
                 if job.run is not None:
@@ -256,6 +261,8 @@ class JobManager:
             self.records.write(job, data)
             with self._lock:
                 self._set_final(job, status, error, finished)
+        if status != INTERRUPTED:
+            discard(job)  # over: what a resume needs is of no more use
         self._prune()
 
     def _paint(self, job: Job) -> tuple[str, str | None]:
@@ -361,7 +368,7 @@ class JobManager:
         job.finished = time.time() if finished is None else finished
         job.run = None
         # The inputs are no longer needed; a finished job keeps only its small record and preview.
-        job.images = None
+        job.images = job.state = None
         job.version += 1
         self._changed.notify_all()
 
