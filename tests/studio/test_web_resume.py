@@ -15,7 +15,6 @@ point are slowed down per iteration (the results are unchanged), never raced.
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import signal
@@ -234,7 +233,7 @@ def test_a_killed_server_leaves_a_job_that_resumes_to_the_uninterrupted_result(t
         "import sys, time, torch\n"
         "torch.set_num_threads(1)\n"
         "import painterly.engine as engine, painterly.web.resume as resume\n"
-        "resume.CHECKPOINT_INTERVAL_S = 0.0\n"
+        "resume.CHECKPOINT_INTERVAL_S, resume.CHECKPOINT_SHARE = 0.0, 0  # after every iteration\n"
         "_step = engine.Run.step\n"
         "engine.Run.step = lambda self: (time.sleep(0.15), _step(self))[1]\n"
         "from painterly.web import serve\n"
