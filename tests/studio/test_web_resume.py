@@ -159,7 +159,8 @@ def test_refusals_name_the_job(tmp_path, defaults):
         assert http.get(f"/api/jobs/{damaged}").json()["resumable"]
         r = http.post(f"/api/jobs/{damaged}/resume")
         assert r.status_code == 410 and damaged in r.json()["detail"] and "damaged" in r.json()["detail"], r.text
-        assert http.get(f"/api/jobs/{damaged}").json()["status"] == "interrupted"  # left as it was
+        job = http.get(f"/api/jobs/{damaged}").json()
+        assert job["status"] == "interrupted" and not job["resumable"]  # left as it was, no longer offered
 
 
 def test_the_server_can_resume_every_interrupted_job_at_start(tmp_path, defaults, monkeypatch):

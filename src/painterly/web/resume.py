@@ -42,9 +42,10 @@ log = logging.getLogger("painterly.web")
 
 CHECKPOINT_INTERVAL_S = 30.0
 """A running image job's state is written at most this often (and when the server stops it): a crash
-costs at most this much of its work. The state is large with L-BFGS's memory (100 image-sized pairs:
-~30 MB at 128 px, ~480 MB at 512 px, written in 1-4 s on a busy 2-core host), so the next write also
-waits :data:`CHECKPOINT_SHARE` times as long as the last one took: writing never costs more than ~5 %."""
+costs at most this much of its work. The state is large with L-BFGS's memory (up to 100 image-sized
+pairs, within 15 % of the memory free, engine/memory.py: ~30 MB at 128 px, ~480 MB at 512 px, written
+in 1-4 s on a busy 2-core host), so the next write also waits :data:`CHECKPOINT_SHARE` times as long
+as the last one took: writing never costs more than ~5 % of the run."""
 CHECKPOINT_SHARE = 20
 
 
@@ -150,7 +151,11 @@ def resume(manager: JobManager, job: Job) -> None:
     status = manager.snapshot(job)["status"]
     if status != INTERRUPTED:
         raise ResumeRefused(409, f"job {job.id} is {status}; only an interrupted job can be resumed")
-    config, images, state = _load(job)
+    try:
+        config, images, state = _load(job)
+    except ResumeRefused:
+        manager.update(job, lambda j: setattr(j, "saved", False))  # the page stops offering it
+        raise
     manager.preview(job)  # what it had painted stays on the page until the resumed run paints more
 
     def prepare(j: Job) -> None:  # under the manager's lock: a second resume finds it queued
@@ -208,7 +213,6 @@ def _load(job: Job) -> tuple[Any, Any, Any]:
     )  # fmt: skip
     path = job.directory / SAVED_FILE
     if not path.is_file():
-        job.saved = False
         raise gone
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
