@@ -6,7 +6,7 @@
   from its checkpoint (across a level boundary), the waiting one from the start.
 * A video job resumed goes on at the first frame not done: the frames made before are not made again.
 * A server killed outright (SIGKILL, a real ``painterly serve`` process) leaves a resumable job: its
-  last periodic checkpoint.
+  last periodic checkpoint. ``painterly serve --resume-interrupted`` runs interrupted jobs at start.
 * Refusals: a job that is not interrupted (409), an unknown one (404), one with nothing kept (410).
 
 Tiny random VGG prefix (support.tiny_weights), 32–48 px images; runs that a test must stop at a known
@@ -177,6 +177,33 @@ def test_the_server_can_resume_every_interrupted_job_at_start(tmp_path, defaults
     with running_server(app2) as url, httpx.Client(base_url=url, timeout=30, headers=token_headers(app2)) as http:
         job = wait_for(http, job_id, over)
         assert job["status"] == "done" and job["iteration"] == 12, job
+
+
+@pytest.mark.slow
+def test_painterly_serve_resume_interrupted_runs_them_again(tmp_path, defaults, monkeypatch):
+    """The flag on a real ``painterly serve``: the job (its saved config names the tiny weights) is done."""
+    work = tmp_path / "work"
+    slowed(monkeypatch, 0.1)
+    app = create_app(work, default_options=defaults)
+    with running_server(app) as url, httpx.Client(base_url=url, timeout=30, headers=token_headers(app)) as http:
+        job_id = submit(http, {"size": 32, "iterations": 12, "multiscale": False})
+        wait_for(http, job_id, lambda j: j["iteration"] >= 2)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    argv = [sys.executable, "-m", "painterly", "serve", "--port", "0", "--workdir", str(work), "--resume-interrupted"]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    try:
+        line = proc.stdout.readline()
+        assert "painterly studio:" in line, (line, proc.poll())
+        with httpx.Client(base_url=line.split()[2], timeout=30) as http:
+            job = wait_for(http, job_id, over)
+        assert job["status"] == "done" and job["iteration"] == 12, job
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
 
 
 # --- video ------------------------------------------------------------------------------------------

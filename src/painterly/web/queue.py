@@ -256,7 +256,7 @@ class JobManager:
         finished = time.time()
         with self._record_lock:
             with self._lock:
-                job.elapsed = time.perf_counter() - started
+                job.elapsed = max(job.elapsed, time.perf_counter() - started)  # a resumed run's counts its past
                 data = {**record(job), "status": status, "error": error, "finished": finished}
             self.records.write(job, data)
             with self._lock:

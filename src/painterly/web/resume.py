@@ -50,7 +50,7 @@ CHECKPOINT_SHARE = 20
 
 
 class ResumeRefused(Exception):
-    """The job cannot be resumed: ``status`` is the HTTP answer (404, 409, 410, 429), the message names the job."""
+    """The job cannot be resumed: ``status`` is the HTTP answer (409, 410, 429), the message names the job."""
 
     def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
