@@ -1,5 +1,5 @@
 """The studio page's Resume button: a job the server's stop interrupted is shown with it (on the stage
-and on its gallery card) by the restarted server, and a click runs the job on to its end. Chromium
+and on its gallery card, beside Discard) by the restarted server, and a click runs the job on to its end. Chromium
 driven by Playwright on a real server (skipped without them, as test_web_browser.py explains)."""
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ def test_an_interrupted_job_has_a_resume_button_that_finishes_it(page, tmp_path,
         assert "Resume continues it" in page.text_content("#progress-text")
         card = page.locator(f'.card[data-id="{job_id}"]')
         card.wait_for(timeout=10_000)
-        assert card.get_by_role("button", name="Resume").is_visible()
+        assert card.get_by_role("button", name="Resume").is_visible() and card.get_by_role("button", name="Discard").is_visible()
         page.click("#resume")
         page.wait_for_function("() => document.getElementById('status').textContent === 'done'", timeout=60_000)
         assert page.is_hidden("#resume") and page.is_visible("#download")

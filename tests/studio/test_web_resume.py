@@ -8,6 +8,7 @@
 * A server killed outright (SIGKILL, a real ``painterly serve`` process) leaves a resumable job: its
   last periodic checkpoint. ``painterly serve --resume-interrupted`` runs interrupted jobs at start.
 * Refusals: a job that is not interrupted (409), an unknown one (404), one with nothing kept (410).
+  An interrupted job not to be resumed is discarded (DELETE): cancelled, its saved run removed.
 
 Tiny random VGG prefix (support.tiny_weights), 32–48 px images; runs that a test must stop at a known
 point are slowed down per iteration (the results are unchanged), never raced.
@@ -177,6 +178,28 @@ def test_the_server_can_resume_every_interrupted_job_at_start(tmp_path, defaults
     with running_server(app2) as url, httpx.Client(base_url=url, timeout=30, headers=token_headers(app2)) as http:
         job = wait_for(http, job_id, over)
         assert job["status"] == "done" and job["iteration"] == 12, job
+
+
+def test_an_interrupted_job_not_to_be_resumed_is_discarded(tmp_path, defaults, monkeypatch):
+    """DELETE on a resumable interrupted job: cancelled, what it kept to resume removed (its preview stays)."""
+    work = tmp_path / "work"
+    slowed(monkeypatch, 0.1)
+    app = create_app(work, default_options=defaults)
+    with running_server(app) as url, httpx.Client(base_url=url, timeout=30, headers=token_headers(app)) as http:
+        job_id = submit(http, {"size": 32, "iterations": 50, "multiscale": False})
+        wait_for(http, job_id, lambda j: j["iteration"] >= 2)
+    monkeypatch.undo()
+    folder = work / "jobs" / job_id
+    assert {SAVED_FILE, CHECKPOINT_FILE, "result.png"} <= {p.name for p in folder.iterdir()}
+    app2 = create_app(work, default_options=defaults)
+    with running_server(app2) as url, httpx.Client(base_url=url, timeout=30, headers=token_headers(app2)) as http:
+        r = http.delete(f"/api/jobs/{job_id}")
+        assert r.status_code == 200 and r.json()["status"] == "cancelled" and not r.json()["resumable"], r.text
+        assert sorted(p.name for p in folder.iterdir()) == ["job.json", "result.png"]
+        assert http.post(f"/api/jobs/{job_id}/resume").status_code == 409
+        assert http.delete(f"/api/jobs/{job_id}").status_code == 409
+        assert http.get(f"/api/jobs/{job_id}/result").status_code == 200  # what it had painted stays
+    assert create_app(work, default_options=defaults).state.jobs.get(job_id).status == "cancelled"  # so recorded
 
 
 @pytest.mark.slow

@@ -131,11 +131,12 @@ def add_job_routes(
     def get_job(job_id: str) -> dict[str, Any]:
         return manager.snapshot(find(job_id), history=True)
 
-    @app.delete("/api/jobs/{job_id}", tags=["jobs"], summary="Cancel a queued or running job")
+    @app.delete("/api/jobs/{job_id}", tags=["jobs"], summary="Cancel a queued or running job (or an interrupted one, not to be resumed)")
     def cancel_job(job_id: str) -> dict[str, Any]:
         job = find(job_id)
-        before = manager.snapshot(job)["status"]
-        if before in FINAL:
+        snap = manager.snapshot(job)
+        before = snap["status"]
+        if before in FINAL and not snap["resumable"]:
             raise HTTPException(409, f"job {job_id} is already {before}")
         manager.cancel(job, wait=2.0)
         return manager.snapshot(job)

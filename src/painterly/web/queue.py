@@ -158,7 +158,8 @@ class JobManager:
             return {"waiting": len(self._waiting), "running": running, "capacity": self.queue_size, "workers": self.workers}
 
     def cancel(self, job: Job, wait: float = 2.0) -> None:
-        """Cancel a queued or running job and wait (up to ``wait`` s) until it has really stopped."""
+        """Cancel a queued or running job and wait (up to ``wait`` s) until it has really stopped; an
+        interrupted one that could be resumed is cancelled too (what it kept to resume is removed)."""
         deadline = time.monotonic() + wait
         with self._lock:
             if job.status == QUEUED:
@@ -180,6 +181,9 @@ class JobManager:
                         break
                     self._changed.wait(left)
                 return  # the worker records the job when it ends
+            elif job.status == INTERRUPTED and job.saved:  # not to be resumed: its saved run is dropped
+                self._set_final(job, CANCELLED, None, job.finished)
+                discard(job)
             else:
                 return
         self._save_record(job)

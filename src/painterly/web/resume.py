@@ -18,7 +18,9 @@ Resuming re-queues the job: an image job continues from its checkpoint (the same
 optimiser memory and seed: it ends with the very image an uninterrupted run makes; its loss history is
 cut back to the checkpoint) or, without one, starts again with the seed it had; a video job goes on
 at the first frame not in ``frames/`` (:func:`painterly.video.clip.unfinished`). A job that ends done,
-failed or cancelled drops what only it needed (:func:`discard`); its result and preview stay.
+failed or cancelled drops what only it needed (:func:`discard`); its result and preview stay. An
+interrupted job not to be resumed is cancelled by ``DELETE /api/jobs/{id}`` (the page's Discard), which
+drops them too.
 
 A restarted server does **not** run interrupted jobs again by itself: the machine may have been
 stopped because it was needed. The page's Resume button (or the endpoint) does, one job at a time;

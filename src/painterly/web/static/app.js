@@ -713,7 +713,13 @@ function card(job) {
   if (job.resumable) {
     const resume = el("button", { type: "button", class: "primary", title: "Run it again from where it was" }, "Resume");
     resume.addEventListener("click", () => { resume.disabled = true; resumeJob(job.id); });
-    actions.append(resume);
+    const drop = el("button", { type: "button", class: "danger", title: "Not to be resumed: free the disk space its saved run takes" }, "Discard");
+    drop.addEventListener("click", async () => {
+      drop.disabled = true;
+      await fetch(`/api/jobs/${job.id}`, { method: "DELETE", headers: tokenHeader() }).catch(() => {});
+      refreshGallery();
+    });
+    actions.append(resume, drop);
   }
   if (job.status === "queued" || job.status === "running") {
     const cancel = el("button", { type: "button", class: "danger" }, "Cancel");
