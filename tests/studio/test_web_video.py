@@ -262,12 +262,16 @@ def test_a_server_stopped_mid_clip_shows_the_job_interrupted_with_its_last_frame
         preview = httpx.get(f"{url}{job['urls']['preview']}")  # what it had painted: frame 1
         assert preview.status_code == 200 and Image.open(io.BytesIO(preview.content)).size == (48, 36)
         assert httpx.get(f"{url}/api/jobs/{job_id}/result").status_code == 409
-    assert sorted(p.name for p in (tmp_path / "work" / "jobs" / job_id).iterdir()) == ["job.json", "preview.jpg"]
+    # What a resume needs stays (web/resume.py): the clip, the finished frame, the saved inputs.
+    folder = tmp_path / "work" / "jobs" / job_id
+    assert sorted(p.name for p in folder.iterdir()) == ["clip.mp4", "frames", "inputs.pt", "job.json", "preview.jpg"]
+    assert sorted(p.name for p in (folder / "frames").iterdir()) == ["frame_000001.png"]
 
 
 def test_a_crash_mid_clip_leaves_no_frames_or_upload_behind(tmp_path, defaults):
-    """What a killed server leaves (a record saying running, finished frames, the upload): the next
-    server shows the job as interrupted with its preview, and removes what nothing will use again."""
+    """What a killed server of an older painterly leaves (a record saying running, finished frames, the
+    upload, but no saved inputs to resume from): the next server shows the job as interrupted with its
+    preview, and removes what nothing will use again."""
     folder = tmp_path / "work" / "jobs" / ("ab" * 16)
     (folder / "frames").mkdir(parents=True)
     (folder / "frames" / "frame_000001.png").write_bytes(noise_png(48, 36))

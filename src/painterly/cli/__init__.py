@@ -115,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
     p.add_argument("--workdir", default=None, help="where results are kept (default: a folder in the user cache)")
     p.add_argument("--keep", type=int, default=None, metavar="N", help="finished jobs kept in the gallery; older ones are deleted (default: 200)")
+    p.add_argument("--resume-interrupted", action="store_true", help="run again the jobs a previous server left interrupted (default: each waits for its Resume button)")
     p.add_argument("--debug", action="store_true", help="show tracebacks for errors")
 
     p = sub.add_parser("info", help="show versions, device, precision, allocator and weight cache", description="Show what this installation runs on: versions, device and precision chosen by `auto`, threads, memory allocator, weight cache.")

@@ -19,7 +19,7 @@ def run_command(args: argparse.Namespace) -> int:
     if args.command == "serve":
         from ..web import serve
 
-        return serve(host=args.host, port=args.port, workdir=args.workdir, keep=args.keep)
+        return serve(host=args.host, port=args.port, workdir=args.workdir, keep=args.keep, resume_interrupted=args.resume_interrupted)
     if args.command == "resume":
         return _resume(args)
     if args.command == "batch":

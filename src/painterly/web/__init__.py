@@ -5,7 +5,7 @@ and uploads read in :mod:`~painterly.web.uploads`; who may use it, in :mod:`~pai
 its jobs in :mod:`~painterly.web.job` (state), :mod:`~painterly.web.queue` (queue and workers),
 :mod:`~painterly.web.records` (``job.json`` on disk) and :mod:`~painterly.web.worker` (the engine
 call); video jobs' submission and run in :mod:`~painterly.web.clip_submit` and
-:mod:`~painterly.web.clip_run`. This module only starts servers, and imports FastAPI and uvicorn when it does, so that
+:mod:`~painterly.web.clip_run`; interrupted jobs resumed in :mod:`~painterly.web.resume`. This module only starts servers, and imports FastAPI and uvicorn when it does, so that
 ``import painterly`` stays light.
 """
 
@@ -42,12 +42,14 @@ def serve(
     *,
     keep: int | None = None,
     default_options: Mapping[str, Any] | None = None,
+    resume_interrupted: bool = False,
 ) -> int:
     """Run the studio until Ctrl-C; prints its URL and token. Returns the exit status for the CLI.
 
     Binds to this machine only (127.0.0.1) unless ``host`` says otherwise. ``keep``: finished jobs
     kept in the gallery (default 200); ``default_options``: the server's defaults under every
-    request's options (e.g. ``weights``, a path a request can never name).
+    request's options (e.g. ``weights``, a path a request can never name); ``resume_interrupted``: run
+    again the jobs a previous server left interrupted (otherwise each waits for its Resume button).
     """
     import uvicorn
 
@@ -60,6 +62,7 @@ def serve(
         keep=DEFAULT_KEEP if keep is None else keep,
         hosts=_host_names(host),
         default_options=default_options,
+        resume_interrupted=resume_interrupted,
     )
     sock = bind(host, port)
     server = uvicorn.Server(uvicorn_config(app))

@@ -4,9 +4,10 @@
 ``/openapi.json`` (there is no ``/docs`` page: it would load scripts from a CDN). Errors are JSON
 ``{"detail": "<one line>"}`` with a status that says what went wrong: 400 bad options or a corrupt
 image, 403 a change requested without the token (or from another site), 404 unknown job, 409 not
-ready, 413 too large, 415 not an image (or not a video, or a body that is not a form), 501 video without PyAV on the server, 421 a host name this server
+ready (or, resuming, a job that is not interrupted), 410 an interrupted job with nothing kept to resume it from,
+413 too large, 415 not an image (or not a video, or a body that is not a form), 501 video without PyAV on the server, 421 a host name this server
 does not answer to, 422 a form field of the wrong kind (or sent twice, or init_job with the option
-init), 429 queue full. A 400 or 422 about one field also names it: ``{"detail": ..., "field": "<name>"}``.
+init), 429 queue full, 507 no room on the server's disk for a job's inputs. A 400 or 422 about one field also names it: ``{"detail": ..., "field": "<name>"}``.
 
 This module holds the app, its page and the server information; the routes of jobs are added by
 :mod:`~painterly.web.job_routes`, those of batches by :mod:`~painterly.web.batch`.
@@ -85,6 +86,7 @@ def create_app(
     keep: int = DEFAULT_KEEP,
     hosts: tuple[str, ...] = (),
     token: str | None = None,
+    resume_interrupted: bool = False,
 ) -> FastAPI:
     """Build the studio app.
 
@@ -107,6 +109,8 @@ def create_app(
             [::1]; requests naming any other in their ``Host`` header are refused (421).
         token: the token that scripts send in ``X-Painterly-Token`` (default: a fresh random one;
             it is ``app.state.token``).
+        resume_interrupted: queue again, at start, the jobs a previous server left interrupted
+            (default: they wait for their Resume button; :mod:`~painterly.web.resume`).
     """
     from . import default_workdir
 
@@ -133,6 +137,10 @@ def create_app(
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         manager.start()
+        if resume_interrupted:
+            from .resume import resume_all
+
+            await asyncio.to_thread(resume_all, manager)
         yield
         await asyncio.to_thread(manager.shutdown)
 

@@ -30,6 +30,7 @@ from ..errors import ConfigError, shown
 from .job import DONE, FINAL, Job
 from .options import Limits, build_config, check_budget, notes_as_sent, parse_options, public_options
 from .queue import JobManager, QueueFull
+from .resume import keep_inputs
 from .uploads import require_form, sent_once, uploaded_pair
 
 BATCH_ID = re.compile(r"^[0-9a-f]{32}$")
@@ -158,12 +159,15 @@ def add_batch_routes(
                 total_iterations=sum(config.level_iterations) if config.level_iterations else config.iterations,
             )  # fmt: skip
             try:
+                keep_inputs(job)  # what a resume needs (web/resume.py); 507 on a full disk
                 manager.submit(job)
-            except QueueFull as exc:  # another request took the room meanwhile: take back this grid's jobs
+            except (QueueFull, HTTPException) as exc:  # another request took the room meanwhile: take back this grid's jobs
                 manager.discard_directory(directory)
                 for cell in cells:
                     if (queued := manager.get(cell["job"])) is not None:
                         manager.cancel(queued, wait=0)
+                if isinstance(exc, HTTPException):
+                    raise
                 raise HTTPException(429, str(exc)) from None
             cells.append({"job": job_id, "row": row, "column": label, "swept": values})
         batch_id = uuid.uuid4().hex

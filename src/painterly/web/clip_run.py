@@ -6,7 +6,9 @@ sound) written from them by :func:`~painterly.video.clip.write_clip`, as ``paint
 The job's state is changed only through its :class:`~painterly.web.queue.JobManager` (``update``,
 ``save_record``), as every job's is. A cancel stops the frame in progress (it is dropped) and the clip
 at that frame: the frames finished so far become the video. A server stopping ends the job as
-``interrupted`` with what it had painted shown (the last frame's preview), as an image job's.
+``interrupted`` with what it had painted shown (the last frame's preview), as an image job's; its
+finished frames and the clip stay, and a resumed job goes on at the first frame not done
+(:mod:`painterly.web.resume`).
 """
 
 from __future__ import annotations
@@ -100,9 +102,10 @@ def run_clip(manager: JobManager, job: Job, encoders: Callable[[Any], Any]) -> t
         log.exception("job %s: cannot write the video", job.id)
         status, error = FAILED, f"cannot write the video: {exc.strerror or exc}"
     finally:
-        if folder.folder.is_dir():
-            folder.remove(done, folder_too=True)
-        remove_quietly(spec.path)  # the upload was only needed until the video had its sound
+        if status != INTERRUPTED or not job.saved:  # an interrupted job's frames and clip are its resume
+            if folder.folder.is_dir():
+                folder.remove(done, folder_too=True)
+            remove_quietly(spec.path)  # the upload was only needed until the video had its sound
     if status == INTERRUPTED:
         error = INTERRUPTED_MESSAGE
     return status, error
@@ -117,17 +120,19 @@ def _frame_folder(job: Job) -> Any:
 def _paint_frames(manager: JobManager, job: Job, spec: ClipSpec, encoder: Any, stopper: _Stopper, folder: Any) -> None:
     from ..engine import StyleTransfer
     from ..imageio import load_image, save_image
+    from ..video.clip import unfinished
     from ..video.frames import read_frames
     from ..video.sequence import ClipStyler
 
     assert job.config is not None
     styler = ClipStyler(StyleTransfer(job.config, encoder=encoder), spec.styles, spec.settings)
     make_folder(folder.folder)
-    meter = _Meter(manager, job, spec)
+    done = folder.finished()  # a resumed job's frames already made (as `painterly resume` goes on)
+    meter = _Meter(manager, job, spec, done)
     clip = read_frames(spec.path, max_pixels=spec.max_pixels, first=spec.first, count=spec.count)
-    stream = styler.frames(clip)
+    stream = styler.frames(clip, start=done)
     with closing(stream):
-        for item in stream:
+        for item in unfinished(styler, stream, done, lambda i: load_image(folder.frame(i))):
             if stopper.stopped:
                 return
             run = styler.start(item.frame, item.flows)
@@ -157,12 +162,18 @@ class _Meter:
     """Progress of the whole clip from the frames' runs: frame i of n, the current frame's iteration,
     the preview, the loss history over all frames, and an ETA from the seconds per iteration so far."""
 
-    def __init__(self, manager: JobManager, job: Job, spec: ClipSpec) -> None:
+    def __init__(self, manager: JobManager, job: Job, spec: ClipSpec, done: int = 0) -> None:
+        from ..schedule import plan_levels
+
         self.manager, self.job, self.spec = manager, job, spec
         self.t0 = time.perf_counter()
-        self.before = 0  # iterations of the finished frames
         self.first_iterations: int | None = None
         self.later_iterations = spec.settings.iterations_after_first(job.config)
+        self.before = 0  # iterations of the finished frames
+        if done:  # resumed: the frames done before count as work done, not as this session's pace
+            first = sum(level.iterations for level in plan_levels(job.config))
+            self.first_iterations, self.before = first, first + (done - 1) * self.later_iterations
+        self.offset = self.before
         self.previewed = 0.0
         self.last = 0  # the current frame's iterations so far
 
@@ -197,7 +208,8 @@ class _Meter:
             job.losses = losses
             job.elapsed = elapsed
             job.work_fraction = min(1.0, done / planned) if planned else 0.0
-            job.eta = elapsed / done * max(0, planned - done) if planned and done else None
+            paced = done - self.offset  # iterations of this session
+            job.eta = elapsed / paced * max(0, planned - done) if planned and paced > 0 else None
             if len(job.history) < self.manager.max_history:
                 job.history.append(history_row(done, losses))
             if jpeg is not None:

@@ -6,7 +6,8 @@ Checked before the job is queued, each refusal one line naming its field: PyAV o
 ``frame_iterations``, ``long_term``, ``start``, ``duration``), the style images (as an image job's),
 the clip's size (413 past ``max_video_bytes``), that it is a video (415: a still image, text or a
 damaged file), its frames' size (413 past ``max_pixels``) and that ``start`` is within it (400).
-The clip is kept in the job's folder until its video is written (:mod:`~painterly.web.clip_run`).
+The clip is kept in the job's folder until its video is written (:mod:`~painterly.web.clip_run`), with
+what a resume needs (:mod:`~painterly.web.resume`).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from .clip_run import ClipSpec
 from .job import CLIP_STEM, VIDEO, Job
 from .options import Limits, build_config, check_budget, parse_options, public_options
 from .queue import JobManager, QueueFull
+from .resume import keep_inputs
 from .uploads import UploadRejected, client_name, read_upload
 
 if TYPE_CHECKING:
@@ -106,6 +108,7 @@ def submit_clip(
             total_iterations=sum(config.level_iterations) if config.level_iterations else config.iterations,
             video={"frame": 0, "frames": frames, "done": 0, "fps": float(info.fps), "audio": info.has_audio},
         )
+        keep_inputs(job)
         manager.submit(job)
     except QueueFull as exc:
         manager.discard_directory(directory)

@@ -24,7 +24,8 @@ JOB_ID = re.compile(r"[0-9a-f]{32}")
 
 QUEUED, RUNNING, DONE, FAILED, CANCELLED = "queued", "running", "done", "failed", "cancelled"
 INTERRUPTED = "interrupted"
-"""The server stopped (or crashed) while the job was queued or running; it is not run again."""
+"""The server stopped (or crashed) while the job was queued or running; ``POST /api/jobs/{id}/resume``
+runs it again from where it was (:mod:`painterly.web.resume`)."""
 FINAL = frozenset({DONE, FAILED, CANCELLED, INTERRUPTED})
 
 PREVIEW_QUALITY = 85
@@ -40,6 +41,11 @@ IMAGE, VIDEO = "image", "video"
 MASK_FILE = "mask.png"
 """The region mask sent with the job (``regions``), kept with it: the page overlays it on the preview."""
 RECORD_FILE = "job.json"
+SAVED_FILE = "inputs.pt"
+"""What a job needs to run again (its config and decoded inputs), kept from submission until it ends
+done, failed or cancelled (:mod:`painterly.web.resume`)."""
+CHECKPOINT_FILE = "checkpoint.pt"
+"""A running image job's :class:`~painterly.engine.RunState`, written now and then and when the server stops."""
 
 HISTORY_TERMS = ("total",) + BUILTIN_TERMS
 """The losses of a job's history, in order: every term a Config can turn on (the page reads them from
@@ -97,6 +103,10 @@ class Job:
     tiles: tuple[tuple[int, int, int, int], ...] = ()
     """The current (or last) level's tiles, ``(top, left, height, width)`` in the pixels of ``size``
     (:attr:`painterly.engine.Progress.tiles`); empty when evaluated whole."""
+    saved: bool = False
+    """Whether :data:`SAVED_FILE` is in its folder: an interrupted job can be resumed."""
+    state: Any = None
+    """The :class:`~painterly.engine.RunState` a resumed image job continues from (None: from the start)."""
     version: int = 0
     cancel_requested: bool = False
     interrupt_requested: bool = False
@@ -124,6 +134,7 @@ def snapshot(job: Job, position: int | None, *, history: bool = False, history_f
     """The job as JSON-able data. The caller holds the manager's lock; ``position`` is the job's
     place in the queue (1 = next), or None."""
     base = f"/api/jobs/{job.id}"
+    resumable = job.status == INTERRUPTED and job.saved
     data: dict[str, Any] = {
         "id": job.id,
         "kind": job.kind,
@@ -149,6 +160,7 @@ def snapshot(job: Job, position: int | None, *, history: bool = False, history_f
         "frame": job.frame,
         "has_result": job.has_result,
         "has_mask": job.has_mask,
+        "resumable": resumable,
         "tiles": _tiles(job),
         "video": dict(job.video) if job.video is not None else None,
         "version": job.version,
@@ -159,6 +171,7 @@ def snapshot(job: Job, position: int | None, *, history: bool = False, history_f
             "result": f"{base}/result" if job.has_result else None,
             "download": f"{base}/result?download=true" if job.has_result else None,
             "mask": f"{base}/mask" if job.has_mask else None,
+            "resume": f"{base}/resume" if resumable else None,
         },
     }
     if history:

@@ -1,5 +1,5 @@
 """The studio's job routes: submit a job, list them (the gallery), follow one (status, server-sent
-events, preview) and fetch its mask and result; cancel it. Added by :func:`add_job_routes`; the app
+events, preview) and fetch its mask and result; cancel it; resume it once interrupted (:mod:`~painterly.web.resume`). Added by :func:`add_job_routes`; the app
 itself, its page and its server information are in :mod:`painterly.web.app`.
 """
 
@@ -21,6 +21,7 @@ from .job import FINAL, MASK_FILE, VIDEO, Job
 from .options import Limits, build_config, check_budget, notes_as_sent, parse_options, public_options
 from .queue import JobManager, QueueFull
 from .records import save_mask
+from .resume import ResumeRefused, keep_inputs, resume
 from .uploads import UploadRejected, client_name, read_upload, require_form, sent_once, uploaded_pair
 
 EVENT_POLL_S = 0.1
@@ -111,10 +112,14 @@ def add_job_routes(
             total_iterations=sum(config.level_iterations) if config.level_iterations else config.iterations,
         )
         try:
+            keep_inputs(job)
             manager.submit(job)
         except QueueFull as exc:
             manager.discard_directory(directory)
             raise HTTPException(429, str(exc)) from None
+        except BaseException:
+            manager.discard_directory(directory)
+            raise
         snapshot = manager.snapshot(job)
         return JSONResponse(snapshot, status_code=202, headers={"Location": snapshot["urls"]["self"]})
 
@@ -126,14 +131,24 @@ def add_job_routes(
     def get_job(job_id: str) -> dict[str, Any]:
         return manager.snapshot(find(job_id), history=True)
 
-    @app.delete("/api/jobs/{job_id}", tags=["jobs"], summary="Cancel a queued or running job")
+    @app.delete("/api/jobs/{job_id}", tags=["jobs"], summary="Cancel a queued or running job (or an interrupted one, not to be resumed)")
     def cancel_job(job_id: str) -> dict[str, Any]:
         job = find(job_id)
-        before = manager.snapshot(job)["status"]
-        if before in FINAL:
+        snap = manager.snapshot(job)
+        before = snap["status"]
+        if before in FINAL and not snap["resumable"]:
             raise HTTPException(409, f"job {job_id} is already {before}")
         manager.cancel(job, wait=2.0)
         return manager.snapshot(job)
+
+    @app.post("/api/jobs/{job_id}/resume", status_code=202, tags=["jobs"], summary="Run an interrupted job again from where it was")
+    def resume_job(job_id: str) -> JSONResponse:
+        job = find(job_id)
+        try:
+            resume(manager, job)
+        except ResumeRefused as exc:
+            raise HTTPException(exc.status, str(exc)) from None
+        return JSONResponse(manager.snapshot(job), status_code=202)
 
     @app.get("/api/jobs/{job_id}/events", tags=["jobs"], summary="Progress as a server-sent event stream")
     async def job_events(job_id: str, request: Request) -> StreamingResponse:

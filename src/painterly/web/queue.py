@@ -22,6 +22,7 @@ from ..files import remove_quietly
 from .job import CANCELLED, DONE, FAILED, INTERRUPTED, JOB_ID, QUEUED, RUNNING, VIDEO, Job
 from .job import encode_jpeg, encode_tensor_jpeg, finite, history_row, record, snapshot
 from .records import DEFAULT_KEEP, INTERRUPTED_MESSAGE, PREVIEW_FILE, RecordStore
+from .resume import discard
 from .worker import EncoderFactory, Encoders, run_job
 
 log = logging.getLogger("painterly.web")
@@ -122,14 +123,17 @@ class JobManager:
         with self._lock:
             return len(self._waiting) < self.queue_size and not self._closing
 
-    def submit(self, job: Job) -> Job:
-        """Queue ``job`` and record it; raises :class:`QueueFull` when ``queue_size`` jobs wait."""
+    def submit(self, job: Job, prepare: Callable[[Job], None] | None = None) -> Job:
+        """Queue ``job`` and record it; raises :class:`QueueFull` when ``queue_size`` jobs wait.
+        ``prepare(job)``, under the lock once there is room, readies a job queued again (it may raise)."""
         self.start()
         with self._lock:
             if self._closing:
                 raise QueueFull("the server is shutting down")
             if len(self._waiting) >= self.queue_size:
                 raise QueueFull(f"the queue is full ({self.queue_size} jobs waiting); try again when one has finished")
+            if prepare is not None:
+                prepare(job)
             self._jobs[job.id] = job
             self._waiting.append(job)
             job.version += 1
@@ -154,7 +158,8 @@ class JobManager:
             return {"waiting": len(self._waiting), "running": running, "capacity": self.queue_size, "workers": self.workers}
 
     def cancel(self, job: Job, wait: float = 2.0) -> None:
-        """Cancel a queued or running job and wait (up to ``wait`` s) until it has really stopped."""
+        """Cancel a queued or running job and wait (up to ``wait`` s) until it has really stopped; an
+        interrupted one that could be resumed is cancelled too (what it kept to resume is removed)."""
         deadline = time.monotonic() + wait
         with self._lock:
             if job.status == QUEUED:
@@ -164,6 +169,7 @@ class JobManager:
                     pass
                 self._moved_up()
                 self._set_final(job, CANCELLED, None)
+                discard(job)
             elif job.status == RUNNING:
                 job.cancel_requested = True
                 if job.run is not None:
@@ -175,6 +181,9 @@ class JobManager:
                         break
                     self._changed.wait(left)
                 return  # the worker records the job when it ends
+            elif job.status == INTERRUPTED and job.saved:  # not to be resumed: its saved run is dropped
+                self._set_final(job, CANCELLED, None, job.finished)
+                discard(job)
             else:
                 return
         self._save_record(job)
@@ -251,11 +260,13 @@ class JobManager:
         finished = time.time()
         with self._record_lock:
             with self._lock:
-                job.elapsed = time.perf_counter() - started
+                job.elapsed = max(job.elapsed, time.perf_counter() - started)  # a resumed run's counts its past
                 data = {**record(job), "status": status, "error": error, "finished": finished}
             self.records.write(job, data)
             with self._lock:
                 self._set_final(job, status, error, finished)
+        if status != INTERRUPTED:
+            discard(job)  # over: what a resume needs is of no more use
         self._prune()
 
     def _paint(self, job: Job) -> tuple[str, str | None]:
@@ -361,7 +372,7 @@ class JobManager:
         job.finished = time.time() if finished is None else finished
         job.run = None
         # The inputs are no longer needed; a finished job keeps only its small record and preview.
-        job.images = None
+        job.images = job.state = None
         job.version += 1
         self._changed.notify_all()
 

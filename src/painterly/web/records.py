@@ -4,8 +4,8 @@ job's ``result.mp4``).
 A job's record is written when it is submitted and again whenever its status changes, atomically
 (:func:`painterly.files.write_bytes`), so that a server killed at any moment leaves only whole
 records. A restarted server shows every job that has one: finished jobs as they were, jobs that were
-queued or running as ``interrupted`` (with whatever they had painted). Only the newest ``keep``
-finished jobs are kept.
+queued or running as ``interrupted`` (with whatever they had painted, and what they need to be
+resumed: :mod:`painterly.web.resume`). Only the newest ``keep`` finished jobs are kept.
 
 Nothing the user had is lost: a job folder whose record cannot be used (unreadable, or a status this
 server does not know) but that holds an image the job made (``result.png``, ``preview.jpg``) is left
@@ -25,8 +25,8 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..files import PRIVATE_FOLDER, is_temp_name, make_folder, remove_quietly, write_bytes
-from .job import CLIP_STEM, FINAL, FRAMES_FOLDER, INTERRUPTED, JOB_ID, MASK_FILE, QUEUED, RECORD_FILE, RESULT_FILE, RUNNING, VIDEO
-from .job import VIDEO_FILE, Job
+from .job import CHECKPOINT_FILE, CLIP_STEM, FINAL, FRAMES_FOLDER, INTERRUPTED, JOB_ID, MASK_FILE, QUEUED, RECORD_FILE, RESULT_FILE
+from .job import RUNNING, SAVED_FILE, VIDEO, VIDEO_FILE, Job
 
 log = logging.getLogger("painterly.web")
 
@@ -138,13 +138,18 @@ class RecordStore:
         size = data.get("size")
         sides = (size.get("height"), size.get("width")) if isinstance(size, dict) else ()
         job.size = tuple(sides) if len(sides) == 2 and all(isinstance(v, int) for v in sides) else None
+        unfinished = job.status in (QUEUED, RUNNING, INTERRUPTED)
+        job.saved = unfinished and (entry / SAVED_FILE).is_file()
+        if not job.saved:  # nothing can run it again (over, or interrupted under an older painterly)
+            for name in (SAVED_FILE, CHECKPOINT_FILE):
+                remove_quietly(entry / name)
         if data.get("kind") == VIDEO:
             job.kind, video = VIDEO, data.get("video")
             job.video = _dict(video) if isinstance(video, dict) else {}
-            # Nothing runs it again: a crash's frames and the upload are of no more use.
-            shutil.rmtree(entry / FRAMES_FOLDER, ignore_errors=True)
-            for clip in entry.glob(f"{CLIP_STEM}.*"):
-                remove_quietly(clip)
+            if not job.saved:  # nothing runs it again: a crash's frames and the upload are of no more use
+                shutil.rmtree(entry / FRAMES_FOLDER, ignore_errors=True)
+                for clip in entry.glob(f"{CLIP_STEM}.*"):
+                    remove_quietly(clip)
         job.has_result = job.result_path.is_file()
         job.has_mask = (entry / MASK_FILE).is_file()
         if (not job.has_result or job.kind == VIDEO) and (entry / PREVIEW_FILE).is_file():

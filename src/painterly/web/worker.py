@@ -21,15 +21,23 @@ def run_job(job: Job, encoder: Any, on_start: Callable[[Any], None], on_progress
     """Run ``job`` to its end on ``encoder``; returns the engine's finished ``Run``.
 
     ``on_start(run)`` is called once the run exists (so it can be stopped from other threads), then
-    ``on_progress(progress)`` after every iteration.
+    ``on_progress(progress)`` after every iteration. Its state is checkpointed now and then and when
+    the server stops it (:class:`~painterly.web.resume.Checkpoints`).
     """
-    from ..engine import StyleTransfer
+    from ..engine import Run, StyleTransfer
+    from .resume import Checkpoints
 
     assert job.config is not None and job.images is not None
-    run = StyleTransfer(job.config, encoder=encoder).start(job.images)
+    transfer = StyleTransfer(job.config, encoder=encoder)
+    # A resumed job continues its checkpoint's state, as `painterly resume` does.
+    run = transfer.start(job.images) if job.state is None else Run(transfer, job.images, job.state)
     on_start(run)
+    checkpoints = Checkpoints(job)
     for progress in run:
         on_progress(progress)
+        checkpoints.due(run)
+    if run.stopped and job.interrupt_requested and not job.cancel_requested:
+        checkpoints.save(run)  # the server is stopping: its next start can resume from here
     return run
 
 

@@ -108,6 +108,7 @@ function wireInputs() {
   $("init-job-clear").addEventListener("click", () => setInitJob(null));
   $("setup").addEventListener("submit", (e) => { e.preventDefault(); startJob(); });
   $("cancel").addEventListener("click", cancelCurrent);
+  $("resume").addEventListener("click", () => current && resumeJob(current.id));
   $("use-as-init").addEventListener("click", () => current && setInitJob(current.id));
 }
 
@@ -369,6 +370,7 @@ function markGone(id) {
   $("status").dataset.status = "gone";
   $("progress-text").textContent = GONE_TEXT;
   $("cancel").disabled = true;
+  $("resume").hidden = true;
   $("download").hidden = true;
   $("use-as-init").hidden = true;
   if (location.hash === `#${id}`) window.history.replaceState(null, "", location.pathname);
@@ -384,6 +386,22 @@ async function cancelCurrent() {
     if (res.ok && current && current.id === body.id) { current = body; showJob(body); }
   } catch (err) {
     showFormError(err.message);
+  }
+  refreshGallery();
+}
+
+/** Run an interrupted job again from where it was (POST /api/jobs/{id}/resume), and watch it. */
+async function resumeJob(id) {
+  $("resume").disabled = true;
+  try {
+    const res = await send(`/api/jobs/${id}/resume`, { method: "POST", headers: tokenHeader() });
+    const body = await res.json().catch(() => ({}));
+    if (!res.ok) throw new Error(errorText(res, body));
+    showFormError("");
+    await openJob(id);
+  } catch (err) {
+    showFormError(err.message);
+    $("resume").disabled = false;
   }
   refreshGallery();
 }
@@ -442,10 +460,15 @@ function showJob(job) {
   status.dataset.status = job.status;
   const running = job.status === "running" || job.status === "queued";
   $("cancel").disabled = !running;
+  $("resume").hidden = !job.resumable;
+  $("resume").disabled = !job.resumable;
 
   let text;
   if (job.status === "queued") text = job.position ? `Waiting: place ${job.position} in the queue` : "Waiting in the queue";
-  else if (job.status === "failed" || job.status === "interrupted") text = job.error || job.status;
+  else if (job.status === "failed" || job.status === "interrupted") {
+    text = job.error || job.status;
+    if (job.resumable) text += "; Resume continues it from where it stopped";
+  }
   else if (job.total_iterations) {
     text = `${PainterlyVideo.progressPrefix(job)}iteration ${job.iteration} / ${job.total_iterations}`;
     if (job.levels > 1) text += ` · level ${job.level + 1} of ${job.levels}`;
@@ -686,6 +709,17 @@ function card(job) {
     const initBtn = el("button", { type: "button", class: "secondary", title: "Start the next run from this result" }, "Use as start");
     initBtn.addEventListener("click", () => setInitJob(job.id));
     actions.append(initBtn);
+  }
+  if (job.resumable) {
+    const resume = el("button", { type: "button", class: "primary", title: "Run it again from where it was" }, "Resume");
+    resume.addEventListener("click", () => { resume.disabled = true; resumeJob(job.id); });
+    const drop = el("button", { type: "button", class: "danger", title: "Not to be resumed: free the disk space its saved run takes" }, "Discard");
+    drop.addEventListener("click", async () => {
+      drop.disabled = true;
+      await fetch(`/api/jobs/${job.id}`, { method: "DELETE", headers: tokenHeader() }).catch(() => {});
+      refreshGallery();
+    });
+    actions.append(resume, drop);
   }
   if (job.status === "queued" || job.status === "running") {
     const cancel = el("button", { type: "button", class: "danger" }, "Cancel");
