@@ -52,6 +52,7 @@ _EXPORTS = {
     "PainterlyError": "errors",
     "ConfigError": "errors",
     "ImageError": "errors",
+    "TooManyPixels": "errors",
     "WeightsError": "errors",
     "DivergenceError": "errors",
     "ResourceError": "errors",

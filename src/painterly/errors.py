@@ -80,6 +80,11 @@ class ImageError(PainterlyError):
     exit_code = 2
 
 
+class TooManyPixels(ImageError):
+    """An image (or a clip's frames) with more pixels than ``max_pixels`` allows: refused for its size,
+    not its content (the studio answers 413 for it, 400 or 415 for other image errors)."""
+
+
 class WeightsError(PainterlyError):
     """VGG19 weights that cannot be found, downloaded, verified or decoded (exit status 1)."""
 

@@ -13,7 +13,7 @@ import torch.nn.functional as F
 
 av = pytest.importorskip("av")
 
-from painterly.errors import ConfigError, ImageError, PainterlyWarning  # noqa: E402
+from painterly.errors import ConfigError, ImageError, PainterlyWarning, TooManyPixels  # noqa: E402
 from painterly.imageio import save_image  # noqa: E402
 from painterly.video.frames import frame_files, frame_times, probe, read_frames  # noqa: E402
 from painterly.video.writing import write_video  # noqa: E402
@@ -186,7 +186,7 @@ def test_max_pixels_guards_a_clip_and_a_folder_of_frames(tmp_path: Path):
     for i, f in enumerate(frames):
         save_image(f, tmp_path / "folder" / f"{i:03d}.png")
     for source in (tmp_path / "clip.mp4", tmp_path / "folder"):
-        with pytest.raises(ImageError, match=r"64x48 pixels exceeds the limit of 3000 \(raise max_pixels\)"):
+        with pytest.raises(TooManyPixels, match=r"64x48 pixels exceeds the limit of 3000 \(raise max_pixels\)"):
             probe(source, max_pixels=3000)
         with pytest.raises(ImageError, match="exceeds the limit of 3000"):
             next(read_frames(source, max_pixels=3000))

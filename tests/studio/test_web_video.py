@@ -9,6 +9,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -218,6 +219,16 @@ def test_bad_video_requests_are_refused_naming_the_field(serve, tmp_path):
     # Nothing was queued, and no folder of a refused clip is left behind.
     assert httpx.get(f"{url}/api/jobs").json()["jobs"] == []
     assert list((tmp_path / "work" / "jobs").iterdir()) == []
+
+
+def test_a_clip_with_more_pixels_than_the_server_takes_is_413(serve, tmp_path):
+    """Told apart from a file that is no video (415) by its error's type (TooManyPixels), not its words."""
+    url, app = serve(max_pixels=1700)  # the 40x40 painting passes, the clip's frames do not
+    r = post_clip(url, app, make_clip(tmp_path / "take.mp4", frames=2).read_bytes(), {"size": 48, "iterations": 2})
+    assert r.status_code == 413, r.text
+    body = r.json()
+    assert body["field"] == "clip" and re.search(r"^clip: take.mp4: \d+x\d+ pixels exceeds the limit of 1700$", body["detail"]), body
+    assert "raise" not in body["detail"] and str(tmp_path) not in body["detail"]
 
 
 def test_a_server_without_pyav_says_how_to_install_it(tmp_path, weights_file):

@@ -12,7 +12,7 @@ from typing import BinaryIO
 
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import ImageError
+from ..errors import ImageError, TooManyPixels
 from .sniffing import why_unidentified
 
 # Pillow can parse dozens of formats; a style-transfer tool needs a handful. Limiting the decoders
@@ -25,7 +25,7 @@ def check_pixel_count(size: tuple[int, int], max_pixels: int, label: str) -> Non
     if width <= 0 or height <= 0:
         raise ImageError(f"{label}: image has no pixels ({width}x{height})")
     if width * height > max_pixels:
-        raise ImageError(
+        raise TooManyPixels(
             f"{label}: {width}x{height} pixels exceeds the limit of {max_pixels} "
             "(raise `max_pixels`)"
         )
@@ -92,7 +92,7 @@ def decode(
         # Pillow's ceiling still works.
         img = _open_past_pillow_limit(fp)
         if img is None:
-            raise ImageError(
+            raise TooManyPixels(
                 f"{label}: image exceeds the limit of {max_pixels} pixels (raise `max_pixels`)"
             ) from exc
     except UnidentifiedImageError as exc:

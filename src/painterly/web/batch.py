@@ -28,7 +28,7 @@ from fastapi.responses import JSONResponse, Response
 
 from ..errors import ConfigError, shown
 from .job import DONE, FINAL, Job
-from .options import Limits, build_config, check_budget, notes_as_sent, parse_options, public_options
+from .options import Limits, build_config, check_budget, notes_as_sent, public_options, read_options
 from .queue import JobManager, QueueFull
 from .resume import keep_inputs
 from .uploads import require_form, sent_once, uploaded_pair
@@ -116,8 +116,7 @@ def add_batch_routes(
         from ..batch.jobs import parse_sweep
 
         require_form(request.headers.get("content-type"))
-        requested = parse_options(options)
-        request.state.option_keys = {str(k).replace("-", "_"): str(k) for k in requested}
+        requested = read_options(request, options)
         base = build_config(requested, defaults, limits)
         swept = None
         if sweep is not None and sweep.strip():

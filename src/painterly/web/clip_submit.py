@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Any, Mapping
 from fastapi import HTTPException, Request
 from fastapi.responses import JSONResponse
 
-from ..errors import ConfigError, ImageError, shown
+from ..errors import ConfigError, ImageError, TooManyPixels, shown
 from .clip_run import ClipSpec
 from .job import CLIP_STEM, VIDEO, Job
-from .options import Limits, build_config, check_budget, parse_options, public_options
+from .options import Limits, build_config, check_budget, field_name, public_options, read_options
 from .queue import JobManager, QueueFull
 from .resume import keep_inputs
 from .uploads import UploadRejected, client_name, read_upload
@@ -54,10 +54,9 @@ def submit_clip(
     from ..video.sequence import VideoSettings
 
     require_video_support()
-    requested = parse_options(options)
-    request.state.option_keys = {str(k).replace("-", "_"): str(k) for k in requested}
-    video = {name: requested[key] for key in list(requested) if (name := str(key).replace("-", "_")) in VIDEO_OPTIONS}
-    rest = {k: v for k, v in requested.items() if str(k).replace("-", "_") not in VIDEO_OPTIONS}
+    requested = read_options(request, options)
+    video = {name: requested[key] for key in list(requested) if (name := field_name(key)) in VIDEO_OPTIONS}
+    rest = {k: v for k, v in requested.items() if field_name(k) not in VIDEO_OPTIONS}
     long_term = video.get("long_term", False)
     if not isinstance(long_term, bool):
         raise ConfigError(f"`long_term` must be true or false, got {shown(long_term)}")
@@ -147,5 +146,5 @@ def _probe(path: Path, name: str, max_pixels: int) -> Any:
         return probe(path, max_pixels=max_pixels)
     except ImageError as exc:
         text = str(exc).replace(str(path), name).replace(" (raise max_pixels)", "")
-        status = 413 if "exceeds the limit" in text else 415
+        status = 413 if isinstance(exc, TooManyPixels) else 415
         raise UploadRejected(status, f"clip: {text}", field="clip") from None

@@ -18,7 +18,7 @@ from PIL import Image
 from ..errors import shown
 from .clip_submit import submit_clip
 from .job import FINAL, MASK_FILE, VIDEO, Job
-from .options import Limits, build_config, check_budget, notes_as_sent, parse_options, public_options
+from .options import Limits, build_config, check_budget, notes_as_sent, public_options, read_options
 from .queue import JobManager, QueueFull
 from .records import save_mask
 from .resume import ResumeRefused, keep_inputs, resume
@@ -65,9 +65,8 @@ def add_job_routes(
                 request, manager, clip, [s for s in (style or []) if s is not None], options, defaults=defaults, limits=limits,
                 max_video_bytes=max_video_bytes, max_upload_bytes=max_upload_bytes, max_pixels=max_pixels, queue_size=queue_size,
             )  # fmt: skip
-        requested = parse_options(options)
         # Errors name the option as this request spelled it (style-weight or style_weight).
-        request.state.option_keys = {str(k).replace("-", "_"): str(k) for k in requested}
+        requested = read_options(request, options)
         config = build_config(requested, defaults, limits)
         styles_in = [s for s in (style or []) if s is not None]
         check_budget(config, 1 if demo else max(1, len(styles_in)), limits)  # before any decoding

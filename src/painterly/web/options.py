@@ -47,6 +47,19 @@ class Limits:
     engine/memory.py), and the largest size is computed with the history it would choose."""
 
 
+def field_name(key: object) -> str:
+    """The Config field a request's option key names: ``style-weight`` and ``style_weight`` alike."""
+    return str(key).replace("-", "_")
+
+
+def read_options(request: Any, text: str | None) -> dict[str, Any]:
+    """:func:`parse_options`, remembering on ``request.state.option_keys`` how the request spelled each
+    option (field → its key), so that errors and notes name it so."""
+    requested = parse_options(text)
+    request.state.option_keys = {field_name(k): str(k) for k in requested}
+    return requested
+
+
 def parse_options(text: str | None) -> dict[str, Any]:
     """The ``options`` form field: a JSON object (empty when absent)."""
     if text is None or not text.strip():
@@ -69,7 +82,7 @@ def parse_options(text: str | None) -> dict[str, Any]:
 
 def build_config(requested: Mapping[str, Any], defaults: Mapping[str, Any], limits: Limits) -> Config:
     """The server's defaults overridden by the request's options, checked against ``limits``."""
-    normal = {str(k).replace("-", "_"): v for k, v in requested.items()}
+    normal = {field_name(k): v for k, v in requested.items()}
     for name in SERVER_ONLY:
         if name in normal:
             raise ConfigError(f"`{name}` is set by the server, not by a request")
@@ -83,7 +96,7 @@ def build_config(requested: Mapping[str, Any], defaults: Mapping[str, Any], limi
     if isinstance(size, (int, float)) and not isinstance(size, bool) and size > limits.max_size:
         # Before Config's own bound: this server's limit is the one that matters to the request.
         raise ConfigError(f"`size` must be at most {limits.max_size} on this server, got {shown(size)}")
-    base = {str(k).replace("-", "_"): v for k, v in defaults.items()}
+    base = {field_name(k): v for k, v in defaults.items()}
     config = _config(base, normal)
     if config.size > limits.max_size:
         raise ConfigError(f"`size` must be at most {limits.max_size} on this server, got {config.size}")

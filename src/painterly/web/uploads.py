@@ -23,7 +23,7 @@ from fastapi import Request
 from fastapi.exceptions import RequestValidationError
 from PIL import Image
 
-from ..errors import ImageError
+from ..errors import ImageError, TooManyPixels
 from ..imageio import image_to_tensor, open_image, resize_longest, sniff_format, tensor_to_pil
 
 if TYPE_CHECKING:
@@ -98,10 +98,10 @@ def decode_upload(data: bytes, label: str, *, max_pixels: int, max_side: int) ->
     with _DECODE_SLOTS:
         try:
             image = open_image(data, max_pixels=max_pixels, name=label)
+        except TooManyPixels:
+            too_big = _too_many_pixels(data, fmt, max_pixels) or "too many pixels"
+            raise UploadRejected(413, f"{label}: {too_big}; this server accepts at most {_megapixels(max_pixels)}") from None
         except ImageError as exc:
-            too_big = _too_many_pixels(data, fmt, max_pixels)
-            if too_big is not None:
-                raise UploadRejected(413, f"{label}: {too_big}; this server accepts at most {_megapixels(max_pixels)}") from None
             raise UploadRejected(400, str(exc)) from None
         return _shrink(image, max_side)
 
