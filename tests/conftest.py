@@ -306,9 +306,9 @@ def clip_with_audio(path: Path, frames: Iterable[torch.Tensor], fps: int, audio_
     with av.open(str(path), "w", format="mp4") as out:
         video = out.add_stream("libx264", rate=fps)
         audio = out.add_stream("aac", rate=22050)
-        for frame in frames:
+        for i, frame in enumerate(frames):
             arr = (frame[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-            if video.width == 0:
+            if i == 0:  # a new stream is 640x480 until told (the frames were scaled up to it)
                 video.width, video.height, video.pix_fmt = arr.shape[1], arr.shape[0], "yuv420p"
             for p in video.encode(av.VideoFrame.from_ndarray(arr, format="rgb24")):
                 out.mux(p)
@@ -331,9 +331,9 @@ def clip_with_times(path: Path, frames: Iterable[torch.Tensor], times: Iterable[
     clock = Fraction(1, 1000)
     with av.open(str(path), "w", format="mp4") as out:
         stream = out.add_stream("libx264", rate=10)
-        for t, frame in zip(times, frames):
+        for i, (t, frame) in enumerate(zip(times, frames)):
             arr = (frame[0].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
-            if stream.width == 0:
+            if i == 0:  # a new stream is 640x480 until told
                 stream.width, stream.height, stream.pix_fmt = arr.shape[1], arr.shape[0], "yuv420p"
                 stream.codec_context.time_base = clock
             vf = av.VideoFrame.from_ndarray(arr, format="rgb24")

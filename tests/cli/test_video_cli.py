@@ -347,6 +347,14 @@ def test_original_colors_after_keeps_the_clips_colours(tmp_path: Path, clip: Pat
         assert (color.rgb_to_yiq(a)[:, 1:] - color.rgb_to_yiq(b)[:, 1:]).abs().mean().item() < 0.03
 
 
+def test_frames_smaller_than_the_size_are_noted_once(tmp_path: Path, clip: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
+    """48x36 frames at --size 64: one note for the clip (it was none: the frames' notes were dropped)."""
+    result = run_painterly(["video", str(clip), str(images.style), "-o", "out/", *fast_args(tiny_weights_file, size=64, iterations=2), "--frame-iterations", "1"], tmp_path)
+    assert result.returncode == 0, result.stderr
+    notes = [line for line in result.stderr.splitlines() if line.startswith("painterly: note: ")]
+    assert notes == ["painterly: note: each frame is only 48x36 px; upscaled to 64 px"], result.stderr
+
+
 def test_max_pixels_refuses_a_large_clip_in_one_line(tmp_path: Path, clip: Path, images, tiny_weights_file: Path) -> None:  # noqa: ANN001
     before = snapshot(tmp_path)
     result = run_painterly(["video", str(clip), str(images.style), "-o", "out.mp4", *video_args(tiny_weights_file), "--max-pixels", "1000"], tmp_path)

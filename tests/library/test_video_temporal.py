@@ -139,3 +139,31 @@ def test_on_luminance_compares_brightness_alone():
     darker = recoloured - 0.1
     assert grey(darker, {}).item() == pytest.approx(0.01, rel=1e-4)
     assert grey.at_level((6, 8), torch.device("cpu")).on_luminance
+
+
+def test_clip_styler_notes_what_the_first_frame_found_once(tiny_transfer, tiny_config, images):
+    """Frames smaller than `size` are upscaled: said once for the clip (`notes`, and one warning), not
+    once per frame, and as the frames (each frame), not as a content image."""
+    pytest.importorskip("cv2")
+    import warnings
+
+    from painterly.errors import PainterlyWarning
+    from painterly.video.sequence import ClipStyler, VideoSettings
+
+    frame = torch.nn.functional.interpolate(images.content_t, size=(24, 32), mode="bilinear", align_corners=False)
+    styler = ClipStyler(tiny_transfer(tiny_config(size=48, iterations=2)), [images.style], VideoSettings(frame_iterations=1))
+    assert styler.notes is None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            run = styler.start(frame)
+            for _ in run:
+                pass
+            styler.push(frame, run.result())
+    assert styler.notes == ("each frame is only 32x24 px; upscaled to 48 px",)
+    assert [str(w.message) for w in caught if issubclass(w.category, PainterlyWarning)] == list(styler.notes)
+    quiet = ClipStyler(tiny_transfer(tiny_config(size=48, iterations=2)), [images.style], warn=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        quiet.start(frame)
+    assert quiet.notes == styler.notes and not [w for w in caught if issubclass(w.category, PainterlyWarning)]

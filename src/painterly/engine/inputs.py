@@ -117,6 +117,7 @@ def load_inputs(
     warn: bool = True,
     mask: ImageLike | None = None,
     style_masks: Sequence[ImageLike | None] | None = None,
+    content_label: str | None = None,
 ) -> Inputs:
     """Load and check the images of a run against ``config``.
 
@@ -130,6 +131,8 @@ def load_inputs(
             ``None``; only with a mask.
         warn: report :attr:`Inputs.notes` (an upscaled content image, an option without effect, a
             stretched init) as :class:`PainterlyWarning` too; they are in the result either way.
+        content_label: how the notes name the content (default: its path, else ``content image``;
+            a video's frames: ``each frame``).
 
     Raises:
         ConfigError: an image or combination the run cannot use, naming the field at fault.
@@ -141,7 +144,7 @@ def load_inputs(
     notes = ineffective_options(config)
     content_t = None
     if content is not None:
-        name = str(content) if isinstance(content, (str, os.PathLike)) else "content image"
+        name = content_label or (str(content) if isinstance(content, (str, os.PathLike)) else "content image")
         content_t = to_tensor(content, name="content image", max_pixels=config.max_pixels, max_side=config.size)
         if max(content_t.shape[-2:]) < config.size:
             h, w = content_t.shape[-2:]

@@ -21,7 +21,7 @@ from torch import Tensor
 
 from .. import color
 from ..config import Config
-from ..engine import ImageLike, Run, StyleTransfer, TemporalTerm, load_inputs, to_tensor
+from ..engine import ImageLike, Inputs, Run, StyleTransfer, TemporalTerm, load_inputs, to_tensor
 from ..errors import ConfigError, shown
 from ..imageio import fit_size, resize
 from ..engine.pyramid import MIN_SIDE
@@ -79,13 +79,20 @@ class ClipStyler:
         styles: the style images, loaded once.
         settings: the temporal settings.
         init: the first frame's starting image, when the config's ``init`` is ``"image"``.
+        warn: report the first frame's :attr:`notes` as :class:`~painterly.errors.PainterlyWarning`
+            too (once: every frame would repeat them).
     """
 
     def __init__(
-        self, transfer: StyleTransfer, styles: Sequence[ImageLike], settings: VideoSettings = VideoSettings(), *, init: ImageLike | None = None
-    ) -> None:
+        self, transfer: StyleTransfer, styles: Sequence[ImageLike], settings: VideoSettings = VideoSettings(), *,
+        init: ImageLike | None = None, warn: bool = True,
+    ) -> None:  # fmt: skip
         config = transfer.config
         self.settings = settings
+        self.warn = warn
+        self.notes: tuple[str, ...] | None = None
+        """What the first frame started found odd but usable (:attr:`~painterly.engine.Inputs.notes`:
+        frames smaller than ``size``, an option without effect ...); ``None`` until a frame starts."""
         self.first = transfer
         self.init = to_tensor(init, name="init image", max_pixels=config.max_pixels, max_side=config.size) if init is not None else None
         later = config.replace(init="image", init_noise=0.0, multiscale=False, level_iterations=None, iterations=settings.iterations_after_first(config))
@@ -121,10 +128,10 @@ class ClipStyler:
 
         ``flows``: this frame's flows from :meth:`frames` (``None``: computed here)."""
         if not self.history:
-            return self.first.start(load_inputs(self.first.config, frame, self.styles, self.init, warn=False))
+            return self.first.start(self._inputs(self.first.config, frame, self.init))
         current = resize(frame, self.output_size(frame))
         warped, weights = self.guides(current, flows)
-        inputs = load_inputs(self.later.config, frame, self.styles, init=warped[0], warn=False)
+        inputs = self._inputs(self.later.config, frame, warped[0])
         colors = self.first.config.original_colors
         if colors in ("luminance", "after"):
             # The run optimises the luminance alone (or paints in the style's colours, which the saved
@@ -133,6 +140,14 @@ class ClipStyler:
         on_luminance = colors == "after"
         terms = [TemporalTerm(warped, weights, self.settings.temporal_weight, on_luminance=on_luminance)] if self.settings.temporal_weight > 0 else []
         return self.later.start(inputs, extra_terms=terms)
+
+    def _inputs(self, config: Config, frame: Tensor, init: Tensor | None) -> Inputs:
+        """The frame's inputs; the first frame's notes are kept (and warned of) once."""
+        first = self.notes is None
+        inputs = load_inputs(config, frame, self.styles, init, warn=self.warn and first, content_label="each frame")
+        if first:
+            self.notes = inputs.notes
+        return inputs
 
     def guides(
         self, current: Tensor, flows: tuple[tuple[Tensor, Tensor], ...] | None = None

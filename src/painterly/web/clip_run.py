@@ -18,11 +18,12 @@ import time
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any, Callable, Sequence
 
 from ..errors import PainterlyError
 from ..files import make_folder, remove_quietly
 from .job import CANCELLED, DONE, FAILED, FRAMES_FOLDER, INTERRUPTED, Job, encode_tensor_jpeg, finite, history_row
+from .options import notes_as_sent
 from .records import INTERRUPTED_MESSAGE
 
 if TYPE_CHECKING:
@@ -125,7 +126,7 @@ def _paint_frames(manager: JobManager, job: Job, spec: ClipSpec, encoder: Any, s
     from ..video.sequence import ClipStyler
 
     assert job.config is not None
-    styler = ClipStyler(StyleTransfer(job.config, encoder=encoder), spec.styles, spec.settings)
+    styler = ClipStyler(StyleTransfer(job.config, encoder=encoder), spec.styles, spec.settings, warn=False)
     make_folder(folder.folder)
     done = folder.finished()  # a resumed job's frames already made (as `painterly resume` goes on)
     meter = _Meter(manager, job, spec, done)
@@ -135,7 +136,10 @@ def _paint_frames(manager: JobManager, job: Job, spec: ClipSpec, encoder: Any, s
         for item in unfinished(styler, stream, done, lambda i: load_image(folder.frame(i))):
             if stopper.stopped:
                 return
+            noted = styler.notes is not None
             run = styler.start(item.frame, item.flows)
+            if not noted and styler.notes:  # what the first frame found odd (frames under `size` ...), as image jobs show
+                meter.notes(styler.notes)
             stopper.watch(run)
             meter.frame_starts(item.index, run)
             for progress in run:
@@ -176,6 +180,14 @@ class _Meter:
         self.offset = self.before
         self.previewed = 0.0
         self.last = 0  # the current frame's iterations so far
+
+    def notes(self, notes: Sequence[str]) -> None:
+        shown = notes_as_sent(notes, {})
+
+        def change(job: Job) -> None:
+            job.notes = [*job.notes, *(n for n in shown if n not in job.notes)]
+
+        self.manager.update(self.job, change)
 
     def frame_starts(self, index: int, run: Any) -> None:
         if self.first_iterations is None:
