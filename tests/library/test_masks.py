@@ -344,13 +344,15 @@ def test_photo_regions_start_in_the_photos_own_colours(images) -> None:  # noqa:
     assert (start[..., :32] - images.content_t[..., :32]).abs().mean() > 0.05
 
 
-def test_a_photo_region_is_the_photo_at_the_end_of_a_run(images, single_thread) -> None:  # noqa: ANN001
+@pytest.mark.parametrize("tile", [0, 32])
+def test_a_photo_region_is_the_photo_at_the_end_of_a_run(images, single_thread, tile) -> None:  # noqa: ANN001
     """Only the content loss acts on a photo region, and it holds features, not pixels: the neighbouring
     style used to reach deep into it (docs/quality.md, 40/255 off the photo near the border at 256 px).
-    Now the run evaluates and shows the photo there: the result is the photo wherever the mask is."""
+    Now the run evaluates and shows the photo there: the result is the photo wherever the mask is
+    (evaluated whole or by tiles)."""
     cfg = make_tiny_config(
         regions=["red=1", "white=photo"], size=48, iterations=12, multiscale=True, min_size=24,
-        style_layers=("relu1_1", "relu2_1", "relu3_1"), content_layers=("relu3_1",), style_weight=1e4,
+        style_layers=("relu1_1", "relu2_1", "relu3_1"), content_layers=("relu3_1",), style_weight=1e4, tile=tile,
     )  # fmt: skip
     mask = _mask(48, 64, ((255, 0, 0), slice(0, 32)))
     inputs = load_inputs(cfg, images.content, [images.style], mask=mask)
