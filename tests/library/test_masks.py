@@ -342,3 +342,57 @@ def test_photo_regions_start_in_the_photos_own_colours(images) -> None:  # noqa:
     start = starting_image(cfg, inputs, (48, 64))
     assert torch.equal(start[..., 32:], images.content_t[..., 32:])
     assert (start[..., :32] - images.content_t[..., :32]).abs().mean() > 0.05
+
+
+@pytest.mark.parametrize("tile", [0, 32])
+def test_a_photo_region_is_the_photo_at_the_end_of_a_run(images, single_thread, tile) -> None:  # noqa: ANN001
+    """Only the content loss acts on a photo region, and it holds features, not pixels: the neighbouring
+    style used to reach deep into it (docs/quality.md, 40/255 off the photo near the border at 256 px).
+    Now the run evaluates and shows the photo there: the result is the photo wherever the mask is
+    (evaluated whole or by tiles)."""
+    cfg = make_tiny_config(
+        regions=["red=1", "white=photo"], size=48, iterations=12, multiscale=True, min_size=24,
+        style_layers=("relu1_1", "relu2_1", "relu3_1"), content_layers=("relu3_1",), style_weight=1e4, tile=tile,
+    )  # fmt: skip
+    mask = _mask(48, 64, ((255, 0, 0), slice(0, 32)))
+    inputs = load_inputs(cfg, images.content, [images.style], mask=mask)
+    out = make_tiny_transfer(cfg).run(inputs)
+    hw = tuple(out.shape[-2:])
+    photo = resize(images.content_t, hw).clamp(0, 1)
+    share = resize_weights(inputs.region_weights, hw)[1:2]  # the white (photo) region's share
+    kept = (share == 1).expand_as(out)
+    assert kept[..., -4:].all()  # the photo half, away from the feathered border
+    assert torch.equal(out[kept], photo[kept])
+    # ... while the painted half is painted.
+    assert (out[..., :16] - photo[..., :16]).abs().mean() > 0.05
+
+
+def test_keep_photo_evaluation_is_the_chain_rule(images) -> None:  # noqa: ANN001
+    """With a feathered mask the evaluation of the kept image has the gradient of the loss of
+    ``keep_photo(x)`` with respect to ``x`` (float64), and a pixel wholly the photo's gets none."""
+    from painterly.engine.regions import keep_photo, keep_photo_evaluation
+
+    cfg = make_tiny_config(regions=["red=1", "white=photo"])
+    mask = _mask(48, 64, ((255, 0, 0), slice(0, 32)))
+    mask = torch.nn.functional.avg_pool2d(mask, 9, stride=1, padding=4, count_include_pad=False)  # feathered
+    inputs = load_inputs(cfg, images.content, [images.style], mask=mask)
+    hw = (24, 32)
+    c = torch.linspace(0.5, 3.0, 3 * 24 * 32, dtype=torch.float64).reshape(1, 3, 24, 32)
+
+    def loss(y: torch.Tensor) -> torch.Tensor:
+        return (c * y).sin().sum()
+
+    def evaluation(y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        y = y.detach().requires_grad_(True)
+        total = loss(y)
+        return total.detach(), torch.autograd.grad(total, y)[0], total.detach()
+
+    x = torch.rand(1, 3, *hw, dtype=torch.float64, generator=torch.Generator().manual_seed(4), requires_grad=True)
+    total, grad, _ = keep_photo_evaluation(evaluation, inputs, hw, torch.device("cpu"))(x.detach())
+    expected = torch.autograd.grad(loss(keep_photo(inputs, x)), x)[0]
+    assert torch.allclose(total, loss(keep_photo(inputs, x)).detach(), rtol=1e-12)
+    assert torch.allclose(grad, expected, rtol=1e-10, atol=1e-12)
+    share = resize_weights(inputs.region_weights, hw)[1:2]
+    assert ((share > 0) & (share < 1)).any()  # the feathered edge is in the test
+    assert grad[(share == 1).expand_as(grad)].abs().max() == 0
+    assert torch.equal(keep_photo(inputs, x)[(share == 1).expand_as(x)], resize(images.content_t, hw).double()[(share == 1).expand_as(x)])

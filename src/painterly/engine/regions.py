@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from typing import Sequence
+from typing import Callable, Sequence
 
 import torch
 from torch import Tensor
 
 from ..config import Config
 from ..errors import ConfigError
-from ..masks import check_aspect, color_name, parse_regions, read_mask, region_weights
+from ..imageio import resize
+from ..masks import check_aspect, color_name, parse_regions, photo_weight, read_mask, region_weights
 from .inputs import ImageLike, Inputs
 
 
@@ -75,3 +76,39 @@ def load_regions(inputs: Inputs, config: Config, mask: ImageLike | None, style_m
             loaded.append(t)
         masks_t = tuple(loaded)
     return dataclasses.replace(inputs, mask=mask_t, regions=regions, region_weights=weights, style_masks=masks_t)
+
+
+Evaluation = Callable[[Tensor], tuple[Tensor, Tensor, Tensor]]
+
+
+def keep_photo(inputs: Inputs, x: Tensor) -> Tensor:
+    """``x`` ``(1, 3, H, W)`` with its photo regions (``white=photo``) showing the photo:
+    ``p · photo + (1 − p) · x``, ``p`` the photo share of each pixel at ``x``'s size (soft at a
+    feathered edge); ``x`` itself when there is no photo region.
+
+    The image a run evaluates and shows is this one (:func:`keep_photo_evaluation`, ``Run._present``):
+    only the content loss acts on a photo region, and it holds the photo's features, not its pixels, so
+    the style of the neighbouring region used to reach ~60 px into it at 256 px (docs/quality.md).
+    """
+    p = photo_weight(inputs.regions, inputs.region_weights, tuple(x.shape[-2:]))
+    if p is None:
+        return x
+    photo = resize(inputs.content_work, tuple(x.shape[-2:])).to(x)
+    return torch.lerp(x, photo, p.to(x))  # exact at p = 0 and p = 1
+
+
+def keep_photo_evaluation(evaluation: Evaluation, inputs: Inputs, hw: tuple[int, int], device: torch.device) -> Evaluation:
+    """``evaluation`` (``x -> (total, grad, values)``) of :func:`keep_photo` ``(x)``, its gradient by
+    the chain rule (``(1 − p) · grad``: a pixel kept as the photo never moves); ``evaluation`` itself
+    when there is no photo region."""
+    p = photo_weight(inputs.regions, inputs.region_weights, hw)
+    if p is None:
+        return evaluation
+    p, photo = p.to(device), resize(inputs.content_work, hw).to(device)
+
+    def evaluate(x: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        share = p.to(x)
+        total, grad, values = evaluation(torch.lerp(x, photo.to(x), share))
+        return total, grad * (1 - share), values
+
+    return evaluate

@@ -29,6 +29,7 @@ from .targets import Targets, build_targets
 from .optimizers import LBFGSOptimizer, Optimizer, make_optimizer
 from .tiled import TiledEvaluation, level_tiles
 from .pyramid import MIN_SIDE, first_level_image, level_size, next_level_image, starting_image
+from .regions import keep_photo, keep_photo_evaluation
 from .state import Progress, RunState
 
 if TYPE_CHECKING:
@@ -306,7 +307,9 @@ class Run:
             from ..graphs import capture
 
             evaluation, note = capture(objective.evaluation, x)
-        return LevelWork(x, targets, objective, optimizer, evaluation, note, evaluation.grid(hw) if tile else ())
+        grid = evaluation.grid(hw) if tile else ()
+        evaluation = keep_photo_evaluation(evaluation, self.inputs, hw, self.device)  # photo regions are the photo (engine/regions.py)
+        return LevelWork(x, targets, objective, optimizer, evaluation, note, grid)
 
     def _evaluate(self, x: Tensor) -> tuple[LossTerms, Tensor]:
         # Here, not inside the evaluation: a CUDA graph replays the arithmetic without its Python.
@@ -358,6 +361,7 @@ class Run:
 
     def _present(self, x: Tensor) -> Tensor:
         """The image as users see it: in [0, 1], colours applied."""
+        x = keep_photo(self.inputs, x)
         if self.config.original_colors in ("luminance", "after") and self.inputs.content is not None:
             return color.join_luminance(x.clamp(0, 1), self.inputs.content.to(x.device))
         return x.clamp(0, 1)
