@@ -163,8 +163,8 @@ class Config:
         default="painting",
         metadata=_opt(
             "with --original-colors luminance or histogram: whose light-dark spread the matched style keeps: painting "
-            "(its own, which carries its strokes: paints as strongly as a plain run) or photo (Gatys et al. 2016 exactly: "
-            "scaled to the photo's, which paints far less with a flat photo; docs/quality.md)",
+            "(its own, which carries its strokes: about as painted as a plain run) or photo (Gatys et al. 2016 exactly: "
+            "scaled to the photo's, which paints far less when the photo is flatter than the painting; docs/quality.md)",
             choices=COLOR_CONTRASTS,
         ),
     )
