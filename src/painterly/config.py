@@ -21,6 +21,8 @@ CONTENT_LOSSES = ("mse", "cosine")
 STYLE_LOSSES = ("gram", "w2", "sliced", "histogram")
 POOLINGS = ("max", "avg")
 ORIGINAL_COLORS = ("off", "luminance", "histogram", "after")
+COLOR_CONTRASTS = ("painting", "photo")
+"""``color_contrast``: the light–dark spread a style matched by ``original_colors`` keeps (painterly.color.CONTRASTS)."""
 PRECISIONS = ("auto", "fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 INITS = ("noise", "content", "style", "image")
@@ -157,6 +159,15 @@ class Config:
             choices=ORIGINAL_COLORS,
         ),
     )
+    color_contrast: str = field(
+        default="painting",
+        metadata=_opt(
+            "with --original-colors luminance or histogram: whose light-dark spread the matched style keeps: painting "
+            "(its own, which carries its strokes: about as painted as a plain run) or photo (Gatys et al. 2016 exactly: "
+            "scaled to the photo's, which paints far less when the photo is flatter than the painting; docs/quality.md)",
+            choices=COLOR_CONTRASTS,
+        ),
+    )
     # --- regions (spatial control: a mask, see painterly.masks and docs/masks.md) ----------------
     regions: tuple[str, ...] | None = field(
         default=None,
@@ -261,6 +272,7 @@ class Config:
             ("style_loss", STYLE_LOSSES),
             ("optimizer", OPTIMIZERS),
             ("original_colors", ORIGINAL_COLORS),
+            ("color_contrast", COLOR_CONTRASTS),
             ("init_colors", INIT_COLORS),
             ("init", INITS),
             ("precision", PRECISIONS),

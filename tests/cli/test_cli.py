@@ -82,8 +82,8 @@ def test_no_command_prints_help_and_exits_2():
 HIDDEN = {
     "stylize": set(),
     "demo": set(),
-    "texture": {"content_weight", "content_loss", "content_layers", "original_colors", "init_colors", "regions", "mask_propagation", "laplacian_weight", "laplacian_pools"},
-    "reconstruct": {"regions", "mask_propagation", "style_loss", "style_weight", "style_layers", "style_layer_weights", "style_scale", "style_blend", "original_colors", "init_colors", "content_layers"},
+    "texture": {"content_weight", "content_loss", "content_layers", "original_colors", "color_contrast", "init_colors", "regions", "mask_propagation", "laplacian_weight", "laplacian_pools"},
+    "reconstruct": {"regions", "mask_propagation", "style_loss", "style_weight", "style_layers", "style_layer_weights", "style_scale", "style_blend", "original_colors", "color_contrast", "init_colors", "content_layers"},
 }
 
 

@@ -81,12 +81,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("texture", help="synthesise a texture from STYLE (style loss only, from noise)", description="Style reconstruction: white noise optimised to match the style's Gram matrices only.")
     p.add_argument("styles", nargs="+", metavar="style", help="style image(s)")
-    common(p, "texture", {**image, "help": "output image"}, skip=("regions", "mask_propagation", "content_weight", "content_loss", "content_layers", "original_colors", "init_colors", "laplacian_weight", "laplacian_pools"))
+    common(p, "texture", {**image, "help": "output image"}, skip=("regions", "mask_propagation", "content_weight", "content_loss", "content_layers", "original_colors", "color_contrast", "init_colors", "laplacian_weight", "laplacian_pools"))
 
     p = sub.add_parser("reconstruct", help="reconstruct CONTENT from one layer's features", description="Content reconstruction from white noise using one layer's features (Gatys et al., fig. 1).")
     p.add_argument("content", help="content image")
     p.add_argument("--layer", default="relu3_1", help="the layer to reconstruct from (default: relu3_1)")
-    common(p, "reconstruct", {**image, "help": "output image"}, skip=("regions", "mask_propagation", "style_weight", "style_layers", "style_layer_weights", "style_scale", "style_blend", "original_colors", "init_colors", "content_layers", "style_loss"))
+    common(p, "reconstruct", {**image, "help": "output image"}, skip=("regions", "mask_propagation", "style_weight", "style_layers", "style_layer_weights", "style_scale", "style_blend", "original_colors", "color_contrast", "init_colors", "content_layers", "style_loss"))
 
     from .video import add_video_parser
 

@@ -21,7 +21,7 @@ from .outputs import OutputOptions
 # Fields that belong together in --help, in this order (Config fields and OutputOptions fields).
 GROUPS: dict[str, tuple[str, ...]] = {
     "inputs and outputs": (
-        "size", "init", "init_noise", "init_colors", "original_colors", "style_blend",
+        "size", "init", "init_noise", "init_colors", "original_colors", "color_contrast", "style_blend",
         "regions", "mask_propagation", "save_every", "log", "plot", "checkpoint_every",
     ),
     "strength": ("content_weight", "style_weight", "tv_weight", "laplacian_weight", "style_scale"),

@@ -160,9 +160,9 @@ def load_inputs(
     # original_colors: the colour handling happens on the inputs, once, at full resolution.
     content_work, styles_work = content_t, style_ts
     if config.original_colors == "histogram" and content_t is not None:
-        styles_work = tuple(color.match_color(s, content_t) for s in style_ts)
+        styles_work = tuple(color.match_color(s, content_t, config.color_contrast) for s in style_ts)
     elif config.original_colors == "luminance" and content_t is not None:
-        styles_work = tuple(color.match_luminance(s, content_t) for s in style_ts)
+        styles_work = tuple(color.match_luminance(s, content_t, config.color_contrast) for s in style_ts)
         content_work = color.luminance(content_t)
     reference = content if content is not None else styles[0]
     reference_t = content_t if content_t is not None else style_ts[0]
