@@ -25,6 +25,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from .config import COLOR_CONTRASTS
+
 # NTSC YIQ; Y is the luminance.
 _RGB_TO_YIQ = torch.tensor(
     [[0.299, 0.587, 0.114], [0.595716, -0.274453, -0.321263], [0.211456, -0.522591, 0.311135]]
@@ -49,8 +51,9 @@ def luminance(image: Tensor) -> Tensor:
     return y.expand(-1, 3, -1, -1).contiguous()
 
 
-CONTRASTS = ("painting", "photo")
-"""Whose luminance spread a matched style keeps: the painting's own, or the photo's (Gatys et al. 2016)."""
+CONTRASTS = COLOR_CONTRASTS
+"""Whose luminance spread a matched style keeps: the painting's own, or the photo's (Gatys et al. 2016)
+(the choices of ``Config.color_contrast``)."""
 
 
 def _target_spread(style: Tensor, content: Tensor, contrast: str) -> Tensor:

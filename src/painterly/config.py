@@ -22,7 +22,7 @@ STYLE_LOSSES = ("gram", "w2", "sliced", "histogram")
 POOLINGS = ("max", "avg")
 ORIGINAL_COLORS = ("off", "luminance", "histogram", "after")
 COLOR_CONTRASTS = ("painting", "photo")
-"""``color_contrast``: the light–dark spread a style matched by ``original_colors`` keeps (painterly.color.CONTRASTS)."""
+"""``color_contrast``: whose light–dark spread a style matched by ``original_colors`` keeps (painterly.color)."""
 PRECISIONS = ("auto", "fp32", "bf16")
 DEVICES = ("auto", "cpu", "cuda", "mps")
 INITS = ("noise", "content", "style", "image")

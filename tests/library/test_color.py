@@ -130,3 +130,15 @@ def test_the_run_sees_the_style_color_contrast_asks_for(mode, images):
     assert spreads["photo"] == pytest.approx(_y(flat).std().item(), rel=0.15)
     assert spreads["painting"] == pytest.approx(_y(images.style_t).std().item(), rel=0.15)
     assert spreads["painting"] > 2.5 * spreads["photo"]
+
+
+def test_color_contrast_without_luminance_or_histogram_is_noted():
+    from painterly import Config
+    from painterly.engine.inputs import ineffective_options
+
+    assert ineffective_options(Config(color_contrast="photo", original_colors="histogram")) == []
+    for colors in ("off", "after"):
+        assert ineffective_options(Config(color_contrast="photo", original_colors=colors)) == [
+            "`color_contrast` has no effect without `original_colors` luminance or histogram"
+        ]
+    assert ineffective_options(Config(original_colors="off")) == []

@@ -407,3 +407,21 @@ def test_the_laplacian_field_runs_the_term_and_its_loss_is_listed(page, tmp_path
     assert page.is_visible("#loss-laplacian")
     assert "laplacian-weight" in page.text_content("#params-list") and "500" in page.text_content("#params-list")
     page.locator("#losses").screenshot(path=str(ARTIFACTS / "studio-losses-laplacian.png"))
+
+
+def test_the_contrast_choice_applies_with_luminance_and_reaches_the_job(page, tmp_path):
+    """Contrast is offered only where the style is matched to the photo's colours (luminance,
+    histogram); the choice made there is the job's color_contrast."""
+    assert page.is_disabled("#color-contrast") and page.input_value("#color-contrast") == "painting"
+    page.select_option("#original-colors", "luminance")
+    assert page.is_enabled("#color-contrast")
+    page.select_option("#color-contrast", "photo")
+    page.select_option("#original-colors", "after")
+    assert page.is_disabled("#color-contrast")
+    page.select_option("#original-colors", "histogram")
+    page.set_input_files("#content-input", str(write_png(tmp_path / "photo.png", 64, 48, seed=1)))
+    page.set_input_files("#style-input", str(write_png(tmp_path / "painting.png", 56, 56, seed=2)))
+    start_single_scale_job(page, 64, 3)
+    page.wait_for_function("() => document.getElementById('status').textContent === 'done'", timeout=30_000)
+    params = page.text_content("#params-list")
+    assert "color-contrastphoto" in params and "original-colorshistogram" in params, params

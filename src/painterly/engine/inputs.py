@@ -289,6 +289,8 @@ def ineffective_options(config: Config) -> list[str]:
             notes.append(f"`{name}` has no effect with `optimizer` {config.optimizer}")
     if config.laplacian_weight == 0 and config.laplacian_pools != defaults["laplacian_pools"]:
         notes.append("`laplacian_pools` has no effect without `laplacian_weight` (the Laplacian loss is off)")
+    if config.original_colors not in ("luminance", "histogram") and config.color_contrast != defaults["color_contrast"]:
+        notes.append("`color_contrast` has no effect without `original_colors` luminance or histogram")
     if config.init == "noise" and config.init_noise > 0:
         notes.append("`init_noise` has no effect with `init` noise: the start is all noise already")
     for name in ("lr_decay", "lr_decay_steps"):

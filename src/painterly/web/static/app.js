@@ -40,6 +40,8 @@ async function init() {
   $("laplacian-weight").value = d.laplacian_weight || 0;
   if (d.style_loss) $("style-loss").value = d.style_loss;
   $("original-colors").value = d.original_colors;
+  if (d.color_contrast) $("color-contrast").value = d.color_contrast;
+  contrastApplies();
   $("multiscale").checked = d.multiscale;
   if (["content", "noise", "style"].includes(d.init)) $("init").value = d.init;
   $("size").max = serverConfig.limits.max_size;
@@ -102,6 +104,7 @@ function wireInputs() {
   }
   $("use-demo").addEventListener("click", chooseDemo);
   $("preset").addEventListener("change", (e) => applyPreset(e.target.value));
+  $("original-colors").addEventListener("change", contrastApplies);
   $("size").addEventListener("input", () => { $("preset").value = matchingPreset(); });
   $("iterations").addEventListener("input", () => { $("preset").value = matchingPreset(); });
   $("strength").addEventListener("input", updateStrengthLabel);
@@ -237,6 +240,13 @@ function updateStrengthLabel() {
   $("strength-label").textContent = label;
 }
 
+// The contrast choice only means something where the style is matched to the photo's colours.
+function contrastApplies() {
+  const applies = ["luminance", "histogram"].includes($("original-colors").value);
+  $("color-contrast").disabled = !applies;
+  return applies;
+}
+
 function collectOptions() {
   const options = {
     size: Number($("size").value),
@@ -248,6 +258,7 @@ function collectOptions() {
     multiscale: $("multiscale").checked,
     laplacian_weight: Number($("laplacian-weight").value) || 0,
   };
+  if (contrastApplies()) options.color_contrast = $("color-contrast").value;
   if (!initJob) options.init = $("init").value;
   const seed = $("seed").value.trim();
   if (seed !== "") options.seed = Number(seed);
