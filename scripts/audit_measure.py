@@ -4,7 +4,7 @@
     python scripts/audit_measure.py spectrum A.png B.png ...          detail per octave, in cycles per picture
     python scripts/audit_measure.py style STYLE.jpg A.png B.png ...   Gram style loss at a common 256 px
     python scripts/audit_measure.py grid A.png ...                    energy at the pools' periods (2, 4, 8, 16 px) over nearby
-    python scripts/audit_measure.py edges A.png ...                   local detail of the frame's rows/columns
+    python scripts/audit_measure.py edges A.png ...                   local detail of the frame's rows/columns (and the last six's profile)
     python scripts/audit_measure.py photo RESULT.png PHOTO MASK       |result − photo| by distance from a mask's border
 
 Images are read as float RGB in [0, 1]; "local detail" is mean |x − 3×3 mean| (docs/quality.md).
@@ -89,6 +89,9 @@ def edges(paths: list[str]) -> None:
         inside = d[8:-8, 8:-8].mean()
         print(f"  inside {inside:.4f}; first/last rows {d[0].mean():.4f} {d[-1].mean():.4f}; "
               f"first/last columns {d[:, 0].mean():.4f} {d[:, -1].mean():.4f}  {p}")
+        # The frame's profile: rows 1-6 from the bottom and the top, columns 1-6 from the right, over the inside.
+        for label, lines in (("bottom rows", d[::-1]), ("top rows", d), ("right columns", d.T[::-1])):
+            print(f"    {label} 1-6 / inside: " + " ".join(f"{lines[k].mean() / inside:.2f}" for k in range(6)))
 
 
 def style_loss(style: str, paths: list[str], side: int = 256) -> None:
