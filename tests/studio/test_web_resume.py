@@ -86,6 +86,17 @@ def slowed(monkeypatch: pytest.MonkeyPatch, delay: float) -> None:
     monkeypatch.setattr(engine.Run, "step", lambda self: (time.sleep(delay), step(self))[1])
 
 
+def interrupted_job(work: Path, defaults: dict, monkeypatch: pytest.MonkeyPatch, options: dict) -> str:
+    """A job of ``options`` (slowed) stopped at its second iteration by the server's stop: its id."""
+    slowed(monkeypatch, 0.1)
+    app = create_app(work, default_options=defaults)
+    with running_server(app) as url, httpx.Client(base_url=url, timeout=30, headers=token_headers(app)) as http:
+        job_id = submit(http, options)
+        wait_for(http, job_id, lambda j: j["iteration"] >= 2)
+    monkeypatch.undo()
+    return job_id
+
+
 def test_a_stopped_server_leaves_jobs_that_resume_to_the_uninterrupted_result(tmp_path, defaults, monkeypatch):
     work = tmp_path / "work"
     slowed(monkeypatch, 0.15)
@@ -167,13 +178,7 @@ def test_refusals_name_the_job(tmp_path, defaults):
 def test_the_server_can_resume_every_interrupted_job_at_start(tmp_path, defaults, monkeypatch):
     """``painterly serve --resume-interrupted`` (create_app's resume_interrupted)."""
     work = tmp_path / "work"
-    slowed(monkeypatch, 0.1)
-    options = {"size": 32, "iterations": 12, "multiscale": False, "seed": 1}
-    app = create_app(work, default_options=defaults)
-    with running_server(app) as url, httpx.Client(base_url=url, timeout=30, headers=token_headers(app)) as http:
-        job_id = submit(http, options)
-        wait_for(http, job_id, lambda j: j["iteration"] >= 2)
-    monkeypatch.undo()
+    job_id = interrupted_job(work, defaults, monkeypatch, {"size": 32, "iterations": 12, "multiscale": False, "seed": 1})
     app2 = create_app(work, default_options=defaults, resume_interrupted=True)
     with running_server(app2) as url, httpx.Client(base_url=url, timeout=30, headers=token_headers(app2)) as http:
         job = wait_for(http, job_id, over)
@@ -183,12 +188,7 @@ def test_the_server_can_resume_every_interrupted_job_at_start(tmp_path, defaults
 def test_an_interrupted_job_not_to_be_resumed_is_discarded(tmp_path, defaults, monkeypatch):
     """DELETE on a resumable interrupted job: cancelled, what it kept to resume removed (its preview stays)."""
     work = tmp_path / "work"
-    slowed(monkeypatch, 0.1)
-    app = create_app(work, default_options=defaults)
-    with running_server(app) as url, httpx.Client(base_url=url, timeout=30, headers=token_headers(app)) as http:
-        job_id = submit(http, {"size": 32, "iterations": 50, "multiscale": False})
-        wait_for(http, job_id, lambda j: j["iteration"] >= 2)
-    monkeypatch.undo()
+    job_id = interrupted_job(work, defaults, monkeypatch, {"size": 32, "iterations": 50, "multiscale": False})
     folder = work / "jobs" / job_id
     assert {SAVED_FILE, CHECKPOINT_FILE, "result.png"} <= {p.name for p in folder.iterdir()}
     app2 = create_app(work, default_options=defaults)
@@ -206,11 +206,7 @@ def test_an_interrupted_job_not_to_be_resumed_is_discarded(tmp_path, defaults, m
 def test_painterly_serve_resume_interrupted_runs_them_again(tmp_path, defaults, monkeypatch):
     """The flag on a real ``painterly serve``: the job (its saved config names the tiny weights) is done."""
     work = tmp_path / "work"
-    slowed(monkeypatch, 0.1)
-    app = create_app(work, default_options=defaults)
-    with running_server(app) as url, httpx.Client(base_url=url, timeout=30, headers=token_headers(app)) as http:
-        job_id = submit(http, {"size": 32, "iterations": 12, "multiscale": False})
-        wait_for(http, job_id, lambda j: j["iteration"] >= 2)
+    job_id = interrupted_job(work, defaults, monkeypatch, {"size": 32, "iterations": 12, "multiscale": False})
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
     argv = [sys.executable, "-m", "painterly", "serve", "--port", "0", "--workdir", str(work), "--resume-interrupted"]
     proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
