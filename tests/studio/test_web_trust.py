@@ -370,9 +370,13 @@ def test_queued_and_running_jobs_come_back_interrupted_after_the_server_stops(tm
             assert jobs[running]["has_result"]
             assert second.http.get(f"/api/jobs/{running}/result").status_code == 200
         assert second.http.get(f"/api/jobs/{queued}/result").status_code == 409
-        # Interrupted jobs are over: they cannot be cancelled, and the queue is empty.
-        assert second.http.delete(f"/api/jobs/{queued}").status_code == 409
+        # Interrupted jobs are not run again by themselves: the queue is empty. Each can be resumed
+        # (tests/studio/test_web_resume.py) or discarded, once: discarded, it is over.
         assert second.http.get("/api/jobs").json()["queue"]["waiting"] == 0
+        assert all(second.http.get(f"/api/jobs/{j}").json()["resumable"] for j in (running, queued))
+        assert second.http.delete(f"/api/jobs/{queued}").status_code == 200
+        assert second.http.get(f"/api/jobs/{queued}").json()["status"] == "cancelled"
+        assert second.http.delete(f"/api/jobs/{queued}").status_code == 409
         # A page (or script) from before the restart still sends the old token: told what to do.
         r = second.http.post("/api/jobs", data={"demo": "true"}, headers={TOKEN_HEADER: first.token})
         assert r.status_code == 403 and "reload the page" in r.json()["detail"], r.text
