@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from .errors import ConfigError, WeightsError, shown
-from .layers import VGG19_LAYERS, Layer, deepest, layer
+from .layers import VGG19_LAYERS, Layer, deepest, edge_padding, feature_side, layer
 
 # Caffe's VGG was trained on BGR images in 0-255 with the mean pixel subtracted.
 CAFFE_MEAN_BGR = (103.939, 116.779, 123.68)
@@ -89,7 +89,8 @@ class VGG19Encoder(nn.Module):
             elif lay.kind == "relu":
                 modules.append(nn.ReLU(inplace=False))
             else:
-                # ceil_mode: a side that is no multiple of 2 keeps its last row/column (layers.feature_side).
+                # ceil_mode: only pool5 can meet an odd side (the input is continued to a multiple of 16:
+                # layers.edge_padding); it keeps the last row/column (layers.feature_side).
                 modules.append(nn.MaxPool2d(2, 2, ceil_mode=True) if pooling == "max" else nn.AvgPool2d(2, 2, ceil_mode=True))
         self.net = nn.ModuleList(modules)
         # A ReLU whose convolution output nobody reads may overwrite it: one large tensor fewer to
@@ -131,16 +132,35 @@ class VGG19Encoder(nn.Module):
                 at least ``2**(number of pools before the deepest layer)``.
 
         Returns:
-            ``{layer name: (N, C, H', W')}`` for every requested layer.
+            ``{layer name: (N, C, H', W')}`` for every requested layer, ``H' = ceil(H / stride)``
+            (:func:`~painterly.layers.feature_side`). The network sees the image reflected past its
+            bottom and right edges to a multiple of 16, so that every position up to relu5_x stands on
+            a whole pool cell (:func:`~painterly.layers.edge_padding`).
         """
         wanted = set(self.layers)
         out: dict[str, Tensor] = {}
-        x = self.preprocess(image)
+        h, w = image.shape[-2:]
+        x = continued(self.preprocess(image))
+        padded = tuple(x.shape[-2:]) != (h, w)
         for lay, module, in_place in zip(self._plan, self.net, self._relu_in_place):
             x = torch.relu_(x) if in_place else module(x)
             if lay.name in wanted:
-                out[lay.name] = x * self.feature_scale if self.feature_scale != 1.0 else x
+                # Only the positions that stand on the image: those wholly in the padding are dropped.
+                f = x[..., : feature_side(h, lay.stride), : feature_side(w, lay.stride)] if padded else x
+                out[lay.name] = f * self.feature_scale if self.feature_scale != 1.0 else f
         return out
+
+
+def continued(x: Tensor) -> Tensor:
+    """``x`` ``(N, C, H, W)`` reflected past its bottom and right edges to a multiple of 16, as the
+    network sees it (:func:`~painterly.layers.edge_padding`; edge pixels repeated where a side is too
+    short to reflect)."""
+    h, w = x.shape[-2:]
+    ph, pw = edge_padding(h), edge_padding(w)
+    if not ph and not pw:
+        return x
+    mode = "reflect" if ph < h and pw < w else "replicate"
+    return torch.nn.functional.pad(x, (0, pw, 0, ph), mode=mode)
 
 
 def random_state(widths: tuple[int, int, int, int, int] = (8, 16, 32, 32, 32), seed: int = 0) -> dict[str, Tensor]:

@@ -66,12 +66,29 @@ CONV_LAYERS: tuple[Layer, ...] = tuple(layer for layer in VGG19_LAYERS if layer.
 def feature_side(pixels: int, stride: int) -> int:
     """Positions along an image side of ``pixels`` at a layer of total ``stride``: ``ceil(pixels / stride)``.
 
-    The pools keep a last, partial 2×2 cell (``ceil_mode``): with the network's own floor, the strip of
-    up to ``stride − 1`` px at the bottom and right of an image whose side is no multiple of ``stride``
-    never reached the deeper layers, got no style from them and stayed visibly smoother than the rest
-    (up to 15 px at relu5_1; at a coarse level of the pyramid, 4× that in the result).
+    The last position stands on the image's last, partial cell of ``stride`` px, continued past the edge
+    (:func:`edge_padding`). Dropping it (the network's own floor) left a strip of up to ``stride − 1``
+    px at the bottom and right that got no style from the deeper layers and stayed visibly smoother
+    than the rest; keeping it as a cell of fewer pixels (``ceil_mode`` alone) made it a band of specks.
     """
     return -(-pixels // stride)
+
+
+EDGE_MULTIPLE = 16
+"""The network's input is continued to a multiple of this (relu5_x's stride) whatever layers a run reads,
+so that a layer's features never depend on which deeper layers are computed beside it."""
+
+
+def edge_padding(pixels: int) -> int:
+    """Pixels the network's input is continued by past the bottom (right) edge of a side of ``pixels``:
+    up to the next multiple of :data:`EDGE_MULTIPLE`, so that no pool cell up to relu5_x is partial.
+
+    A partial cell kept as it is (``ceil_mode`` alone) stands on fewer pixels than the others yet counts
+    as fully in every statistic: the last rows of a picture whose height is no multiple of 16 came out
+    as a band of coloured specks (docs/quality.md). The encoder reflects the image into the padding and
+    crops each map back to :func:`feature_side` positions.
+    """
+    return -pixels % EDGE_MULTIPLE
 
 
 def layer(name: str) -> Layer:

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from .errors import ConfigError, shown
-from .layers import VGG19_LAYERS, layer
+from .layers import VGG19_LAYERS, feature_side, layer
 
 RGB = tuple[int, int, int]
 
@@ -251,8 +251,9 @@ def layer_guides(guide: Tensor, layers: Iterable[str], propagation: str = "avg")
 
     Args:
         guide: ``(K, 1, H, W)`` in [0, 1] at the size of the image the encoder sees.
-        layers: layer names; the sizes follow the encoder's (3×3 convs keep the size, 2×2 pools keep a
-            partial cell: :func:`~painterly.layers.feature_side`).
+        layers: layer names; the sizes follow the encoder's (3×3 convs keep the size, 2×2 pools; the
+            guide continued past its bottom and right edges as the image is: :func:`~painterly.encoder.continued`,
+            :func:`~painterly.layers.feature_side`).
         propagation: ``avg`` (average pooling through the pools) or ``inside`` (also an erosion, a
             3×3 minimum, at each convolution: a position counts only as much as its whole receptive
             field's neighbourhood lies inside the region).
@@ -265,9 +266,12 @@ def layer_guides(guide: Tensor, layers: Iterable[str], propagation: str = "avg")
     wanted = set(layers)
     if not wanted:
         return {}
+    from .encoder import continued
+
     last = max(layer(n).index for n in wanted)
     out: dict[str, Tensor] = {}
-    g = guide
+    h, w = guide.shape[-2:]
+    g = continued(guide)  # as the encoder continues the image past its bottom and right edges
     for lay in VGG19_LAYERS:
         if lay.index > last:
             break
@@ -276,7 +280,7 @@ def layer_guides(guide: Tensor, layers: Iterable[str], propagation: str = "avg")
         elif lay.kind == "conv" and propagation == "inside":
             g = -F.max_pool2d(-g, 3, stride=1, padding=1)
         if lay.name in wanted:
-            out[lay.name] = g
+            out[lay.name] = g[..., : feature_side(h, lay.stride), : feature_side(w, lay.stride)]
     return out
 
 

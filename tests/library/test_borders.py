@@ -4,7 +4,8 @@ Found by looking at real results (docs/quality.md): the demo (451x300) came out 
 columns about three times smoother than the rest (they stayed near the photo), and a texture from noise at
 120x75 px kept more of its starting noise in its bottom 11 rows than inside. The 2×2 pools dropped the last row/column of an odd-sized map, so the strip of an
 image whose side is no multiple of 16 never reached relu5_1 (nor, for the wider ones, relu4_1 ...) and got
-no style from those layers. The pools now keep the partial cell (``ceil_mode``, layers.feature_side).
+no style from those layers. The last cell is now kept (layers.feature_side), and whole: the network sees
+the image continued past its bottom and right edges to a multiple of 16 (layers.edge_padding).
 """
 
 from __future__ import annotations
@@ -54,13 +55,15 @@ def test_every_row_and_column_gets_style_from_the_deepest_layer(pooling: str) ->
 
 
 def test_a_mask_reaches_the_layers_at_the_encoders_size() -> None:
-    # The region guides follow the pools the same way (a partial cell: the mean of the pixels it has).
+    # The region guides follow the encoder: continued past the edge by reflection, then pooled.
     guide = torch.zeros(1, 1, 45, 61, dtype=torch.float64)
     guide[..., :, 60:] = 1.0  # only the last column is in the region
     out = layer_guides(guide, ("relu5_1", "relu3_1"), "avg")
     assert out["relu5_1"].shape[-2:] == (feature_side(45, 16), feature_side(61, 16))
-    # The partial last cell of relu3_1 (stride 4) covers columns 60 only: all of it is in the region.
-    assert out["relu3_1"][..., :, -1].min().item() == pytest.approx(1.0)
+    # The last cell of relu3_1 (stride 4) holds column 60 and, reflected, 59, 58 and 57 (the image the
+    # network sees there): a quarter of it is in the region.
+    assert out["relu3_1"][..., :, -1].min().item() == pytest.approx(0.25)
+    assert out["relu3_1"][..., :, -1].max().item() == pytest.approx(0.25)
     assert out["relu3_1"][..., :, :-1].max().item() == 0.0
 
 

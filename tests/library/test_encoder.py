@@ -172,3 +172,39 @@ def test_random_state_shapes_and_determinism():
     wide = random_state((4, 4, 4, 4, 6))
     assert wide["conv5_4.weight"].shape == (6, 6, 3, 3)
     assert wide["conv5_1.weight"].shape == (6, 4, 3, 3)
+
+
+def test_the_network_sees_the_image_reflected_to_a_multiple_of_16() -> None:
+    """A side that is no multiple of 16 is continued by its mirror image past the bottom and right
+    edges, and each map cropped back to ceil(side / stride) positions: every position up to relu5_1
+    stands on a whole pool cell. (With the partial cells kept as they were, the last rows of such a
+    picture came out as a band of coloured specks: docs/quality.md.)"""
+    from painterly.layers import feature_side
+
+    names = ("relu1_1", "relu2_1", "relu3_1", "relu4_1", "relu5_1")
+    enc = VGG19Encoder(random_state(), "caffe", names).double()
+    x = torch.rand(1, 3, 34, 50, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
+    out = enc(x)
+    whole = enc(torch.nn.functional.pad(x, (0, 14, 0, 14), mode="reflect"))  # 48 x 64: nothing to continue
+    for n in names:
+        s = layer(n).stride
+        assert out[n].shape[-2:] == (feature_side(34, s), feature_side(50, s))
+        assert torch.equal(out[n], whole[n][..., : feature_side(34, s), : feature_side(50, s)]), n
+    # A side of 16's multiples is read as it is (the bits of before).
+    y = x[..., :32, :48]
+    plain = enc(y)
+    assert all(plain[n].shape[-2:] == (32 // layer(n).stride or 1, 48 // layer(n).stride) for n in names)
+
+
+def test_a_layers_features_do_not_depend_on_the_deeper_layers_read() -> None:
+    x = torch.rand(1, 3, 21, 37, generator=torch.Generator().manual_seed(1))
+    shallow = VGG19Encoder(random_state(), "caffe", ("relu1_1",))(x)["relu1_1"]
+    deep = VGG19Encoder(random_state(), "caffe", ("relu1_1", "relu5_1"))(x)["relu1_1"]
+    assert torch.equal(shallow, deep)
+
+
+def test_a_side_too_short_to_reflect_repeats_its_edge() -> None:
+    """8 px cannot be reflected by 8 more (reflection needs a longer side): the edge row is repeated."""
+    enc = VGG19Encoder(random_state(), "caffe", ("relu1_1", "relu4_1"))
+    out = enc(torch.rand(1, 3, 8, 40, generator=torch.Generator().manual_seed(2)))
+    assert out["relu1_1"].shape[-2:] == (8, 40) and out["relu4_1"].shape[-2:] == (1, 5)

@@ -61,7 +61,7 @@ def test_tiled_equals_untiled(pooling: str, cosine: bool, tile: int) -> None:
 def test_deeper_layers_and_their_halo() -> None:
     obj = _objective("max", False, layers_c=("relu4_1",), layers_s=("relu1_1", "relu4_1"))
     tiled = TiledEvaluation(obj, 16)
-    assert (tiled.stride, tiled.halo) == (8, 32)  # radius 2 + 4 + 16 + 8 = 30, up to a multiple of 8
+    assert (tiled.stride, tiled.halo) == (16, 32)  # radius 2 + 4 + 16 + 8 = 30, up to a multiple of 16 (edge_padding)
     _assert_same(obj, tiled, _image())
 
 
@@ -69,15 +69,16 @@ def test_deeper_layers_and_their_halo() -> None:
 def test_pool_layers_read_directly(pooling: str) -> None:
     obj = _objective(pooling, False, layers_c=("pool2",), layers_s=("conv1_2", "pool3"))
     tiled = TiledEvaluation(obj, 17)
-    assert (tiled.stride, tiled.halo) == (8, 24)  # radius 2 + 4 + 16 (a pool adds nothing beyond its cell)
+    assert (tiled.stride, tiled.halo) == (16, 32)  # radius 2 + 4 + 16 (a pool adds nothing beyond its cell), up to 16
     _assert_same(obj, tiled, _image())
 
 
 def test_too_narrow_a_halo_is_caught() -> None:
     """The equivalence above can fail: with a halo short of the receptive field the gradients differ."""
-    obj = _objective("max", False)
-    tiled = TiledEvaluation(obj, 20)
-    tiled.halo = tiled.stride
+    obj = _objective("max", False, layers_c=("relu4_1",), layers_s=("relu1_1", "relu4_1"))
+    tiled = TiledEvaluation(obj, 16)
+    assert (tiled.stride, tiled.halo) == (16, 32)
+    tiled.halo = 16  # aligned, but short of relu4_1's receptive radius (30 px)
     _, grad, _ = obj.evaluation(_image())
     _, t_grad, _ = tiled(_image())
     assert float((t_grad - grad).abs().max() / grad.abs().max()) > 1e-6

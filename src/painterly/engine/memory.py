@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from ..encoder import VGG19Encoder
-from ..layers import feature_side
+from ..layers import edge_padding, feature_side
 from .pyramid import HW
 from .tiled import geometry
 
@@ -49,8 +49,9 @@ def available_bytes(device: torch.device) -> int:
 
 def activation_bytes(encoder: VGG19Encoder, hw: HW, element_bytes: int = 4) -> int:
     """Estimated memory of one forward and backward pass of ``encoder`` over an image of ``hw``: every
-    layer's output (kept for the backward), plus the two largest again (the gradients in flight)."""
-    h, w = hw
+    layer's output (kept for the backward), plus the two largest again (the gradients in flight); the
+    network sees the image continued to a multiple of 16 (:func:`~painterly.layers.edge_padding`)."""
+    h, w = hw[0] + edge_padding(hw[0]), hw[1] + edge_padding(hw[1])
     sizes, channels, stride = [], 3, 1
     for module in getattr(encoder, "net", ()):  # a stand-in encoder without layers: its input only
         if isinstance(module, nn.Conv2d):

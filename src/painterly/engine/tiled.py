@@ -33,7 +33,7 @@ from torch import Tensor
 
 from ..encoder import VGG19Encoder
 from ..errors import ConfigError, PainterlyWarning
-from ..layers import VGG19_LAYERS, deepest, feature_side
+from ..layers import EDGE_MULTIPLE, VGG19_LAYERS, deepest, feature_side
 from ..losses import gram_sum
 from .objective import Objective
 from .pyramid import HW
@@ -86,13 +86,15 @@ def receptive_radius(name: str) -> int:
 
 def geometry(layers: Iterable[str], reach: tuple[int, int] = (1, 1)) -> tuple[int, int]:
     """``(stride, halo)`` for tiles feeding ``layers`` and terms on the pixels that need ``reach``
-    (:func:`pixel_reach`): origins are multiples of ``stride`` (the deepest layer's and the terms'
-    alignment); the halo is the larger of the receptive radius and the terms' halo, rounded up to ``stride``."""
+    (:func:`pixel_reach`): origins are multiples of ``stride`` (the deepest layer's, the terms' alignment
+    and the encoder's :data:`~painterly.layers.EDGE_MULTIPLE`); the halo is the larger of the receptive radius and the terms' halo, rounded up to ``stride``."""
     layers = tuple(layers)
     stride, need = reach
     if layers:
+        # Origins on the encoder's EDGE_MULTIPLE too: a crop that ends at the image's bottom or right
+        # edge is then continued past it as the whole image is (layers.edge_padding).
         last = deepest(layers)
-        stride, need = math.lcm(stride, last.stride), max(need, receptive_radius(last.name))
+        stride, need = math.lcm(stride, last.stride, EDGE_MULTIPLE), max(need, receptive_radius(last.name))
     return stride, math.ceil(need / stride) * stride
 
 
