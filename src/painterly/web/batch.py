@@ -28,7 +28,7 @@ from fastapi.responses import JSONResponse, Response
 
 from ..errors import ConfigError, shown
 from .job import DONE, FINAL, Job
-from .options import Limits, build_config, check_budget, notes_as_sent, public_options, read_options
+from .options import Limits, build_config, check_budget, notes_as_sent, planned_iterations, public_options, read_options
 from .queue import JobManager, QueueFull
 from .resume import keep_inputs
 from .uploads import require_form, sent_once, uploaded_pair
@@ -155,7 +155,7 @@ def add_batch_routes(
                 id=job_id, directory=directory, options=public_options(config), config=config, images=images,
                 inputs={"content": content_name, "styles": [style_name], **({"demo": True} if demo else {})},
                 notes=notes_as_sent(images.notes, request.state.option_keys),
-                total_iterations=sum(config.level_iterations) if config.level_iterations else config.iterations,
+                total_iterations=planned_iterations(config),
             )  # fmt: skip
             try:
                 keep_inputs(job)  # what a resume needs (web/resume.py); 507 on a full disk

@@ -22,9 +22,9 @@ from fastapi.responses import JSONResponse
 from ..errors import ConfigError, ImageError, TooManyPixels, shown
 from .clip_run import ClipSpec
 from .job import CLIP_STEM, VIDEO, Job
-from .options import Limits, build_config, check_budget, field_name, public_options, read_options
-from .queue import JobManager, QueueFull
-from .resume import keep_inputs
+from .options import Limits, build_config, check_budget, field_name, planned_iterations, public_options, read_options
+from .queue import JobManager
+from .resume import accept
 from .uploads import UploadRejected, client_name, read_upload
 
 if TYPE_CHECKING:
@@ -104,19 +104,13 @@ def submit_clip(
             config=config,
             images=ClipSpec(path, name, style_imgs, settings, info, first, count, max_pixels),
             inputs={"clip": name, "styles": [client_name(s) for s in styles]},
-            total_iterations=sum(config.level_iterations) if config.level_iterations else config.iterations,
+            total_iterations=planned_iterations(config),
             video={"frame": 0, "frames": frames, "done": 0, "fps": float(info.fps), "audio": info.has_audio},
         )
-        keep_inputs(job)
-        manager.submit(job)
-    except QueueFull as exc:
-        manager.discard_directory(directory)
-        raise HTTPException(429, str(exc)) from None
     except BaseException:
         manager.discard_directory(directory)
         raise
-    snapshot = manager.snapshot(job)
-    return JSONResponse(snapshot, status_code=202, headers={"Location": snapshot["urls"]["self"]})
+    return accept(manager, job)
 
 
 def _save_clip(upload: UploadFile, path: Path, limit: int) -> None:

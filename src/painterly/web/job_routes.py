@@ -18,10 +18,10 @@ from PIL import Image
 from ..errors import shown
 from .clip_submit import submit_clip
 from .job import FINAL, MASK_FILE, VIDEO, Job
-from .options import Limits, build_config, check_budget, notes_as_sent, public_options, read_options
-from .queue import JobManager, QueueFull
+from .options import Limits, build_config, check_budget, notes_as_sent, planned_iterations, public_options, read_options
+from .queue import JobManager
 from .records import save_mask
-from .resume import ResumeRefused, keep_inputs, resume
+from .resume import ResumeRefused, accept, resume
 from .uploads import UploadRejected, client_name, read_upload, require_form, sent_once, uploaded_pair
 
 EVENT_POLL_S = 0.1
@@ -108,19 +108,9 @@ def add_job_routes(
             images=images,
             inputs=inputs,
             notes=notes_as_sent(images.notes, request.state.option_keys),
-            total_iterations=sum(config.level_iterations) if config.level_iterations else config.iterations,
+            total_iterations=planned_iterations(config),
         )
-        try:
-            keep_inputs(job)
-            manager.submit(job)
-        except QueueFull as exc:
-            manager.discard_directory(directory)
-            raise HTTPException(429, str(exc)) from None
-        except BaseException:
-            manager.discard_directory(directory)
-            raise
-        snapshot = manager.snapshot(job)
-        return JSONResponse(snapshot, status_code=202, headers={"Location": snapshot["urls"]["self"]})
+        return accept(manager, job)
 
     @app.get("/api/jobs", tags=["jobs"], summary="Every job on this server, newest first (the gallery)")
     def list_jobs() -> dict[str, Any]:

@@ -80,6 +80,11 @@ def parse_options(text: str | None) -> dict[str, Any]:
     return value
 
 
+def planned_iterations(config: Config) -> int:
+    """The iterations a run of ``config`` makes in all (its levels' own counts, when it gives them)."""
+    return sum(config.level_iterations) if config.level_iterations else config.iterations
+
+
 def build_config(requested: Mapping[str, Any], defaults: Mapping[str, Any], limits: Limits) -> Config:
     """The server's defaults overridden by the request's options, checked against ``limits``."""
     normal = {field_name(k): v for k, v in requested.items()}
@@ -108,7 +113,7 @@ def build_config(requested: Mapping[str, Any], defaults: Mapping[str, Any], limi
             f"`style_scale`: the styles would be computed at {style_side:g} px (`size` × `style_scale`);"
             f" at most {limits.max_size} on this server"
         )
-    total = sum(config.level_iterations) if config.level_iterations is not None else config.iterations
+    total = planned_iterations(config)
     if total > limits.max_iterations:
         raise ConfigError(f"`iterations` must be at most {limits.max_iterations} on this server, got {total}")
     if config.optimizer == "lbfgs" and config.lbfgs_history > limits.max_lbfgs_history:

@@ -38,6 +38,8 @@ from ..files import remove_quietly, remove_stale_temps, write_with
 from .job import CHECKPOINT_FILE, CLIP_STEM, INTERRUPTED, QUEUED, SAVED_FILE, VIDEO, Job
 
 if TYPE_CHECKING:
+    from fastapi.responses import JSONResponse
+
     from .queue import JobManager
 
 log = logging.getLogger("painterly.web")
@@ -93,6 +95,31 @@ def keep_inputs(job: Job) -> None:
         reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc).splitlines()[0]
         raise HTTPException(507, f"the server cannot keep the job's inputs: {reason}") from None
     job.saved = True
+
+
+def accept(manager: JobManager, job: Job) -> JSONResponse:
+    """Take a new job (its folder made, nothing queued yet): keep its inputs, queue it, and answer 202
+    with its snapshot. A job that cannot be taken leaves no folder behind.
+
+    Raises:
+        HTTPException: 429 the queue is full, 507 the disk is full.
+    """
+    from fastapi import HTTPException
+    from fastapi.responses import JSONResponse
+
+    from .queue import QueueFull
+
+    try:
+        keep_inputs(job)
+        manager.submit(job)
+    except QueueFull as exc:
+        manager.discard_directory(job.directory)
+        raise HTTPException(429, str(exc)) from None
+    except BaseException:
+        manager.discard_directory(job.directory)
+        raise
+    snapshot = manager.snapshot(job)
+    return JSONResponse(snapshot, status_code=202, headers={"Location": snapshot["urls"]["self"]})
 
 
 # --- checkpoints of a running image job ---------------------------------------------------------------
